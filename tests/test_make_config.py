@@ -1,0 +1,88 @@
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from spacy.util import load_config, load_model_from_config
+from typer.testing import CliRunner
+
+from scripts import make_config
+from scripts.errors import UserError
+from scripts.make_config import CorpusStats, parse_components, scale_schedule
+
+BASE = Path(__file__).resolve().parent.parent / "configs" / "base.cfg"
+
+
+def write_corpus(path: Path, *, ents: int = 3, cats: int = 3, multi: bool = False) -> Path:
+    nlp = spacy.blank("en")
+    docs = []
+    for i in range(ents):
+        doc = nlp.make_doc(f"We need {i} years of Python")
+        doc.set_ents([doc.char_span(doc.text.index("Python"), len(doc.text), label="SKILL")], default="outside")
+        docs.append(doc)
+    for i in range(cats):
+        doc = nlp.make_doc(f"Free lunch number {i}")
+        doc.cats = {"benefits": 1.0, "requirements": 1.0 if multi else 0.0}
+        docs.append(doc)
+    DocBin(docs=docs).to_disk(path)
+    return path
+
+
+def test_components_are_validated_with_the_valid_names_listed():
+    assert parse_components(" ner , textcat ") == ["ner", "textcat"]
+    with pytest.raises(UserError, match=r"components 'parser' is not supported; use one of: ner \| textcat \|"):
+        parse_components("parser")
+
+
+def test_schedule_scales_with_the_corpus():
+    small = scale_schedule(CorpusStats(100, 3_000, 100, 0, 0), batch_words=1000)
+    large = scale_schedule(CorpusStats(50_000, 1_500_000, 50_000, 0, 0), batch_words=1000)
+    assert small.max_epochs > large.max_epochs >= 3
+    assert small.warmup_steps == small.total_steps // 10
+    assert small.total_steps == small.max_epochs * 3
+    assert large.eval_frequency == 200 and small.eval_frequency == 5
+    assert scale_schedule(CorpusStats(100, 3_000, 100, 0, 0), batch_words=1000, max_epochs=2).max_epochs == 2
+
+
+def test_config_keeps_only_the_chosen_components_and_loads(tmp_path):
+    train = write_corpus(tmp_path / "train.spacy")
+    output = tmp_path / "config.cfg"
+    make_config.make_config(base_path=BASE, output=output, components="ner", transformer="auto", lang="en", train=train)
+    config = load_config(output, interpolate=False)
+    assert config["nlp"]["pipeline"] == ["transformer", "ner"]
+    assert set(config["components"]) == {"transformer", "ner"}
+    assert set(config["initialize"]["components"]) == {"ner"}
+    assert config["components"]["transformer"]["model"]["name"].endswith("model")
+    assert config["training"]["score_weights"]["ents_f"] == 1.0
+    nlp = load_model_from_config(load_config(output), auto_fill=False)
+    assert nlp.pipe_names == ["transformer", "ner"]
+
+
+def test_multilabel_data_refuses_exclusive_textcat(tmp_path):
+    train = write_corpus(tmp_path / "train.spacy", multi=True)
+    with pytest.raises(UserError, match="3 documents have several positive labels.*--vars.components ner,textcat_multilabel"):
+        make_config.make_config(base_path=BASE, output=tmp_path / "c.cfg", components="ner,textcat", transformer="auto", lang="en", train=train)
+    assert not (tmp_path / "c.cfg").exists()
+
+
+def test_component_without_annotation_is_refused(tmp_path):
+    train = write_corpus(tmp_path / "train.spacy", ents=0)
+    with pytest.raises(UserError, match="components include ner but no document carries entity annotation"):
+        make_config.make_config(base_path=BASE, output=tmp_path / "c.cfg", components="ner,textcat", transformer="auto", lang="en", train=train)
+
+
+def test_cli_missing_corpus_is_one_line(tmp_path):
+    result = CliRunner().invoke(
+        make_config.app, [str(BASE), str(tmp_path / "c.cfg"), "--train", str(tmp_path / "missing.spacy")]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip() == f"✘ {tmp_path / 'missing.spacy'}: training corpus not found; run the convert step first (spacy project run convert)"
+    assert not (tmp_path / "c.cfg").exists()
+
+
+def test_cli_unknown_component_is_one_line(tmp_path):
+    train = write_corpus(tmp_path / "train.spacy")
+    result = CliRunner().invoke(make_config.app, [str(BASE), str(tmp_path / "c.cfg"), "--components", "ner,tagger", "--train", str(train)])
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert "components 'ner,tagger' is not supported" in result.output
