@@ -50,15 +50,26 @@ def performance_from_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return performance
 
 
+def score(value: Any) -> str:
+    """A score for humans: 0.853, or n/a where the test split gave nothing to compute it on."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def describe(metrics: dict[str, Any], *, base_model: str, components: list[str]) -> str:
     """One paragraph for the package meta: what the pipeline does and how well, on which data."""
     parts = [f"Transformer pipeline ({', '.join(components)}) fine-tuned from {base_model}."]
     if metrics.get("ents"):
         ents = metrics["ents"]
-        parts.append(f"Entities on the held-out test split: P {ents['p']:.3f}, R {ents['r']:.3f}, F {ents['f']:.3f} ({ents['n_docs']} docs).")
+        parts.append(
+            f"Entities on the held-out test split: P {score(ents['p'])}, R {score(ents['r'])}, "
+            f"F {score(ents['f'])} ({ents['n_docs']} docs)."
+        )
     if metrics.get("textcat"):
         cats = metrics["textcat"]
-        parts.append(f"Categories ({cats['mode']}): macro F {cats['macro_f']:.3f} ({cats['n_docs']} docs).")
+        parts.append(
+            f"Categories ({cats['mode']}) on the held-out test split: accuracy {score(cats.get('accuracy'))}, "
+            f"macro F {score(cats['macro_f'])} ({cats['n_docs']} docs)."
+        )
     return " ".join(parts)
 
 

@@ -1,0 +1,417 @@
+"""All evaluation scores from gold and predicted Docs: pure functions, no I/O, no pipeline.
+
+    evaluation = evaluate_docs(golds=gold_docs, preds=pred_docs, tasks=Tasks(ent_labels=("PER",)))
+    evaluation.metrics["ents"]["f"]  # -> 0.5
+
+`evaluation.metrics` is what `scripts.evaluate` writes as metrics.json (layout version "format": 1).
+Scores are fractions 0..1; a score is null where nothing was there to compute it on; a task the model
+does not have is null as a whole ("ents": null).
+
+    {
+      "format": 1,
+      "model": {"name", "version", "path", "pipeline", "transformer", ...},   # filled in by scripts.evaluate
+      "data": {"path", "sha256", "n_docs", "gold_preproc"},                  # filled in by scripts.evaluate
+      "warnings": ["..."],
+      "ents": {
+        "p", "r", "f",                  # micro over known labels; a hit is the exact span with the right label
+        "tokenization": "model" | "gold",   # predicted on the raw text, or on the gold words (--gold-preproc)
+        "n_docs", "n_skipped",          # docs scored / skipped because they have no entity annotation
+        "errors": {"missed", "spurious", "wrong_label", "wrong_span"},
+        "unknown_labels": {LABEL: n_gold_entities},   # not scored: the model cannot predict them
+        "per_label": {LABEL: {"p", "r", "f", "support"}},
+      },
+      "textcat": {
+        "mode": "exclusive" | "multilabel",
+        "accuracy",                     # exclusive: argmax is right; multilabel: every label is right
+        "macro_f", "micro_f", "macro_auc",
+        "n_docs", "n_skipped", "skipped": {"no_annotation", "unknown_label", "not_one_label"},
+        "unknown_labels": {LABEL: n_docs_where_positive},
+        "per_label": {LABEL: {"p", "r", "f", "auc", "support", "n_docs"}},
+        "confusion": {"labels": [...], "matrix": [[n gold i predicted j]]} | null,   # exclusive only
+        "thresholds": {LABEL: {"model", "best", "f_at_model", "f_at_best"}} | null, # multilabel only
+      },
+    }
+
+Rules: a document without a task's annotation is not counted for that task (no entity annotation: every
+token has ent_iob 0; no category annotation: doc.cats is empty). Multi-label docs are scored only on the
+labels their doc.cats lists. Macro averages run over labels with gold support or predictions. Gold
+categories count as positive at >= 0.5; multi-label predictions at >= the model's threshold.
+`Evaluation.details` holds what the report shows beyond numbers: error examples and threshold curves.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from spacy.scorer import PRFScore, ROCAUCScore
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+
+FORMAT_VERSION = 1
+GOLD_POSITIVE = 0.5
+CURVE_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+@dataclass(frozen=True)
+class Tasks:
+    """What the model predicts: entity labels and/or category labels (None: the model lacks the task)."""
+
+    ent_labels: Optional[Tuple[str, ...]] = None
+    cat_labels: Optional[Tuple[str, ...]] = None
+    exclusive: bool = True
+    threshold: float = 0.5
+
+
+@dataclass
+class Evaluation:
+    metrics: Dict[str, Any]
+    details: Dict[str, Any] = field(default_factory=dict)
+
+
+def has_ent_annotation(doc: Doc) -> bool:
+    """True when the doc's entities are annotated (some token has ent_iob != 0)."""
+    return doc.has_annotation("ENT_IOB")
+
+
+def has_cat_annotation(doc: Doc) -> bool:
+    return bool(doc.cats)
+
+
+def evaluate_docs(
+    *, golds: Sequence[Doc], preds: Sequence[Doc], tasks: Tasks, tokenization: str = "model"
+) -> Evaluation:
+    """Score predicted Docs against gold Docs (same order, same texts) for the tasks the model has."""
+    if len(golds) != len(preds):
+        raise ValueError(f"{len(golds)} gold docs but {len(preds)} predicted docs")
+    metrics: Dict[str, Any] = {"format": FORMAT_VERSION, "ents": None, "textcat": None}
+    details: Dict[str, Any] = {}
+    if tasks.ent_labels is not None:
+        records = [match_ents(gold=g, pred=p, labels=tasks.ent_labels) for g, p in zip(golds, preds)]
+        metrics["ents"] = score_ents(records=records, tokenization=tokenization)
+        details["ent_errors"] = ent_error_docs(records=records)
+    if tasks.cat_labels is not None:
+        rows, skipped, unknown = collect_cats(
+            golds=golds, preds=preds, labels=tasks.cat_labels, exclusive=tasks.exclusive
+        )
+        if tasks.exclusive:
+            metrics["textcat"] = score_exclusive(rows=rows, labels=tasks.cat_labels)
+        else:
+            metrics["textcat"] = score_multilabel(rows=rows, labels=tasks.cat_labels, threshold=tasks.threshold)
+            details["threshold_curves"] = threshold_curves(rows=rows, labels=tasks.cat_labels)
+        metrics["textcat"].update(
+            n_skipped=sum(skipped.values()), skipped=skipped, unknown_labels=dict(sorted(unknown.items()))
+        )
+        details["cat_errors"] = misclassified(rows=rows, tasks=tasks)
+    return Evaluation(metrics=metrics, details=details)
+
+
+# ---------------------------------------------------------------- entities
+
+
+@dataclass
+class EntRecord:
+    """One doc's entities in gold token space, each tagged with what happened to it."""
+
+    text: str
+    annotated: bool
+    gold: List[Dict[str, Any]] = field(default_factory=list)
+    pred: List[Dict[str, Any]] = field(default_factory=list)
+    unknown: Counter = field(default_factory=Counter)
+
+
+def match_ents(*, gold: Doc, pred: Doc, labels: Iterable[str]) -> EntRecord:
+    """Tag gold entities (correct/missed/wrong_label/wrong_span) and predicted ones
+    (correct/spurious/wrong_label/wrong_span), aligning the predicted tokens to the gold ones
+    the way spaCy's own NER scorer does."""
+    record = EntRecord(text=gold.text, annotated=has_ent_annotation(gold))
+    if not record.annotated:
+        return record
+    known = set(labels)
+    blocked = [not t.ent_iob for t in gold]  # tokens with no annotation: predictions there are not scored
+    for ent in gold.ents:
+        if ent.label_ not in known:
+            record.unknown[ent.label_] += 1
+            blocked[ent.start : ent.end] = [True] * len(ent)
+        else:
+            record.gold.append(_ent_dict(ent, ent.start, ent.end))
+    x2y = Example(pred, gold).alignment.x2y
+    for ent in pred.ents:
+        indices = x2y[ent.start : ent.end]
+        if len(indices) and not any(blocked[indices[0] : indices[-1] + 1]):
+            record.pred.append(_ent_dict(ent, int(indices[0]), int(indices[-1]) + 1))
+    _tag_ents(record)
+    return record
+
+
+def _ent_dict(ent: Span, start: int, end: int) -> Dict[str, Any]:
+    # token offsets in gold space for matching, characters for display
+    return {"label": ent.label_, "start": start, "end": end, "start_char": ent.start_char,
+            "end_char": ent.end_char, "kind": ""}
+
+
+def _tag_ents(record: EntRecord) -> None:
+    gold_by_span = {(g["start"], g["end"]): g for g in record.gold}
+    for p in record.pred:
+        g = gold_by_span.get((p["start"], p["end"]))
+        if g is not None and not g["kind"]:
+            p["kind"] = g["kind"] = "correct" if g["label"] == p["label"] else "wrong_label"
+            if p["kind"] == "wrong_label":
+                p["gold_label"], g["pred_label"] = g["label"], p["label"]
+    for p in record.pred:
+        if not p["kind"]:
+            overlaps = [g for g in record.gold if g["start"] < p["end"] and p["start"] < g["end"]]
+            p["kind"] = "wrong_span" if overlaps else "spurious"
+            for g in overlaps:
+                g["kind"] = g["kind"] or "wrong_span"
+    for g in record.gold:
+        g["kind"] = g["kind"] or "missed"
+
+
+def score_ents(*, records: Sequence[EntRecord], tokenization: str) -> Dict[str, Any]:
+    per_label: Dict[str, PRFScore] = {}
+    errors: Counter = Counter()
+    unknown: Counter = Counter()
+    support: Counter = Counter()
+    for record in records:
+        unknown.update(record.unknown)
+        for g in record.gold:
+            support[g["label"]] += 1
+            if g["kind"] != "correct":
+                per_label.setdefault(g["label"], PRFScore()).fn += 1
+            if g["kind"] == "missed":
+                errors["missed"] += 1
+        for p in record.pred:
+            score = per_label.setdefault(p["label"], PRFScore())
+            if p["kind"] == "correct":
+                score.tp += 1
+            else:
+                score.fp += 1
+                errors[p["kind"]] += 1
+    totals = sum(per_label.values(), PRFScore())
+    n_docs = sum(r.annotated for r in records)
+    return {
+        **_prf(totals),
+        "tokenization": tokenization,
+        "n_docs": n_docs,
+        "n_skipped": len(records) - n_docs,
+        "errors": {k: errors[k] for k in ("missed", "spurious", "wrong_label", "wrong_span")},
+        "unknown_labels": dict(sorted(unknown.items())),
+        "per_label": {
+            label: {**_prf(per_label[label], empty=0.0), "support": support[label]} for label in sorted(per_label)
+        },
+    }
+
+
+def _prf(score: PRFScore, *, empty: Optional[float] = None) -> Dict[str, Optional[float]]:
+    if len(score) == 0:
+        return {"p": empty, "r": empty, "f": empty}
+    return {"p": score.precision, "r": score.recall, "f": score.fscore}
+
+
+def ent_error_docs(*, records: Sequence[EntRecord]) -> List[Dict[str, Any]]:
+    """Docs with at least one entity error, most errors first: {"text", "gold", "pred", "n_errors"}."""
+    docs = []
+    for record in records:
+        n_errors = sum(g["kind"] == "missed" for g in record.gold) + sum(
+            p["kind"] != "correct" for p in record.pred
+        )
+        if n_errors:
+            docs.append({"text": record.text, "gold": record.gold, "pred": record.pred, "n_errors": n_errors})
+    return sorted(docs, key=lambda d: -d["n_errors"])
+
+
+# ---------------------------------------------------------------- categories
+
+
+@dataclass(frozen=True)
+class CatRow:
+    """One scored doc: gold values for the known labels it is annotated with, and the model's scores."""
+
+    text: str
+    gold: Dict[str, bool]
+    scores: Dict[str, float]
+
+
+def collect_cats(
+    *, golds: Sequence[Doc], preds: Sequence[Doc], labels: Sequence[str], exclusive: bool
+) -> Tuple[List[CatRow], Dict[str, int], Counter]:
+    """Keep the docs that can be scored; count the skipped ones by reason and the unknown labels."""
+    rows: List[CatRow] = []
+    skipped = {"no_annotation": 0, "unknown_label": 0, "not_one_label": 0}
+    unknown: Counter = Counter()
+    for gold, pred in zip(golds, preds):
+        if not has_cat_annotation(gold):
+            skipped["no_annotation"] += 1
+            continue
+        extra = [label for label in gold.cats if label not in labels]
+        unknown.update({label: int(gold.cats[label] >= GOLD_POSITIVE) for label in extra})
+        positives = [label for label, value in gold.cats.items() if value >= GOLD_POSITIVE]
+        if exclusive and len(positives) != 1:
+            skipped["not_one_label"] += 1
+            continue
+        if exclusive and positives[0] not in labels:
+            skipped["unknown_label"] += 1
+            continue
+        scored = list(labels) if exclusive else [label for label in labels if label in gold.cats]
+        if not scored:
+            skipped["unknown_label"] += 1
+            continue
+        rows.append(CatRow(
+            text=gold.text,
+            gold={label: gold.cats.get(label, 0.0) >= GOLD_POSITIVE for label in scored},
+            scores={label: float(pred.cats.get(label, 0.0)) for label in labels},
+        ))
+    return rows, skipped, unknown
+
+
+def predicted_label(row: CatRow, labels: Sequence[str]) -> str:
+    # ties go to the first label in the model's order, as numpy's argmax does
+    return max(labels, key=lambda label: (row.scores[label], -labels.index(label)))
+
+
+def gold_label(row: CatRow) -> str:
+    return next(label for label, value in row.gold.items() if value)
+
+
+def score_exclusive(*, rows: Sequence[CatRow], labels: Sequence[str]) -> Dict[str, Any]:
+    labels = list(labels)
+    matrix = [[0] * len(labels) for _ in labels]
+    for row in rows:
+        matrix[labels.index(gold_label(row))][labels.index(predicted_label(row, labels))] += 1
+    counts = {}
+    for i, label in enumerate(labels):
+        tp = matrix[i][i]
+        counts[label] = PRFScore(tp=tp, fp=sum(r[i] for r in matrix) - tp, fn=sum(matrix[i]) - tp)
+    correct = sum(matrix[i][i] for i in range(len(labels)))
+    return {
+        "mode": "exclusive",
+        "accuracy": correct / len(rows) if rows else None,
+        **_summary(counts=counts, rows=rows),
+        "confusion": {"labels": labels, "matrix": matrix},
+        "thresholds": None,
+    }
+
+
+def score_multilabel(*, rows: Sequence[CatRow], labels: Sequence[str], threshold: float) -> Dict[str, Any]:
+    counts = {}
+    thresholds = {}
+    for label in labels:
+        golds, scores = _label_column(rows, label)
+        counts[label] = binary_prf(golds=golds, scores=scores, threshold=threshold)
+        thresholds[label] = find_threshold(golds=golds, scores=scores, model_threshold=threshold)
+    exact = sum(all((row.scores[k] >= threshold) == v for k, v in row.gold.items()) for row in rows)
+    return {
+        "mode": "multilabel",
+        "accuracy": exact / len(rows) if rows else None,
+        **_summary(counts=counts, rows=rows),
+        "confusion": None,
+        "thresholds": thresholds,
+    }
+
+
+def _label_column(rows: Sequence[CatRow], label: str) -> Tuple[List[bool], List[float]]:
+    scored = [row for row in rows if label in row.gold]
+    return [row.gold[label] for row in scored], [row.scores[label] for row in scored]
+
+
+def _summary(*, counts: Dict[str, PRFScore], rows: Sequence[CatRow]) -> Dict[str, Any]:
+    """Macro/micro F, macro AUC, n_docs and the per-label table from per-label counts."""
+    per_label = {}
+    for label, score in counts.items():
+        golds, scores = _label_column(rows, label)
+        per_label[label] = {
+            **_prf(score, empty=0.0), "auc": roc_auc(golds=golds, scores=scores),
+            "support": sum(golds), "n_docs": len(golds),
+        }
+    active = [label for label, score in counts.items() if len(score)]
+    aucs = [values["auc"] for values in per_label.values() if values["auc"] is not None]
+    micro = sum(counts.values(), PRFScore())
+    return {
+        "macro_f": sum(per_label[label]["f"] for label in active) / len(active) if active else None,
+        "micro_f": micro.fscore if len(micro) else None,
+        "macro_auc": sum(aucs) / len(aucs) if aucs else None,
+        "n_docs": len(rows),
+        "per_label": per_label,
+    }
+
+
+def roc_auc(*, golds: Sequence[bool], scores: Sequence[float]) -> Optional[float]:
+    """ROC AUC of scores for binary golds; None unless both classes occur."""
+    auc = ROCAUCScore()
+    for gold, score in zip(golds, scores):
+        auc.score_set(score, int(gold))
+    return float(auc.score) if auc.is_binary() else None
+
+
+def binary_prf(*, golds: Sequence[bool], scores: Sequence[float], threshold: float) -> PRFScore:
+    """Counts for one label: a score >= threshold predicts the label."""
+    return PRFScore(
+        tp=sum(g and s >= threshold for g, s in zip(golds, scores)),
+        fp=sum(not g and s >= threshold for g, s in zip(golds, scores)),
+        fn=sum(g and s < threshold for g, s in zip(golds, scores)),
+    )
+
+
+def f_at(*, golds: Sequence[bool], scores: Sequence[float], threshold: float) -> float:
+    return binary_prf(golds=golds, scores=scores, threshold=threshold).fscore
+
+
+def find_threshold(
+    *, golds: Sequence[bool], scores: Sequence[float], model_threshold: float
+) -> Dict[str, Optional[float]]:
+    """The threshold with the best F on this data (midway between the scores it separates; ties go to the
+    one nearest the model's), next to the F at the model's own threshold. Example: golds [1, 0], scores
+    [0.4, 0.2] -> best 0.3."""
+    result: Dict[str, Optional[float]] = {
+        "model": model_threshold, "best": None, "f_at_model": None, "f_at_best": None
+    }
+    if not any(golds):
+        return result
+    cuts = f_by_cut(golds=golds, scores=scores)
+    best, f_best = max(cuts, key=lambda cut: (cut[1], -abs(cut[0] - model_threshold)))
+    result.update(best=best, f_at_model=f_at(golds=golds, scores=scores, threshold=model_threshold), f_at_best=f_best)
+    return result
+
+
+def f_by_cut(*, golds: Sequence[bool], scores: Sequence[float]) -> List[Tuple[float, float]]:
+    """(threshold, F) for every distinct score, in one sweep from the highest: the threshold lies midway
+    to the next lower score (the lowest score is its own threshold)."""
+    pairs = sorted(zip(scores, golds), reverse=True)
+    n_pos = sum(golds)
+    cuts: List[Tuple[float, float]] = []
+    tp = fp = 0
+    for i, (score, gold) in enumerate(pairs):
+        tp, fp = tp + bool(gold), fp + (not gold)
+        if i + 1 < len(pairs) and pairs[i + 1][0] == score:
+            continue  # all docs with this score fall on the same side
+        lower = pairs[i + 1][0] if i + 1 < len(pairs) else score
+        cuts.append(((score + lower) / 2, 2 * tp / (tp + fp + n_pos)))
+    return cuts
+
+
+def threshold_curves(*, rows: Sequence[CatRow], labels: Sequence[str]) -> Dict[str, List[Tuple[float, float]]]:
+    """F by threshold on a fixed grid, per label with positive examples (for the report's plot)."""
+    curves = {}
+    for label in labels:
+        golds, scores = _label_column(rows, label)
+        if any(golds):
+            curves[label] = [(t, f_at(golds=golds, scores=scores, threshold=t)) for t in CURVE_GRID]
+    return curves
+
+
+def misclassified(*, rows: Sequence[CatRow], tasks: Tasks) -> List[Dict[str, Any]]:
+    """Wrongly classified docs, most confidently wrong first: {"text", "gold", "pred", "scores", "margin"}."""
+    labels = list(tasks.cat_labels or ())
+    errors = []
+    for row in rows:
+        if tasks.exclusive:
+            gold, pred = [gold_label(row)], [predicted_label(row, labels)]
+            margin = row.scores[pred[0]] - row.scores[gold[0]]
+        else:
+            gold = [k for k, v in row.gold.items() if v]
+            pred = [k for k in row.gold if row.scores[k] >= tasks.threshold]
+            wrong = [k for k, v in row.gold.items() if (row.scores[k] >= tasks.threshold) != v]
+            margin = max((abs(row.scores[k] - tasks.threshold) for k in wrong), default=0.0)
+        if gold != pred:
+            errors.append({"text": row.text, "gold": gold, "pred": pred, "scores": row.scores, "margin": margin})
+    return sorted(errors, key=lambda e: -e["margin"])
