@@ -29,6 +29,7 @@ class CorpusStats:
     docs_with_ents: int
     docs_with_cats: int
     docs_multi_label: int  # documents with more than one positive category
+    lengths: tuple[int, ...] = ()  # tokens per document
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,16 @@ def read_corpus_stats(path: Path) -> CorpusStats:
         docs_with_ents=sum(doc.has_annotation("ENT_IOB") for doc in docs),
         docs_with_cats=sum(bool(doc.cats) for doc in docs),
         docs_multi_label=sum(sum(v >= 0.5 for v in doc.cats.values()) > 1 for doc in docs),
+        lengths=tuple(len(doc) for doc in docs),
     )
+
+
+def count_batches(lengths: tuple[int, ...], *, batcher: dict) -> int:
+    """Batches per epoch that the configured batcher makes from documents of these lengths."""
+    from spacy.util import registry
+
+    make_batches = registry.resolve({"batcher": batcher})["batcher"]
+    return max(1, sum(1 for _ in make_batches([range(n) for n in lengths])))
 
 
 def check_corpus_fits(components: list[str], stats: CorpusStats, *, corpus: Path) -> None:
@@ -81,9 +91,8 @@ def check_corpus_fits(components: list[str], stats: CorpusStats, *, corpus: Path
         )
 
 
-def scale_schedule(stats: CorpusStats, *, batch_words: int, max_epochs: int = 0) -> Schedule:
+def scale_schedule(batches_per_epoch: int, *, max_epochs: int = 0) -> Schedule:
     """Epochs, evaluation, patience and warmup scaled to the corpus (max_epochs 0 = choose)."""
-    batches_per_epoch = max(1, math.ceil(stats.words / batch_words))
     if max_epochs <= 0:
         # Small corpora need many passes to make enough updates; big ones need few.
         max_epochs = min(30, max(3, math.ceil(600 / batches_per_epoch)))
@@ -150,7 +159,8 @@ def make_config(
     base_model = resolve_base_model(transformer, lang=lang)
     info(f"Base model: {base_model.name} ({base_model.source})")
     base = load_config(base_path, interpolate=False)
-    schedule = scale_schedule(stats, batch_words=base["training"]["batcher"]["size"], max_epochs=max_epochs)
+    batches = count_batches(stats.lengths, batcher=base["training"]["batcher"])
+    schedule = scale_schedule(batches, max_epochs=max_epochs)
     config = build_config(base, components=names, lang=lang, transformer_location=base_model.location, schedule=schedule)
     write_filled_config(config, output)
     info(

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from scripts import make_config
 from scripts.errors import UserError
-from scripts.make_config import CorpusStats, parse_components, scale_schedule
+from scripts.make_config import count_batches, parse_components, scale_schedule
 
 BASE = Path(__file__).resolve().parent.parent / "configs" / "base.cfg"
 
@@ -35,13 +35,20 @@ def test_components_are_validated_with_the_valid_names_listed():
 
 
 def test_schedule_scales_with_the_corpus():
-    small = scale_schedule(CorpusStats(100, 3_000, 100, 0, 0), batch_words=1000)
-    large = scale_schedule(CorpusStats(50_000, 1_500_000, 50_000, 0, 0), batch_words=1000)
+    small = scale_schedule(3)
+    large = scale_schedule(1_500)
     assert small.max_epochs > large.max_epochs >= 3
     assert small.warmup_steps == small.total_steps // 10
     assert small.total_steps == small.max_epochs * 3
     assert large.eval_frequency == 200 and small.eval_frequency == 5
-    assert scale_schedule(CorpusStats(100, 3_000, 100, 0, 0), batch_words=1000, max_epochs=2).max_epochs == 2
+    assert scale_schedule(3, max_epochs=2).max_epochs == 2
+
+
+def test_batches_are_counted_with_the_configured_batcher():
+    batcher = {"@batchers": "spacy.batch_by_padded.v1", "size": 100, "buffer": 4, "discard_oversize": False, "get_length": None}
+    # Padding makes a batch of one 90-token doc and four 10-token docs cost 450 padded tokens.
+    assert count_batches((10, 10, 10, 10), batcher=batcher) == 1
+    assert count_batches((90, 10, 10, 10), batcher=batcher) == 2
 
 
 def test_config_keeps_only_the_chosen_components_and_loads(tmp_path):
