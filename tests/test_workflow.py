@@ -1,0 +1,129 @@
+"""The whole workflow, end to end, as a user runs it: `spacy project run all`, then the wheel.
+
+Training uses a tiny BERT built here (random weights) and one epoch, set through
+WEASEL_CONFIG_OVERRIDES, so the run takes seconds; the real defaults are exercised by
+`python -m spacy project run all` itself (see the README for its figures).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+import spacy
+
+from conftest import PROJECT_ROOT, write_tiny_bert
+
+PROJECT_FILES = ["project.yml", "configs", "scripts", "assets"]
+
+
+def copy_project(target: Path) -> Path:
+    target.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target / name)
+    return target
+
+
+def run_project(project: Path, *args: str, overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WEASEL_CONFIG_OVERRIDES": overrides, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", *args],
+        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
+    project = copy_project(tmp_path / "project")
+    base_model = write_tiny_bert(tmp_path / "tiny-bert")
+    overrides = f"--vars.transformer {base_model} --vars.max_epochs 1"
+
+    result = run_project(project, "all", overrides=overrides)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Training on CPU" in result.stderr
+
+    for produced in ["corpus/train.spacy", "corpus/dev.spacy", "corpus/test.spacy", "training/config.cfg",
+                     "training/labels/ner.json", "training/labels/textcat.json", "training/model-best",
+                     "training/metrics.json"]:
+        assert (project / produced).exists(), produced
+    metrics = json.loads((project / "training/metrics.json").read_text())
+    # Each task is scored on the test documents that carry its annotation only.
+    test_docs = list(spacy.tokens.DocBin().from_disk(project / "corpus/test.spacy").get_docs(spacy.blank("en").vocab))
+    assert metrics["ents"]["n_docs"] == sum(doc.has_annotation("ENT_IOB") for doc in test_docs)
+    assert metrics["textcat"]["n_docs"] == sum(bool(doc.cats) for doc in test_docs)
+    assert 0 < metrics["ents"]["n_docs"] < len(test_docs)
+
+    wheels = list((project / "packages/en_job_postings-0.0.1/dist").glob("*.whl"))
+    assert [w.name for w in wheels] == ["en_job_postings-0.0.1-py3-none-any.whl"]
+    meta = json.loads((project / "training/model-best/meta.json").read_text())
+    assert set(meta["labels"]["ner"]) == {"SKILL", "DIPLOMA", "DIPLOMA_MAJOR", "EXPERIENCE"}
+
+    # The package carries its weights: remove the base model, install into a fresh venv, use it.
+    shutil.rmtree(base_model)
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    install = subprocess.run([python, "-m", "pip", "install", "--no-deps", "-q", wheels[0]], capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr
+    use = (
+        "import json, spacy\n"
+        "nlp = spacy.load('en_job_postings')\n"
+        "texts = ['We are hiring a welder with 4 years of experience in TIG welding.', 'Parking is free for staff.']\n"
+        "docs = list(nlp.pipe(texts))\n"
+        "print(json.dumps({'pipeline': nlp.pipe_names, 'meta': nlp.meta, 'cats': [d.cats for d in docs], "
+        "'ents': [[(e.text, e.label_) for e in d.ents] for d in docs]}))\n"
+    )
+    loaded = subprocess.run([python, "-c", use], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""})
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    out = json.loads(loaded.stdout)
+    assert out["pipeline"] == ["transformer", "ner", "textcat"]
+    assert all(set(cats) == {"responsibilities", "requirements", "benefits", "company", "application"} for cats in out["cats"])
+    assert all(abs(sum(cats.values()) - 1.0) < 1e-4 for cats in out["cats"])
+    assert len(out["ents"]) == 2
+    assert out["meta"]["performance"]["ents_f"] == metrics["ents"]["f"]
+    assert out["meta"]["license"] == "MIT"
+    assert any(req.startswith("spacy-transformers") for req in out["meta"]["requirements"])
+    assert "held-out test split" in out["meta"]["description"]
+
+
+def test_weasel_reruns_only_what_changed_and_new_vars_retrain_from_scratch(tmp_path):
+    project = copy_project(tmp_path / "project")
+    base_model = write_tiny_bert(tmp_path / "tiny-bert")
+    base = f"--vars.transformer {base_model} --vars.max_epochs 1"
+    first = run_project(project, "all", overrides=base)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+
+    # Same data, same vars: convert runs (its inputs are vars) but writes identical bytes, so
+    # nothing downstream re-runs.
+    again = run_project(project, "all", overrides=base)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    for step in ["config", "labels", "train", "evaluate", "package"]:
+        assert f"Skipping '{step}': nothing changed" in again.stdout, step
+
+    sentences = [
+        [("Wir", "O"), ("suchen", "O"), ("Erfahrung", "O"), ("mit", "O"), ("Python", "B-SKILL"), (".", "O")],
+        [("Kenntnisse", "O"), ("in", "O"), ("SAP", "B-SKILL"), ("FI", "I-SKILL"), ("sind", "O"), ("wichtig", "O")],
+        [("Sie", "O"), ("haben", "O"), ("ein", "O"), ("Studium", "O"), ("der", "O"), ("Informatik", "B-MAJOR")],
+    ]
+    data = "\n\n".join("\n".join(f"{w}\t{t}" for w, t in sentence) for sentence in sentences * 10) + "\n"
+    (project / "assets/de.tsv").write_text(data, encoding="utf8")
+    new = run_project(
+        project, "all",
+        overrides=f"{base} --vars.train assets/de.tsv --vars.dev '' --vars.test '' --vars.components ner --vars.lang de",
+    )
+    assert new.returncode == 0, new.stdout[-3000:] + new.stderr[-3000:]
+    assert "Skipping 'train'" not in new.stdout
+    nlp = spacy.load(project / "training/model-best")
+    assert nlp.lang == "de"
+    assert nlp.pipe_names == ["transformer", "ner"]
+    assert set(nlp.get_pipe("ner").labels) == {"SKILL", "MAJOR"}
+    assert (project / "packages/de_job_postings-0.0.1/dist/de_job_postings-0.0.1-py3-none-any.whl").is_file()
