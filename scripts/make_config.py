@@ -9,6 +9,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import typer
 from spacy.tokens import DocBin
@@ -129,8 +130,8 @@ def build_config(
     return config
 
 
-def write_filled_config(config: Config, output: Path) -> None:
-    """Fill defaults exactly as `spacy init fill-config` does, then move into place atomically."""
+def write_filled_config(config: Config, output: Path, *, check: Callable[[Config], None] = lambda _: None) -> None:
+    """Fill defaults exactly as `spacy init fill-config` does, check, then move into place atomically."""
     from spacy.cli.init_config import fill_config
 
     import scripts.partial_annotation  # noqa: F401  registers the callback the config names
@@ -140,7 +141,21 @@ def write_filled_config(config: Config, output: Path) -> None:
         base_path, filled_path = Path(tmp) / "base.cfg", Path(tmp) / "filled.cfg"
         config.to_disk(base_path, interpolate=False)
         fill_config(filled_path, base_path, silent=True)
+        check(load_config(filled_path, interpolate=False))
         os.replace(filled_path, output)
+
+
+def check_overrides_exist(config: Config, overrides: dict[str, Any], *, base_path: Path) -> None:
+    """An override of a setting the filled config does not have is a typo, not a new setting."""
+    for key in overrides:
+        node: Any = config
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise UserError(
+                    f"override --{key}: {base_path} has no such setting (even after spaCy fills the defaults); "
+                    f"check the section and key names in training/config.cfg"
+                )
+            node = node[part]
 
 
 def make_config(
@@ -152,17 +167,20 @@ def make_config(
     lang: str,
     train: Path,
     max_epochs: int = 0,
+    overrides: Optional[dict[str, Any]] = None,
 ) -> Schedule:
+    """Write the filled config; overrides ({"training.accumulate_gradient": 2}) change configs/base.cfg first."""
     names = parse_components(components)
     stats = read_corpus_stats(train)
     check_corpus_fits(names, stats, corpus=train)
     base_model = resolve_base_model(transformer, lang=lang)
     info(f"Base model: {base_model.name} ({base_model.source})")
-    base = load_config(base_path, interpolate=False)
+    overrides = overrides or {}
+    base = load_config(base_path, overrides=overrides, interpolate=False)
     batches = count_batches(stats.lengths, batcher=base["training"]["batcher"])
     schedule = scale_schedule(batches, max_epochs=max_epochs)
     config = build_config(base, components=names, lang=lang, transformer_location=base_model.location, schedule=schedule)
-    write_filled_config(config, output)
+    write_filled_config(config, output, check=lambda filled: check_overrides_exist(filled, overrides, base_path=base_path))
     info(
         f"Wrote {output}: pipeline transformer,{','.join(names)}; {stats.docs} training docs, {stats.words} words; "
         f"{schedule.max_epochs} epochs, evaluation every {schedule.eval_frequency} steps, warmup {schedule.warmup_steps} steps"
@@ -171,6 +189,7 @@ def make_config(
 
 
 def main(
+    ctx: typer.Context,
     base_path: Path = typer.Argument(..., help="Base config (configs/base.cfg)"),
     output: Path = typer.Argument(..., help="Where to write the filled config"),
     components: str = typer.Option("ner,textcat", "--components", help=f"One of: {' | '.join(VALID_COMPONENTS)}"),
@@ -179,16 +198,19 @@ def main(
     train: Path = typer.Option(Path("corpus/train.spacy"), "--train", help="Training corpus, to scale the schedule"),
     max_epochs: int = typer.Option(0, "--max-epochs", help="Epochs; 0 chooses from the corpus size"),
 ) -> None:
-    """Write the training config for the chosen components and base model."""
+    """Write the training config for the chosen components and base model; extra
+    --section.key value arguments override configs/base.cfg (e.g. --training.accumulate_gradient 2)."""
+    from spacy.cli._util import parse_config_overrides
+
     with reported_as_one_line():
         make_config(
             base_path=base_path, output=output, components=components, transformer=transformer,
-            lang=lang, train=train, max_epochs=max_epochs,
+            lang=lang, train=train, max_epochs=max_epochs, overrides=parse_config_overrides(ctx.args),
         )
 
 
 app = typer.Typer(add_completion=False)
-app.command()(main)
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(main)
 
 if __name__ == "__main__":
     app()

@@ -93,3 +93,59 @@ def test_cli_unknown_component_is_one_line(tmp_path):
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1
     assert "components 'ner,tagger' is not supported" in result.output
+
+
+PROJECT_KNOBS = {
+    "batch_size": "training.batcher.size",
+    "accumulate_gradient": "training.accumulate_gradient",
+    "max_length": "corpora.train.max_length",
+    "discard_oversize": "training.batcher.discard_oversize",
+    "window": "components.transformer.model.get_spans.window",
+    "stride": "components.transformer.model.get_spans.stride",
+}
+
+
+def lookup(config, dotted: str):
+    for part in dotted.split("."):
+        config = config[part]
+    return config
+
+
+def test_project_vars_default_to_the_base_config_values():
+    import srsly
+
+    project = srsly.read_yaml(BASE.parent.parent / "project.yml")
+    base = load_config(BASE, interpolate=False)
+    for var, setting in PROJECT_KNOBS.items():
+        assert project["vars"][var] == lookup(base, setting), var
+        assert f"--{setting} ${{vars.{var}}}" in " ".join(project["commands"][1]["script"]), var
+
+
+def test_gpu_memory_knobs_resolve_into_a_trainable_config(tmp_path):
+    from spacy.util import registry
+    from spacy.schemas import ConfigSchemaTraining
+
+    train = write_corpus(tmp_path / "train.spacy")
+    output = tmp_path / "config.cfg"
+    overrides = {
+        "training.batcher.size": 500, "training.accumulate_gradient": 4, "corpora.train.max_length": 100,
+        "training.batcher.discard_oversize": True, "components.transformer.model.get_spans.window": 64,
+        "components.transformer.model.get_spans.stride": 48, "components.transformer.model.mixed_precision": True,
+    }
+    make_config.make_config(base_path=BASE, output=output, components="ner,textcat", transformer="auto",
+                            lang="en", train=train, overrides=overrides)
+    config = load_config(output, overrides={"paths.train": str(train), "paths.dev": str(train)}, interpolate=True)
+    for setting, value in overrides.items():
+        assert lookup(config, setting) == value, setting
+    nlp = load_model_from_config(config, auto_fill=False)
+    training = registry.resolve(config["training"], schema=ConfigSchemaTraining)
+    assert training["accumulate_gradient"] == 4
+    assert training["batcher"] is not None
+
+
+def test_override_of_a_setting_that_does_not_exist_is_refused(tmp_path):
+    train = write_corpus(tmp_path / "train.spacy")
+    with pytest.raises(UserError, match="override --training.acumulate_gradient: .* has no such setting"):
+        make_config.make_config(base_path=BASE, output=tmp_path / "c.cfg", components="ner,textcat", transformer="auto",
+                                lang="en", train=train, overrides={"training.acumulate_gradient": 2})
+    assert not (tmp_path / "c.cfg").exists()
