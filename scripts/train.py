@@ -34,6 +34,7 @@ def parse_overrides(args: List[str]) -> dict:
 
 def train(*, config_path: Path, output: Path, gpu_id: str, mixed_precision: bool, overrides: dict) -> None:
     import scripts.partial_annotation  # noqa: F401  registers the callback the config names
+    import scripts.training_log  # noqa: F401  registers the logger scripts.bench_train asks for
     from spacy.cli.train import train as spacy_train
 
     if not config_path.is_file():
