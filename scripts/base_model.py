@@ -7,7 +7,6 @@ is used as it is; anything else is a Hugging Face hub name, fetched only when gi
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Mapping
 import typer
 
 from scripts.errors import UserError, reported_as_one_line
+from scripts.files import sha256_of
 
 BASE_MODELS_TABLE = Path(__file__).resolve().parent.parent / "configs" / "base_models.json"
 
@@ -51,14 +51,6 @@ def default_for_language(lang: str, *, table_path: Path = BASE_MODELS_TABLE) -> 
     """The base model the table suggests for `lang` ('*' for any other language)."""
     table = json.loads(table_path.read_text(encoding="utf8"))
     return table.get(lang, table["*"])
-
-
-def sha256_of(path: Path, *, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file_:
-        for chunk in iter(lambda: file_.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def locate_packaged(name: str, packaged: PackagedModel) -> Path:

@@ -19,6 +19,8 @@ from typing import IO, Iterable, Iterator, NamedTuple
 import srsly
 from spacy.tokens import Doc, DocBin
 
+from .files import write_bytes_atomic
+
 MAX_SENTENCE_TOKENS = 200  # longer runs without a sentence break are cut into pieces this long
 MAX_DOC_TOKENS = 1000  # bounded documents keep batches bounded (batch_by_padded discards oversize docs)
 SENTENCES_PER_DOC = 10  # without -DOCSTART- markers, like `spacy convert -n 10`
@@ -233,15 +235,7 @@ def write_text_atomic(text: str, path: Path) -> bool:
     """Write a small text file (the report) the same way: temp file, then os.replace."""
     if path.exists() and path.read_text(encoding="utf8") == text:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf8") as out:
-            out.write(text)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, text.encode("utf8"))
     return True
 
 

@@ -7,11 +7,8 @@ The layout of metrics.json is documented at the top of scripts/metrics.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -23,6 +20,7 @@ from spacy.tokens import Doc, DocBin
 
 from scripts.device import activate, resolve_device
 from scripts.errors import UserError, info, reported_as_one_line
+from scripts.files import sha256_of, write_bytes_atomic
 from scripts.metrics import Tasks, evaluate_docs, has_cat_annotation, has_ent_annotation
 from scripts.report import PLOT_NAMES, Report, render_report
 
@@ -57,7 +55,7 @@ def evaluate_model(
     metrics = {
         "format": evaluation.metrics["format"],
         "model": describe_model(nlp=nlp, model=model, components=components),
-        "data": {"path": str(data_path), "sha256": sha256(data_path), "n_docs": len(golds),
+        "data": {"path": str(data_path), "sha256": sha256_of(data_path), "n_docs": len(golds),
                  "gold_preproc": gold_preproc},
         "warnings": find_warnings(metrics=evaluation.metrics, data_path=data_path),
         "ents": evaluation.metrics["ents"],
@@ -220,48 +218,21 @@ def find_warnings(*, metrics: Dict[str, Any], data_path: Path) -> List[str]:
     return warnings
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_outputs(*, output_dir: Path, metrics: Dict[str, Any], report: Report) -> None:
     """Each file atomically; metrics.json last, so its presence means the whole run was written."""
     try:
         (output_dir / "plots").mkdir(parents=True, exist_ok=True)
         for name in PLOT_NAMES:
             if name in report.plots:
-                write_atomic(path=output_dir / "plots" / name, data=report.plots[name])
+                write_bytes_atomic(output_dir / "plots" / name, report.plots[name])
             else:  # a plot from an earlier run of another model would be stale
                 (output_dir / "plots" / name).unlink(missing_ok=True)
-        write_atomic(path=output_dir / "report.html", data=report.html.encode("utf8"))
+        write_bytes_atomic(output_dir / "report.html", report.html.encode("utf8"))
         text = json.dumps(metrics, indent=2, ensure_ascii=False) + "\n"
-        write_atomic(path=output_dir / "metrics.json", data=text.encode("utf8"))
+        write_bytes_atomic(output_dir / "metrics.json", text.encode("utf8"))
     except OSError as err:
         raise UserError(f"cannot write to {output_dir} ({err.strerror or err}); pass a writable "
                               "folder with --output") from None
-
-
-def write_atomic(*, path: Path, data: bytes) -> None:
-    """Write to a temporary file beside path, then rename it over path."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.chmod(temp, 0o666 & ~current_umask())  # mkstemp makes 0600; the outputs are for sharing
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def one_line(err: BaseException) -> str:

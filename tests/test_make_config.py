@@ -137,7 +137,7 @@ def test_gpu_memory_knobs_resolve_into_a_trainable_config(tmp_path):
     config = load_config(output, overrides={"paths.train": str(train), "paths.dev": str(train)}, interpolate=True)
     for setting, value in overrides.items():
         assert lookup(config, setting) == value, setting
-    nlp = load_model_from_config(config, auto_fill=False)
+    assert load_model_from_config(config, auto_fill=False).pipe_names == ["transformer", "ner", "textcat"]
     training = registry.resolve(config["training"], schema=ConfigSchemaTraining)
     assert training["accumulate_gradient"] == 4
     assert training["batcher"] is not None
