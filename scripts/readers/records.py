@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from functools import partial
+from typing import Any, Callable, Iterable, Iterator
 
 from spacy.tokens import Doc
 
@@ -199,37 +200,31 @@ def _has_empty_label(record: dict[str, Any]) -> bool:
 
 def read_jsonl(lines: NumberedLines, *, options: ReadOptions, log: Log) -> Iterator[Doc]:
     """One JSON record per line (spaCy, Prodigy, doccano, cats JSONL shapes, detected per record)."""
-    parser = RecordParser(log)
-    merged: dict[object, Annotated] = {}
-    for line, text in lines:
-        if not text.strip():
-            continue
-        try:
-            record = load_json(text, line)
-            item = parser.parse(record, line)
-            if item is None:
-                continue
-            if isinstance(record, dict) and "answer" in record and "_input_hash" in record:
-                merge_answer(merged, str(record["_input_hash"]), item, log)
-                continue
-            yield make_doc(item, options=options, log=log)
-        except DataError as error:
-            log.skip(error)
-        except STRUCTURE_ERRORS as error:
-            log.skip(structure_error(line, error))
-    yield from _merged_docs(merged, options, log)
+    loaders = ((line, partial(load_json, text, line)) for line, text in lines if text.strip())
+    yield from read_records(loaders, options=options, log=log)
 
 
 def read_json_records(lines: NumberedLines, *, options: ReadOptions, log: Log) -> Iterator[Doc]:
     """A JSON array of records in any of the JSONL shapes."""
+    loaders = ((line, partial(_same, record)) for line, record in iter_json_array(lines))
+    yield from read_records(loaders, options=options, log=log)
+
+
+def _same(record: object) -> object:
+    return record
+
+
+def read_records(loaders: Iterable[tuple[int, Callable[[], object]]], *, options: ReadOptions, log: Log) -> Iterator[Doc]:
+    """Docs from (line, load record) pairs; a record that fails to load or parse is one error of its line."""
     parser = RecordParser(log)
     merged: dict[object, Annotated] = {}
-    for line, record in iter_json_array(lines):
+    for line, load in loaders:
         try:
+            record = load()
             item = parser.parse(record, line)
             if item is None:
                 continue
-            if "answer" in record and "_input_hash" in record:
+            if isinstance(record, dict) and "answer" in record and "_input_hash" in record:
                 merge_answer(merged, str(record["_input_hash"]), item, log)
                 continue
             yield make_doc(item, options=options, log=log)
