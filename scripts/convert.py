@@ -439,12 +439,12 @@ def main(
     seed: int = typer.Option(0, "--seed", help="Random seed of the split"),
     tag_column: int = typer.Option(-1, "--tag-column", help="Token-per-line: column of the tag, from 1 (negative from the end; -1 last)"),
     token_column: int = typer.Option(1, "--token-column", help="Token-per-line: column of the token, from 1"),
-    labels_file: Optional[Path] = typer.Option(None, "--labels-file", help="Class names, one per line, for numeric classes in tables"),
+    labels_file: str = typer.Option("", "--labels-file", help="Class names, one per line, for numeric classes in tables (empty: none)"),
     misaligned: str = typer.Option("expand", "--misaligned", help="Spans that cut into a word: expand, contract or drop"),
     lenient: bool = typer.Option(False, "--lenient", help="Skip malformed lines and count them instead of stopping"),
 ) -> None:
     try:
-        common = dict(fmt=fmt, lang=lang, tag_column=tag_column, token_column=token_column, labels_file=labels_file, misaligned=misaligned, lenient=lenient, echo=typer.echo)
+        common = dict(fmt=fmt, lang=lang, tag_column=tag_column, token_column=token_column, labels_file=Path(labels_file) if labels_file else None, misaligned=misaligned, lenient=lenient, echo=typer.echo)
         if train is not None or output_dir is not None:
             if sources or output is not None or split is not None:
                 raise ConvertError("give either SOURCE... --output (with --split) or --train/--dev/--test --output-dir, not both")
