@@ -12,7 +12,6 @@ cut the input into the same batches and predict through scripts.predict, so they
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -22,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import typer
 
 from scripts.errors import UserError, info, reported_as_one_line
+from scripts.files import write_bytes_atomic
 from scripts.predict import (
     LabelConfig, Predictor, labelstudio_prediction, load_predictor, one_line, parse_label_config, predict_texts, read_records,
 )
@@ -271,7 +271,7 @@ def seed_from_labelstudio(output_path: Path, work_path: Path) -> None:
         raise UserError(f"{output_path}: exists but is not a Label Studio JSON array; pass a new output file") from None
     if not isinstance(tasks, list):
         raise UserError(f"{output_path}: exists but is not a Label Studio JSON array; pass a new output file")
-    write_atomic(work_path, "".join(json.dumps(task, ensure_ascii=False) + "\n" for task in tasks))
+    write_bytes_atomic(work_path, "".join(json.dumps(task, ensure_ascii=False) + "\n" for task in tasks).encode("utf8"))
 
 
 def finish_labelstudio(work_path: Path, *, output_path: Path) -> None:
@@ -279,17 +279,8 @@ def finish_labelstudio(work_path: Path, *, output_path: Path) -> None:
     if not work_path.exists():
         return
     lines = [line for line in work_path.read_text(encoding="utf8").split("\n") if line]
-    write_atomic(output_path, "[\n" + ",\n".join(lines) + "\n]\n")
+    write_bytes_atomic(output_path, ("[\n" + ",\n".join(lines) + "\n]\n").encode("utf8"))
     work_path.unlink()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temp.write_text(text, encoding="utf8")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

@@ -6,7 +6,6 @@ Used by scripts.bench_train through a config override of [training.logger]; like
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from timeit import default_timer
@@ -15,6 +14,8 @@ from typing import IO, Any, Callable, Dict, Optional, Tuple
 from spacy.language import Language
 from spacy.training.loggers import console_logger
 from spacy.util import registry
+
+from scripts.files import write_bytes_atomic
 
 LogStep = Callable[[Optional[Dict[str, Any]]], None]
 
@@ -36,11 +37,7 @@ def speed_logger(path: str, progress_bar: bool = False) -> Callable[..., Tuple[L
 
         def finalize() -> None:
             finalize_console()
-            target = Path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temp = target.with_name(f".{target.name}.tmp")
-            temp.write_text(json.dumps(last) + "\n", encoding="utf8")
-            os.replace(temp, target)
+            write_bytes_atomic(Path(path), (json.dumps(last) + "\n").encode("utf8"))
 
         return log_step, finalize
 
