@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from spacy.tokens import Doc
 
-from .records import Annotated, RecordParser, iter_json_array, make_doc
+from .records import Annotated, RecordParser, iter_json_array, make_docs
 from .spans import STRUCTURE_ERRORS, DataError, Log, NumberedLines, ReadOptions, structure_error
 
 MIN_META_KEYS = frozenset({"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement"})
@@ -43,12 +43,7 @@ def read_labelstudio(lines: NumberedLines, *, options: ReadOptions, log: Log) ->
     for item in parsed:
         if has_spans and item.spans is None:
             item.spans = []
-        try:
-            yield make_doc(item, options=options, log=log)
-        except DataError as error:
-            log.skip(error)
-        except STRUCTURE_ERRORS as error:
-            log.skip(structure_error(item.line, error))
+    yield from make_docs(parsed, options, log)
     if ignored:
         log.note("Label Studio result types ignored: " + ", ".join(f"{k} {v}" for k, v in sorted(ignored.items())))
 

@@ -232,7 +232,7 @@ def read_records(loaders: Iterable[tuple[int, Callable[[], object]]], *, options
             log.skip(error)
         except STRUCTURE_ERRORS as error:
             log.skip(structure_error(line, error))
-    yield from _merged_docs(merged, options, log)
+    yield from make_docs(merged.values(), options, log)
 
 
 def merge_answer(merged: dict[object, Annotated], key: object, item: Annotated, log: Log) -> None:
@@ -250,8 +250,9 @@ def merge_answer(merged: dict[object, Annotated], key: object, item: Annotated, 
         first.cats[label] = value
 
 
-def _merged_docs(merged: dict[object, Annotated], options: ReadOptions, log: Log) -> Iterator[Doc]:
-    for item in merged.values():
+def make_docs(items: Iterable[Annotated], options: ReadOptions, log: Log) -> Iterator[Doc]:
+    """A Doc per parsed item; an item that cannot become one is a skipped error of its line."""
+    for item in items:
         try:
             yield make_doc(item, options=options, log=log)
         except DataError as error:
