@@ -34,6 +34,12 @@ def copy_project(target: Path) -> Path:
     return target
 
 
+def run_project_ok(project: Path, *args: str, overrides: str) -> subprocess.CompletedProcess:
+    result = run_project(project, *args, overrides=overrides)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
 def fresh_venv_sharing_installed_packages(env_dir: Path) -> Path:
     """A new virtualenv that sees the packages of the interpreter running the tests (not this repo)."""
     venv.EnvBuilder(with_pip=True).create(env_dir)
@@ -59,8 +65,7 @@ def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
     base_model = write_tiny_bert(tmp_path / "tiny-bert")
     overrides = f"--vars.transformer {base_model} --vars.max_epochs 1"
 
-    result = run_project(project, "all", overrides=overrides)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_project_ok(project, "all", overrides=overrides)
     assert "Training on CPU" in result.stderr
 
     for produced in ["corpus/train.spacy", "corpus/dev.spacy", "corpus/test.spacy", "training/config.cfg",
@@ -110,13 +115,11 @@ def test_weasel_reruns_only_what_changed_and_new_vars_retrain_from_scratch(tmp_p
     project = copy_project(tmp_path / "project")
     base_model = write_tiny_bert(tmp_path / "tiny-bert")
     base = f"--vars.transformer {base_model} --vars.max_epochs 1"
-    first = run_project(project, "all", overrides=base)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    run_project_ok(project, "all", overrides=base)
 
     # Same data, same vars: convert runs (its inputs are vars) but writes identical bytes, so
     # nothing downstream re-runs.
-    again = run_project(project, "all", overrides=base)
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    again = run_project_ok(project, "all", overrides=base)
     for step in ["config", "labels", "train", "evaluate", "package"]:
         assert f"Skipping '{step}': nothing changed" in again.stdout, step
 
@@ -127,11 +130,10 @@ def test_weasel_reruns_only_what_changed_and_new_vars_retrain_from_scratch(tmp_p
     ]
     data = "\n\n".join("\n".join(f"{w}\t{t}" for w, t in sentence) for sentence in sentences * 10) + "\n"
     (project / "assets/de.tsv").write_text(data, encoding="utf8")
-    new = run_project(
+    new = run_project_ok(
         project, "all",
         overrides=f"{base} --vars.train assets/de.tsv --vars.dev '' --vars.test '' --vars.components ner --vars.lang de",
     )
-    assert new.returncode == 0, new.stdout[-3000:] + new.stderr[-3000:]
     assert "Skipping 'train'" not in new.stdout
     nlp = spacy.load(project / "training/model-best")
     assert nlp.lang == "de"
