@@ -134,7 +134,7 @@ def write_filled_config(config: Config, output: Path, *, check: Callable[[Config
     """Fill defaults exactly as `spacy init fill-config` does, check, then move into place atomically."""
     from spacy.cli.init_config import fill_config
 
-    import scripts.partial_annotation  # noqa: F401  registers the callback the config names
+    import scripts.textcat_training  # noqa: F401  registers the callback the config names
 
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent) as tmp:

@@ -1,6 +1,9 @@
 """Train with `spacy train`, on the GPU when there is one, saying which device in one line.
 
     python -m scripts.train training/config.cfg --output training --gpu-id auto
+
+After training, multi-label classifiers get their decision threshold tuned on the dev set
+(scripts/thresholds.py), before model-best and model-last replace the previous ones.
 """
 from __future__ import annotations
 
@@ -33,9 +36,12 @@ def parse_overrides(args: List[str]) -> dict:
 
 
 def train(*, config_path: Path, output: Path, gpu_id: str, mixed_precision: bool, overrides: dict) -> None:
-    import scripts.partial_annotation  # noqa: F401  registers the callback the config names
+    import scripts.textcat_training  # noqa: F401  registers the callback the config names
     import scripts.training_log  # noqa: F401  registers the logger scripts.bench_train asks for
     from spacy.cli.train import train as spacy_train
+    from spacy.util import load_config
+
+    from scripts.thresholds import tune_thresholds
 
     if not config_path.is_file():
         raise UserError(f"{config_path}: config not found; run the config step first (spacy project run config)")
@@ -50,6 +56,13 @@ def train(*, config_path: Path, output: Path, gpu_id: str, mixed_precision: bool
     run_dir = Path(tempfile.mkdtemp(prefix=".run-", dir=output))
     try:
         spacy_train(config_path, run_dir, use_gpu=device.gpu_id, overrides=overrides)
+        dev_path = Path(load_config(config_path, overrides=overrides, interpolate=True)["paths"]["dev"])
+        for name in ("model-best", "model-last"):
+            for tuned in tune_thresholds(run_dir / name, dev_path):
+                info(
+                    f"{name}: {tuned.component} threshold {tuned.threshold:.2f} (was {tuned.previous:.2f}), "
+                    f"dev macro F {tuned.macro_f:.3f} (was {tuned.macro_f_before:.3f}) on {tuned.n_docs} docs"
+                )
         for name in ("model-best", "model-last"):
             replace_dir(run_dir / name, output / name)
     finally:
