@@ -75,6 +75,10 @@ def describe(metrics: dict[str, Any], *, base_model: str, components: list[str])
             f"Categories ({cats['mode']}) on the held-out test split: accuracy {score(cats.get('accuracy'))}, "
             f"macro F {score(cats['macro_f'])} ({cats['n_docs']} docs)."
         )
+        threshold = next(iter((cats.get("thresholds") or {}).values()), {}).get("model")
+        if threshold is not None:
+            parts.append(f"A label counts as predicted at a score of {threshold:.2f} or more (doc.cats), "
+                         f"the threshold with the best macro F on the dev set.")
     return " ".join(parts)
 
 
