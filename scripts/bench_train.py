@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import typer
 
+from scripts.base_model import resolve_base_model
 from scripts.errors import UserError, reported_as_one_line
 
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.cfg"
@@ -65,13 +66,17 @@ def bench_train(
                            "--output", str(output_dir / "evaluation"), "--gpu-id", gpu_id])
     speed = json.loads(speed_log.read_text(encoding="utf8"))
     metrics = json.loads((output_dir / "evaluation" / "metrics.json").read_text(encoding="utf8"))
-    return summarize(metrics=metrics, speed=speed, train_wall=train_wall, components=components, output_dir=output_dir)
+    base_model = resolve_base_model(transformer, lang=lang, check_hub=False).name
+    return summarize(metrics=metrics, speed=speed, train_wall=train_wall, components=components, output_dir=output_dir,
+                     base_model=base_model)
 
 
-def summarize(*, metrics: dict, speed: dict, train_wall: float, components: str, output_dir: Path) -> dict[str, Any]:
+def summarize(
+    *, metrics: dict, speed: dict, train_wall: float, components: str, output_dir: Path, base_model: str
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "components": components,
-        "base_model": metrics["model"]["transformer"],
+        "base_model": base_model,
         "epochs": speed["epochs"] + 1,
         "steps": speed["steps"],
         "train_words": speed["words"],
