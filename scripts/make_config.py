@@ -30,7 +30,9 @@ class CorpusStats:
     docs_with_ents: int
     docs_with_cats: int
     docs_multi_label: int  # documents with more than one positive category
-    lengths: tuple[int, ...] = ()  # tokens per document
+    lengths: tuple[int, ...] = ()  # tokens per training document, as the training reader splits them
+    docs_over_max_length: int = 0  # split (entities) or cut to their start (categories only) in training
+    longest: int = 0  # tokens in the longest document
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,11 @@ def parse_components(value: str) -> list[str]:
     return names
 
 
-def read_corpus_stats(path: Path) -> CorpusStats:
+def read_corpus_stats(path: Path, *, max_length: int = 0) -> CorpusStats:
+    """Counts of the training corpus; max_length as [corpora.train] (scripts/training_corpus.py)."""
     import spacy
+
+    from scripts.training_corpus import split_long_doc
 
     if not path.is_file():
         raise UserError(f"{path}: training corpus not found; run the convert step first (spacy project run convert)")
@@ -66,7 +71,9 @@ def read_corpus_stats(path: Path) -> CorpusStats:
         docs_with_ents=sum(doc.has_annotation("ENT_IOB") for doc in docs),
         docs_with_cats=sum(bool(doc.cats) for doc in docs),
         docs_multi_label=sum(sum(v >= 0.5 for v in doc.cats.values()) > 1 for doc in docs),
-        lengths=tuple(len(doc) for doc in docs),
+        lengths=tuple(len(piece) for doc in docs for piece in split_long_doc(doc, max_length)),
+        docs_over_max_length=sum(len(doc) > max_length for doc in docs) if max_length > 0 else 0,
+        longest=max(len(doc) for doc in docs),
     )
 
 
@@ -135,6 +142,7 @@ def write_filled_config(config: Config, output: Path, *, check: Callable[[Config
     from spacy.cli.init_config import fill_config
 
     import scripts.textcat_training  # noqa: F401  registers the callback the config names
+    import scripts.training_corpus  # noqa: F401  registers the training reader the config names
 
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
@@ -171,12 +179,18 @@ def make_config(
 ) -> Schedule:
     """Write the filled config; overrides ({"training.accumulate_gradient": 2}) change configs/base.cfg first."""
     names = parse_components(components)
-    stats = read_corpus_stats(train)
-    check_corpus_fits(names, stats, corpus=train)
-    base_model = resolve_base_model(transformer, lang=lang)
-    info(f"Base model: {base_model.name} ({base_model.source})")
     overrides = overrides or {}
     base = load_config(base_path, overrides=overrides, interpolate=False)
+    stats = read_corpus_stats(train, max_length=int(base["corpora"]["train"]["max_length"]))
+    check_corpus_fits(names, stats, corpus=train)
+    if stats.docs_over_max_length:
+        info(
+            f"{stats.docs_over_max_length} training docs are over max_length {base['corpora']['train']['max_length']} "
+            f"tokens (longest {stats.longest}): training splits those with entities "
+            f"and keeps the first max_length tokens of the others (--vars.max_length, 0 for no limit)"
+        )
+    base_model = resolve_base_model(transformer, lang=lang)
+    info(f"Base model: {base_model.name} ({base_model.source})")
     batches = count_batches(stats.lengths, batcher=base["training"]["batcher"])
     schedule = scale_schedule(batches, max_epochs=max_epochs)
     config = build_config(base, components=names, lang=lang, transformer_location=base_model.location, schedule=schedule)
