@@ -11,6 +11,8 @@ decay, no warmup), keeps the epoch with the best F on dev (as our recipe keeps m
 the test docs with scripts.metrics, the scorer scripts.evaluate uses, and prints one JSON line
 shaped like scripts.bench_train's. train_seconds is the Trainer's train_runtime (the per-epoch dev
 evaluation included, as ours); wall_seconds runs from loading the model to the end of training.
+train_words counts the words the model saw: those of truncated texts past the cut are not counted,
+as scripts.bench_train counts the words of the training reader's pieces.
 
 - ner: token classification on the gold words, IOB2 tags on the first word piece of each word.
   Docs longer than the model's 512 word pieces are cut into consecutive chunks of whole words that
@@ -72,6 +74,7 @@ class Encoded:
     golds: list[Doc]
     features: list[dict[str, Any]]
     to_docs: Callable[[np.ndarray], list[Doc]]
+    words: int  # words the model sees: truncation drops the rest
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ def encode_ner(golds: list[Doc], *, tokenizer: PreTrainedTokenizerBase, tag_name
     def to_docs(logits: np.ndarray) -> list[Doc]:
         return ner_docs(logits, chunks=chunks, golds=golds, tag_names=tag_names)
 
-    return Encoded(golds=golds, features=features, to_docs=to_docs)
+    return Encoded(golds=golds, features=features, to_docs=to_docs, words=sum(len(doc) for doc in golds))
 
 
 def ner_docs(logits: np.ndarray, *, chunks: Sequence[Chunk], golds: Sequence[Doc],
@@ -204,8 +207,11 @@ def encode_cats(golds: list[Doc], *, tokenizer: PreTrainedTokenizerBase, labels:
                 multilabel: bool, max_length: int) -> Encoded:
     """One example per doc, truncated to the model's length. Exclusive: the label with the top gold value."""
     features = []
+    words = 0
     for doc in golds:
-        encoding = tokenizer(doc.text, truncation=True, max_length=max_length)
+        encoding = tokenizer(doc.text, truncation=True, max_length=max_length, return_offsets_mapping=True)
+        seen_chars = max((end for _, end in encoding.pop("offset_mapping")), default=0)
+        words += sum(1 for token in doc if token.idx < seen_chars)
         if multilabel:
             target: Any = [float(doc.cats.get(label, 0.0)) for label in labels]
         else:
@@ -220,7 +226,7 @@ def encode_cats(golds: list[Doc], *, tokenizer: PreTrainedTokenizerBase, labels:
             doc.cats = dict(zip(labels, row))
         return preds
 
-    return Encoded(golds=golds, features=features, to_docs=to_docs)
+    return Encoded(golds=golds, features=features, to_docs=to_docs, words=words)
 
 
 # ---------------------------------------------------------------- training
@@ -321,7 +327,7 @@ def peer_train(
         wall = default_timer() - started
         inputs = [{key: value for key, value in f.items() if key != "labels"} for f in test_set.features]
         scores = scores_of(test_set, trainer.predict(inputs).predictions, tasks)
-    return summarize(task=task, base_model=base_model.name, epochs=epochs, words=sum(map(len, train)) * epochs,
+    return summarize(task=task, base_model=base_model.name, epochs=epochs, words=train_set.words * epochs,
                      runtime=runtime, wall=wall, scores=scores)
 
 

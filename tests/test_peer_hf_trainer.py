@@ -14,6 +14,7 @@ from scripts.peer_hf_trainer import (
     app,
     chunk_words,
     decode_iob,
+    encode_cats,
     encode_ner,
     peer_train,
 )
@@ -81,6 +82,17 @@ def test_long_docs_are_chunked_and_stitched_back(tiny_transformer: Path) -> None
     [pred] = encoded.to_docs(logits)
     assert [t.text for t in pred] == words
     assert [(e.start, e.end, e.label_) for e in pred.ents] == [(e.start, e.end, e.label_) for e in gold.ents]
+
+
+def test_truncated_texts_count_only_the_words_the_model_sees(tiny_transformer: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_transformer)  # one piece per character, plus [CLS] and [SEP]
+    short, long = cats_doc("ab cd", {"A": 1.0, "B": 0.0}), cats_doc("ab cd ef gh ij", {"A": 0.0, "B": 1.0})
+    encoded = encode_cats([short, long], tokenizer=tokenizer, labels=("A", "B"), multilabel=False, max_length=8)
+    assert all(len(f["input_ids"]) <= 8 for f in encoded.features)
+    assert all("offset_mapping" not in f for f in encoded.features)
+    assert encoded.words == 2 + 3  # "ab cd ef" fills the 6 pieces the long text keeps
 
 
 def test_ner_one_epoch_prints_one_json_line(tmp_path: Path, tiny_transformer: Path) -> None:
