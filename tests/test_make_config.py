@@ -149,3 +149,19 @@ def test_override_of_a_setting_that_does_not_exist_is_refused(tmp_path):
         make_config.make_config(base_path=BASE, output=tmp_path / "c.cfg", components="ner,textcat", transformer="auto",
                                 lang="en", train=train, overrides={"training.acumulate_gradient": 2})
     assert not (tmp_path / "c.cfg").exists()
+
+
+def test_class_balance_is_an_override_that_reaches_the_training_callback(tmp_path):
+    from spacy.util import registry
+
+    import scripts.textcat_training  # noqa: F401  registers the callback
+
+    train = write_corpus(tmp_path / "train.spacy")
+    output = tmp_path / "config.cfg"
+    make_config.make_config(base_path=BASE, output=output, components="ner,textcat", transformer="auto",
+                            lang="en", train=train, overrides={"initialize.before_init.class_balance": 0.3})
+    before_init = load_config(output, interpolate=False)["initialize"]["before_init"]
+    assert before_init["@callbacks"] == "ner_textcat.textcat_training.v1"
+    assert before_init["class_balance"] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="class_balance 2"):
+        registry.resolve({"cb": {**before_init, "class_balance": 2}})
