@@ -77,6 +77,12 @@ def has_cat_annotation(doc: Doc) -> bool:
     return bool(doc.cats)
 
 
+def top_category(cats: Dict[str, float], labels: Sequence[str]) -> str:
+    """The label with the highest gold value (the first in `labels` on ties), e.g. the class of an
+    exclusive document: top_category({"bug": 0.0, "docs": 1.0}, ["bug", "docs"]) -> "docs"."""
+    return max(labels, key=lambda label: cats.get(label, 0.0))
+
+
 def evaluate_docs(
     *, golds: Sequence[Doc], preds: Sequence[Doc], tasks: Tasks, tokenization: str = "model"
 ) -> Evaluation:

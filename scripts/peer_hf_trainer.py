@@ -58,7 +58,7 @@ from transformers import (
 
 from scripts.base_model import resolve_base_model
 from scripts.errors import UserError, info, reported_as_one_line
-from scripts.metrics import Tasks, evaluate_docs, has_cat_annotation, has_ent_annotation
+from scripts.metrics import Tasks, evaluate_docs, has_cat_annotation, has_ent_annotation, top_category
 
 TASKS = ("ner", "textcat", "textcat_multilabel")
 SPLITS = ("train", "dev", "test")
@@ -215,7 +215,7 @@ def encode_cats(golds: list[Doc], *, tokenizer: PreTrainedTokenizerBase, labels:
         if multilabel:
             target: Any = [float(doc.cats.get(label, 0.0)) for label in labels]
         else:
-            target = labels.index(max(labels, key=lambda label: doc.cats.get(label, 0.0)))
+            target = labels.index(top_category(doc.cats, labels))
         features.append({**encoding, "labels": target})
 
     def to_docs(logits: np.ndarray) -> list[Doc]:

@@ -30,7 +30,7 @@ from spacy.scorer import Scorer
 from spacy.training import Example, validate_examples
 from spacy.util import registry
 
-GOLD_POSITIVE = 0.5
+from scripts.metrics import GOLD_POSITIVE, top_category
 
 
 def balanced_weights(counts: Dict[str, int], *, power: float) -> Dict[str, float]:
@@ -51,8 +51,7 @@ def exclusive_row_weights(examples: Iterable[Example], labels: Sequence[str], *,
     """Weight of a document by its gold class, e.g. {"bug": 0.7, "question": 1.6}."""
     counts = Counter({label: 0 for label in labels})
     for eg in annotated_for_cats(examples):
-        gold = max(labels, key=lambda label: eg.reference.cats.get(label, 0.0))
-        counts[gold] += 1
+        counts[top_category(eg.reference.cats, labels)] += 1
     return balanced_weights(counts, power=power)
 
 
@@ -117,8 +116,7 @@ class TrainingTextCategorizer(WeightedLossMixin, TextCategorizer):
         if self.row_weights:
             for i, eg in enumerate(examples):
                 if eg.reference.cats:
-                    gold = max(self.labels, key=lambda label: eg.reference.cats.get(label, 0.0))
-                    weights[i, :] = self.row_weights.get(gold, 1.0)
+                    weights[i, :] = self.row_weights.get(top_category(eg.reference.cats, self.labels), 1.0)
         return weights
 
 
