@@ -153,6 +153,18 @@ def write_filled_config(config: Config, output: Path, *, check: Callable[[Config
         os.replace(filled_path, output)
 
 
+def check_training_callback(config: Config) -> None:
+    """Build [initialize.before_init] now, so a bad value (class_balance 2) stops here in one line, not in training."""
+    from spacy.util import registry
+
+    import scripts.textcat_training  # noqa: F401  registers the callback
+
+    try:
+        registry.resolve({"before_init": config["initialize"]["before_init"]})
+    except ValueError as err:
+        raise UserError(f"[initialize.before_init]: {' '.join(str(err).split())}") from None
+
+
 def check_overrides_exist(config: Config, overrides: dict[str, Any], *, base_path: Path) -> None:
     """An override of a setting the filled config does not have is a typo, not a new setting."""
     for key in overrides:
@@ -181,6 +193,7 @@ def make_config(
     names = parse_components(components)
     overrides = overrides or {}
     base = load_config(base_path, overrides=overrides, interpolate=False)
+    check_training_callback(base)
     stats = read_corpus_stats(train, max_length=int(base["corpora"]["train"]["max_length"]))
     check_corpus_fits(names, stats, corpus=train)
     if stats.docs_over_max_length:

@@ -165,3 +165,11 @@ def test_class_balance_is_an_override_that_reaches_the_training_callback(tmp_pat
     assert before_init["class_balance"] == pytest.approx(0.3)
     with pytest.raises(ValueError, match="class_balance 2"):
         registry.resolve({"cb": {**before_init, "class_balance": 2}})
+
+
+def test_class_balance_out_of_range_stops_the_config_step_in_one_line(tmp_path):
+    train = write_corpus(tmp_path / "train.spacy")
+    with pytest.raises(UserError, match=r"\[initialize.before_init\]: class_balance 2\.0 is outside 0\.\.1"):
+        make_config.make_config(base_path=BASE, output=tmp_path / "c.cfg", components="ner,textcat", transformer="auto",
+                                lang="en", train=train, overrides={"initialize.before_init.class_balance": 2})
+    assert not (tmp_path / "c.cfg").exists()
