@@ -78,8 +78,9 @@ def has_cat_annotation(doc: Doc) -> bool:
 
 
 def top_category(cats: Dict[str, float], labels: Sequence[str]) -> str:
-    """The label with the highest gold value (the first in `labels` on ties), e.g. the class of an
-    exclusive document: top_category({"bug": 0.0, "docs": 1.0}, ["bug", "docs"]) -> "docs"."""
+    """The label with the highest value in cats (the first in `labels` on ties): the gold class of an
+    exclusive document, or the predicted one from its scores, e.g.
+    top_category({"bug": 0.0, "docs": 1.0}, ["bug", "docs"]) -> "docs"."""
     return max(labels, key=lambda label: cats.get(label, 0.0))
 
 
@@ -272,7 +273,7 @@ def collect_cats(
 
 def predicted_label(row: CatRow, labels: Sequence[str]) -> str:
     # ties go to the first label in the model's order, as numpy's argmax does
-    return max(labels, key=lambda label: (row.scores[label], -labels.index(label)))
+    return top_category(row.scores, labels)
 
 
 def gold_label(row: CatRow) -> str:
