@@ -12,7 +12,9 @@ cut the input into the same batches and predict through scripts.predict, so they
 from __future__ import annotations
 
 import json
+import os
 import time
+import warnings
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -150,12 +152,14 @@ def run_ray(
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # output line i is input record i
     context.enable_progress_bars = False  # ours counts documents
-    dataset = ray.data.from_items(rows).map_batches(
-        RayAnnotator,
-        fn_constructor_kwargs={"job": job, "threads": int(cpus_per_worker), "use_gpu": gpus_per_worker > 0},
-        batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,
-        num_gpus=gpus_per_worker, max_restarts=0,
-    )
+    with warnings.catch_warnings():  # max_restarts has no named parameter yet (requirements-ray.txt pins Ray below 2.64)
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        dataset = ray.data.from_items(rows).map_batches(
+            RayAnnotator,
+            fn_constructor_kwargs={"job": job, "threads": int(cpus_per_worker), "use_gpu": gpus_per_worker > 0},
+            batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,
+            num_gpus=gpus_per_worker, max_restarts=0,
+        )
     return ray_lines(dataset, shutdown=ray.shutdown if started_here else None)
 
 
@@ -183,7 +187,10 @@ def init_ray(address: Optional[str], **options: Any) -> None:
             **options,
         )
     except (ConnectionError, ValueError, RuntimeError) as err:
-        raise UserError(f"cannot start or reach Ray at {address or 'a new local instance'} ({one_line(err)}); check --address") from None
+        hint = "check --address"
+        if address and not os.environ.get("RAY_AUTH_MODE"):  # `ray start` turns token authentication on since Ray 2.59
+            hint += "; a cluster with token authentication also needs RAY_AUTH_MODE=token (and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+        raise UserError(f"cannot start or reach Ray at {address or 'a new local instance'} ({one_line(err)}); {hint}") from None
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 

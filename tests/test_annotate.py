@@ -161,3 +161,19 @@ def test_ray_engine_writes_exactly_what_the_local_engine_writes(tmp_path, tiny_p
     summary = annotate(tiny_pipeline, source, tmp_path / "ray.json", fmt="labelstudio", batch_size=3, engine="ray")
     assert summary.skipped == 5
     assert (tmp_path / "ray.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+
+
+def test_an_unreachable_cluster_names_the_token_setting_ray_start_needs(monkeypatch):
+    ray = pytest.importorskip("ray")
+
+    def refuse(**options):
+        raise ConnectionError(f"Failed to connect to Ray cluster at {options['address']}")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with pytest.raises(UserError, match=r"reach Ray at 10\.0\.0\.9:6379 .*check --address; .*RAY_AUTH_MODE=token"):
+        init_ray("10.0.0.9:6379")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # already set: the address is what to check
+    with pytest.raises(UserError) as err:
+        init_ray("10.0.0.9:6379")
+    assert "RAY_AUTH_MODE" not in str(err.value) and str(err.value).endswith("check --address")
