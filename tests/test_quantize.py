@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 import spacy
 import torch
+from spacy.tokens import DocBin
 
-from scripts.package import package_pipeline
+from scripts.errors import UserError
+from scripts.evaluate import evaluate_model
+from scripts.package import int8_comparison, package_pipeline
 from scripts.predict import describe_pipeline, predict_texts
 from scripts.quantize import ARCHITECTURE, quantize_pipeline
-from test_predict import TEXTS, tiny_pipeline  # noqa: F401  shared session fixture
+from test_predict import TEXTS, TRAIN, tiny_pipeline  # noqa: F401  shared session fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -44,10 +47,32 @@ def test_int8_scores_stay_close_to_float(tiny_pipeline):
         assert max(abs(a["cats"][k] - b["cats"][k]) for k in a["cats"]) < 0.05
 
 
-def test_fast_cpu_wheel_loads_without_this_repository(tiny_pipeline, tmp_path):
-    (tmp_path / "metrics.json").write_text(json.dumps({"ents": None, "textcat": None}), encoding="utf8")
-    wheel = package_pipeline(model_dir=tiny_pipeline, output_dir=tmp_path / "packages", name="tiny", version="0.0.1",
-                             metrics_path=tmp_path / "metrics.json", transformer=str(tiny_pipeline.parent / "tiny-pipeline-bert"), lang="en", int8=True)
+def write_gold(path: Path) -> Path:
+    """TRAIN as a gold test split: entities and one category per text."""
+    nlp, db = spacy.blank("en"), DocBin()
+    for text, spans, label in TRAIN:
+        doc = nlp(text)
+        doc.set_ents([doc.char_span(start, end, label=name) for start, end, name in spans], default="outside")
+        doc.cats = {name: float(name == label) for name in ("requirements", "responsibilities", "benefits")}
+        db.add(doc)
+    db.to_disk(path)
+    return path
+
+
+# Float32 scores no real run printed, so that the meta can be told apart from them.
+FLOAT_METRICS = {"ents": {"p": 0.5, "r": 0.5, "f": 0.123, "per_label": {}, "n_docs": 6},
+                 "textcat": {"mode": "exclusive", "accuracy": 0.5, "macro_f": 0.456, "micro_f": 0.5, "per_label": {}, "n_docs": 6}}
+
+
+def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_scores(tiny_pipeline, tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps(FLOAT_METRICS), encoding="utf8")
+    test_path = write_gold(tmp_path / "test.spacy")
+    options = dict(model_dir=tiny_pipeline, output_dir=tmp_path / "packages", name="tiny", version="0.0.1", metrics_path=tmp_path / "metrics.json",
+                   transformer=str(tiny_pipeline.parent / "tiny-pipeline-bert"), lang="en", int8=True)
+    with pytest.raises(UserError, match="no test split to score the int8 build on; pass --test"):
+        package_pipeline(**options, test_path=tmp_path / "missing.spacy")
+    packaged = package_pipeline(**options, test_path=test_path)
+    wheel = packaged.wheel
     assert wheel.name == "en_tiny_int8-0.0.1-py3-none-any.whl"
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)], check=True)
@@ -70,6 +95,23 @@ def test_fast_cpu_wheel_loads_without_this_repository(tiny_pipeline, tmp_path):
     assert [{k: round(v, 6) for k, v in cats.items()} for cats in out["cats"]] == [r["cats"] for r in nonempty]
     meta = json.loads((tmp_path / "packages/en_tiny_int8-0.0.1/meta.json").read_text())
     assert meta["description"].startswith("int8 build for CPU inference")
+    assert "the float32 pipeline it was made from scored entity F 0.123, textcat macro F 0.456" in meta["description"]
+    quantize_pipeline(spacy.load(tiny_pipeline)).to_disk(tmp_path / "int8")
+    own = evaluate_model(model=str(tmp_path / "int8"), data_path=test_path, output_dir=tmp_path / "eval", gpu_id="-1")
+    assert packaged.metrics["ents"]["f"] == own["ents"]["f"] and packaged.metrics["textcat"]["macro_f"] == own["textcat"]["macro_f"]
+    assert meta["performance"]["ents_f"] == own["ents"]["f"] != 0.123
+    assert meta["performance"]["cats_macro_f"] == own["textcat"]["macro_f"] != 0.456
+
+
+def test_int8_comparison_warns_where_int8_loses_more_than_half_a_point():
+    int8 = {"ents": {"f": 0.118}, "textcat": {"macro_f": 0.4575}}
+    lines, warnings = int8_comparison(FLOAT_METRICS, int8)
+    assert lines == ["entity F: int8 0.118 against float32 0.123 (-0.5 points)",
+                     "textcat macro F: int8 0.458 against float32 0.456 (+0.2 points)"]
+    assert warnings == []
+    lines, warnings = int8_comparison(FLOAT_METRICS, {"ents": {"f": 0.1}, "textcat": None})
+    assert lines == ["entity F: int8 0.100 against float32 0.123 (-2.3 points)"]
+    assert warnings == ["the int8 build loses 2.3 points of entity F on the test split; ship the float32 wheel where that matters"]
 
 
 def test_the_shipped_module_imports_nothing_from_this_repository():
