@@ -5,9 +5,9 @@
 
 --fast-cpu also builds <lang>_<name>_int8: the same pipeline with the transformer's linear layers
 quantized to int8 (scripts/quantize.py, shipped inside that wheel as its only code), for CPU inference.
-The int8 pipeline is scored on the test split (--test, corpus/test.spacy by default): its meta carries its
-own scores, and the command prints them against the float32 ones with a warning where int8 loses more
-than half a point.
+Its quantization is calibrated on the dev split's texts (--calibration, corpus/dev.spacy by default) and
+it is scored on the test split (--test, corpus/test.spacy by default): its meta carries its own scores,
+and the command prints them against the float32 ones with a warning where int8 loses more than half a point.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from scripts.errors import UserError, info, reported_as_one_line
 LICENSE = "MIT"
 INT8_SUFFIX = "int8"
 INT8_TOLERANCE = 0.005  # F lost to int8 beyond which package warns
+CALIBRATION_TEXTS = 1000  # at most this many texts of the calibration split
 SCORES = (("ents", "f", "entity F"), ("textcat", "macro_f", "textcat macro F"))
 QUANTIZE_MODULE = Path(__file__).resolve().parent / "quantize.py"  # shipped in the int8 wheel as its only code
 
@@ -112,10 +113,11 @@ class Packaged:
 
 def package_pipeline(
     *, model_dir: Path, output_dir: Path, name: str, version: str, metrics_path: Path, transformer: str, lang: str,
-    int8: bool = False, test_path: Optional[Path] = None,
+    int8: bool = False, test_path: Optional[Path] = None, calibration_path: Optional[Path] = None,
 ) -> Packaged:
     """Stage the model with its final meta, build the wheel offline.
-    int8: build <lang>_<name>_int8 instead, with the transformer quantized for the CPU and scored on test_path."""
+    int8: build <lang>_<name>_int8 instead, with the transformer quantized for the CPU (calibrated on
+    calibration_path's texts) and scored on test_path."""
     from spacy.cli.package import package
 
     if not (model_dir / "config.cfg").is_file():
@@ -124,6 +126,8 @@ def package_pipeline(
         raise UserError(f"{metrics_path}: test metrics not found; run the evaluate step first (spacy project run evaluate)")
     if int8 and (test_path is None or not test_path.is_file()):
         raise UserError(f"{test_path}: no test split to score the int8 build on; pass --test with the evaluate step's data (corpus/test.spacy)")
+    if int8 and (calibration_path is None or not calibration_path.is_file()):
+        raise UserError(f"{calibration_path}: no texts to calibrate the int8 build on; pass --calibration with a .spacy file (corpus/dev.spacy)")
     metrics = json.loads(metrics_path.read_text(encoding="utf8"))
     base_model = resolve_base_model(transformer, lang=lang, check_hub=False)
     if int8:
@@ -141,7 +145,7 @@ def package_pipeline(
         model_meta = srsly.read_json(staged / "meta.json")
         scores, code_paths = metrics, []
         if int8:
-            quantize_staged(staged)
+            quantize_staged(staged, calibration_path=calibration_path)  # type: ignore[arg-type]
             scores = score_staged(staged, test_path=test_path, output_dir=Path(tmp) / "evaluation",  # type: ignore[arg-type]
                                   gold_preproc=bool(metrics.get("data", {}).get("gold_preproc")))
             code_paths = [QUANTIZE_MODULE]
@@ -171,13 +175,22 @@ def package_pipeline(
     return Packaged(wheel=wheels[-1], metrics=scores)
 
 
-def quantize_staged(staged: Path) -> None:
-    """Replace the staged pipeline by its int8 version."""
+def quantize_staged(staged: Path, *, calibration_path: Path) -> None:
+    """Replace the staged pipeline by its int8 version, calibrated on the texts of calibration_path."""
     import spacy
+    from spacy.tokens import DocBin
 
     from scripts.quantize import quantize_pipeline
 
-    quantize_pipeline(spacy.load(staged)).to_disk(staged)
+    nlp = spacy.load(staged)
+    try:
+        docs = DocBin().from_disk(calibration_path).get_docs(nlp.vocab)
+        texts = [doc.text for doc, _ in zip(docs, range(CALIBRATION_TEXTS)) if doc.text.strip()]
+    except Exception as err:  # not a DocBin
+        raise UserError(f"{calibration_path}: cannot read it as a .spacy DocBin ({' '.join(str(err).split())[:200]}); pass --calibration corpus/dev.spacy") from None
+    if not texts:
+        raise UserError(f"{calibration_path}: no texts to calibrate the int8 build on; pass --calibration with a non-empty split")
+    quantize_pipeline(nlp, calibration=texts).to_disk(staged)
 
 
 def score_staged(staged: Path, *, test_path: Path, output_dir: Path, gold_preproc: bool) -> dict[str, Any]:
@@ -221,6 +234,7 @@ def main(
     lang: str = typer.Option("en", "--lang", help="Language code"),
     fast_cpu: bool = typer.Option(False, "--fast-cpu", help="Also build <lang>_<name>_int8, with an int8 transformer for fast CPU inference"),
     test_path: Path = typer.Option(Path("corpus/test.spacy"), "--test", help="With --fast-cpu: the test split the int8 build is scored on"),
+    calibration_path: Path = typer.Option(Path("corpus/dev.spacy"), "--calibration", help="With --fast-cpu: the split whose texts calibrate the int8 build"),
 ) -> None:
     """Build packages/<lang>_<name>-<version>/dist/*.whl (and <lang>_<name>_int8 with --fast-cpu)."""
     with reported_as_one_line():
@@ -234,6 +248,7 @@ def main(
             int8 = package_pipeline(
                 model_dir=model_dir, output_dir=output_dir, name=name, version=version,
                 metrics_path=metrics_path, transformer=transformer, lang=lang, int8=True, test_path=test_path,
+                calibration_path=calibration_path,
             )
         lines, warnings = int8_comparison(built.metrics, int8.metrics)
         info(f"Built {int8.wheel} (int8, CPU); install it with: pip install {int8.wheel}")

@@ -2,6 +2,7 @@
 needs no code from this repository."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ from scripts.errors import UserError
 from scripts.evaluate import evaluate_model
 from scripts.package import int8_comparison, package_pipeline
 from scripts.predict import describe_pipeline, predict_texts
-from scripts.quantize import ARCHITECTURE, quantize_pipeline
+from scripts.quantize import ALPHA, ARCHITECTURE, SmoothedLinear, quantize_module, quantize_pipeline, smooth_module, smoothing_scale
 from test_predict import TEXTS, TRAIN, tiny_pipeline  # noqa: F401  shared session fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -28,21 +29,31 @@ def int8_linears(nlp) -> int:
     return sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in model.modules())
 
 
-def test_quantized_pipeline_saves_and_loads_as_int8(tiny_pipeline, tmp_path):
-    nlp = quantize_pipeline(spacy.load(tiny_pipeline))
+CALIBRATION = [text for text, _, _ in TRAIN]
+
+
+def inv_scales(nlp) -> list[torch.Tensor]:
+    return [module.inv_scale for module in nlp.get_pipe("transformer").model.transformer.modules() if isinstance(module, SmoothedLinear)]
+
+
+def test_quantized_pipeline_saves_and_loads_as_int8_with_its_smoothing(tiny_pipeline, tmp_path):
+    nlp = quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION)
     assert int8_linears(nlp) == 2 * 5 + 1  # per BERT layer: q, k, v, attention output, feed-forward in; the pooler
+    scales = [scale.clone() for scale in inv_scales(nlp)]
+    assert len(scales) == 11 and all(not torch.equal(scale, torch.ones_like(scale)) for scale in scales)
     assert nlp.config["components"]["transformer"]["model"]["@architectures"] == ARCHITECTURE
     expected = predict_texts(describe_pipeline(nlp), TEXTS)
     nlp.to_disk(tmp_path / "int8")
     loaded = spacy.load(tmp_path / "int8")
     assert int8_linears(loaded) == 11
+    assert all(torch.equal(a, b) for a, b in zip(inv_scales(loaded), scales, strict=True))
     assert predict_texts(describe_pipeline(loaded), TEXTS) == expected
     assert quantize_pipeline(loaded) is loaded and int8_linears(loaded) == 11  # twice is once
 
 
 def test_int8_scores_stay_close_to_float(tiny_pipeline):
     float_records = predict_texts(describe_pipeline(spacy.load(tiny_pipeline)), TEXTS)
-    int8_records = predict_texts(describe_pipeline(quantize_pipeline(spacy.load(tiny_pipeline))), TEXTS)
+    int8_records = predict_texts(describe_pipeline(quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION)), TEXTS)
     for a, b in zip(float_records, int8_records):
         assert max(abs(a["cats"][k] - b["cats"][k]) for k in a["cats"]) < 0.05
 
@@ -70,13 +81,15 @@ def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_s
     options = dict(model_dir=tiny_pipeline, output_dir=tmp_path / "packages", name="tiny", version="0.0.1", metrics_path=tmp_path / "metrics.json",
                    transformer=str(tiny_pipeline.parent / "tiny-pipeline-bert"), lang="en", int8=True)
     with pytest.raises(UserError, match="no test split to score the int8 build on; pass --test"):
-        package_pipeline(**options, test_path=tmp_path / "missing.spacy")
-    packaged = package_pipeline(**options, test_path=test_path)
+        package_pipeline(**options, test_path=tmp_path / "missing.spacy", calibration_path=test_path)
+    with pytest.raises(UserError, match="no texts to calibrate the int8 build on; pass --calibration"):
+        package_pipeline(**options, test_path=test_path, calibration_path=tmp_path / "missing.spacy")
+    packaged = package_pipeline(**options, test_path=test_path, calibration_path=test_path)  # calibrated on TRAIN's texts
     wheel = packaged.wheel
     assert wheel.name == "en_tiny_int8-0.0.1-py3-none-any.whl"
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)], check=True)
-    expected = predict_texts(describe_pipeline(quantize_pipeline(spacy.load(tiny_pipeline))), TEXTS)
+    expected = predict_texts(describe_pipeline(quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION)), TEXTS)
     script = (
         "import json, sys, spacy\n"
         "nlp = spacy.load('en_tiny_int8')\n"
@@ -96,7 +109,7 @@ def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_s
     meta = json.loads((tmp_path / "packages/en_tiny_int8-0.0.1/meta.json").read_text())
     assert meta["description"].startswith("int8 build for CPU inference")
     assert "the float32 pipeline it was made from scored entity F 0.123, textcat macro F 0.456" in meta["description"]
-    quantize_pipeline(spacy.load(tiny_pipeline)).to_disk(tmp_path / "int8")
+    quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION).to_disk(tmp_path / "int8")
     own = evaluate_model(model=str(tmp_path / "int8"), data_path=test_path, output_dir=tmp_path / "eval", gpu_id="-1")
     assert packaged.metrics["ents"]["f"] == own["ents"]["f"] and packaged.metrics["textcat"]["macro_f"] == own["textcat"]["macro_f"]
     assert meta["performance"]["ents_f"] == own["ents"]["f"] != 0.123
@@ -112,6 +125,31 @@ def test_int8_comparison_warns_where_int8_loses_more_than_half_a_point():
     lines, warnings = int8_comparison(FLOAT_METRICS, {"ents": {"f": 0.1}, "textcat": None})
     assert lines == ["entity F: int8 0.100 against float32 0.123 (-2.3 points)"]
     assert warnings == ["the int8 build loses 2.3 points of entity F on the test split; ship the float32 wheel where that matters"]
+
+
+def test_smoothing_keeps_the_float_output_and_cuts_the_int8_error_of_an_outlier_channel():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32))
+    x = torch.randn(512, 64)
+    x[:, 3] *= 60  # the kind of channel a transformer's hidden states have a few of
+    x[:, 17] *= 25
+    expected = model(x).detach()
+    input_max = {"0": x.abs().amax(0)}
+    smoothed = copy.deepcopy(model)
+    assert smooth_module(smoothed, input_max=input_max) == ["0.linear"]
+    torch.testing.assert_close(smoothed(x), expected, rtol=1e-4, atol=1e-4)
+
+    def error(quantized):
+        return float((quantized(x) - expected).norm() / expected.norm())
+
+    plain, smooth = error(quantize_module(copy.deepcopy(model))), error(quantize_module(copy.deepcopy(model), input_max=input_max))
+    assert smooth < plain / 3, (plain, smooth)
+
+
+def test_a_quiet_calibration_channel_cannot_be_blown_up():
+    input_max = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])
+    scale = smoothing_scale(input_max, torch.ones(2, 5))
+    assert float(scale[0]) == pytest.approx(0.02 ** ALPHA)  # floored at 1% of the median maximum (2.0)
 
 
 def test_the_shipped_module_imports_nothing_from_this_repository():
