@@ -10,15 +10,15 @@ sub-batches of at most `max_batch_items` padded tokens (spacy-transformers' rule
 made beforehand), in the same process and threads, under torch.inference_mode, without spaCy: the ratio
 is what spaCy adds around the forward passes (its tokenizer, alignment, the NER and the classifier).
 Texts longer than the span getter's window cost the pipeline more (overlapping windows) and are cut at the
-model's maximum length in the bare pass. Both are timed `--repeats` times, taking turns batch by batch
-(a shared machine's load then hits both alike), and the medians of the totals count.
+model's maximum length in the bare pass. Both are timed `--repeats` times, taking turns batch by batch,
+and each batch counts with its fastest time (timeit's rule: load from elsewhere only ever adds time, and
+on a shared machine it added up to 30% to single passes).
 Extra `--section.key value` options override the pipeline's config as `spacy.load(config=...)` does.
 """
 from __future__ import annotations
 
 import json
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -161,15 +161,13 @@ def benchmark(
     for batch in batches:  # warm up: allocations, lazy inits, caches
         for run in runs.values():
             run(batch)
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    fastest = {name: [float("inf")] * len(batches) for name in runs}
     for _ in range(repeats):
-        totals = dict.fromkeys(runs, 0.0)
-        for batch in batches:  # batch by batch in turn, so that load from elsewhere hits all alike
+        for i, batch in enumerate(batches):  # batch by batch in turn, so that load from elsewhere hits all alike
             for name, run in runs.items():
-                totals[name] += timed(run, batch)
-        for name, total in totals.items():
-            times[name].append(total)
-    pipe_wps, bare_wps = (words / statistics.median(times[name]) for name in ("pipeline", "bare"))
+                fastest[name][i] = min(fastest[name][i], timed(run, batch))
+    seconds = {name: sum(times) for name, times in fastest.items()}
+    pipe_wps, bare_wps = (words / seconds[name] for name in ("pipeline", "bare"))
     result = {
         "model": model,
         "device": device,
@@ -186,7 +184,7 @@ def benchmark(
         "overrides": overrides or {},
     }
     if other is not None:
-        baseline_wps = words / statistics.median(times["baseline"])
+        baseline_wps = words / seconds["baseline"]
         result.update(baseline=baseline, baseline_words_per_s=round(baseline_wps, 1), speedup=round(pipe_wps / baseline_wps, 3))
     return result
 
@@ -216,7 +214,7 @@ def main(
     text_field: str = typer.Option("text", "--text-field", help="The field or column that holds the text"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Texts per batch for both; default: the pipeline's [nlp] batch_size"),
     device: str = typer.Option("cpu", "--device", help="cpu or gpu"),
-    repeats: int = typer.Option(5, "--repeats", min=1, help="Timed passes of each; the medians count"),
+    repeats: int = typer.Option(5, "--repeats", min=1, help="Timed passes of each; each batch's fastest counts"),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Another pipeline to time alongside (e.g. the float32 one), for a speedup"),
 ) -> None:
     """Print one JSON line: words/s of nlp.pipe and of the bare transformer, their ratio, peak memory, device."""
