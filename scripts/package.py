@@ -145,7 +145,7 @@ def package_pipeline(
         model_meta = srsly.read_json(staged / "meta.json")
         scores, code_paths = metrics, []
         if int8:
-            quantize_staged(staged, calibration_path=calibration_path)  # type: ignore[arg-type]
+            n_texts = quantize_staged(staged, calibration_path=calibration_path)  # type: ignore[arg-type]
             scores = score_staged(staged, test_path=test_path, output_dir=Path(tmp) / "evaluation",  # type: ignore[arg-type]
                                   gold_preproc=bool(metrics.get("data", {}).get("gold_preproc")))
             code_paths = [QUANTIZE_MODULE]
@@ -153,7 +153,8 @@ def package_pipeline(
             model_meta=model_meta, metrics=scores, name=name, version=version, base_model=base_model, components=components,
         )
         if int8:
-            meta["description"] = int8_description(float_metrics=metrics) + " " + meta["description"]
+            calibration = f"{n_texts} texts of {calibration_path.name}"  # type: ignore[union-attr]
+            meta["description"] = int8_description(float_metrics=metrics, calibration=calibration) + " " + meta["description"]
         srsly.write_json(staged / "meta.json", meta)
         built = Path(tmp) / "built"
         built.mkdir()
@@ -175,8 +176,9 @@ def package_pipeline(
     return Packaged(wheel=wheels[-1], metrics=scores)
 
 
-def quantize_staged(staged: Path, *, calibration_path: Path) -> None:
-    """Replace the staged pipeline by its int8 version, calibrated on the texts of calibration_path."""
+def quantize_staged(staged: Path, *, calibration_path: Path) -> int:
+    """Replace the staged pipeline by its int8 version, calibrated on the texts of calibration_path;
+    return how many texts that was."""
     import spacy
     from spacy.tokens import DocBin
 
@@ -191,6 +193,7 @@ def quantize_staged(staged: Path, *, calibration_path: Path) -> None:
     if not texts:
         raise UserError(f"{calibration_path}: no texts to calibrate the int8 build on; pass --calibration with a non-empty split")
     quantize_pipeline(nlp, calibration=texts).to_disk(staged)
+    return len(texts)
 
 
 def score_staged(staged: Path, *, test_path: Path, output_dir: Path, gold_preproc: bool) -> dict[str, Any]:
@@ -200,11 +203,11 @@ def score_staged(staged: Path, *, test_path: Path, output_dir: Path, gold_prepro
     return evaluate_model(model=str(staged), data_path=test_path, output_dir=output_dir, gold_preproc=gold_preproc, gpu_id="-1")
 
 
-def int8_description(*, float_metrics: dict[str, Any]) -> str:
+def int8_description(*, float_metrics: dict[str, Any], calibration: str) -> str:
     scored = [f"{label} {score(float_metrics[task][key])}" for task, key, label in SCORES if float_metrics.get(task)]
     return (
         "int8 build for CPU inference: the transformer's linear layers are dynamically quantized "
-        "(torch.ao.quantization.quantize_dynamic) after SmoothQuant rescaling calibrated on dev-split texts; "
+        f"(torch.ao.quantization.quantize_dynamic) after SmoothQuant rescaling calibrated on {calibration}; "
         "the NER and text classifier are unchanged. The scores "
         "below are this int8 pipeline's" + (f"; the float32 pipeline it was made from scored {', '.join(scored)}." if scored else ".")
     )

@@ -108,6 +108,7 @@ def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_s
     assert [{k: round(v, 6) for k, v in cats.items()} for cats in out["cats"]] == [r["cats"] for r in nonempty]
     meta = json.loads((tmp_path / "packages/en_tiny_int8-0.0.1/meta.json").read_text())
     assert meta["description"].startswith("int8 build for CPU inference")
+    assert "SmoothQuant rescaling calibrated on 6 texts of test.spacy" in meta["description"]
     assert "the float32 pipeline it was made from scored entity F 0.123, textcat macro F 0.456" in meta["description"]
     quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION).to_disk(tmp_path / "int8")
     own = evaluate_model(model=str(tmp_path / "int8"), data_path=test_path, output_dir=tmp_path / "eval", gpu_id="-1")
