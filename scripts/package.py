@@ -124,10 +124,8 @@ def package_pipeline(
         raise UserError(f"{model_dir}: no trained pipeline here; run the train step first (spacy project run train)")
     if not metrics_path.is_file():
         raise UserError(f"{metrics_path}: test metrics not found; run the evaluate step first (spacy project run evaluate)")
-    if int8 and (test_path is None or not test_path.is_file()):
-        raise UserError(f"{test_path}: no test split to score the int8 build on; pass --test with the evaluate step's data (corpus/test.spacy)")
-    if int8 and (calibration_path is None or not calibration_path.is_file()):
-        raise UserError(f"{calibration_path}: no texts to calibrate the int8 build on; pass --calibration with a .spacy file (corpus/dev.spacy)")
+    if int8:
+        check_int8_inputs(test_path=test_path, calibration_path=calibration_path)
     metrics = json.loads(metrics_path.read_text(encoding="utf8"))
     base_model = resolve_base_model(transformer, lang=lang, check_hub=False)
     if int8:
@@ -174,6 +172,13 @@ def package_pipeline(
         shutil.move(str(package_dir), final_dir)
     wheels = sorted((final_dir / "dist").glob("*.whl"))
     return Packaged(wheel=wheels[-1], metrics=scores)
+
+
+def check_int8_inputs(*, test_path: Optional[Path], calibration_path: Optional[Path]) -> None:
+    if test_path is None or not test_path.is_file():
+        raise UserError(f"{test_path}: no test split to score the int8 build on; pass --test with the evaluate step's data (corpus/test.spacy)")
+    if calibration_path is None or not calibration_path.is_file():
+        raise UserError(f"{calibration_path}: no texts to calibrate the int8 build on; pass --calibration with a .spacy file (corpus/dev.spacy)")
 
 
 def quantize_staged(staged: Path, *, calibration_path: Path) -> int:
@@ -242,6 +247,8 @@ def main(
 ) -> None:
     """Build packages/<lang>_<name>-<version>/dist/*.whl (and <lang>_<name>_int8 with --fast-cpu)."""
     with reported_as_one_line():
+        if fast_cpu:  # before the float32 build, so that a missing split stops the command at once
+            check_int8_inputs(test_path=test_path, calibration_path=calibration_path)
         built = package_pipeline(
             model_dir=model_dir, output_dir=output_dir, name=name, version=version,
             metrics_path=metrics_path, transformer=transformer, lang=lang,
