@@ -3,6 +3,7 @@
     python -m scripts.benchmark training/model-best
     python -m scripts.benchmark en_job_postings --texts texts.jsonl --batch-size 64 --device cpu
     python -m scripts.benchmark training/model-best --components.transformer.max_batch_items 8192
+    python -m scripts.benchmark en_job_postings --breakdown     # also words/s up to each component
 
 The bare pass is the physical limit of the pipeline: the same Hugging Face model and tokenizer object the
 pipeline's transformer component holds, on the same texts, in the same batches and the same length-sorted
@@ -17,6 +18,7 @@ Extra `--section.key value` options override the pipeline's config as `spacy.loa
 """
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import sys
@@ -131,10 +133,12 @@ def peak_memory_mb(device: str) -> float:
 
 def benchmark(
     *, model: str, texts: list[str], batch_size: Optional[int] = None, device: str = "cpu", repeats: int = 5,
-    overrides: Optional[dict[str, Any]] = None, baseline: Optional[str] = None,
+    overrides: Optional[dict[str, Any]] = None, baseline: Optional[str] = None, breakdown: bool = False,
 ) -> dict[str, Any]:
     """Time nlp.pipe and the bare forward pass on the same texts (and nlp.pipe of a baseline pipeline,
-    e.g. the float32 one an int8 build came from); return the figures benchmark prints."""
+    e.g. the float32 one an int8 build came from); return the figures benchmark prints. With breakdown,
+    also time the pipeline cut after each component (transformer; transformer and ner; ...), so that
+    the words/s lost to each component after the transformer can be read off."""
     import torch
 
     from scripts.device import activate, resolve_device
@@ -158,6 +162,9 @@ def benchmark(
     }
     if other is not None:
         runs["baseline"] = lambda batch: list(other.pipe(batch, batch_size=size))
+    prefixes = [nlp.pipe_names[:end] for end in range(1, len(nlp.pipe_names))] if breakdown else []
+    for names in prefixes:
+        runs[f"upto:{names[-1]}"] = functools.partial(pipe_prefix, nlp, names, size=size)
     for batch in batches:  # warm up: allocations, lazy inits, caches
         for run in runs.values():
             run(batch)
@@ -186,7 +193,19 @@ def benchmark(
     if other is not None:
         baseline_wps = words / seconds["baseline"]
         result.update(baseline=baseline, baseline_words_per_s=round(baseline_wps, 1), speedup=round(pipe_wps / baseline_wps, 3))
+    if prefixes:
+        cuts = [("+".join(names), words / seconds[f"upto:{names[-1]}"]) for names in prefixes]
+        result["breakdown"] = [
+            {"components": components, "words_per_s": round(wps, 1), "ratio": round(wps / bare_wps, 3)}
+            for components, wps in cuts + [("+".join(nlp.pipe_names), pipe_wps)]
+        ]
     return result
+
+
+def pipe_prefix(nlp: Any, names: list[str], batch: list[str], *, size: int) -> list[Any]:
+    """nlp.pipe with only the components `names` (a prefix of the pipeline, so listeners keep their transformer)."""
+    with nlp.select_pipes(enable=names):
+        return list(nlp.pipe(batch, batch_size=size))
 
 
 def load(model: str, *, overrides: Optional[dict[str, Any]]) -> Any:
@@ -216,6 +235,7 @@ def main(
     device: str = typer.Option("cpu", "--device", help="cpu or gpu"),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed passes of each; each batch's fastest counts"),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Another pipeline to time alongside (e.g. the float32 one), for a speedup"),
+    breakdown: bool = typer.Option(False, "--breakdown", help="Also time the pipeline cut after each component: what each one costs"),
 ) -> None:
     """Print one JSON line: words/s of nlp.pipe and of the bare transformer, their ratio, peak memory, device."""
     from spacy.cli._util import parse_config_overrides
@@ -228,7 +248,7 @@ def main(
         texts = load_texts(texts_path, text_field=text_field)
         info(f"Benchmarking {model} on {len(texts)} texts ({'sample corpus' if texts_path is None else texts_path}), {device}")
         result = benchmark(model=model, texts=texts, batch_size=batch_size, device=device, repeats=repeats,
-                           overrides=overrides, baseline=baseline)
+                           overrides=overrides, baseline=baseline, breakdown=breakdown)
     print(json.dumps(result), flush=True)
     sys.stdout.flush()
 

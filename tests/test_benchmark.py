@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import spacy
 from typer.testing import CliRunner
 
 from scripts.benchmark import app, benchmark, generated_texts, length_groups, sample_texts
@@ -25,6 +26,19 @@ def test_benchmark_reports_both_speeds_their_ratio_and_memory(tiny_pipeline):
     assert result["pipeline_words_per_s"] > 0 and result["transformer_words_per_s"] > 0
     assert result["ratio"] == pytest.approx(result["pipeline_words_per_s"] / result["transformer_words_per_s"], abs=0.002)
     assert result["peak_memory_mb"] > 50
+
+
+def test_breakdown_times_the_pipeline_cut_after_each_component(tiny_pipeline):
+    texts = [text for text in TEXTS if text] * 3
+    result = benchmark(model=str(tiny_pipeline), texts=texts, batch_size=4, repeats=1, breakdown=True)
+    cuts = result["breakdown"]
+    pipe_names = spacy.load(tiny_pipeline).pipe_names
+    assert len(pipe_names) > 1
+    assert [cut["components"] for cut in cuts] == ["+".join(pipe_names[:end]) for end in range(1, len(pipe_names) + 1)]
+    assert cuts[-1]["words_per_s"] == result["pipeline_words_per_s"] and cuts[-1]["ratio"] == result["ratio"]
+    assert all(cut["words_per_s"] > 0 and cut["ratio"] == pytest.approx(cut["words_per_s"] / result["transformer_words_per_s"], abs=0.002)
+               for cut in cuts)
+    assert "breakdown" not in benchmark(model=str(tiny_pipeline), texts=texts, batch_size=4, repeats=1)
 
 
 def test_cli_prints_one_json_line_and_applies_config_overrides(tiny_pipeline, tmp_path):
