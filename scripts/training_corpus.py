@@ -18,7 +18,7 @@ Like every [corpora] setting, it is resolved when training, never when a pipelin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sized
+from typing import Callable, Iterable, Iterator, Optional
 
 from spacy.tokens import Doc
 from spacy.training import Corpus
@@ -87,21 +87,3 @@ def create_training_corpus(
     if path is None:
         raise ValueError("[corpora.train] path is not set; pass --paths.train corpus/train.spacy")
     return SplittingCorpus(path, split_length=max_length, gold_preproc=gold_preproc, limit=limit, augmenter=augmenter)
-
-
-@registry.misc("ner_textcat.batch_length.v1")
-def create_batch_length(min_length: int = 0) -> Callable[[Sized], int]:
-    """The length the batcher counts for a training example: its tokens, but at least min_length.
-
-    spaCy's batch_by_padded fills each batch up to `size` padded tokens, so a corpus of short texts
-    (titles, tweets) gets batches of a hundred documents and few updates per epoch. Counting each
-    example as at least min_length tokens caps a batch at size / min_length documents; 0 leaves
-    spaCy's rule unchanged.
-    """
-    if min_length < 0:
-        raise ValueError(f"[training.batcher.get_length] min_length is {min_length}; give 0 (off) or a positive token count")
-
-    def batch_length(example: Sized) -> int:
-        return max(len(example), min_length)
-
-    return batch_length

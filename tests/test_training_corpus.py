@@ -1,6 +1,5 @@
 """Long training documents are split (entities) or cut (categories only), never dropped, and the
 reader is what configs/base.cfg trains with."""
-import pytest
 import spacy
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -77,29 +76,3 @@ def test_base_config_trains_through_the_splitting_reader(tmp_path):
     examples = list(corpus(NLP))
     assert [len(eg.reference) for eg in examples] == [config["corpora"]["train"]["max_length"], 30]
     assert examples[0].reference.cats == {"bug": 1.0, "docs": 0.0}
-
-
-def base_batcher(**get_length):
-    import scripts.training_corpus  # noqa: F401  registers the batch length
-
-    batcher = load_config(PROJECT_ROOT / "configs" / "base.cfg", interpolate=True)["training"]["batcher"]
-    batcher = {**batcher, "get_length": {**batcher["get_length"], **get_length}}
-    return registry.resolve({"batcher": batcher})["batcher"]
-
-
-def test_min_batch_length_caps_the_documents_per_batch():
-    titles = [make_doc(8, cats={"a": 1.0}) for _ in range(300)]
-    size = load_config(PROJECT_ROOT / "configs" / "base.cfg")["training"]["batcher"]["size"]
-    # By their own length, 8-token titles fill batches of size // 8 documents.
-    assert max(len(batch) for batch in base_batcher()(titles)) == size // 8
-    capped = list(base_batcher(min_length=100)(titles))
-    assert max(len(batch) for batch in capped) == size // 100
-    assert sum(len(batch) for batch in capped) == 300
-    # Documents longer than min_length count by their own length, as before.
-    long_docs = [make_doc(400) for _ in range(10)]
-    assert [len(b) for b in base_batcher(min_length=100)(long_docs)] == [len(b) for b in base_batcher()(long_docs)]
-
-
-def test_negative_min_batch_length_is_refused():
-    with pytest.raises(ValueError, match="min_length is -1"):
-        base_batcher(min_length=-1)
