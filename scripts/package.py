@@ -3,8 +3,12 @@
     python -m scripts.package training/model-best packages --name job_postings --version 0.0.1 \\
         --metrics training/metrics.json --transformer auto --lang en [--fast-cpu]
 
+The packaged copy names the "fast_ner" factory (scripts/fast_ner.py: spaCy's entity recognizer, the
+same weights and entities, its greedy loop run holding the GIL) instead of spaCy's "ner", and ships that
+module inside the wheel as its code.
+
 --fast-cpu also builds <lang>_<name>_int8: the same pipeline with the transformer's linear layers
-quantized to int8 (scripts/quantize.py, shipped inside that wheel as its only code), for CPU inference.
+quantized to int8 (scripts/quantize.py, shipped inside that wheel too), for CPU inference.
 Its quantization is calibrated on the dev split's texts (--calibration, corpus/dev.spacy by default) and
 it is scored on the test split (--test, corpus/test.spacy by default): its meta carries its own scores,
 and the command prints them against the float32 ones with a warning where int8 loses more than half a point.
@@ -24,6 +28,7 @@ import srsly
 import typer
 from spacy.util import load_config
 
+from scripts import fast_ner
 from scripts.base_model import BaseModel, resolve_base_model
 from scripts.errors import UserError, info, reported_as_one_line
 
@@ -32,7 +37,8 @@ INT8_SUFFIX = "int8"
 INT8_TOLERANCE = 0.005  # F lost to int8 beyond which package warns
 CALIBRATION_TEXTS = 1000  # at most this many texts of the calibration split
 SCORES = (("ents", "f", "entity F"), ("textcat", "macro_f", "textcat macro F"))
-QUANTIZE_MODULE = Path(__file__).resolve().parent / "quantize.py"  # shipped in the int8 wheel as its only code
+QUANTIZE_MODULE = Path(__file__).resolve().parent / "quantize.py"  # shipped in the int8 wheel
+FAST_NER_MODULE = Path(fast_ner.__file__)  # shipped in every wheel with an entity recognizer
 
 
 def performance_from_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -138,15 +144,16 @@ def package_pipeline(
         config = load_config(staged / "config.cfg", interpolate=False)
         # The weights are inside the package; record the public name, not a path on this machine.
         config["components"]["transformer"]["model"]["name"] = base_model.name
+        code_paths = [FAST_NER_MODULE] if use_fast_ner(config) else []
         config.to_disk(staged / "config.cfg", interpolate=False)
         components = [c for c in config["nlp"]["pipeline"] if c != "transformer"]
         model_meta = srsly.read_json(staged / "meta.json")
-        scores, code_paths = metrics, []
+        scores = metrics
         if int8:
             n_texts = quantize_staged(staged, calibration_path=calibration_path)  # type: ignore[arg-type]
             scores = score_staged(staged, test_path=test_path, output_dir=Path(tmp) / "evaluation",  # type: ignore[arg-type]
                                   gold_preproc=bool(metrics.get("data", {}).get("gold_preproc")))
-            code_paths = [QUANTIZE_MODULE]
+            code_paths.append(QUANTIZE_MODULE)
         meta = build_meta(
             model_meta=model_meta, metrics=scores, name=name, version=version, base_model=base_model, components=components,
         )
@@ -172,6 +179,14 @@ def package_pipeline(
         shutil.move(str(package_dir), final_dir)
     wheels = sorted((final_dir / "dist").glob("*.whl"))
     return Packaged(wheel=wheels[-1], metrics=scores)
+
+
+def use_fast_ner(config: Any) -> bool:
+    """Name the fast_ner factory instead of spaCy's "ner" in the config; say whether there was one."""
+    blocks = [block for block in config["components"].values() if block.get("factory") == fast_ner.SPACY_FACTORY]
+    for block in blocks:
+        block["factory"] = fast_ner.FACTORY
+    return bool(blocks)
 
 
 def check_int8_inputs(*, test_path: Optional[Path], calibration_path: Optional[Path]) -> None:

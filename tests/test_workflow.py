@@ -90,18 +90,20 @@ def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
     install = subprocess.run([python, "-m", "pip", "install", "-q", wheels[0]], capture_output=True, text=True)
     assert install.returncode == 0, install.stderr
     use = (
-        "import json, spacy\n"
+        "import json, spacy, sys\n"
         "nlp = spacy.load('en_job_postings')\n"
         "texts = ['We are hiring a welder with 4 years of experience in TIG welding.', 'Parking is free for staff.']\n"
         "docs = list(nlp.pipe(texts))\n"
+        "assert not [m for m in sys.modules if m == 'scripts' or m.startswith('scripts.')], 'repo code was imported'\n"
         "print(json.dumps({'pipeline': nlp.pipe_names, 'meta': nlp.meta, 'cats': [d.cats for d in docs], "
-        "'ents': [[(e.text, e.label_) for e in d.ents] for d in docs]}))\n"
+        "'ents': [[(e.text, e.label_) for e in d.ents] for d in docs], 'ner': type(nlp.get_pipe('ner')).__name__}))\n"
     )
     loaded = subprocess.run([python, "-c", use], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""})
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     out = json.loads(loaded.stdout)
     assert out["pipeline"] == ["transformer", "ner", "textcat"]
+    assert out["ner"] == "FastEntityRecognizer"  # scripts/fast_ner.py, shipped inside the wheel
     assert all(set(cats) == {"responsibilities", "requirements", "benefits", "company", "application"} for cats in out["cats"])
     assert all(abs(sum(cats.values()) - 1.0) < 1e-4 for cats in out["cats"])
     assert len(out["ents"]) == 2
