@@ -19,8 +19,7 @@ from scripts.errors import UserError, reported_as_one_line
 
 def init_labels(*, config_path: Path, output_dir: Path) -> list[str]:
     """Write one JSON label file per component into output_dir; return the files written."""
-    import scripts.textcat_training  # noqa: F401  registers the callback the config names
-    import scripts.training_corpus  # noqa: F401  registers the training reader the config names
+    import scripts.training_functions  # noqa: F401  registers what the config names
     from spacy.cli.init_pipeline import _init_labels
     from spacy.training.initialize import init_nlp
     from spacy.util import load_config

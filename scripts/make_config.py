@@ -141,8 +141,7 @@ def write_filled_config(config: Config, output: Path, *, check: Callable[[Config
     """Fill defaults exactly as `spacy init fill-config` does, check, then move into place atomically."""
     from spacy.cli.init_config import fill_config
 
-    import scripts.textcat_training  # noqa: F401  registers the callback the config names
-    import scripts.training_corpus  # noqa: F401  registers the training reader the config names
+    import scripts.training_functions  # noqa: F401  registers what the config names
 
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent) as tmp:

@@ -36,9 +36,7 @@ def parse_overrides(args: List[str]) -> dict:
 
 
 def train(*, config_path: Path, output: Path, gpu_id: str, mixed_precision: bool, overrides: dict) -> None:
-    import scripts.textcat_training  # noqa: F401  registers the callback the config names
-    import scripts.training_corpus  # noqa: F401  registers the training reader the config names
-    import scripts.training_log  # noqa: F401  registers the logger scripts.bench_train asks for
+    import scripts.training_functions  # noqa: F401  registers what the config names
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 

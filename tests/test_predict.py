@@ -36,7 +36,7 @@ TEXTS = [
 
 def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
     """configs/base.cfg with a tiny random BERT, ner + textcat, trained a few steps on TRAIN, saved to path."""
-    import scripts.textcat_training  # noqa: F401  the [initialize] callback base.cfg names
+    import scripts.training_functions  # noqa: F401  what base.cfg names
     from scripts.make_config import Schedule, build_config
 
     schedule = Schedule(max_epochs=1, eval_frequency=10, patience=10, warmup_steps=1, total_steps=steps)
@@ -53,6 +53,7 @@ def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
     optimizer = nlp.initialize(lambda: examples)
     for _ in range(steps):
         nlp.update(examples, sgd=optimizer, drop=0.0)
+        optimizer.step_schedules()
     nlp.meta.update(name="tiny", version="0.0.1")
     nlp.to_disk(path)
     return path
