@@ -87,7 +87,9 @@ def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
     # The package carries its weights: remove the base model, install into a fresh venv, use it.
     shutil.rmtree(base_model)
     python = fresh_venv_sharing_installed_packages(tmp_path / "venv")
-    install = subprocess.run([python, "-m", "pip", "install", "-q", wheels[0]], capture_output=True, text=True)
+    # --force-reinstall: the venv sees the test interpreter's packages, which may hold an older en_job_postings.
+    install = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", wheels[0]],
+                             capture_output=True, text=True)
     assert install.returncode == 0, install.stderr
     use = (
         "import json, spacy, sys\n"
