@@ -1,5 +1,6 @@
 """spaCy's entity recognizer, with its greedy decoding run while holding the GIL: the same model and
-the same entities, in about a third of the time on the CPU.
+the same entities, in 40% of the time on the CPU (0.05 s against 0.13 s per pass over the 10,950
+tokens of the sample texts).
 
     nlp.add_pipe("fast_ner", name="ner")   # instead of nlp.add_pipe("ner")
 

@@ -13,7 +13,12 @@ the whole step down instead. So this optimizer holds each gradient it is given (
 zeroes its own) and applies Adam to all of them in step_schedules(), which spaCy's training loop calls
 once after every component's finish_update, before the next step and before any evaluation. Weights
 are updated in place, in the arrays the models hold (thinc's parameters; torch parameters share their
-memory with the arrays the PyTorch shim passes).
+memory with the arrays the PyTorch shim passes). A hand-written loop must call step_schedules() after
+finish_update too, as thinc asks anyway.
+
+spaCy's losses sum over documents and tokens where Hugging Face's average over the batch, so the joint
+norm runs far above 1 (6 to 224 in the first 70 steps on the GitHub issues, most of it from a single
+tensor), and a clip at 1.0 acts on every step, weighing each step alike whatever its size.
 
 Training only: [training] is resolved by `spacy train`, never when a pipeline is loaded.
 """
@@ -82,5 +87,5 @@ def create_global_norm_adam(
     use_averages: bool = False,
 ) -> GlobalNormAdam:
     """thinc's Adam.v1 settings, and max_grad_norm: the clip on the joint norm (0: none, thinc's Adam.v1)."""
-    return GlobalNormAdam(learn_rate, max_grad_norm=max_grad_norm, grad_clip=grad_clip, L2=L2, beta1=beta1, beta2=beta2, eps=eps,
-                          L2_is_weight_decay=L2_is_weight_decay, use_averages=use_averages)
+    return GlobalNormAdam(learn_rate, max_grad_norm=max_grad_norm, grad_clip=grad_clip, L2=L2, beta1=beta1, beta2=beta2,
+                          eps=eps, L2_is_weight_decay=L2_is_weight_decay, use_averages=use_averages)
