@@ -1,5 +1,5 @@
 """The package meta tells users how well the pipeline did and how to read its categories."""
-from scripts.package import describe, performance_from_metrics
+from scripts.package import describe, performance_from_metrics, use_fast_ner
 
 ENTS = {"p": 0.5, "r": 0.25, "f": 1 / 3, "n_docs": 9, "per_label": {"SKILL": {"p": 0.5, "r": 0.25, "f": 1 / 3}}}
 
@@ -29,3 +29,10 @@ def test_performance_uses_spacys_meta_keys():
     assert performance["ents_f"] == ENTS["f"]
     assert performance["cats_macro_f"] == 0.8 and performance["cats_accuracy"] == 0.9
     assert performance["ents_per_type"]["SKILL"]["r"] == 0.25
+
+
+def test_the_packaged_config_names_fast_ner_for_spacys_ner_only():
+    config = {"components": {"ner": {"factory": "ner"}, "beam": {"factory": "beam_ner"}, "textcat": {"factory": "textcat"}}}
+    assert use_fast_ner(config)
+    assert [block["factory"] for block in config["components"].values()] == ["fast_ner", "beam_ner", "textcat"]
+    assert not use_fast_ner({"components": {"textcat": {"factory": "textcat"}}})  # nothing to ship
