@@ -104,7 +104,8 @@ def test_random_weights_give_many_entities_and_the_same_ones(pair):
     texts = [" ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(i % 40)) for i in range(200)]
     expected = list(spacy_nlp.pipe(texts, batch_size=16))
     assert sum(len(doc.ents) for doc in expected) > 100, "the test needs a model that predicts entities"
-    assert len({ent.label_ for doc in expected for ent in doc.ents}) >= 2
+    # Without an upper layer the model finds all four trained labels; with one, three (the untrained one among them).
+    assert len({ent.label_ for doc in expected for ent in doc.ents}) >= 3
     for batch_size in (1, 16, 1000):
         assert [annotation(doc) for doc in fast_nlp.pipe(texts, batch_size=batch_size)] == [annotation(doc) for doc in expected]
 
