@@ -21,6 +21,8 @@ from scripts.errors import UserError, info, reported_as_one_line
 
 TASK_COMPONENTS = ("ner", "textcat", "textcat_multilabel")
 VALID_COMPONENTS = ("ner", "textcat", "textcat_multilabel", "ner,textcat", "ner,textcat_multilabel")
+PADDED_BATCHER = "spacy.batch_by_padded.v1"
+DOCS_BATCHER = "ner_textcat.batch_by_docs.v1"
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,34 @@ def read_corpus_stats(path: Path, *, max_length: int = 0) -> CorpusStats:
     )
 
 
+def choose_batcher(batcher: dict, components: list[str], overrides: dict[str, Any]) -> dict:
+    """Text classification alone trains on batches of equal document counts (scripts/batchers.py).
+
+    spaCy's padded batches (configs/base.cfg) stay for pipelines with ner, and wherever the
+    user named a batcher with --training.batcher.@batchers.
+    """
+    if "ner" in components or "training.batcher.@batchers" in overrides or batcher.get("@batchers") != PADDED_BATCHER:
+        return dict(batcher)
+    return {**batcher, "@batchers": DOCS_BATCHER}
+
+
 def count_batches(lengths: tuple[int, ...], *, batcher: dict) -> int:
     """Batches per epoch that the configured batcher makes from documents of these lengths."""
     from spacy.util import registry
 
+    import scripts.batchers  # noqa: F401  registers ner_textcat.batch_by_docs.v1
+
     make_batches = registry.resolve({"batcher": batcher})["batcher"]
     return max(1, sum(1 for _ in make_batches([range(n) for n in lengths])))
+
+
+def describe_batches(batcher: dict) -> str:
+    """How the batcher fills a batch, for the config step's summary line."""
+    if batcher.get("@batchers") == DOCS_BATCHER:
+        return f"equal numbers of documents, {batcher['size']} words on average"
+    if batcher.get("@batchers") == PADDED_BATCHER:
+        return f"up to {batcher['size']} padded words"
+    return str(batcher.get("@batchers"))
 
 
 def check_corpus_fits(components: list[str], stats: CorpusStats, *, corpus: Path) -> None:
@@ -99,11 +123,26 @@ def check_corpus_fits(components: list[str], stats: CorpusStats, *, corpus: Path
         )
 
 
-def scale_schedule(batches_per_epoch: int, *, max_epochs: int = 0) -> Schedule:
-    """Epochs, evaluation, patience and warmup scaled to the corpus (max_epochs 0 = choose)."""
+def padded_equivalent(batcher: dict) -> dict:
+    """The batcher whose batch count measures the corpus for the number of epochs.
+
+    For the equal-count batcher that is spaCy's padded batcher with the same settings: the
+    epochs then follow how much text there is (in batches of `size` padded words), not how a
+    batcher slices it, and both batchers train on about the same number of words.
+    """
+    if batcher.get("@batchers") == DOCS_BATCHER:
+        return {**batcher, "@batchers": PADDED_BATCHER}
+    return dict(batcher)
+
+
+def scale_schedule(batches_per_epoch: int, *, max_epochs: int = 0, corpus_batches: int = 0) -> Schedule:
+    """Epochs, evaluation, patience and warmup scaled to the corpus (max_epochs 0 = choose).
+
+    corpus_batches is the corpus size in padded batches (padded_equivalent); 0 takes batches_per_epoch.
+    """
     if max_epochs <= 0:
-        # Small corpora need many passes to make enough updates; big ones need few.
-        max_epochs = min(30, max(3, math.ceil(600 / batches_per_epoch)))
+        # About 600 padded batches of text: small corpora need many passes, big ones few.
+        max_epochs = min(30, max(3, math.ceil(600 / (corpus_batches or batches_per_epoch))))
     total_steps = max_epochs * batches_per_epoch
     eval_frequency = min(200, max(5, batches_per_epoch))
     return Schedule(
@@ -117,7 +156,8 @@ def scale_schedule(batches_per_epoch: int, *, max_epochs: int = 0) -> Schedule:
 
 
 def build_config(
-    base: Config, *, components: list[str], lang: str, transformer_location: str, schedule: Schedule
+    base: Config, *, components: list[str], lang: str, transformer_location: str, schedule: Schedule,
+    batcher: Optional[dict] = None,
 ) -> Config:
     """The base config with only the chosen components, the base model and the schedule set."""
     config = Config(base)
@@ -129,6 +169,8 @@ def build_config(
                 section.pop(name, None)
     config["components"]["transformer"]["model"]["name"] = transformer_location
     training = config["training"]
+    if batcher is not None:
+        training["batcher"] = batcher
     training["max_epochs"] = schedule.max_epochs
     training["eval_frequency"] = schedule.eval_frequency
     training["patience"] = schedule.patience
@@ -203,13 +245,18 @@ def make_config(
         )
     base_model = resolve_base_model(transformer, lang=lang)
     info(f"Base model: {base_model.name} ({base_model.source})")
-    batches = count_batches(stats.lengths, batcher=base["training"]["batcher"])
-    schedule = scale_schedule(batches, max_epochs=max_epochs)
-    config = build_config(base, components=names, lang=lang, transformer_location=base_model.location, schedule=schedule)
+    batcher = choose_batcher(base["training"]["batcher"], names, overrides)
+    batches = count_batches(stats.lengths, batcher=batcher)
+    sizing = padded_equivalent(batcher)
+    corpus_batches = batches if sizing == batcher else count_batches(stats.lengths, batcher=sizing)
+    schedule = scale_schedule(batches, max_epochs=max_epochs, corpus_batches=corpus_batches)
+    config = build_config(base, components=names, lang=lang, transformer_location=base_model.location, schedule=schedule,
+                          batcher=batcher)
     write_filled_config(config, output, check=lambda filled: check_overrides_exist(filled, overrides, base_path=base_path))
     info(
         f"Wrote {output}: pipeline transformer,{','.join(names)}; {stats.docs} training docs, {stats.words} words; "
-        f"{schedule.max_epochs} epochs, evaluation every {schedule.eval_frequency} steps, warmup {schedule.warmup_steps} steps"
+        f"{schedule.max_epochs} epochs of {batches} batches ({describe_batches(batcher)}), "
+        f"evaluation every {schedule.eval_frequency} steps, warmup {schedule.warmup_steps} steps"
     )
     return schedule
 

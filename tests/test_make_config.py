@@ -49,6 +49,49 @@ def test_batches_are_counted_with_the_configured_batcher():
     # Padding makes a batch of one 90-token doc and four 10-token docs cost 450 padded tokens.
     assert count_batches((10, 10, 10, 10), batcher=batcher) == 1
     assert count_batches((90, 10, 10, 10), batcher=batcher) == 2
+    # Equal document counts: 4 docs of 30 words on average make 3-doc batches for size 100.
+    assert count_batches((90, 10, 10, 10), batcher={**batcher, "@batchers": "ner_textcat.batch_by_docs.v1"}) == 2
+
+
+@pytest.mark.parametrize("components, batcher", [
+    ("textcat", "ner_textcat.batch_by_docs.v1"),
+    ("textcat_multilabel", "ner_textcat.batch_by_docs.v1"),
+    ("ner", "spacy.batch_by_padded.v1"),
+    ("ner,textcat", "spacy.batch_by_padded.v1"),
+])
+def test_text_classification_alone_trains_on_equal_document_counts(tmp_path, components, batcher):
+    train = write_corpus(tmp_path / "train.spacy", multi=components == "textcat_multilabel")
+    output = tmp_path / "config.cfg"
+    make_config.make_config(base_path=BASE, output=output, components=components, transformer="auto", lang="en",
+                            train=train, overrides={"training.batcher.size": 12})
+    written = load_config(output, interpolate=False)["training"]["batcher"]
+    assert written["@batchers"] == batcher and written["size"] == 12
+
+
+def test_epochs_follow_the_corpus_size_whatever_batcher_slices_it(tmp_path):
+    # 100 four-word texts and 20 of 60 words make 24 padded batches of 100 words, 33 batches of
+    # equal document counts: the epochs are chosen from the 24 (ceil(600 / 24) = 25), the
+    # warmup and the total from the 33 batches the run makes.
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc("Free lunch every day") for _ in range(100)]
+    docs += [nlp.make_doc(" ".join(["word"] * 59) + ".") for _ in range(20)]
+    for i, doc in enumerate(docs):
+        doc.cats = {"benefits": float(i % 2), "requirements": float(1 - i % 2)}
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
+    output = tmp_path / "config.cfg"
+    schedule = make_config.make_config(base_path=BASE, output=output, components="textcat", transformer="auto",
+                                       lang="en", train=tmp_path / "train.spacy", overrides={"training.batcher.size": 100})
+    assert (schedule.max_epochs, schedule.total_steps, schedule.warmup_steps) == (25, 25 * 33, 25 * 33 // 10)
+    assert load_config(output, interpolate=False)["training"]["max_epochs"] == 25
+    assert scale_schedule(92, corpus_batches=60) == scale_schedule(92, max_epochs=10)
+
+
+def test_a_batcher_the_user_names_is_kept(tmp_path):
+    train = write_corpus(tmp_path / "train.spacy")
+    output = tmp_path / "config.cfg"
+    make_config.make_config(base_path=BASE, output=output, components="textcat", transformer="auto", lang="en",
+                            train=train, overrides={"training.batcher.@batchers": "spacy.batch_by_padded.v1"})
+    assert load_config(output, interpolate=False)["training"]["batcher"]["@batchers"] == "spacy.batch_by_padded.v1"
 
 
 def test_config_keeps_only_the_chosen_components_and_loads(tmp_path):
