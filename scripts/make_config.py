@@ -97,7 +97,10 @@ def count_batches(lengths: tuple[int, ...], *, batcher: dict) -> int:
     import scripts.batchers  # noqa: F401  registers ner_textcat.batch_by_docs.v1
 
     make_batches = registry.resolve({"batcher": batcher})["batcher"]
-    return max(1, sum(1 for _ in make_batches([range(n) for n in lengths])))
+    try:
+        return max(1, sum(1 for _ in make_batches([range(n) for n in lengths])))
+    except ValueError as err:  # e.g. a size below 1 for ner_textcat.batch_by_docs.v1
+        raise UserError(f"[training.batcher] {err}; set --vars.batch_size (--training.batcher.size) to 1 or more") from err
 
 
 def describe_batches(batcher: dict) -> str:

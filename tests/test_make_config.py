@@ -86,6 +86,15 @@ def test_epochs_follow_the_corpus_size_whatever_batcher_slices_it(tmp_path):
     assert scale_schedule(92, corpus_batches=60) == scale_schedule(92, max_epochs=10)
 
 
+def test_a_batch_size_the_batcher_refuses_is_one_line_and_writes_nothing(tmp_path):
+    train = write_corpus(tmp_path / "train.spacy")
+    output = tmp_path / "config.cfg"
+    with pytest.raises(UserError, match=r"\[training.batcher\] batch_by_docs: size \(0\) .* --vars.batch_size"):
+        make_config.make_config(base_path=BASE, output=output, components="textcat", transformer="auto", lang="en",
+                                train=train, overrides={"training.batcher.size": 0})
+    assert not output.exists()
+
+
 def test_a_batcher_the_user_names_is_kept(tmp_path):
     train = write_corpus(tmp_path / "train.spacy")
     output = tmp_path / "config.cfg"
