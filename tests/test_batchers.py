@@ -60,8 +60,6 @@ def test_bad_sizes_are_refused():
 
 
 def test_registered_batcher_takes_spacy_padded_settings():
-    import scripts.batchers  # noqa: F401
-
     make = registry.resolve({"b": {"@batchers": "ner_textcat.batch_by_docs.v1", "size": 20, "buffer": 8,
                                    "discard_oversize": False, "get_length": None}})["b"]
     batches = list(make([range(5)] * 8))
