@@ -8,104 +8,18 @@ Exit status: 0 when no overall figure of the second run is worse than the first 
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
 
 import typer
 
-from scripts.errors import UserError
-
-OVERALL = {"ents": ("p", "r", "f"), "textcat": ("accuracy", "macro_f", "micro_f", "macro_auc")}
-PER_LABEL = {"ents": ("f",), "textcat": ("f",)}
-EPSILON = 1e-9  # so that a drop of exactly the margin does not fail on float rounding
-
-
-@dataclass(frozen=True)
-class Row:
-    figure: str
-    a: Optional[float]
-    b: Optional[float]
-    overall: bool
-    worse: bool
-
-    @property
-    def delta(self) -> Optional[float]:
-        return None if self.a is None or self.b is None else self.b - self.a
-
-
-def read_metrics(*, path: Path) -> Dict[str, Any]:
-    """metrics.json itself, or the folder scripts.evaluate wrote it to."""
-    file = path / "metrics.json" if path.is_dir() else path
-    if not file.is_file():
-        raise UserError(f"no metrics at {path}; pass a metrics.json or the --output folder of scripts.evaluate")
-    try:
-        metrics = json.loads(file.read_text(encoding="utf8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise UserError(f"{file} is not valid JSON ({err}); write it again with scripts.evaluate") from None
-    if not isinstance(metrics, dict) or "format" not in metrics:
-        raise UserError(f"{file} is not a metrics.json from scripts.evaluate (no 'format' key)")
-    return metrics
-
-
-def compare_metrics(*, a: Dict[str, Any], b: Dict[str, Any], margin: float) -> List[Row]:
-    """Overall figures first, then per-label ones; only overall figures can be `worse`."""
-    rows = []
-    for task, keys in OVERALL.items():
-        if not a.get(task) and not b.get(task):
-            continue
-        for key in keys:
-            va, vb = _get(a, task, key), _get(b, task, key)
-            worse = va is not None and (vb is None or va - vb > margin + EPSILON)
-            rows.append(Row(figure=f"{task}.{key}", a=va, b=vb, overall=True, worse=worse))
-    for task, keys in PER_LABEL.items():
-        labels = sorted(set((a.get(task) or {}).get("per_label", {})) | set((b.get(task) or {}).get("per_label", {})))
-        for label in labels:
-            for key in keys:
-                va, vb = _label(a, task, label, key), _label(b, task, label, key)
-                rows.append(Row(figure=f"{task}.{label}.{key}", a=va, b=vb, overall=False, worse=False))
-    return rows
-
-
-def _get(metrics: Dict[str, Any], task: str, key: str) -> Optional[float]:
-    return (metrics.get(task) or {}).get(key)
-
-
-def _label(metrics: Dict[str, Any], task: str, label: str, key: str) -> Optional[float]:
-    return (metrics.get(task) or {}).get("per_label", {}).get(label, {}).get(key)
-
-
-def notes(*, a: Dict[str, Any], b: Dict[str, Any]) -> List[str]:
-    """Reasons the two runs may not be comparable."""
-    found = []
-    if a.get("data", {}).get("sha256") != b.get("data", {}).get("sha256"):
-        found.append("the runs were scored on different data (sha256 differs)")
-    if (a.get("textcat") or {}).get("mode") != (b.get("textcat") or {}).get("mode"):
-        found.append("the textcat modes differ (exclusive vs multilabel, or missing in one run)")
-    if (a.get("ents") or {}).get("tokenization") != (b.get("ents") or {}).get("tokenization"):
-        found.append("entities were scored on different tokenizations (--gold-preproc in one run only)")
-    return found
-
-
-def format_table(rows: List[Row], *, margin: float) -> str:
-    def fmt(value: Optional[float], signed: bool = False) -> str:
-        return "–" if value is None else (f"{value:+.3f}" if signed else f"{value:.3f}")
-
-    width = max([len("figure")] + [len(r.figure) for r in rows])
-    lines = [f"{'figure':<{width}}  {'A':>7}  {'B':>7}  {'delta':>7}"]
-    for i, row in enumerate(rows):
-        if i and row.overall != rows[i - 1].overall:
-            lines.append("")
-        flag = f"  worse by more than {margin:.3f}" if row.worse else ""
-        lines.append(f"{row.figure:<{width}}  {fmt(row.a):>7}  {fmt(row.b):>7}  {fmt(row.delta, True):>7}{flag}")
-    return "\n".join(lines)
-
-
-def _describe(path: Path, metrics: Dict[str, Any]) -> str:
-    model = metrics.get("model", {})
-    return f"{path} ({model.get('name', '?')} {model.get('version', '?')})"
-
+from scripts.common.errors import UserError
+from scripts.evaluation.comparison import (
+    _describe,
+    compare_metrics,
+    format_table,
+    notes,
+    read_metrics,
+)
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

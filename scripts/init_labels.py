@@ -5,37 +5,15 @@ collect them from the corpus afresh, and the result replaces the old folder in o
 
     python -m scripts.init_labels training/config.cfg training/labels
 """
+
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import typer
 
-from scripts.errors import UserError, reported_as_one_line
-
-
-def init_labels(*, config_path: Path, output_dir: Path) -> list[str]:
-    """Write one JSON label file per component into output_dir; return the files written."""
-    import scripts.training_functions  # noqa: F401  registers what the config names
-    from spacy.cli.init_pipeline import _init_labels
-    from spacy.training.initialize import init_nlp
-    from spacy.util import load_config
-
-    if not config_path.is_file():
-        raise UserError(f"{config_path}: config not found; run the config step first (spacy project run config)")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output_dir.parent) as tmp:
-        fresh = Path(tmp) / "labels"
-        fresh.mkdir()
-        config = load_config(config_path, overrides={"paths.labels": str(fresh)})
-        _init_labels(init_nlp(config), fresh)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(fresh, output_dir)
-    return sorted(path.name for path in output_dir.iterdir())
+from scripts.common.errors import reported_as_one_line
+from scripts.training.labels import init_labels
 
 
 def main(

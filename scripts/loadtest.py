@@ -7,168 +7,18 @@ Each level sends POST /predict with the sample corpus's texts (or --texts), `--t
 request, from `concurrency` clients at once, until `--requests` requests or `--seconds` have passed,
 after a few warm-up requests. Only loopback addresses are accepted. One JSON line per level.
 """
+
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import json
-import math
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
-from urllib.parse import urlparse
+from typing import Optional
 
 import typer
 
-from scripts.benchmark import PROJECT_ROOT, load_texts
-from scripts.errors import UserError, info, reported_as_one_line
-
-WARMUP_REQUESTS = 4
-START_TIMEOUT_S = 300.0
-
-
-def check_loopback(url: str) -> str:
-    """The URL without a trailing slash, or a UserError when it points off this machine."""
-    host = urlparse(url).hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback or urlparse(url).scheme not in ("http", "https"):
-        raise UserError(f"--url {url}: the load test only targets a server on this machine (http://127.0.0.1:PORT, localhost or [::1])")
-    return url.rstrip("/")
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile, e.g. percentile(latencies, 0.99)."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] if ordered else float("nan")
-
-
-async def run_level(
-    *, url: str, texts: Sequence[str], concurrency: int, max_requests: int, max_seconds: float, texts_per_request: int,
-) -> dict[str, Any]:
-    """Send up to max_requests requests from `concurrency` clients, for at most max_seconds."""
-    import httpx
-
-    payloads = [{"texts": [texts[(i * texts_per_request + k) % len(texts)] for k in range(texts_per_request)]} for i in range(max_requests)]
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    next_request = 0
-
-    async with httpx.AsyncClient(base_url=url, timeout=120.0, limits=httpx.Limits(max_connections=concurrency)) as client:
-        for payload in payloads[:WARMUP_REQUESTS]:
-            await client.post("/predict", json=payload)
-        started = time.perf_counter()
-        deadline = started + max_seconds
-
-        async def client_loop() -> None:
-            nonlocal next_request
-            while next_request < max_requests and time.perf_counter() < deadline:
-                payload = payloads[next_request]
-                next_request += 1
-                sent = time.perf_counter()
-                try:
-                    response = await client.post("/predict", json=payload)
-                    outcome = "ok" if response.status_code == 200 else f"http {response.status_code}"
-                except httpx.HTTPError as err:
-                    outcome = type(err).__name__
-                if outcome == "ok":
-                    latencies.append(time.perf_counter() - sent)
-                else:
-                    errors[outcome] = errors.get(outcome, 0) + 1
-
-        await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    done = len(latencies) + sum(errors.values())
-    return {
-        "concurrency": concurrency,
-        "requests": done,
-        "texts_per_request": texts_per_request,
-        "seconds": round(elapsed, 2),
-        "requests_per_s": round(done / elapsed, 2),
-        "p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
-        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
-        "errors": sum(errors.values()),
-        "error_kinds": errors,
-    }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(model: str, *, port: int, gpu_id: str, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "scripts.serve", model, "--host", "127.0.0.1", "--port", str(port), "--gpu-id", gpu_id]
-    with log.open("w") as log_file:
-        return subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT)
-
-
-def wait_until_up(url: str, *, server: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT_S) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            last = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-1:]
-            raise UserError(f"the server exited with status {server.returncode} before it answered: {' '.join(last) or 'no output'}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise UserError(f"the server at {url} did not answer /health within {timeout:.0f} s; see {log}")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
-def loadtest(
-    *, model: Optional[str], url: Optional[str], texts: Sequence[str], levels: Sequence[int], max_requests: int,
-    max_seconds: float, texts_per_request: int, gpu_id: str = "-1",
-) -> list[dict[str, Any]]:
-    """Run every concurrency level against url, or against a server started here for model."""
-    if (model is None) == (url is None):
-        raise UserError("pass either MODEL (a server is started on a free loopback port) or --url of a running server")
-    if url is not None:
-        url = check_loopback(url)
-        return [asyncio.run(run_level(url=url, texts=texts, concurrency=c, max_requests=max_requests,
-                                      max_seconds=max_seconds, texts_per_request=texts_per_request)) for c in levels]
-    port = free_port()
-    local = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "server.log"
-        server = start_server(model, port=port, gpu_id=gpu_id, log=log)
-        try:
-            wait_until_up(local, server=server, log=log)
-            return [asyncio.run(run_level(url=local, texts=texts, concurrency=c, max_requests=max_requests,
-                                          max_seconds=max_seconds, texts_per_request=texts_per_request)) for c in levels]
-        finally:
-            stop_server(server)
-
-
-def parse_levels(value: str) -> list[int]:
-    try:
-        levels = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        levels = []
-    if not levels or min(levels) < 1:
-        raise UserError(f"--concurrency {value}: pass positive integers separated by commas, e.g. 1,16")
-    return levels
-
+from scripts.bench.loadtest import loadtest, parse_levels
+from scripts.bench.throughput import load_texts
+from scripts.common.errors import info, reported_as_one_line
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

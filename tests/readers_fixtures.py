@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spacy.tokens import Doc
 
-from scripts.readers import READERS, Log, ReadOptions
+from scripts.corpus.readers import READERS, Log, ReadOptions
 
 
 def read(text: str, fmt: str, *, lenient: bool = False, **options: object) -> tuple[list[Doc], Log]:

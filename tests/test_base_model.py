@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from scripts import base_model
-from scripts.base_model import PACKAGED_MODELS, PackagedModel, resolve_base_model
-from scripts.errors import UserError
+from scripts.common import base_model
+from scripts.common.base_model import PACKAGED_MODELS, PackagedModel, resolve_base_model
+from scripts.common.errors import UserError
 
 
 def test_auto_english_is_the_packaged_minilm_with_verified_weights():

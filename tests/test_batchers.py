@@ -3,7 +3,7 @@ import random
 import pytest
 from spacy.util import registry
 
-from scripts.batchers import batch_by_docs, docs_per_batch
+from scripts.training.batchers import batch_by_docs, docs_per_batch
 
 
 def lengths_of(batches):

@@ -7,7 +7,7 @@ import sys
 import spacy
 from conftest import PROJECT_ROOT, write_tiny_bert
 
-from scripts.metrics import CURVE_GRID
+from scripts.evaluation.metrics import CURVE_GRID
 
 TOPICS = {
     "bug": ["it crashes on start", "segfault when saving", "the app freezes"],

@@ -7,12 +7,13 @@ import time
 
 import pytest
 import spacy
+from test_predict import TEXTS, predictor, tiny_pipeline  # noqa: F401  shared session fixtures
 from typer.testing import CliRunner
 
-from scripts.benchmark import app, benchmark, generated_texts, length_groups, sample_texts
-from scripts.errors import UserError
-from scripts.loadtest import check_loopback, free_port, loadtest, parse_levels, percentile
-from test_predict import TEXTS, predictor, tiny_pipeline  # noqa: F401  shared session fixtures
+from scripts.bench.loadtest import check_loopback, free_port, loadtest, parse_levels, percentile
+from scripts.bench.throughput import benchmark, generated_texts, length_groups, sample_texts
+from scripts.benchmark import app
+from scripts.common.errors import UserError
 
 FIGURES = {"model", "device", "threads", "texts", "words", "batch_size", "max_batch_items", "repeats",
            "pipeline_words_per_s", "transformer_words_per_s", "ratio", "peak_memory_mb", "overrides"}
@@ -102,7 +103,7 @@ def test_percentiles_and_levels():
 def running_server(predictor):
     """The real app under uvicorn on a free loopback port, in a thread."""
     uvicorn = pytest.importorskip("uvicorn")
-    from scripts.serve import Limits, create_app
+    from scripts.inference.server import Limits, create_app
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(predictor, limits=Limits(max_texts=4)), host="127.0.0.1", port=port, log_level="error"))

@@ -9,7 +9,8 @@ from typing import Any, Dict
 import pytest
 from typer.testing import CliRunner
 
-from scripts.compare import app, compare_metrics
+from scripts.compare import app
+from scripts.evaluation.comparison import compare_metrics
 
 runner = CliRunner()
 BASE: Dict[str, Any] = {

@@ -12,7 +12,7 @@ from spacy.vocab import Vocab
 from typer.testing import CliRunner
 
 from scripts.convert import app
-from scripts.readers import READERS
+from scripts.corpus.readers import READERS
 
 runner = CliRunner()
 ONE_LINE_ERROR = re.compile(r"^[^\n]+: [^\n]+; [^\n]+\n$")

@@ -12,17 +12,10 @@ from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
 from scripts import corpus
-from scripts.corpus import (
-    DocBinWriter,
-    SplitError,
-    assign_splits,
-    complete_cats,
-    cut_points,
-    split_sizes,
-    stratum,
-    textcat_mode,
-    write_docbin,
-)
+from scripts.corpus.docbins import DocBinWriter, complete_cats, write_docbin
+from scripts.corpus.segment import cut_points
+from scripts.corpus.split import SplitError, assign_splits, split_sizes, stratum
+from scripts.corpus.stats import textcat_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,7 +127,7 @@ import sys; sys.modules["torch"] = None
 from pathlib import Path
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
-from scripts.corpus import write_docbin
+from scripts.corpus.docbins import write_docbin
 vocab = Vocab()
 docs = [Doc(vocab, words=[f"w{i}{j}" for j in range(30)], ents=["B-L%d" % (i %% 7)] + ["O"] * 29) for i in range(50)]
 for i, doc in enumerate(docs):

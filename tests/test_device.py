@@ -1,9 +1,10 @@
 import pytest
 from typer.testing import CliRunner
 
-from scripts import device, train
-from scripts.device import resolve_device
-from scripts.errors import UserError
+from scripts.common import device
+from scripts.common.device import resolve_device
+from scripts.common.errors import UserError
+from scripts.training import run as train
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from typer.testing import CliRunner
 
-from scripts.evaluate import app, base_transformer, evaluate_model
+from scripts.evaluate import app
+from scripts.evaluation.run import base_transformer, evaluate_model
 
 approx = pytest.approx
 runner = CliRunner()

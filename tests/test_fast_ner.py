@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.training import Example
 
-from scripts.fast_ner import FACTORY, FastEntityRecognizer
+from scripts.inference.fast_ner import FACTORY, FastEntityRecognizer
 
 LABELS = ["SKILL", "DIPLOMA", "EXPERIENCE", "ORG"]
 NEVER_TRAINED = "LOCATION"  # a label without examples: its actions stay unseen by the model

@@ -6,9 +6,9 @@ from spacy.tokens import DocBin
 from spacy.util import load_config, load_model_from_config
 from typer.testing import CliRunner
 
-from scripts import make_config
-from scripts.errors import UserError
-from scripts.make_config import count_batches, parse_components, scale_schedule
+from scripts.common.errors import UserError
+from scripts.training import config as make_config
+from scripts.training.config import count_batches, parse_components, scale_schedule
 
 BASE = Path(__file__).resolve().parent.parent / "configs" / "base.cfg"
 
@@ -174,8 +174,8 @@ def test_project_vars_default_to_the_base_config_values():
 
 
 def test_gpu_memory_knobs_resolve_into_a_trainable_config(tmp_path):
-    from spacy.util import registry
     from spacy.schemas import ConfigSchemaTraining
+    from spacy.util import registry
 
     train = write_corpus(tmp_path / "train.spacy")
     output = tmp_path / "config.cfg"
@@ -206,7 +206,7 @@ def test_override_of_a_setting_that_does_not_exist_is_refused(tmp_path):
 def test_class_balance_is_an_override_that_reaches_the_training_callback(tmp_path):
     from spacy.util import registry
 
-    import scripts.textcat_training  # noqa: F401  registers the callback
+    import scripts.training.textcat  # noqa: F401  registers the callback
 
     train = write_corpus(tmp_path / "train.spacy")
     output = tmp_path / "config.cfg"

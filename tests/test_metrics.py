@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc, Span
 
-from scripts.metrics import Tasks, evaluate_docs, f_at, f_by_cut, find_threshold, roc_auc
+from scripts.evaluation.metrics import Tasks, evaluate_docs, f_at, f_by_cut, find_threshold, roc_auc
 
 NLP = spacy.blank("en")
 approx = pytest.approx

@@ -6,7 +6,7 @@ import pytest
 import torch
 from thinc.api import Adam, Linear, PyTorchWrapper, chain
 
-from scripts.optimizers import GlobalNormAdam, create_global_norm_adam
+from scripts.training.optimizers import GlobalNormAdam, create_global_norm_adam
 
 SETTINGS = dict(L2=0.01, beta1=0.9, beta2=0.999, eps=1e-8, L2_is_weight_decay=True, use_averages=False)
 

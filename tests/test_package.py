@@ -1,5 +1,5 @@
 """The package meta tells users how well the pipeline did and how to read its categories."""
-from scripts.package import describe, performance_from_metrics, use_fast_ner
+from scripts.packaging.wheel import describe, performance_from_metrics, use_fast_ner
 
 ENTS = {"p": 0.5, "r": 0.25, "f": 1 / 3, "n_docs": 9, "per_label": {"SKILL": {"p": 0.5, "r": 0.25, "f": 1 / 3}}}
 

@@ -9,15 +9,15 @@ import spacy
 from spacy.tokens import Doc, DocBin
 from typer.testing import CliRunner
 
-from scripts.peer_hf_trainer import (
+from scripts.bench.peer_hf_trainer import (
     IGNORED,
-    app,
     chunk_words,
     decode_iob,
     encode_cats,
     encode_ner,
     peer_train,
 )
+from scripts.peer_hf_trainer import app
 
 NLP = spacy.blank("en")
 RESULT_KEYS = {"peer", "components", "base_model", "epochs", "train_words", "train_seconds",

@@ -7,14 +7,22 @@ from pathlib import Path
 
 import pytest
 import spacy
+from conftest import PROJECT_ROOT, write_tiny_bert
 from spacy.training import Example
 from spacy.util import load_config
 
-from conftest import PROJECT_ROOT, write_tiny_bert
-from scripts.errors import UserError
-from scripts.predict import (
-    LabelConfig, confidence, describe_pipeline, labelstudio_config, labelstudio_prediction, load_predictor,
-    parse_label_config, predict_texts, predicted_labels, read_records,
+from scripts.common.errors import UserError
+from scripts.inference.predict import (
+    LabelConfig,
+    confidence,
+    describe_pipeline,
+    labelstudio_config,
+    labelstudio_prediction,
+    load_predictor,
+    parse_label_config,
+    predict_texts,
+    predicted_labels,
+    read_records,
 )
 
 TRAIN = [
@@ -36,8 +44,8 @@ TEXTS = [
 
 def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
     """configs/base.cfg with a tiny random BERT, ner + textcat, trained a few steps on TRAIN, saved to path."""
-    import scripts.training_functions  # noqa: F401  what base.cfg names
-    from scripts.make_config import Schedule, build_config
+    import scripts.training.registry  # noqa: F401  what base.cfg names
+    from scripts.training.config import Schedule, build_config
 
     schedule = Schedule(max_epochs=1, eval_frequency=10, patience=10, warmup_steps=1, total_steps=steps)
     config = build_config(load_config(PROJECT_ROOT / "configs/base.cfg", interpolate=False), components=["ner", "textcat"],

@@ -13,13 +13,21 @@ import pytest
 import spacy
 import torch
 from spacy.tokens import DocBin
-
-from scripts.errors import UserError
-from scripts.evaluate import evaluate_model
-from scripts.package import int8_comparison, package_pipeline
-from scripts.predict import describe_pipeline, predict_texts
-from scripts.quantize import ALPHA, ARCHITECTURE, SmoothedLinear, quantize_module, quantize_pipeline, smooth_module, smoothing_scale
 from test_predict import TEXTS, TRAIN, tiny_pipeline  # noqa: F401  shared session fixture
+
+from scripts.common.errors import UserError
+from scripts.evaluation.run import evaluate_model
+from scripts.inference.int8 import (
+    ALPHA,
+    ARCHITECTURE,
+    SmoothedLinear,
+    quantize_module,
+    quantize_pipeline,
+    smooth_module,
+    smoothing_scale,
+)
+from scripts.inference.predict import describe_pipeline, predict_texts
+from scripts.packaging.wheel import int8_comparison, package_pipeline
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -159,7 +167,7 @@ def test_the_shipped_module_imports_nothing_from_this_repository():
 
 
 def test_feed_forward_outputs_stay_float32_in_bert_and_distilbert_naming():
-    from scripts.quantize import int8_linear_names
+    from scripts.inference.int8 import int8_linear_names
 
     class Block(torch.nn.Module):
         def __init__(self, names):

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import spacy
 
-from scripts.readers import READERS, detect_format
-from scripts.readers.spans import tokenizer_for
+from scripts.corpus.readers import READERS, detect_format
+from scripts.corpus.readers.spans import tokenizer_for
 
 
 @pytest.mark.parametrize("name,head,expected", [

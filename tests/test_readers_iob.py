@@ -5,8 +5,8 @@ import spacy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scripts.corpus import MAX_DOC_TOKENS, MAX_SENTENCE_TOKENS
-from scripts.readers import DataError
+from scripts.corpus.readers import DataError
+from scripts.corpus.segment import MAX_DOC_TOKENS, MAX_SENTENCE_TOKENS
 from tests.readers_fixtures import ents, read
 
 

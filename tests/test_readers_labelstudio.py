@@ -90,7 +90,7 @@ def test_json_min():
 def test_invalid_json_names_the_line():
     import pytest
 
-    from scripts.readers import DataError
+    from scripts.corpus.readers import DataError
 
     with pytest.raises(DataError, match=r"^3: invalid JSON"):
         read('[\n {"data": {"text": "a"}, "annotations": []},\n {"data": }\n]', "labelstudio")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from scripts.readers import DataError
+from scripts.corpus.readers import DataError
 from tests.readers_fixtures import ents, read, reasons
 
 

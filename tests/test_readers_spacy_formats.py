@@ -6,7 +6,7 @@ import pytest
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-from scripts.readers import READERS, DataError, Log, ReadOptions
+from scripts.corpus.readers import READERS, DataError, Log, ReadOptions
 from tests.readers_fixtures import ents, read
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from scripts.readers import DataError
+from scripts.corpus.readers import DataError
 from tests.readers_fixtures import read, reasons
 
 

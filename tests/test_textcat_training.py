@@ -5,7 +5,7 @@ import pytest
 import spacy
 from spacy.training import Example
 
-from scripts.textcat_training import (
+from scripts.training.textcat import (
     TrainingMultiLabelTextCategorizer,
     TrainingTextCategorizer,
     balanced_weights,

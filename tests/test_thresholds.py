@@ -6,8 +6,13 @@ import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from scripts.metrics import CatRow
-from scripts.thresholds import best_threshold, multilabel_components, store_threshold, tune_thresholds
+from scripts.evaluation.metrics import CatRow
+from scripts.training.thresholds import (
+    best_threshold,
+    multilabel_components,
+    store_threshold,
+    tune_thresholds,
+)
 
 LABELS = ("bug", "docs")
 

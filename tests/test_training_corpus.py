@@ -1,13 +1,13 @@
 """Long training documents are split (entities) or cut (categories only), never dropped, and the
 reader is what configs/base.cfg trains with."""
 import spacy
+from conftest import PROJECT_ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc, DocBin, Span
 from spacy.util import load_config, registry
 
-from conftest import PROJECT_ROOT
-from scripts.training_corpus import cut_points, split_long_doc
+from scripts.training.corpus_reader import cut_points, split_long_doc
 
 NLP = spacy.blank("en")
 
@@ -66,7 +66,7 @@ def test_entity_pieces_cover_the_document_and_keep_every_entity(n, max_length, e
 
 
 def test_base_config_trains_through_the_splitting_reader(tmp_path):
-    import scripts.training_corpus  # noqa: F401  registers the reader
+    import scripts.training.corpus_reader  # noqa: F401  registers the reader
 
     long_doc = make_doc(1200, ents=None, cats={"bug": 1.0, "docs": 0.0})
     DocBin(docs=[long_doc, make_doc(30, ents=[(1, 3)])], store_user_data=True).to_disk(tmp_path / "train.spacy")

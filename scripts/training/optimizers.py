@@ -26,9 +26,9 @@ Training only: [training] is resolved by `spacy train`, never when a pipeline is
 import math
 from typing import Any, List, Optional, Tuple, Union
 
+from spacy.util import registry
 from thinc.api import Optimizer
 from thinc.types import FloatsXd
-from spacy.util import registry
 
 Pending = Tuple[Any, FloatsXd, FloatsXd, float]
 

@@ -24,8 +24,8 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from scripts.device import activate, resolve_device
-from scripts.errors import UserError
+from scripts.common.device import activate, resolve_device
+from scripts.common.errors import UserError
 
 SCORE_DIGITS = 6  # enough for any threshold; keeps records short and byte-stable
 JSONL_SUFFIXES = (".jsonl", ".ndjson")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scripts.errors import UserError
+from scripts.common.errors import UserError
 
 GPU_FIX = "pip install -r requirements-gpu.txt (cupy for your CUDA version), or pass --vars.gpu_id -1 for the CPU"
 

@@ -19,8 +19,14 @@ from typing import List, Sequence
 from spacy.tokens import Doc, DocBin
 from thinc.api import Config
 
-from scripts.files import write_bytes_atomic
-from scripts.metrics import CURVE_GRID, CatRow, collect_cats, has_cat_annotation, score_multilabel
+from scripts.common.files import write_bytes_atomic
+from scripts.evaluation.metrics import (
+    CURVE_GRID,
+    CatRow,
+    collect_cats,
+    has_cat_annotation,
+    score_multilabel,
+)
 
 MULTILABEL_FACTORY = "textcat_multilabel"
 

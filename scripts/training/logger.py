@@ -15,7 +15,7 @@ from spacy.language import Language
 from spacy.training.loggers import console_logger
 from spacy.util import registry
 
-from scripts.files import write_bytes_atomic
+from scripts.common.files import write_bytes_atomic
 
 LogStep = Callable[[Optional[Dict[str, Any]]], None]
 

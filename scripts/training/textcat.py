@@ -30,7 +30,7 @@ from spacy.scorer import Scorer
 from spacy.training import Example, validate_examples
 from spacy.util import registry
 
-from scripts.metrics import GOLD_POSITIVE, top_category
+from scripts.evaluation.metrics import GOLD_POSITIVE, top_category
 
 
 def balanced_weights(counts: Dict[str, int], *, power: float) -> Dict[str, float]:

@@ -15,8 +15,8 @@ from typing import Mapping
 
 import typer
 
-from scripts.errors import UserError, reported_as_one_line
-from scripts.files import sha256_of
+from scripts.common.errors import UserError, reported_as_one_line
+from scripts.common.files import sha256_of
 
 BASE_MODELS_TABLE = Path(__file__).resolve().parent.parent / "configs" / "base_models.json"
 

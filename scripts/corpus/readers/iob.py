@@ -16,7 +16,13 @@ from typing import Iterator
 
 from spacy.tokens import Doc
 
-from ..corpus import MAX_DOC_TOKENS, MAX_SENTENCE_TOKENS, SENTENCES_PER_DOC, cut_points
+from scripts.corpus.segment import (
+    MAX_DOC_TOKENS,
+    MAX_SENTENCE_TOKENS,
+    SENTENCES_PER_DOC,
+    cut_points,
+)
+
 from .spans import DataError, Log, NumberedLines, ReadOptions
 
 NO_SPACE_LANGS = frozenset({"zh", "ja", "th"})  # character-level text is joined without spaces

@@ -29,6 +29,14 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def write_text_atomic(text: str, path: Path) -> bool:
+    """Write a small text file (the report) the same way: temp file, then os.replace."""
+    if path.exists() and path.read_text(encoding="utf8") == text:
+        return False
+    write_bytes_atomic(path, text.encode("utf8"))
+    return True
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -18,7 +18,16 @@ from typing import Any, Callable, Iterable, Iterator
 
 from spacy.tokens import Doc
 
-from .spans import STRUCTURE_ERRORS, DataError, Log, NumberedLines, ReadOptions, set_entities, shorten, structure_error
+from .spans import (
+    STRUCTURE_ERRORS,
+    DataError,
+    Log,
+    NumberedLines,
+    ReadOptions,
+    set_entities,
+    shorten,
+    structure_error,
+)
 
 Span3 = tuple[int, int, str]
 

@@ -1,0 +1,258 @@
+"""Evaluate a trained pipeline on gold data: metrics.json, report.html and plots/*.png in one folder.
+
+    python -m scripts.evaluate training/model-best corpus/test.spacy --output training/evaluation
+
+The layout of metrics.json is documented at the top of scripts/metrics.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+import spacy
+from spacy.language import Language
+from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
+from spacy.tokens import Doc, DocBin
+
+from scripts.common.device import activate, resolve_device
+from scripts.common.errors import UserError, info
+from scripts.common.files import sha256_of, write_bytes_atomic
+from scripts.evaluation.metrics import Tasks, evaluate_docs, has_cat_annotation, has_ent_annotation
+from scripts.evaluation.report import PLOT_NAMES, Report, render_report
+
+TRANSFORMER_FACTORIES = ("transformer", "curated_transformer")
+
+
+def evaluate_model(
+    *,
+    model: str,
+    data_path: Path,
+    output_dir: Path,
+    gold_preproc: bool = False,
+    batch_size: int = 64,
+    gpu_id: str = "-1",
+    max_examples: int = 50,
+) -> Dict[str, Any]:
+    """Run MODEL over DATA_PATH, score it, write metrics.json, report.html and plots/ to output_dir and
+    return the metrics dict. Raises UserError for bad input; gpu_id is 'auto', -1 or a GPU index."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"--output {output_dir} is a file; pass a folder for metrics.json, report.html and plots/")
+    device = resolve_device(gpu_id)
+    info(f"Evaluating on {device.description}")
+    activate(device)
+    nlp = load_model(model=model)
+    tasks, components = find_tasks(nlp=nlp, model=model)
+    golds = read_docs(data_path=data_path, nlp=nlp)
+    check_annotation(golds=golds, tasks=tasks, components=components, data_path=data_path)
+    preds = predict(nlp=nlp, golds=golds, tasks=tasks, gold_preproc=gold_preproc, batch_size=batch_size)
+    evaluation = evaluate_docs(
+        golds=golds, preds=preds, tasks=tasks, tokenization="gold" if gold_preproc else "model"
+    )
+    metrics = {
+        "format": evaluation.metrics["format"],
+        "model": describe_model(nlp=nlp, model=model, components=components),
+        "data": {"path": str(data_path), "sha256": sha256_of(data_path), "n_docs": len(golds),
+                 "gold_preproc": gold_preproc},
+        "warnings": find_warnings(metrics=evaluation.metrics, data_path=data_path),
+        "ents": evaluation.metrics["ents"],
+        "textcat": evaluation.metrics["textcat"],
+    }
+    report = render_report(metrics=metrics, details=evaluation.details, max_examples=max_examples)
+    write_outputs(output_dir=output_dir, metrics=metrics, report=report)
+    return metrics
+
+
+def load_model(*, model: str) -> Language:
+    if not Path(model).exists() and not spacy.util.is_package(model):
+        raise UserError(
+            f"model not found: '{model}' is neither a directory nor an installed spaCy package; "
+            "train one first (python -m spacy project run train) or pass an installed package name"
+        )
+    try:
+        return spacy.load(model)
+    except Exception as err:  # spaCy raises OSError, ValueError, config errors...: report them alike
+        raise UserError(
+            f"cannot load the model '{model}' ({one_line(err)}); pass a pipeline directory such as "
+            "training/model-best, which holds config.cfg and meta.json"
+        ) from None
+
+
+def find_tasks(*, nlp: Language, model: str) -> Tuple[Tasks, Dict[str, List[str]]]:
+    """The labels the model predicts: components that set doc.ents and the one that sets doc.cats."""
+    ents = [name for name in nlp.pipe_names if "doc.ents" in nlp.get_pipe_meta(name).assigns]
+    cats = [name for name in nlp.pipe_names if "doc.cats" in nlp.get_pipe_meta(name).assigns]
+    if not ents and not cats:
+        raise UserError(
+            f"the model '{model}' predicts neither entities nor categories (pipeline: "
+            f"{', '.join(nlp.pipe_names) or 'empty'}); evaluate a model with ner, textcat or textcat_multilabel"
+        )
+    if len(cats) > 1:
+        raise UserError(
+            f"the model '{model}' has {len(cats)} components that set categories ({', '.join(cats)}); "
+            "this evaluation scores one: disable the others (nlp.disable_pipe) and save the model again"
+        )
+    ent_labels = tuple(sorted({label for name in ents for label in getattr(nlp.get_pipe(name), "labels", ())}))
+    tasks = Tasks(ent_labels=ent_labels if ents else None)
+    if cats:
+        exclusive, threshold = textcat_mode(pipe=nlp.get_pipe(cats[0]), name=cats[0])
+        tasks = Tasks(ent_labels=tasks.ent_labels, cat_labels=tuple(nlp.get_pipe(cats[0]).labels),
+                      exclusive=exclusive, threshold=threshold)
+    return tasks, {"ents": ents, "textcat": cats}
+
+
+def textcat_mode(*, pipe: Any, name: str) -> Tuple[bool, float]:
+    """(exclusive, threshold): textcat is exclusive, textcat_multilabel is not; another component that
+    sets doc.cats says so in its cfg, e.g. {"exclusive_classes": False, "threshold": 0.5}."""
+    cfg = getattr(pipe, "cfg", {}) or {}
+    threshold = float(cfg.get("threshold", 0.5))
+    if isinstance(pipe, MultiLabel_TextCategorizer):
+        return False, threshold
+    if isinstance(pipe, TextCategorizer):
+        return True, threshold
+    if "exclusive_classes" not in cfg:
+        raise UserError(
+            f"component '{name}' sets doc.cats but is neither textcat nor textcat_multilabel, and its cfg has no "
+            "'exclusive_classes'; set cfg['exclusive_classes'] (and 'threshold') on the component"
+        )
+    return bool(cfg["exclusive_classes"]), threshold
+
+
+def read_docs(*, data_path: Path, nlp: Language) -> List[Doc]:
+    if not data_path.is_file():
+        raise UserError(
+            f"data not found: {data_path} is not a file; convert your annotations first "
+            "(python -m spacy project run convert) and pass e.g. corpus/test.spacy"
+        )
+    try:
+        docs = list(DocBin().from_disk(data_path).get_docs(nlp.vocab))
+    except Exception as err:  # msgpack/zlib/key errors all mean the same: not a DocBin
+        raise UserError(
+            f"cannot read {data_path} as a .spacy DocBin ({one_line(err)}); "
+            "pass a file written by scripts.convert or spacy convert"
+        ) from None
+    if not docs:
+        raise UserError(f"{data_path} holds no documents; convert annotated data into it first")
+    return docs
+
+
+def check_annotation(
+    *, golds: Sequence[Doc], tasks: Tasks, components: Dict[str, List[str]], data_path: Path
+) -> None:
+    """Fail when no document is annotated for any of the model's tasks."""
+    found = []
+    if tasks.ent_labels is not None:
+        found.append((components["ents"], sum(map(has_ent_annotation, golds)), "entity annotation"))
+    if tasks.cat_labels is not None:
+        found.append((components["textcat"], sum(map(has_cat_annotation, golds)), "categories"))
+    if not any(n for _, n, _ in found):
+        counts = "; ".join(f"{', '.join(names)}: 0 of {len(golds)} docs have {what}" for names, _, what in found)
+        raise UserError(
+            f"{data_path} has no annotation for any of the model's components ({counts}); "
+            "evaluate on data annotated for this model, e.g. the corpus/test.spacy it was trained with"
+        )
+
+
+def predict(
+    *, nlp: Language, golds: Sequence[Doc], tasks: Tasks, gold_preproc: bool, batch_size: int
+) -> List[Doc]:
+    """Run the pipeline on the raw text, or on the gold words with --gold-preproc. Docs the model's tasks
+    skip anyway are not run: they get an empty Doc."""
+    def wanted(doc: Doc) -> bool:
+        return bool((tasks.ent_labels is not None and has_ent_annotation(doc))
+                    or (tasks.cat_labels is not None and has_cat_annotation(doc)))
+
+    def words(doc: Doc) -> Doc:  # a fresh Doc: the gold annotation must not leak into the prediction
+        return Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+
+    todo = [i for i, doc in enumerate(golds) if wanted(doc)]
+    inputs = [words(golds[i]) if gold_preproc else golds[i].text for i in todo]
+    preds = [words(doc) for doc in golds]
+    for i, doc in zip(todo, nlp.pipe(inputs, batch_size=batch_size)):
+        preds[i] = doc
+    return preds
+
+
+def describe_model(*, nlp: Language, model: str, components: Dict[str, List[str]]) -> Dict[str, Any]:
+    meta = nlp.meta
+    return {
+        "name": f"{meta.get('lang', nlp.lang)}_{meta.get('name', 'pipeline')}",
+        "version": meta.get("version"),
+        "path": str(Path(model).resolve()) if Path(model).exists() else model,
+        "spacy_version": meta.get("spacy_version"),
+        "pipeline": list(nlp.pipe_names),
+        "transformer": base_transformer(config=nlp.config),
+        "ents_components": components["ents"],
+        "textcat_component": components["textcat"][0] if components["textcat"] else None,
+    }
+
+
+def base_transformer(*, config: Dict[str, Any]) -> Any:
+    """components.<transformer>.model.name from the model's config, or None without a transformer."""
+    for component in config.get("components", {}).values():
+        if component.get("factory") in TRANSFORMER_FACTORIES:
+            return component.get("model", {}).get("name")
+    return None
+
+
+def find_warnings(*, metrics: Dict[str, Any], data_path: Path) -> List[str]:
+    """One line per problem the user should know about; scoring went on without the offending items."""
+    warnings = []
+    unknown = [
+        f"{task}: " + ", ".join(f"{label} ({n})" for label, n in metrics[task]["unknown_labels"].items())
+        for task in ("ents", "textcat") if metrics[task] and metrics[task]["unknown_labels"]
+    ]
+    if unknown:
+        warnings.append(f"labels in {data_path} that the model does not know, not scored: {'; '.join(unknown)}; "
+                        "fix their names in the data or retrain the model with them")
+    for task, what in (("ents", "entity annotation"), ("textcat", "categories")):
+        if metrics[task] and metrics[task]["n_docs"] == 0:
+            warnings.append(f"no document in {data_path} has {what}, so the {task} scores are empty")
+    textcat = metrics["textcat"]
+    if textcat and textcat["skipped"]["not_one_label"]:
+        warnings.append(f"{textcat['skipped']['not_one_label']} documents in {data_path} skipped for textcat: "
+                        "the model is exclusive but their gold categories do not have exactly one positive label")
+    return warnings
+
+
+def write_outputs(*, output_dir: Path, metrics: Dict[str, Any], report: Report) -> None:
+    """Each file atomically; metrics.json last, so its presence means the whole run was written."""
+    try:
+        (output_dir / "plots").mkdir(parents=True, exist_ok=True)
+        for name in PLOT_NAMES:
+            if name in report.plots:
+                write_bytes_atomic(output_dir / "plots" / name, report.plots[name])
+            else:  # a plot from an earlier run of another model would be stale
+                (output_dir / "plots" / name).unlink(missing_ok=True)
+        write_bytes_atomic(output_dir / "report.html", report.html.encode("utf8"))
+        text = json.dumps(metrics, indent=2, ensure_ascii=False) + "\n"
+        write_bytes_atomic(output_dir / "metrics.json", text.encode("utf8"))
+    except OSError as err:
+        raise UserError(f"cannot write to {output_dir} ({err.strerror or err}); pass a writable "
+                              "folder with --output") from None
+
+
+def one_line(err: BaseException) -> str:
+    text = re.sub(r"\s+", " ", str(err)).strip() or type(err).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def summary(metrics: Dict[str, Any], output_dir: Path) -> List[str]:
+    """The lines the command prints: key figures, documents counted, where the files went."""
+    def fmt(value: Any) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    lines = []
+    if metrics["ents"]:
+        e = metrics["ents"]
+        lines.append(f"Entities: P {fmt(e['p'])}  R {fmt(e['r'])}  F {fmt(e['f'])}  on {e['n_docs']} docs "
+                     f"({e['n_skipped']} skipped: no entity annotation), {e['tokenization']} tokenization")
+    if metrics["textcat"]:
+        t = metrics["textcat"]
+        lines.append(f"Textcat ({t['mode']}): accuracy {fmt(t['accuracy'])}  macro F {fmt(t['macro_f'])}  "
+                     f"micro F {fmt(t['micro_f'])}  macro AUC {fmt(t['macro_auc'])}  on {t['n_docs']} docs "
+                     f"({t['n_skipped']} skipped)")
+    lines.append(f"Wrote {output_dir / 'metrics.json'}, {output_dir / 'report.html'} and {output_dir / 'plots'}/")
+    return lines

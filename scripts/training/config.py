@@ -1,0 +1,263 @@
+"""Write the training config: configs/base.cfg cut to the chosen components, filled by spaCy.
+
+    python -m scripts.make_config configs/base.cfg training/config.cfg --components ner,textcat
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from spacy.tokens import DocBin
+from spacy.util import load_config
+from thinc.api import Config
+
+from scripts.common.base_model import resolve_base_model
+from scripts.common.errors import UserError, info
+
+TASK_COMPONENTS = ("ner", "textcat", "textcat_multilabel")
+VALID_COMPONENTS = ("ner", "textcat", "textcat_multilabel", "ner,textcat", "ner,textcat_multilabel")
+PADDED_BATCHER = "spacy.batch_by_padded.v1"
+DOCS_BATCHER = "ner_textcat.batch_by_docs.v1"
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    docs: int
+    words: int
+    docs_with_ents: int
+    docs_with_cats: int
+    docs_multi_label: int  # documents with more than one positive category
+    lengths: tuple[int, ...] = ()  # tokens per training document, as the training reader splits them
+    docs_over_max_length: int = 0  # split (entities) or cut to their start (categories only) in training
+    longest: int = 0  # tokens in the longest document
+
+
+@dataclass(frozen=True)
+class Schedule:
+    max_epochs: int
+    eval_frequency: int
+    patience: int
+    warmup_steps: int
+    total_steps: int
+
+
+def parse_components(value: str) -> list[str]:
+    """Validate the `components` var, e.g. parse_components("ner,textcat") -> ["ner", "textcat"]."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if ",".join(names) not in VALID_COMPONENTS:
+        raise UserError(
+            f"components '{value}' is not supported; use one of: {' | '.join(VALID_COMPONENTS)} (--vars.components)"
+        )
+    return names
+
+
+def read_corpus_stats(path: Path, *, max_length: int = 0) -> CorpusStats:
+    """Counts of the training corpus; max_length as [corpora.train] (scripts/training_corpus.py)."""
+    import spacy
+
+    from scripts.training.corpus_reader import split_long_doc
+
+    if not path.is_file():
+        raise UserError(f"{path}: training corpus not found; run the convert step first (spacy project run convert)")
+    docs = list(DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab))
+    if not docs:
+        raise UserError(f"{path}: the training corpus has no documents; check the train files given to convert")
+    return CorpusStats(
+        docs=len(docs),
+        words=sum(len(doc) for doc in docs),
+        docs_with_ents=sum(doc.has_annotation("ENT_IOB") for doc in docs),
+        docs_with_cats=sum(bool(doc.cats) for doc in docs),
+        docs_multi_label=sum(sum(v >= 0.5 for v in doc.cats.values()) > 1 for doc in docs),
+        lengths=tuple(len(piece) for doc in docs for piece in split_long_doc(doc, max_length)),
+        docs_over_max_length=sum(len(doc) > max_length for doc in docs) if max_length > 0 else 0,
+        longest=max(len(doc) for doc in docs),
+    )
+
+
+def choose_batcher(batcher: dict, components: list[str], overrides: dict[str, Any]) -> dict:
+    """Text classification alone trains on batches of equal document counts (scripts/batchers.py).
+
+    spaCy's padded batches (configs/base.cfg) stay for pipelines with ner, and wherever the
+    user named a batcher with --training.batcher.@batchers.
+    """
+    if "ner" in components or "training.batcher.@batchers" in overrides or batcher.get("@batchers") != PADDED_BATCHER:
+        return dict(batcher)
+    return {**batcher, "@batchers": DOCS_BATCHER}
+
+
+def count_batches(lengths: tuple[int, ...], *, batcher: dict) -> int:
+    """Batches per epoch that the configured batcher makes from documents of these lengths."""
+    from spacy.util import registry
+
+    import scripts.training.batchers  # noqa: F401  registers ner_textcat.batch_by_docs.v1
+
+    make_batches = registry.resolve({"batcher": batcher})["batcher"]
+    try:
+        return max(1, sum(1 for _ in make_batches([range(n) for n in lengths])))
+    except ValueError as err:  # e.g. a size below 1 for ner_textcat.batch_by_docs.v1
+        raise UserError(f"[training.batcher] {err}; set --vars.batch_size (--training.batcher.size) to 1 or more") from err
+
+
+def describe_batches(batcher: dict) -> str:
+    """How the batcher fills a batch, for the config step's summary line."""
+    if batcher.get("@batchers") == DOCS_BATCHER:
+        return f"equal numbers of documents, {batcher['size']} words on average"
+    if batcher.get("@batchers") == PADDED_BATCHER:
+        return f"up to {batcher['size']} padded words"
+    return str(batcher.get("@batchers"))
+
+
+def check_corpus_fits(components: list[str], stats: CorpusStats, *, corpus: Path) -> None:
+    """Fail early when the data cannot train the chosen components."""
+    if "ner" in components and stats.docs_with_ents == 0:
+        raise UserError(f"{corpus}: components include ner but no document carries entity annotation; add NER data or drop ner from --vars.components")
+    textcat = next((c for c in components if c.startswith("textcat")), None)
+    if textcat and stats.docs_with_cats == 0:
+        raise UserError(f"{corpus}: components include {textcat} but no document carries categories; add labelled texts or drop {textcat} from --vars.components")
+    if textcat == "textcat" and stats.docs_multi_label:
+        raise UserError(
+            f"{corpus}: {stats.docs_multi_label} documents have several positive labels, which exclusive textcat cannot learn; "
+            f"use --vars.components {'ner,' if 'ner' in components else ''}textcat_multilabel"
+        )
+
+
+def padded_equivalent(batcher: dict) -> dict:
+    """The batcher whose batch count measures the corpus for the number of epochs.
+
+    For the equal-count batcher that is spaCy's padded batcher with the same settings: the
+    epochs then follow how much text there is (in batches of `size` padded words), not how a
+    batcher slices it, and both batchers train on about the same number of words.
+    """
+    if batcher.get("@batchers") == DOCS_BATCHER:
+        return {**batcher, "@batchers": PADDED_BATCHER}
+    return dict(batcher)
+
+
+def scale_schedule(batches_per_epoch: int, *, max_epochs: int = 0, corpus_batches: int = 0) -> Schedule:
+    """Epochs, evaluation, patience and warmup scaled to the corpus (max_epochs 0 = choose).
+
+    corpus_batches is the corpus size in padded batches (padded_equivalent); 0 takes batches_per_epoch.
+    """
+    if max_epochs <= 0:
+        # About 600 padded batches of text: small corpora need many passes, big ones few.
+        max_epochs = min(30, max(3, math.ceil(600 / (corpus_batches or batches_per_epoch))))
+    total_steps = max_epochs * batches_per_epoch
+    eval_frequency = min(200, max(5, batches_per_epoch))
+    return Schedule(
+        max_epochs=max_epochs,
+        eval_frequency=eval_frequency,
+        # Stop after about a third of the run (at least 5 evaluations) without improvement.
+        patience=max(5 * eval_frequency, total_steps // 3),
+        warmup_steps=max(1, total_steps // 10),
+        total_steps=total_steps,
+    )
+
+
+def build_config(
+    base: Config, *, components: list[str], lang: str, transformer_location: str, schedule: Schedule,
+    batcher: Optional[dict] = None,
+) -> Config:
+    """The base config with only the chosen components, the base model and the schedule set."""
+    config = Config(base)
+    config["nlp"]["lang"] = lang
+    config["nlp"]["pipeline"] = ["transformer", *components]
+    for section in (config["components"], config["initialize"]["components"]):
+        for name in TASK_COMPONENTS:
+            if name not in components:
+                section.pop(name, None)
+    config["components"]["transformer"]["model"]["name"] = transformer_location
+    training = config["training"]
+    if batcher is not None:
+        training["batcher"] = batcher
+    training["max_epochs"] = schedule.max_epochs
+    training["eval_frequency"] = schedule.eval_frequency
+    training["patience"] = schedule.patience
+    training["optimizer"]["learn_rate"]["warmup_steps"] = schedule.warmup_steps
+    training["optimizer"]["learn_rate"]["total_steps"] = schedule.total_steps
+    return config
+
+
+def write_filled_config(config: Config, output: Path, *, check: Callable[[Config], None] = lambda _: None) -> None:
+    """Fill defaults exactly as `spacy init fill-config` does, check, then move into place atomically."""
+    from spacy.cli.init_config import fill_config
+
+    import scripts.training.registry  # noqa: F401  registers what the config names
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
+        base_path, filled_path = Path(tmp) / "base.cfg", Path(tmp) / "filled.cfg"
+        config.to_disk(base_path, interpolate=False)
+        fill_config(filled_path, base_path, silent=True)
+        check(load_config(filled_path, interpolate=False))
+        os.replace(filled_path, output)
+
+
+def check_training_callback(config: Config) -> None:
+    """Build [initialize.before_init] now, so a bad value (class_balance 2) stops here in one line, not in training."""
+    from spacy.util import registry
+
+    import scripts.training.textcat  # noqa: F401  registers the callback
+
+    try:
+        registry.resolve({"before_init": config["initialize"]["before_init"]})
+    except ValueError as err:
+        raise UserError(f"[initialize.before_init]: {' '.join(str(err).split())}") from None
+
+
+def check_overrides_exist(config: Config, overrides: dict[str, Any], *, base_path: Path) -> None:
+    """An override of a setting the filled config does not have is a typo, not a new setting."""
+    for key in overrides:
+        node: Any = config
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise UserError(
+                    f"override --{key}: {base_path} has no such setting (even after spaCy fills the defaults); "
+                    f"check the section and key names in training/config.cfg"
+                )
+            node = node[part]
+
+
+def make_config(
+    *,
+    base_path: Path,
+    output: Path,
+    components: str,
+    transformer: str,
+    lang: str,
+    train: Path,
+    max_epochs: int = 0,
+    overrides: Optional[dict[str, Any]] = None,
+) -> Schedule:
+    """Write the filled config; overrides ({"training.accumulate_gradient": 2}) change configs/base.cfg first."""
+    names = parse_components(components)
+    overrides = overrides or {}
+    base = load_config(base_path, overrides=overrides, interpolate=False)
+    check_training_callback(base)
+    stats = read_corpus_stats(train, max_length=int(base["corpora"]["train"]["max_length"]))
+    check_corpus_fits(names, stats, corpus=train)
+    if stats.docs_over_max_length:
+        info(
+            f"{stats.docs_over_max_length} training docs are over max_length {base['corpora']['train']['max_length']} "
+            f"tokens (longest {stats.longest}): training splits those with entities "
+            f"and keeps the first max_length tokens of the others (--vars.max_length, 0 for no limit)"
+        )
+    base_model = resolve_base_model(transformer, lang=lang)
+    info(f"Base model: {base_model.name} ({base_model.source})")
+    batcher = choose_batcher(base["training"]["batcher"], names, overrides)
+    batches = count_batches(stats.lengths, batcher=batcher)
+    sizing = padded_equivalent(batcher)
+    corpus_batches = batches if sizing == batcher else count_batches(stats.lengths, batcher=sizing)
+    schedule = scale_schedule(batches, max_epochs=max_epochs, corpus_batches=corpus_batches)
+    config = build_config(base, components=names, lang=lang, transformer_location=base_model.location, schedule=schedule,
+                          batcher=batcher)
+    write_filled_config(config, output, check=lambda filled: check_overrides_exist(filled, overrides, base_path=base_path))
+    info(
+        f"Wrote {output}: pipeline transformer,{','.join(names)}; {stats.docs} training docs, {stats.words} words; "
+        f"{schedule.max_epochs} epochs of {batches} batches ({describe_batches(batcher)}), "
+        f"evaluation every {schedule.eval_frequency} steps, warmup {schedule.warmup_steps} steps"
+    )
+    return schedule
