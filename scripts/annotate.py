@@ -25,30 +25,85 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    model: str = typer.Argument(..., help="Pipeline directory (training/model-best) or installed package name"),
-    input_path: Path = typer.Argument(..., help="Texts: .jsonl/.json (a text field), .csv/.tsv (a text column) or plain text lines"),
-    output_path: Path = typer.Argument(..., help="Annotated JSON lines, or a Label Studio JSON file with --format labelstudio"),
-    engine: str = typer.Option("local", "--engine", help="local: this process; ray: Ray Data workers (pip install -r requirements-ray.txt)"),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (e.g. auto or ray://host:10001); default: a local Ray"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Records per batch; default: the pipeline's [nlp] batch_size"),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl: records + entities + cats; labelstudio: import JSON with predictions"),
-    text_field: str = typer.Option("text", "--text-field", help="The field or column that holds the text"),
-    label_config: Optional[Path] = typer.Option(None, "--label-config", help="Label Studio labeling config (XML) whose tag names the predictions use"),
-    gpu_id: str = typer.Option("auto", "--gpu-id", help="local engine: 'auto', -1 for the CPU, or a GPU index"),
-    workers: int = typer.Option(1, "--workers", min=1, help="ray engine: pipeline copies running in parallel"),
-    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="ray engine: CPUs (torch threads) per worker"),
-    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="ray engine: GPUs per worker (0: CPU only)"),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar with documents/s"),
+    model: str = typer.Argument(
+        ..., help="Pipeline directory (training/model-best) or installed package name"
+    ),
+    input_path: Path = typer.Argument(
+        ...,
+        help="Texts: .jsonl/.json (a text field), .csv/.tsv (a text column) or plain text lines",
+    ),
+    output_path: Path = typer.Argument(
+        ..., help="Annotated JSON lines, or a Label Studio JSON file with --format labelstudio"
+    ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local: this process; ray: Ray Data workers (pip install -r requirements-ray.txt)",
+    ),
+    address: Optional[str] = typer.Option(
+        None,
+        "--address",
+        help="Ray cluster address (e.g. auto or ray://host:10001); default: a local Ray",
+    ),
+    batch_size: Optional[int] = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Records per batch; default: the pipeline's [nlp] batch_size",
+    ),
+    fmt: str = typer.Option(
+        "jsonl",
+        "--format",
+        help="jsonl: records + entities + cats; labelstudio: import JSON with predictions",
+    ),
+    text_field: str = typer.Option(
+        "text", "--text-field", help="The field or column that holds the text"
+    ),
+    label_config: Optional[Path] = typer.Option(
+        None,
+        "--label-config",
+        help="Label Studio labeling config (XML) whose tag names the predictions use",
+    ),
+    gpu_id: str = typer.Option(
+        "auto", "--gpu-id", help="local engine: 'auto', -1 for the CPU, or a GPU index"
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="ray engine: pipeline copies running in parallel"
+    ),
+    cpus_per_worker: float = typer.Option(
+        1.0, "--cpus-per-worker", help="ray engine: CPUs (torch threads) per worker"
+    ),
+    gpus_per_worker: float = typer.Option(
+        0.0, "--gpus-per-worker", help="ray engine: GPUs per worker (0: CPU only)"
+    ),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Show a progress bar with documents/s"
+    ),
 ) -> None:
     """Annotate INPUT with MODEL into OUTPUT; rerun the same command to resume."""
     with reported_as_one_line():
         if label_config is not None and not label_config.is_file():
-            raise UserError(f"--label-config {label_config}: file not found; save the labeling config XML from the project settings")
-        job = Job(model=model, text_field=text_field, fmt=fmt, batch_size=batch_size,
-                  label_config=label_config.read_text(encoding="utf8") if label_config else None)
+            raise UserError(
+                f"--label-config {label_config}: file not found; save the labeling config XML from the project settings"
+            )
+        job = Job(
+            model=model,
+            text_field=text_field,
+            fmt=fmt,
+            batch_size=batch_size,
+            label_config=label_config.read_text(encoding="utf8") if label_config else None,
+        )
         summary = annotate_file(
-            job=job, input_path=input_path, output_path=output_path, engine=engine, address=address, gpu_id=gpu_id,
-            workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, progress=progress,
+            job=job,
+            input_path=input_path,
+            output_path=output_path,
+            engine=engine,
+            address=address,
+            gpu_id=gpu_id,
+            workers=workers,
+            cpus_per_worker=cpus_per_worker,
+            gpus_per_worker=gpus_per_worker,
+            progress=progress,
         )
     if summary.written == 0:
         info(f"Nothing to do: all {summary.total} records of {input_path} are in {output_path}")

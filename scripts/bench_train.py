@@ -25,7 +25,9 @@ app = typer.Typer(add_completion=False)
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def main(
     ctx: typer.Context,
-    train: str = typer.Option(..., "--train", help="Training files, comma-separated, any format scripts.convert reads"),
+    train: str = typer.Option(
+        ..., "--train", help="Training files, comma-separated, any format scripts.convert reads"
+    ),
     dev: str = typer.Option("", "--dev", help="Dev files (empty: split off --train)"),
     test: str = typer.Option("", "--test", help="Test files (empty: split off --train)"),
     components: str = typer.Option("ner,textcat", "--components", help="As the components var"),
@@ -34,16 +36,29 @@ def main(
     max_epochs: int = typer.Option(0, "--max-epochs", help="Epochs; 0 scales them with the corpus"),
     gpu_id: str = typer.Option("auto", "--gpu-id", help="'auto', -1 or a GPU index"),
     seed: int = typer.Option(0, "--seed", help="Seed of the dev/test split"),
-    convert_options: str = typer.Option("", "--convert-options", help="Extra options for scripts.convert, quoted"),
-    output_dir: Optional[Path] = typer.Option(None, "--output", help="Where the run goes (default: a temporary folder)"),
+    convert_options: str = typer.Option(
+        "", "--convert-options", help="Extra options for scripts.convert, quoted"
+    ),
+    output_dir: Optional[Path] = typer.Option(
+        None, "--output", help="Where the run goes (default: a temporary folder)"
+    ),
 ) -> None:
     """Train and evaluate once; print quality, training words/s and wall time as one JSON line.
     Extra --section.key value arguments override the config, as for scripts.make_config."""
     with reported_as_one_line(), tempfile.TemporaryDirectory() as tmp:
         result = bench_train(
-            train=train, dev=dev, test=test, components=components, transformer=transformer, lang=lang,
-            max_epochs=max_epochs, gpu_id=gpu_id, seed=seed, convert_options=convert_options,
-            output_dir=output_dir or Path(tmp), config_overrides=list(ctx.args),
+            train=train,
+            dev=dev,
+            test=test,
+            components=components,
+            transformer=transformer,
+            lang=lang,
+            max_epochs=max_epochs,
+            gpu_id=gpu_id,
+            seed=seed,
+            convert_options=convert_options,
+            output_dir=output_dir or Path(tmp),
+            config_overrides=list(ctx.args),
         )
         if output_dir is None:
             result["output"] = None  # the temporary folder is gone

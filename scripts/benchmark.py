@@ -35,14 +35,35 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def main(
     ctx: typer.Context,
-    model: str = typer.Argument(..., help="Pipeline directory (training/model-best) or installed package name"),
-    texts_path: Optional[Path] = typer.Option(None, "--texts", help=".jsonl/.json/.csv/.txt texts; default: the sample corpus in assets/"),
-    text_field: str = typer.Option("text", "--text-field", help="The field or column that holds the text"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Texts per batch for both; default: the pipeline's [nlp] batch_size"),
+    model: str = typer.Argument(
+        ..., help="Pipeline directory (training/model-best) or installed package name"
+    ),
+    texts_path: Optional[Path] = typer.Option(
+        None, "--texts", help=".jsonl/.json/.csv/.txt texts; default: the sample corpus in assets/"
+    ),
+    text_field: str = typer.Option(
+        "text", "--text-field", help="The field or column that holds the text"
+    ),
+    batch_size: Optional[int] = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Texts per batch for both; default: the pipeline's [nlp] batch_size",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or gpu"),
-    repeats: int = typer.Option(5, "--repeats", min=1, help="Timed passes of each; each batch's fastest counts"),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="Another pipeline to time alongside (e.g. the float32 one), for a speedup"),
-    breakdown: bool = typer.Option(False, "--breakdown", help="Also time the pipeline cut after each component: what each one costs"),
+    repeats: int = typer.Option(
+        5, "--repeats", min=1, help="Timed passes of each; each batch's fastest counts"
+    ),
+    baseline: Optional[str] = typer.Option(
+        None,
+        "--baseline",
+        help="Another pipeline to time alongside (e.g. the float32 one), for a speedup",
+    ),
+    breakdown: bool = typer.Option(
+        False,
+        "--breakdown",
+        help="Also time the pipeline cut after each component: what each one costs",
+    ),
 ) -> None:
     """Print one JSON line: words/s of nlp.pipe and of the bare transformer, their ratio, peak memory, device."""
     from spacy.cli._util import parse_config_overrides
@@ -51,11 +72,23 @@ def main(
         try:
             overrides = parse_config_overrides(ctx.args)
         except SystemExit:  # spaCy's parser exits on a malformed option
-            raise UserError(f"cannot read the config overrides {' '.join(ctx.args)}; write them as --section.key value") from None
+            raise UserError(
+                f"cannot read the config overrides {' '.join(ctx.args)}; write them as --section.key value"
+            ) from None
         texts = load_texts(texts_path, text_field=text_field)
-        info(f"Benchmarking {model} on {len(texts)} texts ({'sample corpus' if texts_path is None else texts_path}), {device}")
-        result = benchmark(model=model, texts=texts, batch_size=batch_size, device=device, repeats=repeats,
-                           overrides=overrides, baseline=baseline, breakdown=breakdown)
+        info(
+            f"Benchmarking {model} on {len(texts)} texts ({'sample corpus' if texts_path is None else texts_path}), {device}"
+        )
+        result = benchmark(
+            model=model,
+            texts=texts,
+            batch_size=batch_size,
+            device=device,
+            repeats=repeats,
+            overrides=overrides,
+            baseline=baseline,
+            breakdown=breakdown,
+        )
     print(json.dumps(result), flush=True)
     sys.stdout.flush()
 

@@ -28,7 +28,9 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def main(
     run_a: Path = typer.Argument(..., help="Baseline: metrics.json or the folder holding it"),
     run_b: Path = typer.Argument(..., help="Candidate: metrics.json or the folder holding it"),
-    margin: float = typer.Option(0.01, "--margin", "-m", help="Largest drop (fraction, 0..1) that still passes"),
+    margin: float = typer.Option(
+        0.01, "--margin", "-m", help="Largest drop (fraction, 0..1) that still passes"
+    ),
 ) -> None:
     """Print per-label deltas of B against A; exit 1 when an overall figure of B is worse by more than the margin."""
     try:

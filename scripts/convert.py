@@ -21,45 +21,113 @@ from scripts.corpus.conversion import (
 from scripts.corpus.readers import READERS
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-FORMATS_EPILOG = "Formats (--format): " + "; ".join(f"{name}: {reader.help}" for name, reader in READERS.items())
+FORMATS_EPILOG = "Formats (--format): " + "; ".join(
+    f"{name}: {reader.help}" for name, reader in READERS.items()
+)
 
 
 @app.command(help=__doc__.split("\n\n")[0] if __doc__ else None, epilog=FORMATS_EPILOG)
 def main(
-    sources: Optional[list[Path]] = typer.Argument(None, help="Files or folders to convert and merge (a folder: all its files, sorted)"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The .spacy file to write; with --split, a folder for train/dev/test.spacy"),
-    train: Optional[str] = typer.Option(None, "--train", help="Project mode: comma-separated training files"),
-    dev: str = typer.Option("", "--dev", help="Project mode: comma-separated dev files (empty: 10 percent of --train)"),
-    test: str = typer.Option("", "--test", help="Project mode: comma-separated test files (empty: 10 percent of --train)"),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Project mode: folder for train/dev/test.spacy and report.json"),
-    fmt: str = typer.Option("auto", "--format", "-f", help=f"Reader: auto, or one of {', '.join(READERS)}"),
-    lang: str = typer.Option("en", "--lang", help="spaCy language code for tokenizing texts (zh/ja: characters joined without spaces)"),
-    split: Optional[str] = typer.Option(None, "--split", help="Fractions train,dev,test, e.g. 0.8,0.1,0.1 (by document, stratified by category)"),
+    sources: Optional[list[Path]] = typer.Argument(
+        None, help="Files or folders to convert and merge (a folder: all its files, sorted)"
+    ),
+    output: Optional[Path] = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="The .spacy file to write; with --split, a folder for train/dev/test.spacy",
+    ),
+    train: Optional[str] = typer.Option(
+        None, "--train", help="Project mode: comma-separated training files"
+    ),
+    dev: str = typer.Option(
+        "", "--dev", help="Project mode: comma-separated dev files (empty: 10 percent of --train)"
+    ),
+    test: str = typer.Option(
+        "", "--test", help="Project mode: comma-separated test files (empty: 10 percent of --train)"
+    ),
+    output_dir: Optional[Path] = typer.Option(
+        None, "--output-dir", help="Project mode: folder for train/dev/test.spacy and report.json"
+    ),
+    fmt: str = typer.Option(
+        "auto", "--format", "-f", help=f"Reader: auto, or one of {', '.join(READERS)}"
+    ),
+    lang: str = typer.Option(
+        "en",
+        "--lang",
+        help="spaCy language code for tokenizing texts (zh/ja: characters joined without spaces)",
+    ),
+    split: Optional[str] = typer.Option(
+        None,
+        "--split",
+        help="Fractions train,dev,test, e.g. 0.8,0.1,0.1 (by document, stratified by category)",
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed of the split"),
-    tag_column: int = typer.Option(-1, "--tag-column", help="Token-per-line: column of the tag, from 1 (negative from the end; -1 last)"),
-    token_column: int = typer.Option(1, "--token-column", help="Token-per-line: column of the token, from 1"),
-    labels_file: str = typer.Option("", "--labels-file", help="Class names, one per line, for numeric classes in tables (empty: none)"),
-    misaligned: str = typer.Option("expand", "--misaligned", help="Spans that cut into a word: expand, contract or drop"),
-    lenient: bool = typer.Option(False, "--lenient", help="Skip malformed lines and count them instead of stopping"),
+    tag_column: int = typer.Option(
+        -1,
+        "--tag-column",
+        help="Token-per-line: column of the tag, from 1 (negative from the end; -1 last)",
+    ),
+    token_column: int = typer.Option(
+        1, "--token-column", help="Token-per-line: column of the token, from 1"
+    ),
+    labels_file: str = typer.Option(
+        "",
+        "--labels-file",
+        help="Class names, one per line, for numeric classes in tables (empty: none)",
+    ),
+    misaligned: str = typer.Option(
+        "expand", "--misaligned", help="Spans that cut into a word: expand, contract or drop"
+    ),
+    lenient: bool = typer.Option(
+        False, "--lenient", help="Skip malformed lines and count them instead of stopping"
+    ),
 ) -> None:
     try:
-        common = dict(fmt=fmt, lang=lang, tag_column=tag_column, token_column=token_column, labels_file=Path(labels_file) if labels_file else None, misaligned=misaligned, lenient=lenient, echo=typer.echo)
+        common = dict(
+            fmt=fmt,
+            lang=lang,
+            tag_column=tag_column,
+            token_column=token_column,
+            labels_file=Path(labels_file) if labels_file else None,
+            misaligned=misaligned,
+            lenient=lenient,
+            echo=typer.echo,
+        )
         if train is not None or output_dir is not None:
             if sources or output is not None or split is not None:
-                raise ConvertError("give either SOURCE... --output (with --split) or --train/--dev/--test --output-dir, not both")
+                raise ConvertError(
+                    "give either SOURCE... --output (with --split) or --train/--dev/--test --output-dir, not both"
+                )
             if output_dir is None:
-                raise ConvertError("--train needs --output-dir; name the folder for train/dev/test.spacy")
-            convert_project(train=parse_file_list(train or ""), dev=parse_file_list(dev), test=parse_file_list(test), output_dir=output_dir, seed=seed, **common)  # type: ignore[arg-type]
+                raise ConvertError(
+                    "--train needs --output-dir; name the folder for train/dev/test.spacy"
+                )
+            convert_project(
+                train=parse_file_list(train or ""),
+                dev=parse_file_list(dev),
+                test=parse_file_list(test),
+                output_dir=output_dir,
+                seed=seed,
+                **common,
+            )  # type: ignore[arg-type]
         else:
             if output is None:
-                raise ConvertError("--output is missing; name the .spacy file to write (or a folder with --split)")
+                raise ConvertError(
+                    "--output is missing; name the .spacy file to write (or a folder with --split)"
+                )
             fractions = parse_split(split) if split is not None else None
-            convert_files(sources=list(sources or []), output=output, split=fractions, seed=seed, **common)  # type: ignore[arg-type]
+            convert_files(
+                sources=list(sources or []), output=output, split=fractions, seed=seed, **common
+            )  # type: ignore[arg-type]
     except ConvertError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
     except (OSError, UnicodeError) as error:
-        typer.echo(f"{getattr(error, 'filename', None) or 'input'}: {error.__class__.__name__}: {error}; check the file and its permissions", err=True)
+        typer.echo(
+            f"{getattr(error, 'filename', None) or 'input'}: {error.__class__.__name__}: {error}; check the file and its permissions",
+            err=True,
+        )
         raise typer.Exit(1) from None
 
 

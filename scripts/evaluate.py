@@ -19,23 +19,45 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    model: str = typer.Argument(..., help="Pipeline directory (e.g. training/model-best) or installed package name"),
-    data_path: Path = typer.Argument(..., help="Gold data as a .spacy DocBin, e.g. corpus/test.spacy"),
-    output_dir: Path = typer.Option(..., "--output", "-o", help="Folder for metrics.json, report.html, plots/"),
+    model: str = typer.Argument(
+        ..., help="Pipeline directory (e.g. training/model-best) or installed package name"
+    ),
+    data_path: Path = typer.Argument(
+        ..., help="Gold data as a .spacy DocBin, e.g. corpus/test.spacy"
+    ),
+    output_dir: Path = typer.Option(
+        ..., "--output", "-o", help="Folder for metrics.json, report.html, plots/"
+    ),
     gold_preproc: bool = typer.Option(
-        False, "--gold-preproc", "-G",
+        False,
+        "--gold-preproc",
+        "-G",
         help="Run the model on the gold tokens instead of the raw text (for token-per-line data)",
     ),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Documents per batch for nlp.pipe"),
-    gpu_id: str = typer.Option(
-        "auto", "--gpu-id", "-g", help="'auto' (GPU if usable, else CPU), -1 for the CPU, or a GPU index"
+    batch_size: int = typer.Option(
+        64, "--batch-size", "-b", help="Documents per batch for nlp.pipe"
     ),
-    max_examples: int = typer.Option(50, "--max-examples", help="Error examples per task in the report"),
+    gpu_id: str = typer.Option(
+        "auto",
+        "--gpu-id",
+        "-g",
+        help="'auto' (GPU if usable, else CPU), -1 for the CPU, or a GPU index",
+    ),
+    max_examples: int = typer.Option(
+        50, "--max-examples", help="Error examples per task in the report"
+    ),
 ) -> None:
     """Score a trained pipeline on gold data; write metrics.json, report.html and PNG plots."""
     with reported_as_one_line():
-        metrics = evaluate_model(model=model, data_path=data_path, output_dir=output_dir, gold_preproc=gold_preproc,
-                                 batch_size=batch_size, gpu_id=gpu_id, max_examples=max_examples)
+        metrics = evaluate_model(
+            model=model,
+            data_path=data_path,
+            output_dir=output_dir,
+            gold_preproc=gold_preproc,
+            batch_size=batch_size,
+            gpu_id=gpu_id,
+            max_examples=max_examples,
+        )
     for warning in metrics["warnings"]:
         typer.echo(f"⚠ {warning}", err=True)
     typer.echo("\n".join(summary(metrics, output_dir)))

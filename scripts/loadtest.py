@@ -25,22 +25,48 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    model: Optional[str] = typer.Argument(None, help="Pipeline to serve for the test (directory or package); or pass --url"),
-    url: Optional[str] = typer.Option(None, "--url", help="A server already running on this machine, e.g. http://127.0.0.1:8000"),
-    concurrency: str = typer.Option("1,16", "--concurrency", help="Concurrent clients per level, comma-separated"),
+    model: Optional[str] = typer.Argument(
+        None, help="Pipeline to serve for the test (directory or package); or pass --url"
+    ),
+    url: Optional[str] = typer.Option(
+        None, "--url", help="A server already running on this machine, e.g. http://127.0.0.1:8000"
+    ),
+    concurrency: str = typer.Option(
+        "1,16", "--concurrency", help="Concurrent clients per level, comma-separated"
+    ),
     max_requests: int = typer.Option(200, "--requests", min=1, help="Requests per level (at most)"),
-    max_seconds: float = typer.Option(60.0, "--seconds", min=1.0, help="Seconds per level (at most)"),
-    texts_path: Optional[Path] = typer.Option(None, "--texts", help=".jsonl/.json/.csv/.txt texts; default: the sample corpus"),
-    texts_per_request: int = typer.Option(1, "--texts-per-request", min=1, help="Texts in each request"),
-    gpu_id: str = typer.Option("-1", "--gpu-id", help="Device of the server started for MODEL: -1 (CPU), 'auto' or a GPU index"),
+    max_seconds: float = typer.Option(
+        60.0, "--seconds", min=1.0, help="Seconds per level (at most)"
+    ),
+    texts_path: Optional[Path] = typer.Option(
+        None, "--texts", help=".jsonl/.json/.csv/.txt texts; default: the sample corpus"
+    ),
+    texts_per_request: int = typer.Option(
+        1, "--texts-per-request", min=1, help="Texts in each request"
+    ),
+    gpu_id: str = typer.Option(
+        "-1",
+        "--gpu-id",
+        help="Device of the server started for MODEL: -1 (CPU), 'auto' or a GPU index",
+    ),
 ) -> None:
     """Print one JSON line per concurrency level: requests/s, p50/p99 latency (ms) and errors."""
     with reported_as_one_line():
         levels = parse_levels(concurrency)
         texts = load_texts(texts_path)
-        info(f"Load test: {', '.join(map(str, levels))} concurrent clients, up to {max_requests} requests or {max_seconds:.0f} s each")
-        results = loadtest(model=model, url=url, texts=texts, levels=levels, max_requests=max_requests,
-                           max_seconds=max_seconds, texts_per_request=texts_per_request, gpu_id=gpu_id)
+        info(
+            f"Load test: {', '.join(map(str, levels))} concurrent clients, up to {max_requests} requests or {max_seconds:.0f} s each"
+        )
+        results = loadtest(
+            model=model,
+            url=url,
+            texts=texts,
+            levels=levels,
+            max_requests=max_requests,
+            max_seconds=max_seconds,
+            texts_per_request=texts_per_request,
+            gpu_id=gpu_id,
+        )
     for result in results:
         print(json.dumps(result), flush=True)
 

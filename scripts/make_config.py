@@ -17,11 +17,19 @@ def main(
     ctx: typer.Context,
     base_path: Path = typer.Argument(..., help="Base config (configs/base.cfg)"),
     output: Path = typer.Argument(..., help="Where to write the filled config"),
-    components: str = typer.Option("ner,textcat", "--components", help=f"One of: {' | '.join(VALID_COMPONENTS)}"),
-    transformer: str = typer.Option("auto", "--transformer", help="'auto', a Hugging Face hub name or a local model folder"),
+    components: str = typer.Option(
+        "ner,textcat", "--components", help=f"One of: {' | '.join(VALID_COMPONENTS)}"
+    ),
+    transformer: str = typer.Option(
+        "auto", "--transformer", help="'auto', a Hugging Face hub name or a local model folder"
+    ),
     lang: str = typer.Option("en", "--lang", help="Language code of the texts"),
-    train: Path = typer.Option(Path("corpus/train.spacy"), "--train", help="Training corpus, to scale the schedule"),
-    max_epochs: int = typer.Option(0, "--max-epochs", help="Epochs; 0 chooses from the corpus size"),
+    train: Path = typer.Option(
+        Path("corpus/train.spacy"), "--train", help="Training corpus, to scale the schedule"
+    ),
+    max_epochs: int = typer.Option(
+        0, "--max-epochs", help="Epochs; 0 chooses from the corpus size"
+    ),
 ) -> None:
     """Write the training config for the chosen components and base model; extra
     --section.key value arguments override configs/base.cfg (e.g. --training.accumulate_gradient 2)."""
@@ -29,8 +37,14 @@ def main(
 
     with reported_as_one_line():
         make_config(
-            base_path=base_path, output=output, components=components, transformer=transformer,
-            lang=lang, train=train, max_epochs=max_epochs, overrides=parse_config_overrides(ctx.args),
+            base_path=base_path,
+            output=output,
+            components=components,
+            transformer=transformer,
+            lang=lang,
+            train=train,
+            max_epochs=max_epochs,
+            overrides=parse_config_overrides(ctx.args),
         )
 
 

@@ -29,27 +29,55 @@ def main(
     output_dir: Path = typer.Argument(Path("packages"), help="Where the package folder goes"),
     name: str = typer.Option(..., "--name", help="Package name without the language prefix"),
     version: str = typer.Option("0.0.1", "--version", help="Package version"),
-    metrics_path: Path = typer.Option(Path("training/metrics.json"), "--metrics", help="Test metrics from scripts.evaluate"),
-    transformer: str = typer.Option("auto", "--transformer", help="The base model var used for training"),
+    metrics_path: Path = typer.Option(
+        Path("training/metrics.json"), "--metrics", help="Test metrics from scripts.evaluate"
+    ),
+    transformer: str = typer.Option(
+        "auto", "--transformer", help="The base model var used for training"
+    ),
     lang: str = typer.Option("en", "--lang", help="Language code"),
-    fast_cpu: bool = typer.Option(False, "--fast-cpu", help="Also build <lang>_<name>_int8, with an int8 transformer for fast CPU inference"),
-    test_path: Path = typer.Option(Path("corpus/test.spacy"), "--test", help="With --fast-cpu: the test split the int8 build is scored on"),
-    calibration_path: Path = typer.Option(Path("corpus/dev.spacy"), "--calibration", help="With --fast-cpu: the split whose texts calibrate the int8 build"),
+    fast_cpu: bool = typer.Option(
+        False,
+        "--fast-cpu",
+        help="Also build <lang>_<name>_int8, with an int8 transformer for fast CPU inference",
+    ),
+    test_path: Path = typer.Option(
+        Path("corpus/test.spacy"),
+        "--test",
+        help="With --fast-cpu: the test split the int8 build is scored on",
+    ),
+    calibration_path: Path = typer.Option(
+        Path("corpus/dev.spacy"),
+        "--calibration",
+        help="With --fast-cpu: the split whose texts calibrate the int8 build",
+    ),
 ) -> None:
     """Build packages/<lang>_<name>-<version>/dist/*.whl (and <lang>_<name>_int8 with --fast-cpu)."""
     with reported_as_one_line():
         if fast_cpu:  # before the float32 build, so that a missing split stops the command at once
             check_int8_inputs(test_path=test_path, calibration_path=calibration_path)
         built = package_pipeline(
-            model_dir=model_dir, output_dir=output_dir, name=name, version=version,
-            metrics_path=metrics_path, transformer=transformer, lang=lang,
+            model_dir=model_dir,
+            output_dir=output_dir,
+            name=name,
+            version=version,
+            metrics_path=metrics_path,
+            transformer=transformer,
+            lang=lang,
         )
     info(f"Built {built.wheel}; install it with: pip install {built.wheel}")
     if fast_cpu:
         with reported_as_one_line():
             int8 = package_pipeline(
-                model_dir=model_dir, output_dir=output_dir, name=name, version=version,
-                metrics_path=metrics_path, transformer=transformer, lang=lang, int8=True, test_path=test_path,
+                model_dir=model_dir,
+                output_dir=output_dir,
+                name=name,
+                version=version,
+                metrics_path=metrics_path,
+                transformer=transformer,
+                lang=lang,
+                int8=True,
+                test_path=test_path,
                 calibration_path=calibration_path,
             )
         lines, warnings = int8_comparison(built.metrics, int8.metrics)

@@ -42,25 +42,49 @@ app = typer.Typer(add_completion=False)
 
 @app.command()
 def main(
-    corpus_dir: Annotated[Path, typer.Argument(help="Folder with train.spacy, dev.spacy and test.spacy")],
+    corpus_dir: Annotated[
+        Path, typer.Argument(help="Folder with train.spacy, dev.spacy and test.spacy")
+    ],
     task: Annotated[str, typer.Option("--task", help="ner, textcat or textcat_multilabel")],
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs (compare at the recipe's count)")],
-    transformer: Annotated[str, typer.Option("--transformer", help="As the transformer var")] = "auto",
+    epochs: Annotated[
+        int, typer.Option("--epochs", help="Training epochs (compare at the recipe's count)")
+    ],
+    transformer: Annotated[
+        str, typer.Option("--transformer", help="As the transformer var")
+    ] = "auto",
     lang: Annotated[str, typer.Option("--lang", help="Language code")] = "en",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per training step")] = 8,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", help="Peak learning rate")] = 5e-5,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the head's init and the shuffling")] = 0,
-    threshold: Annotated[float, typer.Option(
-        "--threshold", help="textcat_multilabel: a label is predicted at >= this")] = 0.5,
-    output_dir: Annotated[Path | None, typer.Option(
-        "--output", help="Trainer checkpoints (default: a temporary folder)")] = None,
+    learning_rate: Annotated[
+        float, typer.Option("--learning-rate", help="Peak learning rate")
+    ] = 5e-5,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the head's init and the shuffling")
+    ] = 0,
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", help="textcat_multilabel: a label is predicted at >= this"),
+    ] = 0.5,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output", help="Trainer checkpoints (default: a temporary folder)"),
+    ] = None,
 ) -> None:
     """Fine-tune with a plain Hugging Face Trainer; print quality and training words/s as one JSON line."""
     transformers.logging.set_verbosity_warning()
-    with reported_as_one_line(), contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs
+    with (
+        reported_as_one_line(),
+        contextlib.redirect_stdout(sys.stderr),
+    ):  # the Trainer prints its logs
         result = peer_train(
-            corpus_dir=corpus_dir, task=task, epochs=epochs, transformer=transformer, lang=lang,
-            batch_size=batch_size, learning_rate=learning_rate, seed=seed, threshold=threshold,
+            corpus_dir=corpus_dir,
+            task=task,
+            epochs=epochs,
+            transformer=transformer,
+            lang=lang,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            threshold=threshold,
             output_dir=output_dir,
         )
     print(json.dumps(result))

@@ -33,21 +33,40 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    model: str = typer.Argument(..., help="Pipeline directory (training/model-best) or installed package name"),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every interface)"),
+    model: str = typer.Argument(
+        ..., help="Pipeline directory (training/model-best) or installed package name"
+    ),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every interface)"
+    ),
     port: int = typer.Option(8000, "--port", help="TCP port"),
-    gpu_id: str = typer.Option("auto", "--gpu-id", help="'auto', -1 for the CPU, or a GPU index (one server per GPU)"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="nlp.pipe batch size; default: the pipeline's own"),
-    max_texts: int = typer.Option(Limits.max_texts, "--max-texts", min=1, help="Texts (or Label Studio tasks) per request; more answer 413"),
-    max_chars: int = typer.Option(Limits.max_chars, "--max-chars", min=1, help="Characters per text; longer texts answer 413"),
+    gpu_id: str = typer.Option(
+        "auto", "--gpu-id", help="'auto', -1 for the CPU, or a GPU index (one server per GPU)"
+    ),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", min=1, help="nlp.pipe batch size; default: the pipeline's own"
+    ),
+    max_texts: int = typer.Option(
+        Limits.max_texts,
+        "--max-texts",
+        min=1,
+        help="Texts (or Label Studio tasks) per request; more answer 413",
+    ),
+    max_chars: int = typer.Option(
+        Limits.max_chars, "--max-chars", min=1, help="Characters per text; longer texts answer 413"
+    ),
 ) -> None:
     """Serve MODEL: POST /predict {"texts": [...]}, GET /health, and the Label Studio ML backend under /labelstudio."""
     import uvicorn
 
     with reported_as_one_line():
         predictor = load_predictor(model, gpu_id=gpu_id)
-    info(f"Serving {predictor.version} on http://{host}:{port} (Label Studio ML backend URL: http://{host}:{port}/labelstudio)")
-    server = create_app(predictor, limits=Limits(max_texts=max_texts, max_chars=max_chars), batch_size=batch_size)
+    info(
+        f"Serving {predictor.version} on http://{host}:{port} (Label Studio ML backend URL: http://{host}:{port}/labelstudio)"
+    )
+    server = create_app(
+        predictor, limits=Limits(max_texts=max_texts, max_chars=max_chars), batch_size=batch_size
+    )
     uvicorn.run(server, host=host, port=port, log_level="warning")
 
 

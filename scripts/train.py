@@ -22,9 +22,15 @@ app = typer.Typer(add_completion=False)
 def main(
     ctx: typer.Context,
     config_path: Path = typer.Argument(..., help="Filled training config"),
-    output: Path = typer.Option(Path("training"), "--output", help="Folder for model-best and model-last"),
-    gpu_id: str = typer.Option("auto", "--gpu-id", help="'auto' (GPU if usable, else CPU), -1 for the CPU, or a GPU index"),
-    mixed_precision: str = typer.Option("false", "--mixed-precision", help="fp16 mixed precision (GPU only): true or false"),
+    output: Path = typer.Option(
+        Path("training"), "--output", help="Folder for model-best and model-last"
+    ),
+    gpu_id: str = typer.Option(
+        "auto", "--gpu-id", help="'auto' (GPU if usable, else CPU), -1 for the CPU, or a GPU index"
+    ),
+    mixed_precision: str = typer.Option(
+        "false", "--mixed-precision", help="fp16 mixed precision (GPU only): true or false"
+    ),
 ) -> None:
     """Train the pipeline; extra --section.key value arguments override the config."""
     with reported_as_one_line():

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny BERT built locally (random weights), so no test needs a network."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,10 +19,16 @@ def write_tiny_bert(path: Path) -> Path:
     vocab = SPECIAL_TOKENS + chars + [f"##{c}" for c in chars]
     path.mkdir(parents=True, exist_ok=True)
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=512).save_pretrained(path)
+    BertTokenizerFast(
+        vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=512
+    ).save_pretrained(path)
     config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=512,
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
     )
     BertModel(config).save_pretrained(path)
     return path

@@ -1,4 +1,5 @@
 """scripts.annotate: records in, records + entities + cats out; resumable; Label Studio import files; Ray = local."""
+
 from __future__ import annotations
 
 import csv
@@ -14,11 +15,16 @@ from scripts.common.errors import UserError
 from scripts.inference.annotation import Job, annotate_file, init_ray
 from scripts.inference.predict import predict_texts
 
-RECORDS = [{"id": i, "text": text, "source": "test", "meta": {"n": i}} for i, text in enumerate(TEXTS * 4)]
+RECORDS = [
+    {"id": i, "text": text, "source": "test", "meta": {"n": i}} for i, text in enumerate(TEXTS * 4)
+]
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf8")
+    path.write_text(
+        "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records),
+        encoding="utf8",
+    )
     return path
 
 
@@ -27,12 +33,20 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def annotate(tiny_pipeline: Path, source: Path, output: Path, **options):
-    job_options = {key: options.pop(key) for key in ("fmt", "batch_size", "text_field", "label_config") if key in options}
+    job_options = {
+        key: options.pop(key)
+        for key in ("fmt", "batch_size", "text_field", "label_config")
+        if key in options
+    }
     job = Job(model=str(tiny_pipeline), **{"batch_size": 4, **job_options})
-    return annotate_file(job=job, input_path=source, output_path=output, gpu_id="-1", progress=False, **options)
+    return annotate_file(
+        job=job, input_path=source, output_path=output, gpu_id="-1", progress=False, **options
+    )
 
 
-def test_jsonl_output_keeps_every_field_and_adds_the_predictions(tmp_path, tiny_pipeline, predictor):
+def test_jsonl_output_keeps_every_field_and_adds_the_predictions(
+    tmp_path, tiny_pipeline, predictor
+):
     source = write_jsonl(tmp_path / "in.jsonl", RECORDS)
     summary = annotate(tiny_pipeline, source, tmp_path / "out.jsonl")
     assert (summary.total, summary.skipped, summary.written) == (len(RECORDS), 0, len(RECORDS))
@@ -47,7 +61,10 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, tiny_pipeline):
     cut = full.index(b"\n", len(full) // 2) + 25  # a few complete lines, then half a line
     (tmp_path / "part.jsonl").write_bytes(full[:cut])
     summary = annotate(tiny_pipeline, source, tmp_path / "part.jsonl")
-    assert summary.skipped == full[:cut].count(b"\n") and summary.written == len(RECORDS) - summary.skipped
+    assert (
+        summary.skipped == full[:cut].count(b"\n")
+        and summary.written == len(RECORDS) - summary.skipped
+    )
     assert (tmp_path / "part.jsonl").read_bytes() == full
     again = annotate(tiny_pipeline, source, tmp_path / "part.jsonl")  # nothing left: a no-op
     assert again.written == 0 and (tmp_path / "part.jsonl").read_bytes() == full
@@ -57,7 +74,9 @@ def test_output_from_another_input_is_refused(tmp_path, tiny_pipeline):
     write_jsonl(tmp_path / "out.jsonl", [{"text": "something else", "entities": [], "cats": {}}])
     with pytest.raises(UserError, match="was not written from .* \\(record 1 differs\\)"):
         annotate(tiny_pipeline, write_jsonl(tmp_path / "in.jsonl", RECORDS), tmp_path / "out.jsonl")
-    write_jsonl(tmp_path / "long.jsonl", [{"text": t, "entities": [], "cats": {}} for t in TEXTS * 9])
+    write_jsonl(
+        tmp_path / "long.jsonl", [{"text": t, "entities": [], "cats": {}} for t in TEXTS * 9]
+    )
     with pytest.raises(UserError, match="holds 45 records but .* only 20"):
         annotate(tiny_pipeline, tmp_path / "in.jsonl", tmp_path / "long.jsonl")
 
@@ -70,10 +89,15 @@ def test_csv_and_plain_text_inputs(tmp_path, tiny_pipeline, predictor):
     annotate(tiny_pipeline, tmp_path / "in.csv", tmp_path / "csv.jsonl", text_field="body")
     rows = read_jsonl(tmp_path / "csv.jsonl")
     assert [r["id"] for r in rows] == [str(i) for i in range(len(TEXTS))]
-    assert [{"entities": r["entities"], "cats": r["cats"]} for r in rows] == predict_texts(predictor, TEXTS)
+    assert [{"entities": r["entities"], "cats": r["cats"]} for r in rows] == predict_texts(
+        predictor, TEXTS
+    )
     (tmp_path / "in.txt").write_text("Python and SQL.\n\nWe offer lunch.\n", encoding="utf8")
     annotate(tiny_pipeline, tmp_path / "in.txt", tmp_path / "txt.jsonl")
-    assert [r["text"] for r in read_jsonl(tmp_path / "txt.jsonl")] == ["Python and SQL.", "We offer lunch."]
+    assert [r["text"] for r in read_jsonl(tmp_path / "txt.jsonl")] == [
+        "Python and SQL.",
+        "We offer lunch.",
+    ]
 
 
 def test_labelstudio_format_is_an_import_file_with_predictions(tmp_path, tiny_pipeline, predictor):
@@ -86,12 +110,15 @@ def test_labelstudio_format_is_an_import_file_with_predictions(tmp_path, tiny_pi
     for record, task in zip(RECORDS, tasks):
         assert task["data"] == record
         (prediction,) = task["predictions"]
-        assert prediction["model_version"] == "en_tiny-0.0.1" and set(prediction) >= {"model_version", "result"}
+        assert prediction["model_version"] == "en_tiny-0.0.1" and set(prediction) >= {
+            "model_version",
+            "result",
+        }
         for result in prediction["result"]:
             assert result["to_name"] == "text" and result["from_name"] in ("label", "category")
             if result["type"] == "labels":
                 value = result["value"]
-                assert record["text"][value["start"]:value["end"]] == value["text"]
+                assert record["text"][value["start"] : value["end"]] == value["text"]
 
 
 def test_labelstudio_run_resumes_from_its_part_file(tmp_path, tiny_pipeline):
@@ -99,16 +126,22 @@ def test_labelstudio_run_resumes_from_its_part_file(tmp_path, tiny_pipeline):
     annotate(tiny_pipeline, source, tmp_path / "full.json", fmt="labelstudio")
     full = (tmp_path / "full.json").read_text(encoding="utf8")
     lines = full.splitlines()[1:-1]
-    partial = "".join(line.rstrip(",") + "\n" for line in lines[:7]) + lines[7][:30]  # as an interruption leaves it
+    partial = (
+        "".join(line.rstrip(",") + "\n" for line in lines[:7]) + lines[7][:30]
+    )  # as an interruption leaves it
     (tmp_path / "out.json.part").write_text(partial, encoding="utf8")
     summary = annotate(tiny_pipeline, source, tmp_path / "out.json", fmt="labelstudio")
     assert summary.skipped == 7 and (tmp_path / "out.json").read_text(encoding="utf8") == full
-    more = write_jsonl(tmp_path / "more.jsonl", RECORDS + RECORDS[:3])  # the input grew: continue the finished file
+    more = write_jsonl(
+        tmp_path / "more.jsonl", RECORDS + RECORDS[:3]
+    )  # the input grew: continue the finished file
     assert annotate(tiny_pipeline, more, tmp_path / "out.json", fmt="labelstudio").written == 3
     assert len(json.loads((tmp_path / "out.json").read_text(encoding="utf8"))) == len(RECORDS) + 3
 
 
-def test_labelstudio_output_reads_back_through_the_converter_once_accepted(tmp_path, tiny_pipeline, predictor):
+def test_labelstudio_output_reads_back_through_the_converter_once_accepted(
+    tmp_path, tiny_pipeline, predictor
+):
     """The loop: pre-annotate, import into Label Studio, accept the predictions, export, convert."""
     labelstudio = pytest.importorskip("scripts.readers.labelstudio")
     from scripts.corpus.readers import Log, ReadOptions
@@ -117,27 +150,63 @@ def test_labelstudio_output_reads_back_through_the_converter_once_accepted(tmp_p
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": text} for text in texts])
     annotate(tiny_pipeline, source, tmp_path / "tasks.json", fmt="labelstudio")
     tasks = json.loads((tmp_path / "tasks.json").read_text(encoding="utf8"))
-    exported = [{**task, "annotations": [{"result": task["predictions"][0]["result"]}]} for task in tasks]
+    exported = [
+        {**task, "annotations": [{"result": task["predictions"][0]["result"]}]} for task in tasks
+    ]
     lines = enumerate(json.dumps(exported, ensure_ascii=False, indent=1).split("\n"), 1)
     docs = list(labelstudio.read_labelstudio(lines, options=ReadOptions(), log=Log()))
     assert [doc.text for doc in docs] == texts
     for doc, expected in zip(docs, predict_texts(predictor, texts)):
-        assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [(e["start"], e["end"], e["label"]) for e in expected["entities"]]
-        assert {label for label, value in doc.cats.items() if value == 1.0} == {max(expected["cats"], key=expected["cats"].get)}
+        assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [
+            (e["start"], e["end"], e["label"]) for e in expected["entities"]
+        ]
+        assert {label for label, value in doc.cats.items() if value == 1.0} == {
+            max(expected["cats"], key=expected["cats"].get)
+        }
 
 
 def test_cli_reports_counts_and_one_line_errors(tmp_path, tiny_pipeline):
     source = write_jsonl(tmp_path / "in.jsonl", RECORDS[:5])
     runner = CliRunner()
-    result = runner.invoke(app, [str(tiny_pipeline), str(source), str(tmp_path / "out.jsonl"), "--batch-size", "2", "--no-progress", "--gpu-id", "-1"])
+    result = runner.invoke(
+        app,
+        [
+            str(tiny_pipeline),
+            str(source),
+            str(tmp_path / "out.jsonl"),
+            "--batch-size",
+            "2",
+            "--no-progress",
+            "--gpu-id",
+            "-1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Annotated 5 records (0 already done) of 5" in result.output
-    again = runner.invoke(app, [str(tiny_pipeline), str(source), str(tmp_path / "out.jsonl"), "--no-progress", "--gpu-id", "-1"])
+    again = runner.invoke(
+        app,
+        [
+            str(tiny_pipeline),
+            str(source),
+            str(tmp_path / "out.jsonl"),
+            "--no-progress",
+            "--gpu-id",
+            "-1",
+        ],
+    )
     assert "Nothing to do: all 5 records" in again.output
-    bad = runner.invoke(app, [str(tiny_pipeline), str(source), str(tmp_path / "x.jsonl"), "--engine", "spark"])
+    bad = runner.invoke(
+        app, [str(tiny_pipeline), str(source), str(tmp_path / "x.jsonl"), "--engine", "spark"]
+    )
     assert bad.exit_code == 1 and "--engine spark is not one of: local, ray" in bad.output
-    missing = runner.invoke(app, [str(tmp_path / "nope"), str(source), str(tmp_path / "y.jsonl"), "--gpu-id", "-1"])
-    assert missing.exit_code == 1 and "model not found" in missing.output and "Traceback" not in missing.output
+    missing = runner.invoke(
+        app, [str(tmp_path / "nope"), str(source), str(tmp_path / "y.jsonl"), "--gpu-id", "-1"]
+    )
+    assert (
+        missing.exit_code == 1
+        and "model not found" in missing.output
+        and "Traceback" not in missing.output
+    )
 
 
 @pytest.fixture(scope="module")
@@ -155,11 +224,21 @@ def test_ray_engine_writes_exactly_what_the_local_engine_writes(tmp_path, tiny_p
     assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
     # Label Studio format, resumed on Ray from a run interrupted mid-line
     annotate(tiny_pipeline, source, tmp_path / "local.json", fmt="labelstudio", batch_size=3)
-    annotate(tiny_pipeline, write_jsonl(tmp_path / "head.jsonl", RECORDS[:7]), tmp_path / "ray.json", fmt="labelstudio", batch_size=3)
+    annotate(
+        tiny_pipeline,
+        write_jsonl(tmp_path / "head.jsonl", RECORDS[:7]),
+        tmp_path / "ray.json",
+        fmt="labelstudio",
+        batch_size=3,
+    )
     tasks = (tmp_path / "ray.json").read_text(encoding="utf8").splitlines()[1:-1]
     (tmp_path / "ray.json").unlink()
-    (tmp_path / "ray.json.part").write_text("".join(t.rstrip(",") + "\n" for t in tasks[:5]) + tasks[5][:20], encoding="utf8")
-    summary = annotate(tiny_pipeline, source, tmp_path / "ray.json", fmt="labelstudio", batch_size=3, engine="ray")
+    (tmp_path / "ray.json.part").write_text(
+        "".join(t.rstrip(",") + "\n" for t in tasks[:5]) + tasks[5][:20], encoding="utf8"
+    )
+    summary = annotate(
+        tiny_pipeline, source, tmp_path / "ray.json", fmt="labelstudio", batch_size=3, engine="ray"
+    )
     assert summary.skipped == 5
     assert (tmp_path / "ray.json").read_bytes() == (tmp_path / "local.json").read_bytes()
 
@@ -172,7 +251,9 @@ def test_an_unreachable_cluster_names_the_token_setting_ray_start_needs(monkeypa
 
     monkeypatch.setattr(ray, "init", refuse)
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    with pytest.raises(UserError, match=r"reach Ray at 10\.0\.0\.9:6379 .*check --address; .*RAY_AUTH_MODE=token"):
+    with pytest.raises(
+        UserError, match=r"reach Ray at 10\.0\.0\.9:6379 .*check --address; .*RAY_AUTH_MODE=token"
+    ):
         init_ray("10.0.0.9:6379")
     monkeypatch.setenv("RAY_AUTH_MODE", "token")  # already set: the address is what to check
     with pytest.raises(UserError) as err:

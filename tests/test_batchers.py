@@ -42,13 +42,19 @@ def test_each_buffer_is_cut_on_its_own_and_the_order_follows_the_seed():
     assert sorted(first) == [[10] * 20] * 2 + [[100] * 2] * 20
     # Batches of one document each (n = 1): only the shuffle orders them, and it is not sorted.
     random.seed(4)
-    order = [batch[0] for batch in batch_by_docs([range(n) for n in range(1, 41)], size=20, buffer=40)]
+    order = [
+        batch[0] for batch in batch_by_docs([range(n) for n in range(1, 41)], size=20, buffer=40)
+    ]
     assert len(order) == 40 and [len(item) for item in order] != list(range(1, 41))
 
 
 def test_discard_oversize_leaves_out_documents_longer_than_size():
     items = [range(5), range(50), range(5), range(51)]
-    kept = [len(item) for batch in batch_by_docs(items, size=50, buffer=10, discard_oversize=True) for item in batch]
+    kept = [
+        len(item)
+        for batch in batch_by_docs(items, size=50, buffer=10, discard_oversize=True)
+        for item in batch
+    ]
     assert sorted(kept) == [5, 5, 50]
     everything = [len(item) for batch in batch_by_docs(items, size=50, buffer=10) for item in batch]
     assert sorted(everything) == [5, 5, 50, 51]
@@ -60,7 +66,16 @@ def test_bad_sizes_are_refused():
 
 
 def test_registered_batcher_takes_spacy_padded_settings():
-    make = registry.resolve({"b": {"@batchers": "ner_textcat.batch_by_docs.v1", "size": 20, "buffer": 8,
-                                   "discard_oversize": False, "get_length": None}})["b"]
+    make = registry.resolve(
+        {
+            "b": {
+                "@batchers": "ner_textcat.batch_by_docs.v1",
+                "size": 20,
+                "buffer": 8,
+                "discard_oversize": False,
+                "get_length": None,
+            }
+        }
+    )["b"]
     batches = list(make([range(5)] * 8))
     assert [len(batch) for batch in batches] == [4, 4]

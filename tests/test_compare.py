@@ -17,10 +17,24 @@ BASE: Dict[str, Any] = {
     "format": 1,
     "model": {"name": "en_tiny", "version": "0.0.1"},
     "data": {"path": "corpus/test.spacy", "sha256": "ab" * 32},
-    "ents": {"p": 0.8, "r": 0.7, "f": 0.75, "tokenization": "model",
-             "per_label": {"PER": {"p": 0.9, "r": 0.8, "f": 0.85}, "LOC": {"p": 0.6, "r": 0.5, "f": 0.55}}},
-    "textcat": {"mode": "exclusive", "accuracy": 0.9, "macro_f": 0.88, "micro_f": 0.9, "macro_auc": 0.95,
-                "per_label": {"POS": {"f": 0.9}, "NEG": {"f": 0.86}}},
+    "ents": {
+        "p": 0.8,
+        "r": 0.7,
+        "f": 0.75,
+        "tokenization": "model",
+        "per_label": {
+            "PER": {"p": 0.9, "r": 0.8, "f": 0.85},
+            "LOC": {"p": 0.6, "r": 0.5, "f": 0.55},
+        },
+    },
+    "textcat": {
+        "mode": "exclusive",
+        "accuracy": 0.9,
+        "macro_f": 0.88,
+        "micro_f": 0.9,
+        "macro_auc": 0.95,
+        "per_label": {"POS": {"f": 0.9}, "NEG": {"f": 0.86}},
+    },
 }
 
 
@@ -52,10 +66,15 @@ def test_same_run_passes_and_prints_every_figure(tmp_path):
 
 
 def test_drop_beyond_margin_fails_with_the_figure_named(tmp_path):
-    a, b = write(tmp_path / "a", BASE), write(tmp_path / "b", changed(ents__f=0.73, textcat__macro_f=0.87))
+    a, b = (
+        write(tmp_path / "a", BASE),
+        write(tmp_path / "b", changed(ents__f=0.73, textcat__macro_f=0.87)),
+    )
     result = runner.invoke(app, [str(a), str(b), "--margin", "0.01"])
     assert result.exit_code == 1, result.output
-    assert re.search(r"^ents\.f +0\.750 +0\.730 +-0\.020  worse by more than 0\.010$", result.stdout, re.M)
+    assert re.search(
+        r"^ents\.f +0\.750 +0\.730 +-0\.020  worse by more than 0\.010$", result.stdout, re.M
+    )
     assert "Worse: B is below A by more than 0.010 on ents.f" in result.stdout
     assert "textcat.macro_f" not in result.stdout.splitlines()[-1]  # -0.01 is within the margin
 
@@ -77,7 +96,9 @@ def test_missing_figure_in_second_run_is_worse():
 def test_different_data_is_noted(tmp_path):
     other = changed()
     other["data"]["sha256"] = "cd" * 32
-    result = runner.invoke(app, [str(write(tmp_path / "a", BASE)), str(write(tmp_path / "b", other))])
+    result = runner.invoke(
+        app, [str(write(tmp_path / "a", BASE)), str(write(tmp_path / "b", other))]
+    )
     assert result.exit_code == 0 and "Note: the runs were scored on different data" in result.stdout
 
 
@@ -86,7 +107,8 @@ def test_unreadable_run_is_one_line_error_with_exit_2(tmp_path):
     result = runner.invoke(app, [str(a), str(tmp_path / "missing")])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        f"✘ no metrics at {tmp_path / 'missing'}; pass a metrics.json or the --output folder of scripts.evaluate"]
+        f"✘ no metrics at {tmp_path / 'missing'}; pass a metrics.json or the --output folder of scripts.evaluate"
+    ]
     (tmp_path / "bad.json").write_text("{not json")
     result = runner.invoke(app, [str(a), str(tmp_path / "bad.json")])
     assert result.exit_code == 2 and "is not valid JSON" in result.stderr

@@ -41,34 +41,74 @@ def test_merges_ner_and_classification_sources(tmp_path):
     assert "ner.tsv: conll (token-per-line" in result.stdout
     assert "cats.csv: csv (a comma-separated table with 2 columns), 2 docs" in result.stdout
     assert "entities: ORG 1, PER 1" in result.stdout
-    assert "Text classification: exclusive (every document has exactly one positive category (of 2))" in result.stdout
+    assert (
+        "Text classification: exclusive (every document has exactly one positive category (of 2))"
+        in result.stdout
+    )
     docs = load(tmp_path / "all.spacy")
     assert [d.has_annotation("ENT_IOB") for d in docs] == [True, True, False, False]
     assert [d.cats for d in docs] == [{}, {}, {"neg": 0.0, "pos": 1.0}, {"neg": 1.0, "pos": 0.0}]
 
 
 def test_bom_crlf_and_single_label_rule(tmp_path):
-    source = write(tmp_path, "b.jsonl", b'\xef\xbb\xbf{"text": "Add FAQ", "label": "DOCS", "answer": "accept"}\r\n{"text": "Crash", "label": "DOCS", "answer": "reject"}\r\n')
+    source = write(
+        tmp_path,
+        "b.jsonl",
+        b'\xef\xbb\xbf{"text": "Add FAQ", "label": "DOCS", "answer": "accept"}\r\n{"text": "Crash", "label": "DOCS", "answer": "reject"}\r\n',
+    )
     result = invoke(source, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 0, result.stderr
     assert "every document also gets NOT_DOCS = 1 - DOCS" in result.stdout
-    assert [d.cats for d in load(tmp_path / "o.spacy")] == [{"DOCS": 1.0, "NOT_DOCS": 0.0}, {"DOCS": 0.0, "NOT_DOCS": 1.0}]
+    assert [d.cats for d in load(tmp_path / "o.spacy")] == [
+        {"DOCS": 1.0, "NOT_DOCS": 0.0},
+        {"DOCS": 0.0, "NOT_DOCS": 1.0},
+    ]
 
 
 def test_repairs_are_reported_with_file_line_and_text(tmp_path):
-    source = write(tmp_path, "d.jsonl", '{"text": "a b", "cats": {"X": 1}}\n{"text": "EU rejects", "label": [[0, 3, "ORG"]]}\n')
+    source = write(
+        tmp_path,
+        "d.jsonl",
+        '{"text": "a b", "cats": {"X": 1}}\n{"text": "EU rejects", "label": [[0, 3, "ORG"]]}\n',
+    )
     result = invoke(source, "-o", tmp_path / "o.spacy")
-    assert f"Repaired: 1 x span trimmed of surrounding whitespace\n    {source}:2: 'EU ' (ORG)" in result.stdout
+    assert (
+        f"Repaired: 1 x span trimmed of surrounding whitespace\n    {source}:2: 'EU ' (ORG)"
+        in result.stdout
+    )
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("bad.tsv", "a\tO\nb\tBX\n", "{f}:2: tag 'BX' is not O or B-/I-/E-/S-/L-/U-/M- followed by a label; fix the tag, or pick the column that holds the tags with --tag-column N"),
-    ("notag.tsv", "a\tO\nb\tO\nc\n", "{f}:3: token line has 1 column(s) and no tag (token column 1, tag column -1); write TOKEN<TAB>TAG, or pick the columns with --token-column and --tag-column"),
-    ("span.jsonl", '{"text": "ab", "entities": [[0, 9, "X"]]}\n', "{f}:1: span [0, 9) X is beyond the text (length 2) or empty; offsets are character positions into the text, end exclusive"),
-    ("bad.jsonl", '{"text": "ab", "cats": {"A": 1}}\n{"text": \n', "{f}:2: invalid JSON (Expecting value at column 10); fix the line: each line must be one JSON object"),
-    ("bytes.tsv", b"a\tO\nb\xff\tO\n", "{f}:2: bytes that are not UTF-8 (b'\\xff\\tO\\n' at byte 2); save the file as UTF-8"),
-    ("empty.tsv", "", "{f}:1: the file is empty; remove it from the sources or fill it in"),
-])
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        (
+            "bad.tsv",
+            "a\tO\nb\tBX\n",
+            "{f}:2: tag 'BX' is not O or B-/I-/E-/S-/L-/U-/M- followed by a label; fix the tag, or pick the column that holds the tags with --tag-column N",
+        ),
+        (
+            "notag.tsv",
+            "a\tO\nb\tO\nc\n",
+            "{f}:3: token line has 1 column(s) and no tag (token column 1, tag column -1); write TOKEN<TAB>TAG, or pick the columns with --token-column and --tag-column",
+        ),
+        (
+            "span.jsonl",
+            '{"text": "ab", "entities": [[0, 9, "X"]]}\n',
+            "{f}:1: span [0, 9) X is beyond the text (length 2) or empty; offsets are character positions into the text, end exclusive",
+        ),
+        (
+            "bad.jsonl",
+            '{"text": "ab", "cats": {"A": 1}}\n{"text": \n',
+            "{f}:2: invalid JSON (Expecting value at column 10); fix the line: each line must be one JSON object",
+        ),
+        (
+            "bytes.tsv",
+            b"a\tO\nb\xff\tO\n",
+            "{f}:2: bytes that are not UTF-8 (b'\\xff\\tO\\n' at byte 2); save the file as UTF-8",
+        ),
+        ("empty.tsv", "", "{f}:1: the file is empty; remove it from the sources or fill it in"),
+    ],
+)
 def test_bad_input_gives_one_line_and_exit_1(tmp_path, name, content, message):
     source = write(tmp_path, name, content)
     result = invoke(source, "-o", tmp_path / "o.spacy")
@@ -81,7 +121,10 @@ def test_lenient_skips_and_counts(tmp_path):
     source = write(tmp_path, "bad.tsv", "a\tO\nb\tBX\nc\tO\n")
     result = invoke(source, "-o", tmp_path / "o.spacy", "--lenient")
     assert result.exit_code == 0
-    assert f"Skipped: 1 x tag 'BX' is not O or B-/I-/E-/S-/L-/U-/M- followed by a label\n    {source}:2:" in result.stdout
+    assert (
+        f"Skipped: 1 x tag 'BX' is not O or B-/I-/E-/S-/L-/U-/M- followed by a label\n    {source}:2:"
+        in result.stdout
+    )
 
 
 def test_usage_errors(tmp_path):
@@ -89,9 +132,16 @@ def test_usage_errors(tmp_path):
     result = invoke(tmp_path / "missing.tsv", "-o", tmp_path / "o.spacy")
     assert result.stderr == f"{tmp_path / 'missing.tsv'}: no such file or folder; check the path\n"
     result = invoke(source, "-o", tmp_path / "o.spacy", "--format", "xml")
-    assert result.exit_code == 1 and result.stderr == f"--format 'xml' is not a reader; use auto or one of: {', '.join(READERS)}\n"
+    assert (
+        result.exit_code == 1
+        and result.stderr
+        == f"--format 'xml' is not a reader; use auto or one of: {', '.join(READERS)}\n"
+    )
     result = invoke(source, "-o", source, "--format", "conll")
-    assert result.stderr == f"{source}: the output is one of the sources; write the output somewhere else\n"
+    assert (
+        result.stderr
+        == f"{source}: the output is one of the sources; write the output somewhere else\n"
+    )
     assert source.read_text() == IOB
     result = invoke(source, "-o", tmp_path / "o.spacy", "--split", "0.8,0.1")
     assert result.stderr.startswith("--split '0.8,0.1': give three fractions")
@@ -114,64 +164,144 @@ def test_split_writes_three_files_deterministically(tmp_path):
     source = write(tmp_path, "c.csv", "text,label\n" + rows)
     result = invoke(source, "-o", tmp_path / "out", "--split", "0.8,0.1,0.1", "--seed", "3")
     assert result.exit_code == 0, result.stderr
-    first = {name: (tmp_path / "out" / f"{name}.spacy").read_bytes() for name in ("train", "dev", "test")}
-    assert [len(load(tmp_path / "out" / f"{n}.spacy")) for n in ("train", "dev", "test")] == [32, 4, 4]
+    first = {
+        name: (tmp_path / "out" / f"{name}.spacy").read_bytes() for name in ("train", "dev", "test")
+    }
+    assert [len(load(tmp_path / "out" / f"{n}.spacy")) for n in ("train", "dev", "test")] == [
+        32,
+        4,
+        4,
+    ]
     result = invoke(source, "-o", tmp_path / "out", "--split", "0.8,0.1,0.1", "--seed", "3")
     assert "(unchanged)" in result.stdout
-    assert first == {name: (tmp_path / "out" / f"{name}.spacy").read_bytes() for name in ("train", "dev", "test")}
+    assert first == {
+        name: (tmp_path / "out" / f"{name}.spacy").read_bytes() for name in ("train", "dev", "test")
+    }
 
 
 def test_project_mode_splits_off_dev_and_test_and_writes_report(tmp_path):
     iob = "\n\n".join(f"-DOCSTART- -X- O O\nw{i}\tB-X\nv\tO" for i in range(20))
     ner = write(tmp_path, "a.tsv", iob)
-    cats = write(tmp_path, "b.csv", "text,label\n" + "".join(f"t{i},{'a' if i % 2 else 'b'}\n" for i in range(20)))
-    result = invoke("--train", f"{ner},{cats}", "--dev", "", "--test", "", "--output-dir", tmp_path / "corpus", "--lang", "en", "--seed", "0")
+    cats = write(
+        tmp_path,
+        "b.csv",
+        "text,label\n" + "".join(f"t{i},{'a' if i % 2 else 'b'}\n" for i in range(20)),
+    )
+    result = invoke(
+        "--train",
+        f"{ner},{cats}",
+        "--dev",
+        "",
+        "--test",
+        "",
+        "--output-dir",
+        tmp_path / "corpus",
+        "--lang",
+        "en",
+        "--seed",
+        "0",
+    )
     assert result.exit_code == 0, result.stderr
     report = json.loads((tmp_path / "corpus" / "report.json").read_text())
     sizes = {name: report["outputs"][name]["docs"] for name in ("train", "dev", "test")}
     assert sizes == {"train": 32, "dev": 4, "test": 4}
     assert report["textcat"]["mode"] == "exclusive"
     assert report["outputs"]["dev"]["docs_with_cats"] == 2
-    assert set(report["outputs"]["train"]) >= {"docs_with_entities", "entities_per_label", "docs_per_category"}
+    assert set(report["outputs"]["train"]) >= {
+        "docs_with_entities",
+        "entities_per_label",
+        "docs_per_category",
+    }
 
 
 def test_project_mode_with_given_dev_and_too_small_train(tmp_path):
     train = write(tmp_path, "t.tsv", IOB)
     dev = write(tmp_path, "d.tsv", IOB)
-    result = invoke("--train", str(train), "--dev", str(dev), "--test", "", "--output-dir", tmp_path / "c")
+    result = invoke(
+        "--train", str(train), "--dev", str(dev), "--test", "", "--output-dir", tmp_path / "c"
+    )
     assert result.exit_code == 0, result.stderr
     assert "too few documents" not in result.stdout
     one = write(tmp_path, "one.tsv", "a\tO\n")
     result = invoke("--train", str(one), "--dev", "", "--test", "", "--output-dir", tmp_path / "c2")
     assert result.exit_code == 1
-    assert result.stderr == "too few documents to split: 1 document(s) cannot give train, dev (1) and test (1) at least one each; add documents, or give --dev and --test files\n"
+    assert (
+        result.stderr
+        == "too few documents to split: 1 document(s) cannot give train, dev (1) and test (1) at least one each; add documents, or give --dev and --test files\n"
+    )
     assert not (tmp_path / "c2").exists() or not any((tmp_path / "c2").iterdir())
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(content=st.binary(max_size=300), fmt=st.sampled_from(["auto", *[n for n in READERS]]))
 def test_arbitrary_bytes_never_give_a_traceback(tmp_path, content, fmt):
     source = write(tmp_path, "in.txt", content)
     result = invoke(source, "-o", tmp_path / "o.spacy", "--format", fmt)
     assert result.exit_code in (0, 1), result.exception
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
     if result.exit_code == 1:
         assert ONE_LINE_ERROR.match(result.stderr), result.stderr
         assert "unexpected" not in result.stderr
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 30) | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["text", "data", "label", "labels", "entities", "spans", "cats", "answer", "accept", "options", "annotations", "result", "value", "start", "end", "paragraphs", "sentences", "tokens", "orth", "ner", "_input_hash"]), inner, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 30)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "text",
+                    "data",
+                    "label",
+                    "labels",
+                    "entities",
+                    "spans",
+                    "cats",
+                    "answer",
+                    "accept",
+                    "options",
+                    "annotations",
+                    "result",
+                    "value",
+                    "start",
+                    "end",
+                    "paragraphs",
+                    "sentences",
+                    "tokens",
+                    "orth",
+                    "ner",
+                    "_input_hash",
+                ]
+            ),
+            inner,
+            max_size=5,
+        )
+    ),
     max_leaves=20,
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=json_values, fmt=st.sampled_from(["jsonl", "json", "labelstudio", "spacy-json", "train-data"]))
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    value=json_values,
+    fmt=st.sampled_from(["jsonl", "json", "labelstudio", "spacy-json", "train-data"]),
+)
 def test_arbitrary_json_never_gives_a_traceback(tmp_path, value, fmt):
     source = write(tmp_path, "in.json", json.dumps(value) if fmt != "json" else json.dumps([value]))
     result = invoke(source, "-o", tmp_path / "o.spacy", "--format", fmt)
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
     if result.exit_code == 1:
         assert ONE_LINE_ERROR.match(result.stderr), result.stderr

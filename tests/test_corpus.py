@@ -22,7 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def docs():
     vocab = Vocab()
-    ner = Doc(vocab, words=["EU", "rejects", "it", "."], spaces=[True, True, False, False], sent_starts=[True, False, False, False], ents=["B-ORG", "O", "O", "O"])
+    ner = Doc(
+        vocab,
+        words=["EU", "rejects", "it", "."],
+        spaces=[True, True, False, False],
+        sent_starts=[True, False, False, False],
+        ents=["B-ORG", "O", "O", "O"],
+    )
     textcat = Doc(vocab, words=["Great", "film"])
     textcat.cats = {"pos": 1.0}
     both = Doc(vocab, words=["Paris", "is", "fine"], ents=["B-LOC", "O", "O"])
@@ -141,7 +147,12 @@ def test_bytes_identical_across_hash_seeds(tmp_path):
     for seed in ("1", "2"):
         out = tmp_path / f"{seed}.spacy"
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        subprocess.run([sys.executable, "-c", CHILD.replace("%%", "%"), str(out)], cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-c", CHILD.replace("%%", "%"), str(out)],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
 

@@ -29,7 +29,10 @@ def test_minus_one_is_the_cpu(no_gpu):
 
 
 def test_explicit_gpu_without_cupy_names_the_fix(no_gpu):
-    with pytest.raises(UserError, match=r"gpu_id 0 cannot be used: cupy is not installed; pip install -r requirements-gpu.txt"):
+    with pytest.raises(
+        UserError,
+        match=r"gpu_id 0 cannot be used: cupy is not installed; pip install -r requirements-gpu.txt",
+    ):
         resolve_device("0")
 
 
@@ -47,7 +50,9 @@ def test_nonsense_gpu_id(no_gpu):
 def test_train_cli_refuses_an_unusable_gpu_in_one_line(tmp_path, no_gpu):
     config = tmp_path / "config.cfg"
     config.write_text("[nlp]\n")
-    result = CliRunner().invoke(train.app, [str(config), "--output", str(tmp_path), "--gpu-id", "0"])
+    result = CliRunner().invoke(
+        train.app, [str(config), "--output", str(tmp_path), "--gpu-id", "0"]
+    )
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "pip install -r requirements-gpu.txt" in lines[0]
@@ -57,7 +62,9 @@ def test_train_cli_refuses_an_unusable_gpu_in_one_line(tmp_path, no_gpu):
 def test_train_cli_refuses_mixed_precision_on_the_cpu(tmp_path, no_gpu):
     config = tmp_path / "config.cfg"
     config.write_text("[nlp]\n")
-    result = CliRunner().invoke(train.app, [str(config), "--mixed-precision", "true", "--gpu-id", "-1"])
+    result = CliRunner().invoke(
+        train.app, [str(config), "--mixed-precision", "true", "--gpu-id", "-1"]
+    )
     assert result.exit_code == 1
     assert "mixed_precision true needs a GPU" in result.output
 

@@ -22,7 +22,14 @@ LABELS = ["POS", "NEG"]
 class KeywordCats:
     """Sets doc.cats from the first keyword found in the text, else from `default`: predictable scores."""
 
-    def __init__(self, labels: List[str], rules: List[list], default: List[float], exclusive: bool, threshold: float):
+    def __init__(
+        self,
+        labels: List[str],
+        rules: List[list],
+        default: List[float],
+        exclusive: bool,
+        threshold: float,
+    ):
         self.labels = tuple(labels)
         self.rules = rules
         self.default = default
@@ -35,11 +42,19 @@ class KeywordCats:
 
 
 @Language.factory(
-    "test_evaluate_keyword_cats", assigns=["doc.cats"],
+    "test_evaluate_keyword_cats",
+    assigns=["doc.cats"],
     default_config={"labels": [], "rules": [], "default": [], "exclusive": True, "threshold": 0.5},
 )
-def make_keyword_cats(nlp: Language, name: str, labels: List[str], rules: List[list], default: List[float],
-                      exclusive: bool, threshold: float) -> KeywordCats:
+def make_keyword_cats(
+    nlp: Language,
+    name: str,
+    labels: List[str],
+    rules: List[list],
+    default: List[float],
+    exclusive: bool,
+    threshold: float,
+) -> KeywordCats:
     return KeywordCats(labels, rules, default, exclusive, threshold)
 
 
@@ -47,26 +62,43 @@ def save_pipeline(path: Path, *, ents: bool = True, cats: bool = True) -> Path:
     nlp = spacy.blank("en")
     nlp.meta.update(name="tiny", version="1.2.3")
     if ents:
-        nlp.add_pipe("entity_ruler").add_patterns([
-            {"label": "PER", "pattern": "Alice"}, {"label": "PER", "pattern": "Carol"},
-            {"label": "ORG", "pattern": "Bob"}, {"label": "ORG", "pattern": "Acme"},
-            {"label": "LOC", "pattern": "Rome"},
-            {"label": "GPE", "pattern": [{"LOWER": "new"}, {"LOWER": "york"}]},
-        ])
+        nlp.add_pipe("entity_ruler").add_patterns(
+            [
+                {"label": "PER", "pattern": "Alice"},
+                {"label": "PER", "pattern": "Carol"},
+                {"label": "ORG", "pattern": "Bob"},
+                {"label": "ORG", "pattern": "Acme"},
+                {"label": "LOC", "pattern": "Rome"},
+                {"label": "GPE", "pattern": [{"LOWER": "new"}, {"LOWER": "york"}]},
+            ]
+        )
     if cats:
-        nlp.add_pipe("test_evaluate_keyword_cats", config={
-            "labels": LABELS, "rules": [["love", [0.9, 0.1]], ["hate", [0.2, 0.8]]], "default": [0.6, 0.4]})
+        nlp.add_pipe(
+            "test_evaluate_keyword_cats",
+            config={
+                "labels": LABELS,
+                "rules": [["love", [0.9, 0.1]], ["hate", [0.2, 0.8]]],
+                "default": [0.6, 0.4],
+            },
+        )
     nlp.to_disk(path)
     return path
 
 
 def gold_doc(
-    text: str, ents: Optional[Sequence[Tuple[str, str]]] = None, cats: Optional[Dict[str, float]] = None
+    text: str,
+    ents: Optional[Sequence[Tuple[str, str]]] = None,
+    cats: Optional[Dict[str, float]] = None,
 ) -> Doc:
     doc = spacy.blank("en")(text)
     if ents is not None:
-        doc.set_ents([doc.char_span(text.index(s), text.index(s) + len(s), label=label) for s, label in ents],
-                     default="outside")
+        doc.set_ents(
+            [
+                doc.char_span(text.index(s), text.index(s) + len(s), label=label)
+                for s, label in ents
+            ],
+            default="outside",
+        )
     doc.cats = dict(cats or {})
     return doc
 
@@ -107,7 +139,12 @@ def test_entity_figures_by_hand(run):
     ents = run[0]["ents"]
     assert (ents["p"], ents["r"], ents["f"]) == (approx(0.5), approx(0.5), approx(0.5))
     assert ents["errors"] == {"missed": 1, "spurious": 1, "wrong_label": 1, "wrong_span": 0}
-    assert ents["per_label"]["PER"] == {"p": approx(1.0), "r": approx(2 / 3), "f": approx(0.8), "support": 3}
+    assert ents["per_label"]["PER"] == {
+        "p": approx(1.0),
+        "r": approx(2 / 3),
+        "f": approx(0.8),
+        "support": 3,
+    }
     assert ents["per_label"]["LOC"]["support"] == 1 and ents["per_label"]["ORG"]["p"] == 0.0
     assert (ents["n_docs"], ents["n_skipped"], ents["tokenization"]) == (2, 3, "model")
 
@@ -129,8 +166,12 @@ def test_model_and_data_are_described(run, model):
     assert metrics["model"]["name"] == "en_tiny" and metrics["model"]["version"] == "1.2.3"
     assert metrics["model"]["transformer"] is None
     assert metrics["model"]["path"] == str(model.resolve())
-    assert metrics["data"] == {"path": str(data), "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
-                               "n_docs": 5, "gold_preproc": False}
+    assert metrics["data"] == {
+        "path": str(data),
+        "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        "n_docs": 5,
+        "gold_preproc": False,
+    }
     assert metrics["warnings"] == []
 
 
@@ -138,7 +179,10 @@ def test_outputs_are_written_without_leftovers(run):
     metrics, _, out = run
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert sorted(p.name for p in (out / "plots").iterdir()) == [
-        "ents_per_label.png", "textcat_confusion.png", "textcat_per_label.png"]
+        "ents_per_label.png",
+        "textcat_confusion.png",
+        "textcat_per_label.png",
+    ]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in (out / "plots").iterdir())
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]
 
@@ -154,13 +198,24 @@ def test_report_is_self_contained_and_shows_errors_in_context(run):
 
 
 def test_gold_preproc_runs_the_model_on_gold_tokens(model, tmp_path):
-    gold = Doc(spacy.blank("en").vocab, words=["I", "visited", "New", "York."], spaces=[True, True, True, False])
+    gold = Doc(
+        spacy.blank("en").vocab,
+        words=["I", "visited", "New", "York."],
+        spaces=[True, True, True, False],
+    )
     gold.set_ents([gold.char_span(10, 19, label="GPE")], default="outside")
     data = write_docbin(tmp_path / "iob.spacy", [gold])
     raw = evaluate_model(model=str(model), data_path=data, output_dir=tmp_path / "raw")
-    preproc = evaluate_model(model=str(model), data_path=data, output_dir=tmp_path / "gold", gold_preproc=True)
-    assert raw["ents"]["f"] == approx(1.0)  # the model splits "York." and its entity aligns to the gold one
-    assert (preproc["ents"]["r"], preproc["ents"]["errors"]["missed"]) == (0.0, 1)  # "York." does not match
+    preproc = evaluate_model(
+        model=str(model), data_path=data, output_dir=tmp_path / "gold", gold_preproc=True
+    )
+    assert raw["ents"]["f"] == approx(
+        1.0
+    )  # the model splits "York." and its entity aligns to the gold one
+    assert (preproc["ents"]["r"], preproc["ents"]["errors"]["missed"]) == (
+        0.0,
+        1,
+    )  # "York." does not match
     assert (raw["ents"]["tokenization"], preproc["ents"]["tokenization"]) == ("model", "gold")
     assert "gold tokenization (--gold-preproc" in (tmp_path / "gold" / "report.html").read_text()
 
@@ -187,27 +242,44 @@ def _fails_with(args: List[str], *expected: str) -> str:
 
 def test_missing_model_is_one_line_error(tmp_path):
     data = write_docbin(tmp_path / "test.spacy", FIXTURE)
-    _fails_with([str(tmp_path / "nope"), str(data), "-o", str(tmp_path / "out")],
-                "model not found", str(tmp_path / "nope"), "project run train")
+    _fails_with(
+        [str(tmp_path / "nope"), str(data), "-o", str(tmp_path / "out")],
+        "model not found",
+        str(tmp_path / "nope"),
+        "project run train",
+    )
     assert not (tmp_path / "out").exists()
 
 
 def test_data_without_annotation_for_the_model_is_one_line_error(model, tmp_path):
     data = write_docbin(tmp_path / "plain.spacy", [gold_doc("No annotation here.")])
-    _fails_with([str(model), str(data), "-o", str(tmp_path / "out")],
-                str(data), "no annotation for any of the model's components", "entity_ruler: 0 of 1")
+    _fails_with(
+        [str(model), str(data), "-o", str(tmp_path / "out")],
+        str(data),
+        "no annotation for any of the model's components",
+        "entity_ruler: 0 of 1",
+    )
 
 
 def test_missing_or_broken_data_is_one_line_error(model, tmp_path):
-    _fails_with([str(model), str(tmp_path / "none.spacy"), "-o", str(tmp_path / "o")], "data not found")
+    _fails_with(
+        [str(model), str(tmp_path / "none.spacy"), "-o", str(tmp_path / "o")], "data not found"
+    )
     (tmp_path / "bad.spacy").write_bytes(b"not a docbin")
-    _fails_with([str(model), str(tmp_path / "bad.spacy"), "-o", str(tmp_path / "o")], "cannot read", "DocBin")
+    _fails_with(
+        [str(model), str(tmp_path / "bad.spacy"), "-o", str(tmp_path / "o")],
+        "cannot read",
+        "DocBin",
+    )
 
 
 def test_model_without_ents_or_cats_is_one_line_error(tmp_path):
     path = save_pipeline(tmp_path / "empty", ents=False, cats=False)
     data = write_docbin(tmp_path / "test.spacy", FIXTURE)
-    _fails_with([str(path), str(data), "-o", str(tmp_path / "o")], "predicts neither entities nor categories")
+    _fails_with(
+        [str(path), str(data), "-o", str(tmp_path / "o")],
+        "predicts neither entities nor categories",
+    )
 
 
 def test_unknown_labels_warn_per_label_and_known_ones_are_scored(model, tmp_path):
@@ -234,7 +306,9 @@ def test_spacy_textcat_components_give_mode_and_threshold(tmp_path):
             pipe.add_label(label)
         nlp.initialize()
         nlp.to_disk(tmp_path / factory)
-        tc = evaluate_model(model=str(tmp_path / factory), data_path=data, output_dir=tmp_path / "out")["textcat"]
+        tc = evaluate_model(
+            model=str(tmp_path / factory), data_path=data, output_dir=tmp_path / "out"
+        )["textcat"]
         assert tc["n_docs"] == 3 and tc["accuracy"] is not None
         if factory == "textcat_multilabel":
             assert tc["mode"] == "multilabel" and tc["thresholds"]["POS"]["model"] == approx(0.3)
@@ -245,7 +319,11 @@ def test_spacy_textcat_components_give_mode_and_threshold(tmp_path):
 
 
 def test_base_transformer_comes_from_the_config():
-    config = {"components": {"transformer": {"factory": "transformer", "model": {"name": "roberta-base"}},
-                             "ner": {"factory": "ner"}}}
+    config = {
+        "components": {
+            "transformer": {"factory": "transformer", "model": {"name": "roberta-base"}},
+            "ner": {"factory": "ner"},
+        }
+    }
     assert base_transformer(config=config) == "roberta-base"
     assert base_transformer(config={"components": {"ner": {"factory": "ner"}}}) is None

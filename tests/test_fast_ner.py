@@ -1,5 +1,6 @@
 """scripts.fast_ner: spaCy's entity recognizer with the greedy loop run holding the GIL finds exactly the
 entities spaCy's own finds, from the same saved weights."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,30 @@ from scripts.inference.fast_ner import FACTORY, FastEntityRecognizer
 
 LABELS = ["SKILL", "DIPLOMA", "EXPERIENCE", "ORG"]
 NEVER_TRAINED = "LOCATION"  # a label without examples: its actions stay unseen by the model
-WORDS = ["Python", "SQL", "a", "BSc", "in", "nursing", "5", "years", "of", "experience", ".", ",", "We", "need",
-         "Acme", "Corp", "\n", "ICU", "and", "-", "MSc", "the"]
+WORDS = [
+    "Python",
+    "SQL",
+    "a",
+    "BSc",
+    "in",
+    "nursing",
+    "5",
+    "years",
+    "of",
+    "experience",
+    ".",
+    ",",
+    "We",
+    "need",
+    "Acme",
+    "Corp",
+    "\n",
+    "ICU",
+    "and",
+    "-",
+    "MSc",
+    "the",
+]
 
 # A small CNN NER with random weights, without an upper layer (as configs/base.cfg) or with one (spaCy's
 # default): its scores vary from token to token, so the decoding takes every kind of action, valid and
@@ -83,7 +106,9 @@ def saved_ner(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="module")
 def pair(saved_ner: Path):
     """spaCy's ner and fast_ner, loaded from the same folder."""
-    return spacy.load(saved_ner), spacy.load(saved_ner, config={"components": {"ner": {"factory": FACTORY}}})
+    return spacy.load(saved_ner), spacy.load(
+        saved_ner, config={"components": {"ner": {"factory": FACTORY}}}
+    )
 
 
 def annotation(doc) -> list[tuple[str, str]]:
@@ -96,25 +121,43 @@ def test_the_swap_keeps_the_name_labels_and_weights(pair):
     assert fast_nlp.get_pipe_meta("ner").factory == FACTORY
     assert fast_nlp.get_pipe("ner").labels == spacy_nlp.get_pipe("ner").labels
     assert NEVER_TRAINED in fast_nlp.get_pipe("ner").labels
-    assert fast_nlp.get_pipe("ner").to_bytes(exclude=["vocab"]) == spacy_nlp.get_pipe("ner").to_bytes(exclude=["vocab"])
+    assert fast_nlp.get_pipe("ner").to_bytes(exclude=["vocab"]) == spacy_nlp.get_pipe(
+        "ner"
+    ).to_bytes(exclude=["vocab"])
 
 
 def test_random_weights_give_many_entities_and_the_same_ones(pair):
     spacy_nlp, fast_nlp = pair
-    texts = [" ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(i % 40)) for i in range(200)]
+    texts = [
+        " ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(i % 40)) for i in range(200)
+    ]
     expected = list(spacy_nlp.pipe(texts, batch_size=16))
-    assert sum(len(doc.ents) for doc in expected) > 100, "the test needs a model that predicts entities"
+    assert sum(len(doc.ents) for doc in expected) > 100, (
+        "the test needs a model that predicts entities"
+    )
     # Without an upper layer the model finds all four trained labels; with one, three (the untrained one among them).
     assert len({ent.label_ for doc in expected for ent in doc.ents}) >= 3
     for batch_size in (1, 16, 1000):
-        assert [annotation(doc) for doc in fast_nlp.pipe(texts, batch_size=batch_size)] == [annotation(doc) for doc in expected]
+        assert [annotation(doc) for doc in fast_nlp.pipe(texts, batch_size=batch_size)] == [
+            annotation(doc) for doc in expected
+        ]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.lists(st.sampled_from(WORDS + [" ", "  ", "Ω", "x" * 30]), max_size=60).map("".join), min_size=1, max_size=8))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(WORDS + [" ", "  ", "Ω", "x" * 30]), max_size=60).map("".join),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_any_batch_of_texts_gets_the_entities_spacy_gives(pair, texts):
     spacy_nlp, fast_nlp = pair
-    assert [annotation(doc) for doc in fast_nlp.pipe(texts)] == [annotation(doc) for doc in spacy_nlp.pipe(texts)]
+    assert [annotation(doc) for doc in fast_nlp.pipe(texts)] == [
+        annotation(doc) for doc in spacy_nlp.pipe(texts)
+    ]
 
 
 def test_preset_entities_are_kept_as_spacy_keeps_them(pair):

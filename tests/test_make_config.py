@@ -18,7 +18,10 @@ def write_corpus(path: Path, *, ents: int = 3, cats: int = 3, multi: bool = Fals
     docs = []
     for i in range(ents):
         doc = nlp.make_doc(f"We need {i} years of Python")
-        doc.set_ents([doc.char_span(doc.text.index("Python"), len(doc.text), label="SKILL")], default="outside")
+        doc.set_ents(
+            [doc.char_span(doc.text.index("Python"), len(doc.text), label="SKILL")],
+            default="outside",
+        )
         docs.append(doc)
     for i in range(cats):
         doc = nlp.make_doc(f"Free lunch number {i}")
@@ -30,7 +33,9 @@ def write_corpus(path: Path, *, ents: int = 3, cats: int = 3, multi: bool = Fals
 
 def test_components_are_validated_with_the_valid_names_listed():
     assert parse_components(" ner , textcat ") == ["ner", "textcat"]
-    with pytest.raises(UserError, match=r"components 'parser' is not supported; use one of: ner \| textcat \|"):
+    with pytest.raises(
+        UserError, match=r"components 'parser' is not supported; use one of: ner \| textcat \|"
+    ):
         parse_components("parser")
 
 
@@ -45,25 +50,46 @@ def test_schedule_scales_with_the_corpus():
 
 
 def test_batches_are_counted_with_the_configured_batcher():
-    batcher = {"@batchers": "spacy.batch_by_padded.v1", "size": 100, "buffer": 4, "discard_oversize": False, "get_length": None}
+    batcher = {
+        "@batchers": "spacy.batch_by_padded.v1",
+        "size": 100,
+        "buffer": 4,
+        "discard_oversize": False,
+        "get_length": None,
+    }
     # Padding makes a batch of one 90-token doc and four 10-token docs cost 450 padded tokens.
     assert count_batches((10, 10, 10, 10), batcher=batcher) == 1
     assert count_batches((90, 10, 10, 10), batcher=batcher) == 2
     # Equal document counts: 4 docs of 30 words on average make 3-doc batches for size 100.
-    assert count_batches((90, 10, 10, 10), batcher={**batcher, "@batchers": "ner_textcat.batch_by_docs.v1"}) == 2
+    assert (
+        count_batches(
+            (90, 10, 10, 10), batcher={**batcher, "@batchers": "ner_textcat.batch_by_docs.v1"}
+        )
+        == 2
+    )
 
 
-@pytest.mark.parametrize("components, batcher", [
-    ("textcat", "ner_textcat.batch_by_docs.v1"),
-    ("textcat_multilabel", "ner_textcat.batch_by_docs.v1"),
-    ("ner", "spacy.batch_by_padded.v1"),
-    ("ner,textcat", "spacy.batch_by_padded.v1"),
-])
+@pytest.mark.parametrize(
+    "components, batcher",
+    [
+        ("textcat", "ner_textcat.batch_by_docs.v1"),
+        ("textcat_multilabel", "ner_textcat.batch_by_docs.v1"),
+        ("ner", "spacy.batch_by_padded.v1"),
+        ("ner,textcat", "spacy.batch_by_padded.v1"),
+    ],
+)
 def test_text_classification_alone_trains_on_equal_document_counts(tmp_path, components, batcher):
     train = write_corpus(tmp_path / "train.spacy", multi=components == "textcat_multilabel")
     output = tmp_path / "config.cfg"
-    make_config.make_config(base_path=BASE, output=output, components=components, transformer="auto", lang="en",
-                            train=train, overrides={"training.batcher.size": 12})
+    make_config.make_config(
+        base_path=BASE,
+        output=output,
+        components=components,
+        transformer="auto",
+        lang="en",
+        train=train,
+        overrides={"training.batcher.size": 12},
+    )
     written = load_config(output, interpolate=False)["training"]["batcher"]
     assert written["@batchers"] == batcher and written["size"] == 12
 
@@ -79,9 +105,20 @@ def test_epochs_follow_the_corpus_size_whatever_batcher_slices_it(tmp_path):
         doc.cats = {"benefits": float(i % 2), "requirements": float(1 - i % 2)}
     DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
     output = tmp_path / "config.cfg"
-    schedule = make_config.make_config(base_path=BASE, output=output, components="textcat", transformer="auto",
-                                       lang="en", train=tmp_path / "train.spacy", overrides={"training.batcher.size": 100})
-    assert (schedule.max_epochs, schedule.total_steps, schedule.warmup_steps) == (25, 25 * 33, 25 * 33 // 10)
+    schedule = make_config.make_config(
+        base_path=BASE,
+        output=output,
+        components="textcat",
+        transformer="auto",
+        lang="en",
+        train=tmp_path / "train.spacy",
+        overrides={"training.batcher.size": 100},
+    )
+    assert (schedule.max_epochs, schedule.total_steps, schedule.warmup_steps) == (
+        25,
+        25 * 33,
+        25 * 33 // 10,
+    )
     assert load_config(output, interpolate=False)["training"]["max_epochs"] == 25
     assert scale_schedule(92, corpus_batches=60) == scale_schedule(92, max_epochs=10)
 
@@ -89,24 +126,45 @@ def test_epochs_follow_the_corpus_size_whatever_batcher_slices_it(tmp_path):
 def test_a_batch_size_the_batcher_refuses_is_one_line_and_writes_nothing(tmp_path):
     train = write_corpus(tmp_path / "train.spacy")
     output = tmp_path / "config.cfg"
-    with pytest.raises(UserError, match=r"\[training.batcher\] batch_by_docs: size \(0\) .* --vars.batch_size"):
-        make_config.make_config(base_path=BASE, output=output, components="textcat", transformer="auto", lang="en",
-                                train=train, overrides={"training.batcher.size": 0})
+    with pytest.raises(
+        UserError, match=r"\[training.batcher\] batch_by_docs: size \(0\) .* --vars.batch_size"
+    ):
+        make_config.make_config(
+            base_path=BASE,
+            output=output,
+            components="textcat",
+            transformer="auto",
+            lang="en",
+            train=train,
+            overrides={"training.batcher.size": 0},
+        )
     assert not output.exists()
 
 
 def test_a_batcher_the_user_names_is_kept(tmp_path):
     train = write_corpus(tmp_path / "train.spacy")
     output = tmp_path / "config.cfg"
-    make_config.make_config(base_path=BASE, output=output, components="textcat", transformer="auto", lang="en",
-                            train=train, overrides={"training.batcher.@batchers": "spacy.batch_by_padded.v1"})
-    assert load_config(output, interpolate=False)["training"]["batcher"]["@batchers"] == "spacy.batch_by_padded.v1"
+    make_config.make_config(
+        base_path=BASE,
+        output=output,
+        components="textcat",
+        transformer="auto",
+        lang="en",
+        train=train,
+        overrides={"training.batcher.@batchers": "spacy.batch_by_padded.v1"},
+    )
+    assert (
+        load_config(output, interpolate=False)["training"]["batcher"]["@batchers"]
+        == "spacy.batch_by_padded.v1"
+    )
 
 
 def test_config_keeps_only_the_chosen_components_and_loads(tmp_path):
     train = write_corpus(tmp_path / "train.spacy")
     output = tmp_path / "config.cfg"
-    make_config.make_config(base_path=BASE, output=output, components="ner", transformer="auto", lang="en", train=train)
+    make_config.make_config(
+        base_path=BASE, output=output, components="ner", transformer="auto", lang="en", train=train
+    )
     config = load_config(output, interpolate=False)
     assert config["nlp"]["pipeline"] == ["transformer", "ner"]
     assert set(config["components"]) == {"transformer", "ner"}
@@ -119,29 +177,55 @@ def test_config_keeps_only_the_chosen_components_and_loads(tmp_path):
 
 def test_multilabel_data_refuses_exclusive_textcat(tmp_path):
     train = write_corpus(tmp_path / "train.spacy", multi=True)
-    with pytest.raises(UserError, match="3 documents have several positive labels.*--vars.components ner,textcat_multilabel"):
-        make_config.make_config(base_path=BASE, output=tmp_path / "c.cfg", components="ner,textcat", transformer="auto", lang="en", train=train)
+    with pytest.raises(
+        UserError,
+        match="3 documents have several positive labels.*--vars.components ner,textcat_multilabel",
+    ):
+        make_config.make_config(
+            base_path=BASE,
+            output=tmp_path / "c.cfg",
+            components="ner,textcat",
+            transformer="auto",
+            lang="en",
+            train=train,
+        )
     assert not (tmp_path / "c.cfg").exists()
 
 
 def test_component_without_annotation_is_refused(tmp_path):
     train = write_corpus(tmp_path / "train.spacy", ents=0)
-    with pytest.raises(UserError, match="components include ner but no document carries entity annotation"):
-        make_config.make_config(base_path=BASE, output=tmp_path / "c.cfg", components="ner,textcat", transformer="auto", lang="en", train=train)
+    with pytest.raises(
+        UserError, match="components include ner but no document carries entity annotation"
+    ):
+        make_config.make_config(
+            base_path=BASE,
+            output=tmp_path / "c.cfg",
+            components="ner,textcat",
+            transformer="auto",
+            lang="en",
+            train=train,
+        )
 
 
 def test_cli_missing_corpus_is_one_line(tmp_path):
     result = CliRunner().invoke(
-        make_config.app, [str(BASE), str(tmp_path / "c.cfg"), "--train", str(tmp_path / "missing.spacy")]
+        make_config.app,
+        [str(BASE), str(tmp_path / "c.cfg"), "--train", str(tmp_path / "missing.spacy")],
     )
     assert result.exit_code == 1
-    assert result.output.strip() == f"✘ {tmp_path / 'missing.spacy'}: training corpus not found; run the convert step first (spacy project run convert)"
+    assert (
+        result.output.strip()
+        == f"✘ {tmp_path / 'missing.spacy'}: training corpus not found; run the convert step first (spacy project run convert)"
+    )
     assert not (tmp_path / "c.cfg").exists()
 
 
 def test_cli_unknown_component_is_one_line(tmp_path):
     train = write_corpus(tmp_path / "train.spacy")
-    result = CliRunner().invoke(make_config.app, [str(BASE), str(tmp_path / "c.cfg"), "--components", "ner,tagger", "--train", str(train)])
+    result = CliRunner().invoke(
+        make_config.app,
+        [str(BASE), str(tmp_path / "c.cfg"), "--components", "ner,tagger", "--train", str(train)],
+    )
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1
     assert "components 'ner,tagger' is not supported" in result.output
@@ -180,16 +264,33 @@ def test_gpu_memory_knobs_resolve_into_a_trainable_config(tmp_path):
     train = write_corpus(tmp_path / "train.spacy")
     output = tmp_path / "config.cfg"
     overrides = {
-        "training.batcher.size": 500, "training.accumulate_gradient": 4, "corpora.train.max_length": 100,
-        "training.batcher.discard_oversize": True, "components.transformer.model.get_spans.window": 64,
-        "components.transformer.model.get_spans.stride": 48, "components.transformer.model.mixed_precision": True,
+        "training.batcher.size": 500,
+        "training.accumulate_gradient": 4,
+        "corpora.train.max_length": 100,
+        "training.batcher.discard_oversize": True,
+        "components.transformer.model.get_spans.window": 64,
+        "components.transformer.model.get_spans.stride": 48,
+        "components.transformer.model.mixed_precision": True,
     }
-    make_config.make_config(base_path=BASE, output=output, components="ner,textcat", transformer="auto",
-                            lang="en", train=train, overrides=overrides)
-    config = load_config(output, overrides={"paths.train": str(train), "paths.dev": str(train)}, interpolate=True)
+    make_config.make_config(
+        base_path=BASE,
+        output=output,
+        components="ner,textcat",
+        transformer="auto",
+        lang="en",
+        train=train,
+        overrides=overrides,
+    )
+    config = load_config(
+        output, overrides={"paths.train": str(train), "paths.dev": str(train)}, interpolate=True
+    )
     for setting, value in overrides.items():
         assert lookup(config, setting) == value, setting
-    assert load_model_from_config(config, auto_fill=False).pipe_names == ["transformer", "ner", "textcat"]
+    assert load_model_from_config(config, auto_fill=False).pipe_names == [
+        "transformer",
+        "ner",
+        "textcat",
+    ]
     training = registry.resolve(config["training"], schema=ConfigSchemaTraining)
     assert training["accumulate_gradient"] == 4
     assert training["batcher"] is not None
@@ -197,9 +298,18 @@ def test_gpu_memory_knobs_resolve_into_a_trainable_config(tmp_path):
 
 def test_override_of_a_setting_that_does_not_exist_is_refused(tmp_path):
     train = write_corpus(tmp_path / "train.spacy")
-    with pytest.raises(UserError, match="override --training.acumulate_gradient: .* has no such setting"):
-        make_config.make_config(base_path=BASE, output=tmp_path / "c.cfg", components="ner,textcat", transformer="auto",
-                                lang="en", train=train, overrides={"training.acumulate_gradient": 2})
+    with pytest.raises(
+        UserError, match="override --training.acumulate_gradient: .* has no such setting"
+    ):
+        make_config.make_config(
+            base_path=BASE,
+            output=tmp_path / "c.cfg",
+            components="ner,textcat",
+            transformer="auto",
+            lang="en",
+            train=train,
+            overrides={"training.acumulate_gradient": 2},
+        )
     assert not (tmp_path / "c.cfg").exists()
 
 
@@ -210,8 +320,15 @@ def test_class_balance_is_an_override_that_reaches_the_training_callback(tmp_pat
 
     train = write_corpus(tmp_path / "train.spacy")
     output = tmp_path / "config.cfg"
-    make_config.make_config(base_path=BASE, output=output, components="ner,textcat", transformer="auto",
-                            lang="en", train=train, overrides={"initialize.before_init.class_balance": 0.3})
+    make_config.make_config(
+        base_path=BASE,
+        output=output,
+        components="ner,textcat",
+        transformer="auto",
+        lang="en",
+        train=train,
+        overrides={"initialize.before_init.class_balance": 0.3},
+    )
     before_init = load_config(output, interpolate=False)["initialize"]["before_init"]
     assert before_init["@callbacks"] == "ner_textcat.textcat_training.v1"
     assert before_init["class_balance"] == pytest.approx(0.3)
@@ -221,7 +338,16 @@ def test_class_balance_is_an_override_that_reaches_the_training_callback(tmp_pat
 
 def test_class_balance_out_of_range_stops_the_config_step_in_one_line(tmp_path):
     train = write_corpus(tmp_path / "train.spacy")
-    with pytest.raises(UserError, match=r"\[initialize.before_init\]: class_balance 2\.0 is outside 0\.\.1"):
-        make_config.make_config(base_path=BASE, output=tmp_path / "c.cfg", components="ner,textcat", transformer="auto",
-                                lang="en", train=train, overrides={"initialize.before_init.class_balance": 2})
+    with pytest.raises(
+        UserError, match=r"\[initialize.before_init\]: class_balance 2\.0 is outside 0\.\.1"
+    ):
+        make_config.make_config(
+            base_path=BASE,
+            output=tmp_path / "c.cfg",
+            components="ner,textcat",
+            transformer="auto",
+            lang="en",
+            train=train,
+            overrides={"initialize.before_init.class_balance": 2},
+        )
     assert not (tmp_path / "c.cfg").exists()

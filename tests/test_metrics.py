@@ -20,7 +20,9 @@ def make_doc(
     """ents: (surface string, label), each found by its first occurrence; None leaves ents unannotated."""
     doc = NLP(text)
     if ents is not None:
-        spans = [doc.char_span(text.index(s), text.index(s) + len(s), label=label) for s, label in ents]
+        spans = [
+            doc.char_span(text.index(s), text.index(s) + len(s), label=label) for s, label in ents
+        ]
         doc.set_ents(spans, default="outside")
     doc.cats = dict(cats or {})
     return doc
@@ -46,7 +48,12 @@ def test_entities_overall_and_per_label_by_hand():
     # tp 2 (Alice, Carol), fp 2 (Bob/ORG, Acme/ORG), fn 2 (Bob/PER, Paris/LOC)
     assert (ents["p"], ents["r"], ents["f"]) == (approx(0.5), approx(0.5), approx(0.5))
     assert ents["errors"] == {"missed": 1, "spurious": 1, "wrong_label": 1, "wrong_span": 0}
-    assert ents["per_label"]["PER"] == {"p": approx(1.0), "r": approx(2 / 3), "f": approx(0.8), "support": 3}
+    assert ents["per_label"]["PER"] == {
+        "p": approx(1.0),
+        "r": approx(2 / 3),
+        "f": approx(0.8),
+        "support": 3,
+    }
     assert ents["per_label"]["ORG"] == {"p": 0.0, "r": 0.0, "f": 0.0, "support": 0}
     assert ents["per_label"]["LOC"] == {"p": 0.0, "r": 0.0, "f": 0.0, "support": 1}
     assert (ents["n_docs"], ents["n_skipped"]) == (2, 1)
@@ -58,17 +65,24 @@ def test_entity_errors_are_listed_worst_first_with_kinds():
     assert [e["n_errors"] for e in errors] == [2, 1]
     first = errors[0]
     assert [(g["label"], g["kind"]) for g in first["gold"]] == [
-        ("PER", "correct"), ("PER", "wrong_label"), ("LOC", "missed")]
+        ("PER", "correct"),
+        ("PER", "wrong_label"),
+        ("LOC", "missed"),
+    ]
     assert [(p["label"], p["kind"], p.get("gold_label")) for p in first["pred"]] == [
-        ("PER", "correct", None), ("ORG", "wrong_label", "PER")]
-    assert first["text"][first["gold"][2]["start_char"]:first["gold"][2]["end_char"]] == "Paris"
+        ("PER", "correct", None),
+        ("ORG", "wrong_label", "PER"),
+    ]
+    assert first["text"][first["gold"][2]["start_char"] : first["gold"][2]["end_char"]] == "Paris"
     assert [p["kind"] for p in errors[1]["pred"]] == ["spurious", "correct"]
 
 
 def test_wrong_span_counts_as_one_false_positive_and_one_false_negative():
     gold = make_doc("Bank of America rose.", [("Bank of America", "ORG")])
     pred = make_doc("Bank of America rose.", [("America", "ORG")])
-    ents = evaluate_docs(golds=[gold], preds=[pred], tasks=Tasks(ent_labels=("ORG",))).metrics["ents"]
+    ents = evaluate_docs(golds=[gold], preds=[pred], tasks=Tasks(ent_labels=("ORG",))).metrics[
+        "ents"
+    ]
     assert ents["errors"] == {"missed": 0, "spurious": 0, "wrong_label": 0, "wrong_span": 1}
     assert (ents["p"], ents["r"]) == (0.0, 0.0)
 
@@ -78,19 +92,29 @@ def test_prediction_on_other_tokenization_is_aligned_to_gold_tokens():
     gold.set_ents([gold.char_span(10, 19, label="GPE")], default="outside")
     pred = make_doc("I visited New York.", [("New York", "GPE")])  # tokens New, York, .
     assert len(pred) == 5
-    ents = evaluate_docs(golds=[gold], preds=[pred], tasks=Tasks(ent_labels=("GPE",))).metrics["ents"]
+    ents = evaluate_docs(golds=[gold], preds=[pred], tasks=Tasks(ent_labels=("GPE",))).metrics[
+        "ents"
+    ]
     assert ents["f"] == approx(1.0)
 
 
 def test_predictions_on_unannotated_tokens_and_unknown_labels_are_not_scored():
     gold = NLP("Zed of Hooli saw Bo.")
-    gold.set_ents([Span(gold, 0, 1, "PER"), Span(gold, 2, 3, "COMPANY")], missing=[gold[4:5]], default="outside")
+    gold.set_ents(
+        [Span(gold, 0, 1, "PER"), Span(gold, 2, 3, "COMPANY")],
+        missing=[gold[4:5]],
+        default="outside",
+    )
     assert gold[4].ent_iob == 0 and gold.has_annotation("ENT_IOB")
     pred = make_doc("Zed of Hooli saw Bo.", [("Zed", "PER"), ("Hooli", "ORG"), ("Bo", "PER")])
-    ents = evaluate_docs(golds=[gold], preds=[pred], tasks=Tasks(ent_labels=("ORG", "PER"))).metrics["ents"]
+    ents = evaluate_docs(
+        golds=[gold], preds=[pred], tasks=Tasks(ent_labels=("ORG", "PER"))
+    ).metrics["ents"]
     assert ents["unknown_labels"] == {"COMPANY": 1}
     assert (ents["p"], ents["r"], ents["f"]) == (approx(1.0), approx(1.0), approx(1.0))
-    assert ents["per_label"] == {"PER": {"p": approx(1.0), "r": approx(1.0), "f": approx(1.0), "support": 1}}
+    assert ents["per_label"] == {
+        "PER": {"p": approx(1.0), "r": approx(1.0), "f": approx(1.0), "support": 1}
+    }
 
 
 def test_no_entity_annotation_anywhere_gives_empty_scores():
@@ -122,11 +146,29 @@ def test_exclusive_textcat_by_hand():
     tc = evaluate_docs(golds=CAT_GOLDS, preds=CAT_PREDS, tasks=EXCLUSIVE).metrics["textcat"]
     assert tc["mode"] == "exclusive"
     assert tc["accuracy"] == approx(0.75)
-    assert tc["confusion"] == {"labels": ["POS", "NEG", "NEU"], "matrix": [[1, 0, 0], [1, 1, 0], [0, 0, 1]]}
+    assert tc["confusion"] == {
+        "labels": ["POS", "NEG", "NEU"],
+        "matrix": [[1, 0, 0], [1, 1, 0], [0, 0, 1]],
+    }
     pos, neg, neu = (tc["per_label"][k] for k in ("POS", "NEG", "NEU"))
-    assert (pos["p"], pos["r"], pos["f"], pos["support"]) == (approx(0.5), approx(1.0), approx(2 / 3), 1)
-    assert (neg["p"], neg["r"], neg["f"], neg["support"]) == (approx(1.0), approx(0.5), approx(2 / 3), 2)
-    assert (neu["p"], neu["r"], neu["f"], neu["support"]) == (approx(1.0), approx(1.0), approx(1.0), 1)
+    assert (pos["p"], pos["r"], pos["f"], pos["support"]) == (
+        approx(0.5),
+        approx(1.0),
+        approx(2 / 3),
+        1,
+    )
+    assert (neg["p"], neg["r"], neg["f"], neg["support"]) == (
+        approx(1.0),
+        approx(0.5),
+        approx(2 / 3),
+        2,
+    )
+    assert (neu["p"], neu["r"], neu["f"], neu["support"]) == (
+        approx(1.0),
+        approx(1.0),
+        approx(1.0),
+        1,
+    )
     assert tc["macro_f"] == approx(7 / 9)
     assert tc["micro_f"] == approx(0.75)
     # POS: positive 0.6 vs negatives 0.6 (tie, half), 0.1, 0.2 -> 2.5/3; NEG: 0.3, 0.5 vs 0.35, 0.2 -> 3/4
@@ -159,7 +201,13 @@ ML_GOLDS = [
     make_doc("m4", cats={"A": 0}),
     make_doc("m5"),
 ]
-ML_SCORES = [{"A": 0.9, "B": 0.4}, {"A": 0.4, "B": 0.8}, {"A": 0.65, "B": 0.55}, {"A": 0.2, "B": 0.9}, {"A": 1, "B": 1}]
+ML_SCORES = [
+    {"A": 0.9, "B": 0.4},
+    {"A": 0.4, "B": 0.8},
+    {"A": 0.65, "B": 0.55},
+    {"A": 0.2, "B": 0.9},
+    {"A": 1, "B": 1},
+]
 ML_PREDS = [make_doc(g.text, cats=s) for g, s in zip(ML_GOLDS, ML_SCORES)]
 MULTI = Tasks(cat_labels=("A", "B"), exclusive=False, threshold=0.5)
 
@@ -168,8 +216,20 @@ def test_multilabel_textcat_by_hand():
     tc = evaluate_docs(golds=ML_GOLDS, preds=ML_PREDS, tasks=MULTI).metrics["textcat"]
     a, b = tc["per_label"]["A"], tc["per_label"]["B"]
     # A: m1 tp, m2 fn, m3 fp, m4 tn; B (m4 not annotated for B): m1 tn, m2 tp, m3 tp
-    assert (a["p"], a["r"], a["f"], a["support"], a["n_docs"]) == (approx(0.5), approx(0.5), approx(0.5), 2, 4)
-    assert (b["p"], b["r"], b["f"], b["support"], b["n_docs"]) == (approx(1.0), approx(1.0), approx(1.0), 2, 3)
+    assert (a["p"], a["r"], a["f"], a["support"], a["n_docs"]) == (
+        approx(0.5),
+        approx(0.5),
+        approx(0.5),
+        2,
+        4,
+    )
+    assert (b["p"], b["r"], b["f"], b["support"], b["n_docs"]) == (
+        approx(1.0),
+        approx(1.0),
+        approx(1.0),
+        2,
+        3,
+    )
     assert tc["accuracy"] == approx(0.5)  # m1 and m4 fully right
     assert (tc["macro_f"], tc["micro_f"]) == (approx(0.75), approx(0.75))
     assert (a["auc"], b["auc"]) == (approx(0.75), approx(1.0))
@@ -179,33 +239,58 @@ def test_multilabel_textcat_by_hand():
 
 
 def test_multilabel_best_thresholds_by_hand():
-    thresholds = evaluate_docs(golds=ML_GOLDS, preds=ML_PREDS, tasks=MULTI).metrics["textcat"]["thresholds"]
+    thresholds = evaluate_docs(golds=ML_GOLDS, preds=ML_PREDS, tasks=MULTI).metrics["textcat"][
+        "thresholds"
+    ]
     # A scores 0.2 0.4 0.65 0.9 (gold 0 1 0 1): cut 0.3 keeps 0.4, 0.65, 0.9 -> P 2/3, R 1, F 0.8
-    assert thresholds["A"] == {"model": 0.5, "best": approx(0.3), "f_at_model": approx(0.5), "f_at_best": approx(0.8)}
+    assert thresholds["A"] == {
+        "model": 0.5,
+        "best": approx(0.3),
+        "f_at_model": approx(0.5),
+        "f_at_best": approx(0.8),
+    }
     # B scores 0.4 0.55 0.8 (gold 0 1 1): cut between 0.4 and 0.55
-    assert thresholds["B"] == {"model": 0.5, "best": approx(0.475), "f_at_model": approx(1.0), "f_at_best": approx(1.0)}
+    assert thresholds["B"] == {
+        "model": 0.5,
+        "best": approx(0.475),
+        "f_at_model": approx(1.0),
+        "f_at_best": approx(1.0),
+    }
 
 
 def test_multilabel_misclassified_furthest_from_threshold_first():
     errors = evaluate_docs(golds=ML_GOLDS, preds=ML_PREDS, tasks=MULTI).details["cat_errors"]
-    assert [(e["text"], e["gold"], e["pred"]) for e in errors] == [("m3", ["B"], ["A", "B"]), ("m2", ["A", "B"], ["B"])]
+    assert [(e["text"], e["gold"], e["pred"]) for e in errors] == [
+        ("m3", ["B"], ["A", "B"]),
+        ("m2", ["A", "B"], ["B"]),
+    ]
 
 
 def test_threshold_helpers():
-    assert find_threshold(golds=[True, False], scores=[0.4, 0.2], model_threshold=0.5)["best"] == approx(0.3)
-    assert find_threshold(golds=[False, False], scores=[0.4, 0.2], model_threshold=0.5)["best"] is None
+    assert find_threshold(golds=[True, False], scores=[0.4, 0.2], model_threshold=0.5)[
+        "best"
+    ] == approx(0.3)
+    assert (
+        find_threshold(golds=[False, False], scores=[0.4, 0.2], model_threshold=0.5)["best"] is None
+    )
     assert roc_auc(golds=[True, True], scores=[0.1, 0.2]) is None
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.integers(0, 20).map(lambda n: n / 20)), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 20).map(lambda n: n / 20)), min_size=1, max_size=30
+    )
+)
 def test_threshold_sweep_agrees_with_scoring_at_each_cut(pairs):
     golds, scores = [g for g, _ in pairs], [s for _, s in pairs]
     for threshold, f in f_by_cut(golds=golds, scores=scores):
         assert f == approx(f_at(golds=golds, scores=scores, threshold=threshold))
 
 
-SPANS = st.lists(st.tuples(st.integers(0, 9), st.integers(1, 3), st.sampled_from(["A", "B"])), max_size=5)
+SPANS = st.lists(
+    st.tuples(st.integers(0, 9), st.integers(1, 3), st.sampled_from(["A", "B"])), max_size=5
+)
 
 
 def _with_ents(spans: List[Tuple[int, int, str]]) -> Doc:

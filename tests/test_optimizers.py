@@ -1,4 +1,5 @@
 """scripts.optimizers: Adam with one clip on the norm of all gradients of a step, applied in step_schedules."""
+
 from __future__ import annotations
 
 import numpy
@@ -8,7 +9,9 @@ from thinc.api import Adam, Linear, PyTorchWrapper, chain
 
 from scripts.training.optimizers import GlobalNormAdam, create_global_norm_adam
 
-SETTINGS = dict(L2=0.01, beta1=0.9, beta2=0.999, eps=1e-8, L2_is_weight_decay=True, use_averages=False)
+SETTINGS = dict(
+    L2=0.01, beta1=0.9, beta2=0.999, eps=1e-8, L2_is_weight_decay=True, use_averages=False
+)
 
 
 def thinc_model(seed: int = 0):
@@ -50,7 +53,9 @@ def test_below_the_clip_it_is_thincs_adam(make_model):
     train(ours, create_global_norm_adam(0.01, max_grad_norm=1e9, **SETTINGS), steps=5)
     train(reference, Adam(0.01, grad_clip=0.0, **SETTINGS), steps=5)
     assert all(numpy.allclose(a, b, atol=1e-6) for a, b in zip(params(ours), params(reference)))
-    assert not all(numpy.allclose(a, b) for a, b in zip(params(ours), params(make_model()))), "training moved nothing"
+    assert not all(numpy.allclose(a, b) for a, b in zip(params(ours), params(make_model()))), (
+        "training moved nothing"
+    )
 
 
 @pytest.mark.parametrize("make_model", [thinc_model, torch_model], ids=["thinc", "torch"])
@@ -64,10 +69,22 @@ def test_above_the_clip_all_gradients_shrink_by_one_factor(make_model):
             norms.append(self.last_grad_norm)
 
     ours, reference = make_model(), make_model()
-    train(ours, Recording(0.01, max_grad_norm=0.5, grad_clip=0.0, **SETTINGS), steps=4, grad_scale=spike)
-    assert norms[2] > 100 * norms[1] > 100 * 0.5, "the spike should be clipped, and the other steps too"
+    train(
+        ours,
+        Recording(0.01, max_grad_norm=0.5, grad_clip=0.0, **SETTINGS),
+        steps=4,
+        grad_scale=spike,
+    )
+    assert norms[2] > 100 * norms[1] > 100 * 0.5, (
+        "the spike should be clipped, and the other steps too"
+    )
     factors = [min(1.0, 0.5 / (norm + 1e-6)) for norm in norms]
-    train(reference, Adam(0.01, grad_clip=0.0, **SETTINGS), steps=4, grad_scale=lambda s: spike(s) * factors[s])
+    train(
+        reference,
+        Adam(0.01, grad_clip=0.0, **SETTINGS),
+        steps=4,
+        grad_scale=lambda s: spike(s) * factors[s],
+    )
     assert all(numpy.allclose(a, b, atol=1e-5) for a, b in zip(params(ours), params(reference)))
 
 
@@ -78,7 +95,12 @@ def test_the_step_waits_for_step_schedules():
     backprop(out)
     model.finish_update(optimizer)
     assert all(numpy.array_equal(a, b) for a, b in zip(params(model), before))
-    assert all(not node.get_grad(name).any() for node in model.walk() for name in node.param_names if node.has_grad(name))
+    assert all(
+        not node.get_grad(name).any()
+        for node in model.walk()
+        for name in node.param_names
+        if node.has_grad(name)
+    )
     optimizer.step_schedules()
     assert not any(numpy.array_equal(a, b) for a, b in zip(params(model), before))
     assert optimizer.pending == []

@@ -20,8 +20,16 @@ from scripts.bench.peer_hf_trainer import (
 from scripts.peer_hf_trainer import app
 
 NLP = spacy.blank("en")
-RESULT_KEYS = {"peer", "components", "base_model", "epochs", "train_words", "train_seconds",
-               "train_words_per_second", "wall_seconds"}
+RESULT_KEYS = {
+    "peer",
+    "components",
+    "base_model",
+    "epochs",
+    "train_words",
+    "train_seconds",
+    "train_words_per_second",
+    "wall_seconds",
+}
 
 
 def ner_doc(words: list[str], tags: list[str] | None) -> Doc:
@@ -42,12 +50,16 @@ def write_corpus(path: Path, splits: dict) -> Path:
 
 
 def ner_corpus(path: Path) -> Path:
-    alice = ner_doc(["Alice", "works", "at", "Acme", "Corp", "."], ["B-PER", "O", "O", "B-ORG", "I-ORG", "O"])
+    alice = ner_doc(
+        ["Alice", "works", "at", "Acme", "Corp", "."], ["B-PER", "O", "O", "B-ORG", "I-ORG", "O"]
+    )
     bob = ner_doc(["Bob", "visited", "Rome", "today"], ["B-PER", "O", "B-LOC", "O"])
     plain = ner_doc(["no", "annotation", "here"], None)
     long_words = ["word"] * 150 + ["Carol"] + ["text"] * 150  # ~1500 pieces: several chunks
     long_doc = ner_doc(long_words, ["O"] * 150 + ["B-PER"] + ["O"] * 150)
-    return write_corpus(path, {"train": [alice, bob, plain], "dev": [bob], "test": [alice, long_doc, plain]})
+    return write_corpus(
+        path, {"train": [alice, bob, plain], "dev": [bob], "test": [alice, long_doc, plain]}
+    )
 
 
 def test_chunk_words_fit_the_limit_and_keep_every_word() -> None:
@@ -72,24 +84,39 @@ def test_long_docs_are_chunked_and_stitched_back(tiny_transformer: Path) -> None
     words = ["word"] * 150 + ["Carol", "Smith"] + ["text"] * 150 + ["Acme"]
     gold = ner_doc(words, ["O"] * 150 + ["B-PER", "I-PER"] + ["O"] * 150 + ["B-ORG"])
     tag_names = ["O", "B-ORG", "I-ORG", "B-PER", "I-PER"]
-    encoded = encode_ner([gold], tokenizer=AutoTokenizer.from_pretrained(tiny_transformer), tag_names=tag_names,
-                         max_length=512)
+    encoded = encode_ner(
+        [gold],
+        tokenizer=AutoTokenizer.from_pretrained(tiny_transformer),
+        tag_names=tag_names,
+        max_length=512,
+    )
     assert len(encoded.features) > 1 and all(len(f["input_ids"]) <= 512 for f in encoded.features)
-    logits = np.zeros((len(encoded.features), 512, len(tag_names)))  # a perfect model: the gold tag scores 1
+    logits = np.zeros(
+        (len(encoded.features), 512, len(tag_names))
+    )  # a perfect model: the gold tag scores 1
     for chunk_logits, feature in zip(logits, encoded.features):
         for position, tag in enumerate(feature["labels"]):
             chunk_logits[position, tag if tag != IGNORED else 0] = 1.0
     [pred] = encoded.to_docs(logits)
     assert [t.text for t in pred] == words
-    assert [(e.start, e.end, e.label_) for e in pred.ents] == [(e.start, e.end, e.label_) for e in gold.ents]
+    assert [(e.start, e.end, e.label_) for e in pred.ents] == [
+        (e.start, e.end, e.label_) for e in gold.ents
+    ]
 
 
 def test_truncated_texts_count_only_the_words_the_model_sees(tiny_transformer: Path) -> None:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_transformer)  # one piece per character, plus [CLS] and [SEP]
-    short, long = cats_doc("ab cd", {"A": 1.0, "B": 0.0}), cats_doc("ab cd ef gh ij", {"A": 0.0, "B": 1.0})
-    encoded = encode_cats([short, long], tokenizer=tokenizer, labels=("A", "B"), multilabel=False, max_length=8)
+    tokenizer = AutoTokenizer.from_pretrained(
+        tiny_transformer
+    )  # one piece per character, plus [CLS] and [SEP]
+    short, long = (
+        cats_doc("ab cd", {"A": 1.0, "B": 0.0}),
+        cats_doc("ab cd ef gh ij", {"A": 0.0, "B": 1.0}),
+    )
+    encoded = encode_cats(
+        [short, long], tokenizer=tokenizer, labels=("A", "B"), multilabel=False, max_length=8
+    )
     assert all(len(f["input_ids"]) <= 8 for f in encoded.features)
     assert all("offset_mapping" not in f for f in encoded.features)
     assert encoded.words == 2 + 3  # "ab cd ef" fills the 6 pieces the long text keeps
@@ -98,8 +125,20 @@ def test_truncated_texts_count_only_the_words_the_model_sees(tiny_transformer: P
 def test_ner_one_epoch_prints_one_json_line(tmp_path: Path, tiny_transformer: Path) -> None:
     pytest.importorskip("accelerate")  # the Trainer needs it: pip install -r requirements-peer.txt
     corpus = ner_corpus(tmp_path / "corpus")
-    result = CliRunner().invoke(app, [str(corpus), "--task", "ner", "--epochs", "1",
-                                      "--transformer", str(tiny_transformer), "--batch-size", "2"])
+    result = CliRunner().invoke(
+        app,
+        [
+            str(corpus),
+            "--task",
+            "ner",
+            "--epochs",
+            "1",
+            "--transformer",
+            str(tiny_transformer),
+            "--batch-size",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -115,24 +154,43 @@ def test_ner_one_epoch_prints_one_json_line(tmp_path: Path, tiny_transformer: Pa
 def test_textcat_one_epoch(tmp_path: Path, tiny_transformer: Path, task: str) -> None:
     pytest.importorskip("accelerate")
     if task == "textcat":
-        docs = [cats_doc("i love it", {"POS": 1.0, "NEG": 0.0}), cats_doc("i hate it", {"POS": 0.0, "NEG": 1.0}),
-                cats_doc("great stuff indeed", {"POS": 1.0, "NEG": 0.0})]
+        docs = [
+            cats_doc("i love it", {"POS": 1.0, "NEG": 0.0}),
+            cats_doc("i hate it", {"POS": 0.0, "NEG": 1.0}),
+            cats_doc("great stuff indeed", {"POS": 1.0, "NEG": 0.0}),
+        ]
     else:
-        docs = [cats_doc("python and sql", {"SKILL": 1.0, "PERK": 0.0}),
-                cats_doc("free lunch and python", {"SKILL": 1.0, "PERK": 1.0}),
-                cats_doc("gym membership", {"SKILL": 0.0, "PERK": 1.0})]
+        docs = [
+            cats_doc("python and sql", {"SKILL": 1.0, "PERK": 0.0}),
+            cats_doc("free lunch and python", {"SKILL": 1.0, "PERK": 1.0}),
+            cats_doc("gym membership", {"SKILL": 0.0, "PERK": 1.0}),
+        ]
     plain = NLP.make_doc("no categories at all")
-    corpus = write_corpus(tmp_path / "corpus", {"train": docs + [plain], "dev": docs[:2], "test": docs + [plain]})
-    result = peer_train(corpus_dir=corpus, task=task, epochs=1, transformer=str(tiny_transformer), batch_size=2,
-                        output_dir=tmp_path / "checkpoints")
+    corpus = write_corpus(
+        tmp_path / "corpus", {"train": docs + [plain], "dev": docs[:2], "test": docs + [plain]}
+    )
+    result = peer_train(
+        corpus_dir=corpus,
+        task=task,
+        epochs=1,
+        transformer=str(tiny_transformer),
+        batch_size=2,
+        output_dir=tmp_path / "checkpoints",
+    )
     assert set(result) == RESULT_KEYS | {"textcat"}
     assert (result["components"], result["epochs"]) == (task, 1)
     assert result["train_words"] == sum(len(doc) for doc in docs)
     textcat = result["textcat"]
     assert textcat["mode"] == ("exclusive" if task == "textcat" else "multilabel")
     assert textcat["n_docs"] == 3
-    assert all(0.0 <= textcat[key] <= 1.0 for key in ("accuracy", "macro_f", "micro_f") if textcat[key] is not None)
-    assert list((tmp_path / "checkpoints").glob("checkpoint-*"))  # --output keeps the best checkpoint
+    assert all(
+        0.0 <= textcat[key] <= 1.0
+        for key in ("accuracy", "macro_f", "micro_f")
+        if textcat[key] is not None
+    )
+    assert list(
+        (tmp_path / "checkpoints").glob("checkpoint-*")
+    )  # --output keeps the best checkpoint
 
 
 def test_bad_input_is_one_line(tmp_path: Path, tiny_transformer: Path) -> None:
@@ -142,7 +200,9 @@ def test_bad_input_is_one_line(tmp_path: Path, tiny_transformer: Path) -> None:
     assert missing.exit_code == 1 and "train.spacy not found" in missing.stderr
     wrong = runner.invoke(app, [str(corpus), "--task", "spancat", "--epochs", "1"])
     assert wrong.exit_code == 1 and "unknown --task spancat" in wrong.stderr
-    no_cats = runner.invoke(app, [str(corpus), "--task", "textcat", "--epochs", "1",
-                                  "--transformer", str(tiny_transformer)])
+    no_cats = runner.invoke(
+        app,
+        [str(corpus), "--task", "textcat", "--epochs", "1", "--transformer", str(tiny_transformer)],
+    )
     assert no_cats.exit_code == 1 and "has categories" in no_cats.stderr
     assert all(len(r.stderr.strip().splitlines()) == 1 for r in (missing, wrong, no_cats))

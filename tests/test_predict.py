@@ -1,5 +1,6 @@
 """scripts.predict: texts to records, Label Studio results, input files. Also home of `tiny_pipeline`, the
 trained-for-seconds transformer + ner + textcat pipeline that the inference tests share."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,11 @@ TRAIN = [
     ("Python and SQL are required.", [(0, 6, "SKILL"), (11, 14, "SKILL")], "requirements"),
     ("You will maintain our Python services.", [(22, 28, "SKILL")], "responsibilities"),
     ("We offer 30 days of paid leave.", [], "benefits"),
-    ("Experience with SQL and Excel is a plus.", [(16, 19, "SKILL"), (24, 29, "SKILL")], "requirements"),
+    (
+        "Experience with SQL and Excel is a plus.",
+        [(16, 19, "SKILL"), (24, 29, "SKILL")],
+        "requirements",
+    ),
     ("Free lunch and a gym budget.", [], "benefits"),
     ("Build dashboards in Excel for the sales team.", [(20, 25, "SKILL")], "responsibilities"),
 ]
@@ -47,16 +52,27 @@ def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
     import scripts.training.registry  # noqa: F401  what base.cfg names
     from scripts.training.config import Schedule, build_config
 
-    schedule = Schedule(max_epochs=1, eval_frequency=10, patience=10, warmup_steps=1, total_steps=steps)
-    config = build_config(load_config(PROJECT_ROOT / "configs/base.cfg", interpolate=False), components=["ner", "textcat"],
-                          lang="en", transformer_location=str(bert), schedule=schedule)
+    schedule = Schedule(
+        max_epochs=1, eval_frequency=10, patience=10, warmup_steps=1, total_steps=steps
+    )
+    config = build_config(
+        load_config(PROJECT_ROOT / "configs/base.cfg", interpolate=False),
+        components=["ner", "textcat"],
+        lang="en",
+        transformer_location=str(bert),
+        schedule=schedule,
+    )
     config["training"]["optimizer"]["learn_rate"] = 0.005
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     examples = []
     for text, spans, label in TRAIN:
         doc = nlp.make_doc(text)
-        cats = {name: float(name == label) for name in ("requirements", "responsibilities", "benefits")}
-        examples.append(Example.from_dict(doc, {"entities": [(s, e, l) for s, e, l in spans], "cats": cats}))
+        cats = {
+            name: float(name == label) for name in ("requirements", "responsibilities", "benefits")
+        }
+        examples.append(
+            Example.from_dict(doc, {"entities": [(s, e, l) for s, e, l in spans], "cats": cats})
+        )
     spacy.util.fix_random_seed(0)
     optimizer = nlp.initialize(lambda: examples)
     for _ in range(steps):
@@ -74,7 +90,9 @@ def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.getbasetemp() / "tiny-pipeline"
     if not (path / "meta.json").is_file():
         spacy.util.fix_random_seed(0)
-        build_tiny_pipeline(path, bert=write_tiny_bert(tmp_path_factory.getbasetemp() / "tiny-pipeline-bert"))
+        build_tiny_pipeline(
+            path, bert=write_tiny_bert(tmp_path_factory.getbasetemp() / "tiny-pipeline-bert")
+        )
     return path
 
 
@@ -90,14 +108,16 @@ def test_records_have_offsets_that_slice_the_text_and_a_score_per_label(predicto
     for text, record in zip(TEXTS, records):
         assert set(record) == {"entities", "cats"}
         for ent in record["entities"]:
-            assert text[ent["start"]:ent["end"]] == ent["text"] and ent["label"] == "SKILL"
+            assert text[ent["start"] : ent["end"]] == ent["text"] and ent["label"] == "SKILL"
         assert set(record["cats"]) == {"requirements", "responsibilities", "benefits"}
         assert all(isinstance(v, float) and 0 <= v <= 1 for v in record["cats"].values())
     json.dumps(records)  # plain JSON types only
 
 
 def test_batch_size_does_not_change_the_records(predictor):
-    assert predict_texts(predictor, TEXTS, batch_size=1) == predict_texts(predictor, TEXTS, batch_size=64)
+    assert predict_texts(predictor, TEXTS, batch_size=1) == predict_texts(
+        predictor, TEXTS, batch_size=64
+    )
 
 
 def test_describe_pipeline_finds_labels_and_mode(predictor):
@@ -112,9 +132,13 @@ def test_missing_model_is_one_clear_error(tmp_path):
 
 
 def test_labelstudio_prediction_uses_the_config_names_and_filters_unknown_labels(predictor):
-    record = {"entities": [{"start": 0, "end": 6, "label": "SKILL", "text": "Python"},
-                           {"start": 11, "end": 14, "label": "TOOL", "text": "SQL"}],
-              "cats": {"requirements": 0.9, "benefits": 0.1}}
+    record = {
+        "entities": [
+            {"start": 0, "end": 6, "label": "SKILL", "text": "Python"},
+            {"start": 11, "end": 14, "label": "TOOL", "text": "SQL"},
+        ],
+        "cats": {"requirements": 0.9, "benefits": 0.1},
+    }
     config = parse_label_config(
         '<View><Labels name="ner" toName="body"><Label value="SKILL"/></Labels>'
         '<Text name="body" value="$content"/><Choices name="section" toName="body"><Choice value="requirements"/></Choices></View>'
@@ -123,14 +147,18 @@ def test_labelstudio_prediction_uses_the_config_names_and_filters_unknown_labels
     prediction = labelstudio_prediction(record, predictor=predictor, config=config)
     assert prediction["model_version"] == "en_tiny-0.0.1" and prediction["score"] == 0.9
     labels, choices = prediction["result"]
-    assert labels["from_name"] == "ner" and labels["to_name"] == "body" and labels["type"] == "labels"
+    assert (
+        labels["from_name"] == "ner" and labels["to_name"] == "body" and labels["type"] == "labels"
+    )
     assert labels["value"] == {"start": 0, "end": 6, "text": "Python", "labels": ["SKILL"]}
     assert choices["from_name"] == "section" and choices["value"] == {"choices": ["requirements"]}
 
 
 def test_labelstudio_config_round_trips_through_the_parser(predictor):
     config = parse_label_config(labelstudio_config(predictor))
-    assert config == LabelConfig(ner_labels=frozenset({"SKILL"}), cat_labels=frozenset(predictor.cat_labels))
+    assert config == LabelConfig(
+        ner_labels=frozenset({"SKILL"}), cat_labels=frozenset(predictor.cat_labels)
+    )
 
 
 def test_bad_labeling_config_is_a_user_error():
@@ -149,22 +177,37 @@ def test_multilabel_decisions_and_confidence():
 
 
 def test_read_records_from_jsonl_csv_and_text(tmp_path):
-    (tmp_path / "a.jsonl").write_text('{"id": 1, "text": "x"}\n\n{"id": 2, "text": "y", "meta": {"k": 1}}\n', encoding="utf8")
-    assert list(read_records(tmp_path / "a.jsonl")) == [{"id": 1, "text": "x"}, {"id": 2, "text": "y", "meta": {"k": 1}}]
+    (tmp_path / "a.jsonl").write_text(
+        '{"id": 1, "text": "x"}\n\n{"id": 2, "text": "y", "meta": {"k": 1}}\n', encoding="utf8"
+    )
+    assert list(read_records(tmp_path / "a.jsonl")) == [
+        {"id": 1, "text": "x"},
+        {"id": 2, "text": "y", "meta": {"k": 1}},
+    ]
     (tmp_path / "a.csv").write_text('id,body\n1,"Hello, world"\n2,"multi\nline"\n', encoding="utf8")
-    assert list(read_records(tmp_path / "a.csv", text_field="body")) == [{"id": "1", "body": "Hello, world"}, {"id": "2", "body": "multi\nline"}]
+    assert list(read_records(tmp_path / "a.csv", text_field="body")) == [
+        {"id": "1", "body": "Hello, world"},
+        {"id": "2", "body": "multi\nline"},
+    ]
     (tmp_path / "a.txt").write_text("one\n\ntwo\r\n", encoding="utf8")
     assert list(read_records(tmp_path / "a.txt")) == [{"text": "one"}, {"text": "two"}]
     (tmp_path / "a.json").write_text('[{"text": "z"}]', encoding="utf8")
     assert list(read_records(tmp_path / "a.json")) == [{"text": "z"}]
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("bad.jsonl", '{"text": "ok"}\n{"text": \n', r"bad.jsonl:2: not valid JSON"),
-    ("notext.jsonl", '{"body": "x"}\n', r"notext.jsonl:1: the record has no string field 'text'"),
-    ("nocol.csv", "id,body\n1,x\n", r"no 'text' column \(columns: id, body\)"),
-    ("obj.json", '{"text": "x"}', r"not an array of records"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("bad.jsonl", '{"text": "ok"}\n{"text": \n', r"bad.jsonl:2: not valid JSON"),
+        (
+            "notext.jsonl",
+            '{"body": "x"}\n',
+            r"notext.jsonl:1: the record has no string field 'text'",
+        ),
+        ("nocol.csv", "id,body\n1,x\n", r"no 'text' column \(columns: id, body\)"),
+        ("obj.json", '{"text": "x"}', r"not an array of records"),
+    ],
+)
 def test_bad_inputs_name_the_file_and_line(tmp_path, name, content, message):
     (tmp_path / name).write_text(content, encoding="utf8")
     with pytest.raises(UserError, match=message):

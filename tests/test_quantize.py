@@ -1,5 +1,6 @@
 """scripts.quantize and package --fast-cpu: an int8 pipeline that saves, loads and installs as a wheel that
 needs no code from this repository."""
+
 from __future__ import annotations
 
 import copy
@@ -41,14 +42,22 @@ CALIBRATION = [text for text, _, _ in TRAIN]
 
 
 def inv_scales(nlp) -> list[torch.Tensor]:
-    return [module.inv_scale for module in nlp.get_pipe("transformer").model.transformer.modules() if isinstance(module, SmoothedLinear)]
+    return [
+        module.inv_scale
+        for module in nlp.get_pipe("transformer").model.transformer.modules()
+        if isinstance(module, SmoothedLinear)
+    ]
 
 
 def test_quantized_pipeline_saves_and_loads_as_int8_with_its_smoothing(tiny_pipeline, tmp_path):
     nlp = quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION)
-    assert int8_linears(nlp) == 2 * 5 + 1  # per BERT layer: q, k, v, attention output, feed-forward in; the pooler
+    assert (
+        int8_linears(nlp) == 2 * 5 + 1
+    )  # per BERT layer: q, k, v, attention output, feed-forward in; the pooler
     scales = [scale.clone() for scale in inv_scales(nlp)]
-    assert len(scales) == 11 and all(not torch.equal(scale, torch.ones_like(scale)) for scale in scales)
+    assert len(scales) == 11 and all(
+        not torch.equal(scale, torch.ones_like(scale)) for scale in scales
+    )
     assert nlp.config["components"]["transformer"]["model"]["@architectures"] == ARCHITECTURE
     expected = predict_texts(describe_pipeline(nlp), TEXTS)
     nlp.to_disk(tmp_path / "int8")
@@ -61,7 +70,10 @@ def test_quantized_pipeline_saves_and_loads_as_int8_with_its_smoothing(tiny_pipe
 
 def test_int8_scores_stay_close_to_float(tiny_pipeline):
     float_records = predict_texts(describe_pipeline(spacy.load(tiny_pipeline)), TEXTS)
-    int8_records = predict_texts(describe_pipeline(quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION)), TEXTS)
+    int8_records = predict_texts(
+        describe_pipeline(quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION)),
+        TEXTS,
+    )
     for a, b in zip(float_records, int8_records):
         assert max(abs(a["cats"][k] - b["cats"][k]) for k in a["cats"]) < 0.05
 
@@ -71,33 +83,80 @@ def write_gold(path: Path) -> Path:
     nlp, db = spacy.blank("en"), DocBin()
     for text, spans, label in TRAIN:
         doc = nlp(text)
-        doc.set_ents([doc.char_span(start, end, label=name) for start, end, name in spans], default="outside")
-        doc.cats = {name: float(name == label) for name in ("requirements", "responsibilities", "benefits")}
+        doc.set_ents(
+            [doc.char_span(start, end, label=name) for start, end, name in spans], default="outside"
+        )
+        doc.cats = {
+            name: float(name == label) for name in ("requirements", "responsibilities", "benefits")
+        }
         db.add(doc)
     db.to_disk(path)
     return path
 
 
 # Float32 scores no real run printed, so that the meta can be told apart from them.
-FLOAT_METRICS = {"ents": {"p": 0.5, "r": 0.5, "f": 0.123, "per_label": {}, "n_docs": 6},
-                 "textcat": {"mode": "exclusive", "accuracy": 0.5, "macro_f": 0.456, "micro_f": 0.5, "per_label": {}, "n_docs": 6}}
+FLOAT_METRICS = {
+    "ents": {"p": 0.5, "r": 0.5, "f": 0.123, "per_label": {}, "n_docs": 6},
+    "textcat": {
+        "mode": "exclusive",
+        "accuracy": 0.5,
+        "macro_f": 0.456,
+        "micro_f": 0.5,
+        "per_label": {},
+        "n_docs": 6,
+    },
+}
 
 
-def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_scores(tiny_pipeline, tmp_path):
+def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_scores(
+    tiny_pipeline, tmp_path
+):
     (tmp_path / "metrics.json").write_text(json.dumps(FLOAT_METRICS), encoding="utf8")
     test_path = write_gold(tmp_path / "test.spacy")
-    options = dict(model_dir=tiny_pipeline, output_dir=tmp_path / "packages", name="tiny", version="0.0.1", metrics_path=tmp_path / "metrics.json",
-                   transformer=str(tiny_pipeline.parent / "tiny-pipeline-bert"), lang="en", int8=True)
+    options = dict(
+        model_dir=tiny_pipeline,
+        output_dir=tmp_path / "packages",
+        name="tiny",
+        version="0.0.1",
+        metrics_path=tmp_path / "metrics.json",
+        transformer=str(tiny_pipeline.parent / "tiny-pipeline-bert"),
+        lang="en",
+        int8=True,
+    )
     with pytest.raises(UserError, match="no test split to score the int8 build on; pass --test"):
-        package_pipeline(**options, test_path=tmp_path / "missing.spacy", calibration_path=test_path)
-    with pytest.raises(UserError, match="no texts to calibrate the int8 build on; pass --calibration"):
-        package_pipeline(**options, test_path=test_path, calibration_path=tmp_path / "missing.spacy")
-    packaged = package_pipeline(**options, test_path=test_path, calibration_path=test_path)  # calibrated on TRAIN's texts
+        package_pipeline(
+            **options, test_path=tmp_path / "missing.spacy", calibration_path=test_path
+        )
+    with pytest.raises(
+        UserError, match="no texts to calibrate the int8 build on; pass --calibration"
+    ):
+        package_pipeline(
+            **options, test_path=test_path, calibration_path=tmp_path / "missing.spacy"
+        )
+    packaged = package_pipeline(
+        **options, test_path=test_path, calibration_path=test_path
+    )  # calibrated on TRAIN's texts
     wheel = packaged.wheel
     assert wheel.name == "en_tiny_int8-0.0.1-py3-none-any.whl"
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)], check=True)
-    expected = predict_texts(describe_pipeline(quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION)), TEXTS)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+    )
+    expected = predict_texts(
+        describe_pipeline(quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION)),
+        TEXTS,
+    )
     script = (
         "import json, sys, spacy\n"
         "nlp = spacy.load('en_tiny_int8')\n"
@@ -107,20 +166,39 @@ def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_s
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
     texts = [t for t in TEXTS if t]
-    done = subprocess.run([sys.executable, "-c", script, json.dumps(texts)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(texts)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["meta"] == "tiny_int8"
     nonempty = [record for text, record in zip(TEXTS, expected) if text]
-    assert out["ents"] == [[[e["start"], e["end"], e["label"]] for e in r["entities"]] for r in nonempty]
-    assert [{k: round(v, 6) for k, v in cats.items()} for cats in out["cats"]] == [r["cats"] for r in nonempty]
+    assert out["ents"] == [
+        [[e["start"], e["end"], e["label"]] for e in r["entities"]] for r in nonempty
+    ]
+    assert [{k: round(v, 6) for k, v in cats.items()} for cats in out["cats"]] == [
+        r["cats"] for r in nonempty
+    ]
     meta = json.loads((tmp_path / "packages/en_tiny_int8-0.0.1/meta.json").read_text())
     assert meta["description"].startswith("int8 build for CPU inference")
     assert "SmoothQuant rescaling calibrated on 6 texts of test.spacy" in meta["description"]
-    assert "the float32 pipeline it was made from scored entity F 0.123, textcat macro F 0.456" in meta["description"]
+    assert (
+        "the float32 pipeline it was made from scored entity F 0.123, textcat macro F 0.456"
+        in meta["description"]
+    )
     quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION).to_disk(tmp_path / "int8")
-    own = evaluate_model(model=str(tmp_path / "int8"), data_path=test_path, output_dir=tmp_path / "eval", gpu_id="-1")
-    assert packaged.metrics["ents"]["f"] == own["ents"]["f"] and packaged.metrics["textcat"]["macro_f"] == own["textcat"]["macro_f"]
+    own = evaluate_model(
+        model=str(tmp_path / "int8"), data_path=test_path, output_dir=tmp_path / "eval", gpu_id="-1"
+    )
+    assert (
+        packaged.metrics["ents"]["f"] == own["ents"]["f"]
+        and packaged.metrics["textcat"]["macro_f"] == own["textcat"]["macro_f"]
+    )
     assert meta["performance"]["ents_f"] == own["ents"]["f"] != 0.123
     assert meta["performance"]["cats_macro_f"] == own["textcat"]["macro_f"] != 0.456
 
@@ -128,12 +206,16 @@ def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_s
 def test_int8_comparison_warns_where_int8_loses_more_than_half_a_point():
     int8 = {"ents": {"f": 0.118}, "textcat": {"macro_f": 0.4575}}
     lines, warnings = int8_comparison(FLOAT_METRICS, int8)
-    assert lines == ["entity F: int8 0.118 against float32 0.123 (-0.5 points)",
-                     "textcat macro F: int8 0.458 against float32 0.456 (+0.2 points)"]
+    assert lines == [
+        "entity F: int8 0.118 against float32 0.123 (-0.5 points)",
+        "textcat macro F: int8 0.458 against float32 0.456 (+0.2 points)",
+    ]
     assert warnings == []
     lines, warnings = int8_comparison(FLOAT_METRICS, {"ents": {"f": 0.1}, "textcat": None})
     assert lines == ["entity F: int8 0.100 against float32 0.123 (-2.3 points)"]
-    assert warnings == ["the int8 build loses 2.3 points of entity F on the test split; ship the float32 wheel where that matters"]
+    assert warnings == [
+        "the int8 build loses 2.3 points of entity F on the test split; ship the float32 wheel where that matters"
+    ]
 
 
 def test_smoothing_keeps_the_float_output_and_cuts_the_int8_error_of_an_outlier_channel():
@@ -151,18 +233,25 @@ def test_smoothing_keeps_the_float_output_and_cuts_the_int8_error_of_an_outlier_
     def error(quantized):
         return float((quantized(x) - expected).norm() / expected.norm())
 
-    plain, smooth = error(quantize_module(copy.deepcopy(model))), error(quantize_module(copy.deepcopy(model), input_max=input_max))
+    plain, smooth = (
+        error(quantize_module(copy.deepcopy(model))),
+        error(quantize_module(copy.deepcopy(model), input_max=input_max)),
+    )
     assert smooth < plain / 3, (plain, smooth)
 
 
 def test_a_quiet_calibration_channel_cannot_be_blown_up():
     input_max = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])
     scale = smoothing_scale(input_max, torch.ones(2, 5))
-    assert float(scale[0]) == pytest.approx(0.02 ** ALPHA)  # floored at 1% of the median maximum (2.0)
+    assert float(scale[0]) == pytest.approx(
+        0.02**ALPHA
+    )  # floored at 1% of the median maximum (2.0)
 
 
 def test_the_shipped_module_imports_nothing_from_this_repository():
-    source = (Path(__file__).resolve().parent.parent / "scripts/quantize.py").read_text(encoding="utf8")
+    source = (Path(__file__).resolve().parent.parent / "scripts/quantize.py").read_text(
+        encoding="utf8"
+    )
     assert "from scripts" not in source and "import scripts" not in source
 
 
@@ -187,5 +276,9 @@ def test_feed_forward_outputs_stay_float32_in_bert_and_distilbert_naming():
     distil.layer[0].ffn = Block(["lin1", "lin2"])
     model = torch.nn.Module()
     model.encoder, model.transformer = encoder, distil
-    assert int8_linear_names(model) == ["encoder.layer.0.attention.output.dense", "encoder.layer.0.intermediate.dense",
-                                        "transformer.layer.0.q_lin", "transformer.layer.0.ffn.lin1"]
+    assert int8_linear_names(model) == [
+        "encoder.layer.0.attention.output.dense",
+        "encoder.layer.0.intermediate.dense",
+        "transformer.layer.0.q_lin",
+        "transformer.layer.0.ffn.lin1",
+    ]

@@ -24,11 +24,14 @@ def test_conll2003_columns_and_iob1():
     assert "IOB1" in log.notes[0]
 
 
-@pytest.mark.parametrize("tags,scheme", [
-    ("B-X I-X E-X S-Y O", "BIOES"),
-    ("B-X I-X L-X U-Y O", "BILUO"),
-    ("B-X M-X E-X S-Y O", "BMES"),
-])
+@pytest.mark.parametrize(
+    "tags,scheme",
+    [
+        ("B-X I-X E-X S-Y O", "BIOES"),
+        ("B-X I-X L-X U-Y O", "BILUO"),
+        ("B-X M-X E-X S-Y O", "BMES"),
+    ],
+)
 def test_schemes_decode_to_the_same_entities(tags, scheme):
     text = "\n".join(f"w{i} {tag}" for i, tag in enumerate(tags.split()))
     (doc,), log = read(text, "conll")
@@ -41,7 +44,16 @@ def test_i_after_other_label_starts_a_new_entity():
     assert ents(doc) == [("a", "X"), ("b", "Y"), ("d", "Y")]
 
 
-@pytest.mark.parametrize("marker", ["-DOCSTART- -X- O O", "-DOCSTART- -X- -X- O", "-DOCSTART- -X- O", "-DOCSTART-", "-DOCSTART-\tO"])
+@pytest.mark.parametrize(
+    "marker",
+    [
+        "-DOCSTART- -X- O O",
+        "-DOCSTART- -X- -X- O",
+        "-DOCSTART- -X- O",
+        "-DOCSTART-",
+        "-DOCSTART-\tO",
+    ],
+)
 def test_docstart_variants(marker):
     docs, _ = read(f"{marker}\na\tO\n\n{marker}\n\nb\tB-X", "conll")
     assert [d.text for d in docs] == ["a", "b"]
@@ -73,7 +85,9 @@ def test_without_docstart_ten_sentences_per_doc():
 
 def test_long_runs_are_cut_outside_entities():
     n = 3 * MAX_DOC_TOKENS
-    text = "-DOCSTART-\n" + "\n".join(f"w{i}\t{'B-X' if i % 7 == 0 else 'I-X' if i % 7 == 1 else 'O'}" for i in range(n))
+    text = "-DOCSTART-\n" + "\n".join(
+        f"w{i}\t{'B-X' if i % 7 == 0 else 'I-X' if i % 7 == 1 else 'O'}" for i in range(n)
+    )
     docs, log = read(text, "conll")
     assert sum(len(d) for d in docs) == n
     assert all(len(d) <= MAX_DOC_TOKENS for d in docs)
@@ -89,14 +103,20 @@ def test_chinese_characters_join_without_spaces_and_match_the_zh_tokenizer():
     assert ents(doc) == [("吴重阳", "NAME"), ("中国", "CONT"), ("M", "X")]
     predicted = spacy.blank("zh")(doc.text)
     assert [t.text for t in predicted] == [t.text for t in doc]
-    assert [(e.start_char, e.end_char) for e in doc.ents] == [(predicted[e.start:e.end].start_char, predicted[e.start:e.end].end_char) for e in doc.ents]
+    assert [(e.start_char, e.end_char) for e in doc.ents] == [
+        (predicted[e.start : e.end].start_char, predicted[e.start : e.end].end_char)
+        for e in doc.ents
+    ]
 
 
-@pytest.mark.parametrize("text,message", [
-    ("a\tO\nb\tBX", "2: tag 'BX' is not O or B-/I-/E-/S-/L-/U-/M- followed by a label"),
-    ("a\tO\nb", "2: token line has 1 column(s) and no tag"),
-    ("a\tO\nb\tB-", "2: tag 'B-' is not O"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("a\tO\nb\tBX", "2: tag 'BX' is not O or B-/I-/E-/S-/L-/U-/M- followed by a label"),
+        ("a\tO\nb", "2: token line has 1 column(s) and no tag"),
+        ("a\tO\nb\tB-", "2: tag 'B-' is not O"),
+    ],
+)
 def test_malformed_lines_raise_with_line(text, message):
     with pytest.raises(DataError) as error:
         read(text, "conll")
@@ -110,7 +130,9 @@ def test_lenient_skips_and_counts():
 
 
 def test_sentence_per_line_word_tag_and_word_pos_tag():
-    docs, _ = read("I|O like|O London|I-GPE\nI|PRP|O like|VBP|O New|NNP|B-GPE York|NNP|I-GPE", "iob")
+    docs, _ = read(
+        "I|O like|O London|I-GPE\nI|PRP|O like|VBP|O New|NNP|B-GPE York|NNP|I-GPE", "iob"
+    )
     (doc,) = docs
     assert [s.text for s in doc.sents] == ["I like London", "I like New York"]
     assert ents(doc) == [("London", "GPE"), ("New York", "GPE")]
@@ -121,7 +143,9 @@ def test_sentence_per_line_error():
         read("I|O like", "iob")
 
 
-words = st.text(alphabet="abcXYZ#.,'\"-", min_size=1, max_size=5).filter(lambda w: not w.startswith("-DOCSTART-"))
+words = st.text(alphabet="abcXYZ#.,'\"-", min_size=1, max_size=5).filter(
+    lambda w: not w.startswith("-DOCSTART-")
+)
 labels = st.sampled_from(["PER", "ORG", "B", "X-Y"])
 
 
@@ -151,7 +175,12 @@ def test_iob2_round_trips_exactly(sentences):
     back = []
     for doc in docs:
         for sent in doc.sents:
-            back.append([(t.text, t.ent_iob_ + "-" + t.ent_type_ if t.ent_iob_ != "O" else "O") for t in sent])
+            back.append(
+                [
+                    (t.text, t.ent_iob_ + "-" + t.ent_type_ if t.ent_iob_ != "O" else "O")
+                    for t in sent
+                ]
+            )
     assert back == sentences
 
 

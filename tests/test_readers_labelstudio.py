@@ -10,7 +10,14 @@ def task(data, *annotations, **extra):
 
 
 def ann(*results, **extra):
-    return {"id": 9, "was_cancelled": False, "ground_truth": False, "created_at": "2024-01-01", "result": list(results), **extra}
+    return {
+        "id": 9,
+        "was_cancelled": False,
+        "ground_truth": False,
+        "created_at": "2024-01-01",
+        "result": list(results),
+        **extra,
+    }
 
 
 def span(start, end, label, text=None, to_name="text"):
@@ -21,14 +28,29 @@ def span(start, end, label, text=None, to_name="text"):
 
 
 def choice(*choices):
-    return {"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": list(choices)}}
+    return {
+        "from_name": "sentiment",
+        "to_name": "text",
+        "type": "choices",
+        "value": {"choices": list(choices)},
+    }
 
 
 RELATION = {"type": "relation", "from_id": "a", "to_id": "b", "labels": []}
 
 
 def test_spans_choices_and_relations():
-    data = [task({"text": "Sundar Pichai is the CEO of Google."}, ann(span(0, 13, "PERSON", "Sundar Pichai"), span(28, 34, "ORG"), choice("Neutral"), RELATION))]
+    data = [
+        task(
+            {"text": "Sundar Pichai is the CEO of Google."},
+            ann(
+                span(0, 13, "PERSON", "Sundar Pichai"),
+                span(28, 34, "ORG"),
+                choice("Neutral"),
+                RELATION,
+            ),
+        )
+    ]
     (doc,), log = read(json.dumps(data, indent=2), "labelstudio")
     assert ents(doc) == [("Sundar Pichai", "PERSON"), ("Google", "ORG")]
     assert doc.cats == {"Neutral": 1.0}
@@ -42,13 +64,24 @@ def test_text_key_from_to_name_or_the_only_string():
     ]
     docs, _ = read(json.dumps(data), "labelstudio")
     assert [d.text for d in docs] == ["Great film", "Bad film"]
-    assert docs[1].has_annotation("ENT_IOB")  # the file has spans: tasks without spans have no entities
+    assert docs[1].has_annotation(
+        "ENT_IOB"
+    )  # the file has spans: tasks without spans have no entities
 
 
 def test_annotation_choice_ground_truth_then_latest_and_cancelled_skipped():
     data = [
-        task({"text": "a b"}, ann(choice("X"), created_at="2024-03"), ann(choice("Y"), ground_truth=True, created_at="2024-01")),
-        task({"text": "c d"}, ann(choice("X"), created_at="2024-01"), ann(choice("Y"), created_at="2024-02"), ann(choice("Z"), was_cancelled=True, created_at="2024-09")),
+        task(
+            {"text": "a b"},
+            ann(choice("X"), created_at="2024-03"),
+            ann(choice("Y"), ground_truth=True, created_at="2024-01"),
+        ),
+        task(
+            {"text": "c d"},
+            ann(choice("X"), created_at="2024-01"),
+            ann(choice("Y"), created_at="2024-02"),
+            ann(choice("Z"), was_cancelled=True, created_at="2024-09"),
+        ),
         task({"text": "e f"}, ann(choice("X"), was_cancelled=True)),
     ]
     docs, log = read(json.dumps(data), "labelstudio")
@@ -81,7 +114,15 @@ def test_overlapping_spans_keep_longest():
 
 
 def test_json_min():
-    data = [{"id": 3, "text": "Sundar Pichai is CEO", "label": [{"start": 0, "end": 13, "text": "Sundar Pichai", "labels": ["PERSON"]}], "sentiment": "Neutral", "annotator": 1}]
+    data = [
+        {
+            "id": 3,
+            "text": "Sundar Pichai is CEO",
+            "label": [{"start": 0, "end": 13, "text": "Sundar Pichai", "labels": ["PERSON"]}],
+            "sentiment": "Neutral",
+            "annotator": 1,
+        }
+    ]
     (doc,), _ = read(json.dumps(data), "labelstudio")
     assert ents(doc) == [("Sundar Pichai", "PERSON")]
     assert doc.cats == {"Neutral": 1.0}

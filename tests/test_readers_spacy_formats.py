@@ -11,7 +11,12 @@ from tests.readers_fixtures import ents, read
 
 
 def v2(tokens_per_sentence, raw=None, cats=None):
-    paragraph = {"sentences": [{"tokens": [{"id": i, "orth": o, "ner": n} for i, (o, n) in enumerate(s)]} for s in tokens_per_sentence]}
+    paragraph = {
+        "sentences": [
+            {"tokens": [{"id": i, "orth": o, "ner": n} for i, (o, n) in enumerate(s)]}
+            for s in tokens_per_sentence
+        ]
+    }
     if raw is not None:
         paragraph["raw"] = raw
     if cats is not None:
@@ -20,7 +25,10 @@ def v2(tokens_per_sentence, raw=None, cats=None):
 
 
 def test_v2_json_biluo_sentences_and_raw_spaces():
-    text = v2([[("Chicago", "U-GPE"), ("'s", "O")], [("Oct.", "B-DATE"), ("19", "L-DATE")]], raw="Chicago's Oct. 19")
+    text = v2(
+        [[("Chicago", "U-GPE"), ("'s", "O")], [("Oct.", "B-DATE"), ("19", "L-DATE")]],
+        raw="Chicago's Oct. 19",
+    )
     (doc,), log = read(text, "spacy-json")
     assert doc.text == "Chicago's Oct. 19"
     assert ents(doc) == [("Chicago", "GPE"), ("Oct. 19", "DATE")]
@@ -29,13 +37,17 @@ def test_v2_json_biluo_sentences_and_raw_spaces():
 
 
 def test_v2_json_without_ner_is_missing_and_cats_kept():
-    (doc,), _ = read(v2([[("a", "-"), ("b", "-")]], cats=[{"label": "X", "value": 1.0}]), "spacy-json")
+    (doc,), _ = read(
+        v2([[("a", "-"), ("b", "-")]], cats=[{"label": "X", "value": 1.0}]), "spacy-json"
+    )
     assert not doc.has_annotation("ENT_IOB")
     assert doc.cats == {"X": 1.0}
 
 
 def test_train_data():
-    (doc,), _ = read(json.dumps([["Who is Shaka Khan?", {"entities": [[7, 17, "PERSON"]]}]]), "train-data")
+    (doc,), _ = read(
+        json.dumps([["Who is Shaka Khan?", {"entities": [[7, 17, "PERSON"]]}]]), "train-data"
+    )
     assert ents(doc) == [("Shaka Khan", "PERSON")]
     with pytest.raises(DataError, match=r"^1: element is not \[text"):
         read('[["only text"]]', "train-data")

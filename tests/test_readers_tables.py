@@ -13,7 +13,11 @@ def cats(docs):
 def test_csv_with_header_quotes_doubled_quotes_and_newlines():
     text = 'text,label\n"Great, really ""great""",pos\n"two\nlines",neg\nplain,pos'
     docs, log = read(text, "csv")
-    assert cats(docs) == [('Great, really "great"', ["pos"]), ("two\nlines", ["neg"]), ("plain", ["pos"])]
+    assert cats(docs) == [
+        ('Great, really "great"', ["pos"]),
+        ("two\nlines", ["neg"]),
+        ("plain", ["pos"]),
+    ]
     assert not docs[0].has_annotation("ENT_IOB")
     assert "header: text from 'text', labels from 'label'" in log.notes[0]
 
@@ -25,20 +29,32 @@ def test_label_first_without_header():
 
 def test_goemotions_like_tsv_ids_into_labels_file_and_id_column_ignored():
     text = 'My food\t27\teebbqej\n"Three words, ""Dude."" "\t3,27\teetq9g0\nNow\t0\ted00q6i'
-    docs, log = read(text, "tsv", labels=("admiration", "x1", "x2", "annoyance", *[f"e{i}" for i in range(4, 27)], "neutral"))
-    assert cats(docs) == [("My food", ["neutral"]), ('Three words, "Dude."', ["annoyance", "neutral"]), ("Now", ["admiration"])]
+    docs, log = read(
+        text,
+        "tsv",
+        labels=("admiration", "x1", "x2", "annoyance", *[f"e{i}" for i in range(4, 27)], "neutral"),
+    )
+    assert cats(docs) == [
+        ("My food", ["neutral"]),
+        ('Three words, "Dude."', ["annoyance", "neutral"]),
+        ("Now", ["admiration"]),
+    ]
     assert "ignored column 3" in log.notes[0] and "counted from 0" in log.notes[0]
 
 
 def test_ag_news_like_one_based_classes_and_two_text_columns():
     text = '"3","Wall St. Bears","Reuters - Short sellers"\n"4","New chip","A faster chip"\n"1","Vote","Polls close"'
     docs, log = read(text, "csv", labels=("World", "Sports", "Business", "Sci/Tech"))
-    assert cats(docs) == [("Wall St. Bears\nReuters - Short sellers", ["Business"]), ("New chip\nA faster chip", ["Sci/Tech"]), ("Vote\nPolls close", ["World"])]
+    assert cats(docs) == [
+        ("Wall St. Bears\nReuters - Short sellers", ["Business"]),
+        ("New chip\nA faster chip", ["Sci/Tech"]),
+        ("Vote\nPolls close", ["World"]),
+    ]
     assert "counted from 1" in log.notes[0]
 
 
 def test_multi_label_cells():
-    docs, _ = read('text,labels\nA,a#b\nB,"[\'c\', \'d\']"\nC,e', "csv")
+    docs, _ = read("text,labels\nA,a#b\nB,\"['c', 'd']\"\nC,e", "csv")
     assert cats(docs) == [("A", ["a", "b"]), ("B", ["c", "d"]), ("C", ["e"])]
 
 

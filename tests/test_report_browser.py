@@ -32,16 +32,30 @@ def find_browser() -> str:
 
 
 def run_browser(browser: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0", "--hide-scrollbars"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--hide-scrollbars",
+    ]
     return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=90)
 
 
 def doc(text: str, ents: List[tuple] = (), cats: dict = None, annotated: bool = True) -> Doc:
     d = NLP(text)
     if annotated:
-        spans = [d.char_span(text.index(s), text.index(s) + len(s), label=label) for s, label in ents]
+        spans = [
+            d.char_span(text.index(s), text.index(s) + len(s), label=label) for s, label in ents
+        ]
         d.set_ents(spans, default="outside")
     d.cats = dict(cats or {})
     return d
@@ -49,7 +63,10 @@ def doc(text: str, ents: List[tuple] = (), cats: dict = None, annotated: bool = 
 
 def write_report(tmp_path: Path, *, exclusive: bool) -> Path:
     golds = [
-        doc("Alice met Bob in Paris <script>alert(1)</script>.", [("Alice", "PER"), ("Bob", "PER"), ("Paris", "LOC")]),
+        doc(
+            "Alice met Bob in Paris <script>alert(1)</script>.",
+            [("Alice", "PER"), ("Bob", "PER"), ("Paris", "LOC")],
+        ),
         doc("Acme hired Carol.", [("Carol", "PER")]),
         doc("I love it & more.", cats={"POS": 1.0, "NEG": 0.0}, annotated=False),
         doc("Awful.", cats={"POS": 0.0, "NEG": 1.0}, annotated=False),
@@ -62,13 +79,28 @@ def write_report(tmp_path: Path, *, exclusive: bool) -> Path:
         doc(golds[3].text, cats={"POS": 0.7, "NEG": 0.6}),
         doc(golds[4].text, cats={"POS": 0.3, "NEG": 0.4}),
     ]
-    tasks = Tasks(ent_labels=("LOC", "ORG", "PER"), cat_labels=("POS", "NEG"), exclusive=exclusive, threshold=0.5)
+    tasks = Tasks(
+        ent_labels=("LOC", "ORG", "PER"),
+        cat_labels=("POS", "NEG"),
+        exclusive=exclusive,
+        threshold=0.5,
+    )
     evaluation = evaluate_docs(golds=golds, preds=preds, tasks=tasks)
-    metrics = {**evaluation.metrics, "warnings": ["labels in test.spacy that the model does not know: X (1)"],
-               "model": {"name": "en_tiny", "version": "0.0.1", "path": "/tmp/m", "pipeline": ["ner", "textcat"]},
-               "data": {"path": "test.spacy", "sha256": "0" * 64, "n_docs": 5, "gold_preproc": False}}
+    metrics = {
+        **evaluation.metrics,
+        "warnings": ["labels in test.spacy that the model does not know: X (1)"],
+        "model": {
+            "name": "en_tiny",
+            "version": "0.0.1",
+            "path": "/tmp/m",
+            "pipeline": ["ner", "textcat"],
+        },
+        "data": {"path": "test.spacy", "sha256": "0" * 64, "n_docs": 5, "gold_preproc": False},
+    }
     path = tmp_path / "report.html"
-    path.write_text(render_report(metrics=metrics, details=evaluation.details).html, encoding="utf8")
+    path.write_text(
+        render_report(metrics=metrics, details=evaluation.details).html, encoding="utf8"
+    )
     return path
 
 
@@ -77,8 +109,10 @@ def test_long_documents_are_cropped_around_their_errors():
     golds, preds = [doc(text, [("Paris", "LOC")])], [doc(text)]
     evaluation = evaluate_docs(golds=golds, preds=preds, tasks=Tasks(ent_labels=("LOC",)))
     page = render_report(metrics=evaluation.metrics, details=evaluation.details).html
-    example = page[page.index('<div class="example">'):]
-    assert "LOC · missed" in example and example.count("…") == 4  # both ends, in the gold and predicted rows
+    example = page[page.index('<div class="example">') :]
+    assert (
+        "LOC · missed" in example and example.count("…") == 4
+    )  # both ends, in the gold and predicted rows
     assert re.search(r"<mark[^>]*>\s*Paris\s*<span", example)  # the mark still sits on the entity
     assert example.count("filler") < 150
 
@@ -100,24 +134,37 @@ def test_report_renders_without_console_errors(tmp_path, exclusive):
     console = [line for line in result.stderr.splitlines() if CONSOLE.search(line)]
     assert console == [], console
     dom = result.stdout
-    for text in ("Evaluation of en_tiny", "<h2>Entities</h2>", "<h2>Text classification</h2>",
-                 "LOC · missed", "ORG · spurious", "Misclassified texts", "does not know"):
+    for text in (
+        "Evaluation of en_tiny",
+        "<h2>Entities</h2>",
+        "<h2>Text classification</h2>",
+        "LOC · missed",
+        "ORG · spurious",
+        "Misclassified texts",
+        "does not know",
+    ):
         assert text in dom, text
     assert "<script>alert" not in dom  # the document text is escaped, not run
     assert ("Confusion matrix" in dom) == exclusive and ("F by threshold" in dom) == (not exclusive)
-    assert dom.count("<img ") == 3  # per-label bars for both tasks, and the confusion or threshold plot
+    assert (
+        dom.count("<img ") == 3
+    )  # per-label bars for both tasks, and the confusion or threshold plot
 
 
 def test_report_screenshot_shows_marks_and_plots(tmp_path):
     browser = find_browser()
     page = write_report(tmp_path, exclusive=True)
     shot = tmp_path / "shot.png"
-    result = run_browser(browser, tmp_path, "--window-size=1280,4000", f"--screenshot={shot}", page.as_uri())
+    result = run_browser(
+        browser, tmp_path, "--window-size=1280,4000", f"--screenshot={shot}", page.as_uri()
+    )
     assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
     colours = {rgb for _, rgb in Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)}
 
     def rgb(hex_colour: str) -> tuple:
-        return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+        return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
 
     for painted in (GOLD_COLOURS["error"], PRED_COLOURS["error"], BAR_COLOURS[0]):
-        assert rgb(painted) in colours, painted  # displaCy marks and the embedded PNG bars are on screen
+        assert rgb(painted) in colours, (
+            painted
+        )  # displaCy marks and the embedded PNG bars are on screen

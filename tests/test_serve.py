@@ -1,4 +1,5 @@
 """scripts.serve: our /predict, limits (413), malformed JSON (422), and the Label Studio ML backend routes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -38,14 +39,21 @@ def test_predict_returns_the_records_predict_texts_makes(client, predictor):
 
 
 def test_health(client):
-    assert client.get("/health").json() == {"status": "UP", "model_version": "en_tiny-0.0.1",
-                                            "pipeline": ["transformer", "ner", "textcat"], "model_class": "spaCy"}
+    assert client.get("/health").json() == {
+        "status": "UP",
+        "model_version": "en_tiny-0.0.1",
+        "pipeline": ["transformer", "ner", "textcat"],
+        "model_class": "spaCy",
+    }
 
 
-@pytest.mark.parametrize("payload, fragment", [
-    ({"texts": ["x"] * 9}, "9 texts in one request; the limit is 8"),
-    ({"texts": ["ok", "y" * 1001]}, "texts 1 has 1001 characters; the limit is 1000"),
-])
+@pytest.mark.parametrize(
+    "payload, fragment",
+    [
+        ({"texts": ["x"] * 9}, "9 texts in one request; the limit is 8"),
+        ({"texts": ["ok", "y" * 1001]}, "texts 1 has 1001 characters; the limit is 1000"),
+    ],
+)
 def test_over_the_limits_is_413_with_a_message_and_the_server_goes_on(client, payload, fragment):
     response = client.post("/predict", json=payload)
     assert response.status_code == 413 and fragment in response.json()["detail"]
@@ -53,11 +61,18 @@ def test_over_the_limits_is_413_with_a_message_and_the_server_goes_on(client, pa
 
 
 def test_huge_body_is_refused_before_it_is_read(client):
-    response = client.post("/predict", content=b"{}", headers={"content-length": str(10**12), "content-type": "application/json"})
+    response = client.post(
+        "/predict",
+        content=b"{}",
+        headers={"content-length": str(10**12), "content-type": "application/json"},
+    )
     assert response.status_code == 413
 
 
-@pytest.mark.parametrize("body", [b'{"texts": ["unterminated', b'{"texts": "not a list"}', b'{"texts": [1, 2]}', b"[]", b""])
+@pytest.mark.parametrize(
+    "body",
+    [b'{"texts": ["unterminated', b'{"texts": "not a list"}', b'{"texts": [1, 2]}', b"[]", b""],
+)
 def test_malformed_json_is_422_and_the_server_goes_on(client, body):
     response = client.post("/predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
@@ -67,14 +82,29 @@ def test_malformed_json_is_422_and_the_server_goes_on(client, body):
 def test_labelstudio_health_setup_and_predict_speak_the_ml_backend_protocol(client, predictor):
     for path in ("/labelstudio/", "/labelstudio/health"):
         assert client.get(path).json()["status"] == "UP"
-    setup = client.post("/labelstudio/setup", json={"project": "1.1700000000", "schema": LABEL_CONFIG,
-                                                    "hostname": "http://localhost:8080", "access_token": "x"})
+    setup = client.post(
+        "/labelstudio/setup",
+        json={
+            "project": "1.1700000000",
+            "schema": LABEL_CONFIG,
+            "hostname": "http://localhost:8080",
+            "access_token": "x",
+        },
+    )
     assert setup.json() == {"model_version": "en_tiny-0.0.1"}
-    tasks = [{"id": i, "data": {"text": text}, "meta": {}} for i, text in enumerate(TEXTS)] + [{"id": 99, "data": {"image": "x.png"}}]
-    response = client.post("/labelstudio/predict", json={
-        "tasks": tasks, "model_version": None, "project": "1.1700000000", "label_config": LABEL_CONFIG,
-        "params": {"login": None, "password": None, "context": None},
-    })
+    tasks = [{"id": i, "data": {"text": text}, "meta": {}} for i, text in enumerate(TEXTS)] + [
+        {"id": 99, "data": {"image": "x.png"}}
+    ]
+    response = client.post(
+        "/labelstudio/predict",
+        json={
+            "tasks": tasks,
+            "model_version": None,
+            "project": "1.1700000000",
+            "label_config": LABEL_CONFIG,
+            "params": {"login": None, "password": None, "context": None},
+        },
+    )
     assert response.status_code == 200
     results = response.json()["results"]
     assert len(results) == len(tasks) and results[-1]["result"] == []
@@ -82,8 +112,10 @@ def test_labelstudio_health_setup_and_predict_speak_the_ml_backend_protocol(clie
     for text, record, result in zip(TEXTS, records, results):
         assert result["model_version"] == "en_tiny-0.0.1"
         spans = [r["value"] for r in result["result"] if r["type"] == "labels"]
-        assert [(s["start"], s["end"], s["labels"][0]) for s in spans] == [(e["start"], e["end"], e["label"]) for e in record["entities"]]
-        assert all(text[s["start"]:s["end"]] == s["text"] for s in spans)
+        assert [(s["start"], s["end"], s["labels"][0]) for s in spans] == [
+            (e["start"], e["end"], e["label"]) for e in record["entities"]
+        ]
+        assert all(text[s["start"] : s["end"]] == s["text"] for s in spans)
         choices = [r for r in result["result"] if r["type"] == "choices"]
         if text:
             assert choices[0]["from_name"] == "category" and choices[0]["to_name"] == "text"
@@ -96,7 +128,10 @@ def test_labelstudio_errors_are_answers_not_crashes(client):
     assert bad.status_code == 422 and "not valid XML" in bad.json()["detail"]
     too_many = client.post("/labelstudio/predict", json={"tasks": [{"data": {"text": "x"}}] * 9})
     assert too_many.status_code == 413
-    assert client.post("/labelstudio/webhook", json={"action": "ANNOTATION_CREATED"}).status_code == 200
+    assert (
+        client.post("/labelstudio/webhook", json={"action": "ANNOTATION_CREATED"}).status_code
+        == 200
+    )
     assert client.post("/labelstudio/train", json={"annotations": []}).status_code == 200
 
 
@@ -121,7 +156,9 @@ def test_batcher_joins_waiting_requests_and_keeps_their_order():
 
     results = asyncio.run(scenario())
     assert results == [[{"n": f"{i}a"}, {"n": f"{i}b"}] for i in range(5)]
-    assert all(len(call) <= 4 for call in calls) and len(calls) < 5  # requests were joined, never over the limit
+    assert (
+        all(len(call) <= 4 for call in calls) and len(calls) < 5
+    )  # requests were joined, never over the limit
 
 
 def test_batcher_failure_answers_the_batch_and_keeps_serving():

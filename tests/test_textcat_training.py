@@ -1,5 +1,6 @@
 """Text classifiers in training: documents without categories neither teach nor score them,
 and skewed classes are weighed by frequency."""
+
 import numpy
 import pytest
 import spacy
@@ -58,7 +59,9 @@ def test_score_counts_only_documents_with_categories(factory):
     nlp, pipe = make_nlp(factory)
     examples = [
         example(nlp, "It crashes", {"bug": 1.0, "question": 0.0}, {"bug": 0.9, "question": 0.1}),
-        example(nlp, "How do I log in?", {"bug": 0.0, "question": 1.0}, {"bug": 0.2, "question": 0.8}),
+        example(
+            nlp, "How do I log in?", {"bug": 0.0, "question": 1.0}, {"bug": 0.2, "question": 0.8}
+        ),
         # Entities-only documents: whatever the model predicts here is neither right nor wrong.
         example(nlp, "Python and SQL", {}, {"bug": 0.9, "question": 0.1}),
         example(nlp, "Five years of Java", {}, {"bug": 0.7, "question": 0.3}),
@@ -81,7 +84,9 @@ def test_balanced_weights_favour_the_rare_class_and_keep_a_mean_of_one():
     assert weights == pytest.approx({"common": 2 / 3, "rare": 2.0})
     assert (3 * weights["common"] + weights["rare"]) / 4 == pytest.approx(1.0)
     half = balanced_weights({"common": 3, "rare": 1}, power=0.5)
-    assert 1.0 < half["rare"] < 2.0 and (3 * half["common"] + half["rare"]) / 4 == pytest.approx(1.0)
+    assert 1.0 < half["rare"] < 2.0 and (3 * half["common"] + half["rare"]) / 4 == pytest.approx(
+        1.0
+    )
     assert balanced_weights({"common": 3, "rare": 1}, power=0.0) == {"common": 1.0, "rare": 1.0}
     assert balanced_weights({"seen": 2, "unseen": 0}, power=1.0) == {"seen": 1.0, "unseen": 1.0}
 

@@ -1,4 +1,5 @@
 """The multi-label threshold is chosen on dev data and stored where spaCy reads it back."""
+
 import random
 
 import pytest
@@ -23,7 +24,11 @@ def row(gold, scores):
 
 def test_best_threshold_maximizes_macro_f():
     # Positives score 0.3-0.4 and negatives 0.1-0.2: only a cut between them gets every label right.
-    rows = [row((True, False), (0.4, 0.1)), row((False, True), (0.2, 0.3)), row((False, False), (0.1, 0.2))]
+    rows = [
+        row((True, False), (0.4, 0.1)),
+        row((False, True), (0.2, 0.3)),
+        row((False, False), (0.1, 0.2)),
+    ]
     threshold, macro_f = best_threshold(rows=rows, labels=LABELS, previous=0.5)
     assert 0.2 < threshold <= 0.3
     assert macro_f == pytest.approx(1.0)
@@ -38,7 +43,12 @@ def test_best_threshold_keeps_the_previous_one_on_ties():
 def train_multilabel(tmp_path):
     """A small bag-of-words multi-label model saved to disk, and a dev DocBin for it."""
     nlp = spacy.blank("en")
-    bow = {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": False, "ngram_size": 1, "no_output_layer": False}
+    bow = {
+        "@architectures": "spacy.TextCatBOW.v3",
+        "exclusive_classes": False,
+        "ngram_size": 1,
+        "no_output_layer": False,
+    }
     pipe = nlp.add_pipe("textcat_multilabel", config={"model": bow})
     texts = {
         "it crashes on start": {"bug": 1.0, "docs": 0.0},
@@ -73,8 +83,12 @@ def test_tune_thresholds_stores_a_threshold_at_least_as_good_on_dev(tmp_path):
     assert tuned.previous == 0.5
     assert tuned.macro_f >= tuned.macro_f_before
     reloaded = spacy.load(model_dir)
-    assert reloaded.get_pipe("textcat_multilabel").cfg["threshold"] == pytest.approx(tuned.threshold)
-    assert reloaded.config["components"]["textcat_multilabel"]["threshold"] == pytest.approx(tuned.threshold)
+    assert reloaded.get_pipe("textcat_multilabel").cfg["threshold"] == pytest.approx(
+        tuned.threshold
+    )
+    assert reloaded.config["components"]["textcat_multilabel"]["threshold"] == pytest.approx(
+        tuned.threshold
+    )
 
 
 def test_store_threshold_round_trips(tmp_path):

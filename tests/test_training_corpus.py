@@ -1,5 +1,6 @@
 """Long training documents are split (entities) or cut (categories only), never dropped, and the
 reader is what configs/base.cfg trains with."""
+
 import spacy
 from conftest import PROJECT_ROOT
 from hypothesis import given, settings
@@ -50,7 +51,11 @@ def test_categories_only_documents_keep_their_first_tokens():
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 200), max_length=st.integers(1, 50), ent_starts=st.sets(st.integers(0, 199), max_size=20))
+@given(
+    n=st.integers(1, 200),
+    max_length=st.integers(1, 50),
+    ent_starts=st.sets(st.integers(0, 199), max_size=20),
+)
 def test_entity_pieces_cover_the_document_and_keep_every_entity(n, max_length, ent_starts):
     spans, last_end = [], 0
     for start in sorted(s for s in ent_starts if s < n):
@@ -69,9 +74,14 @@ def test_base_config_trains_through_the_splitting_reader(tmp_path):
     import scripts.training.corpus_reader  # noqa: F401  registers the reader
 
     long_doc = make_doc(1200, ents=None, cats={"bug": 1.0, "docs": 0.0})
-    DocBin(docs=[long_doc, make_doc(30, ents=[(1, 3)])], store_user_data=True).to_disk(tmp_path / "train.spacy")
-    config = load_config(PROJECT_ROOT / "configs" / "base.cfg", overrides={"paths.train": str(tmp_path / "train.spacy")},
-                         interpolate=True)
+    DocBin(docs=[long_doc, make_doc(30, ents=[(1, 3)])], store_user_data=True).to_disk(
+        tmp_path / "train.spacy"
+    )
+    config = load_config(
+        PROJECT_ROOT / "configs" / "base.cfg",
+        overrides={"paths.train": str(tmp_path / "train.spacy")},
+        interpolate=True,
+    )
     corpus = registry.resolve({"train": config["corpora"]["train"]})["train"]
     examples = list(corpus(NLP))
     assert [len(eg.reference) for eg in examples] == [config["corpora"]["train"]["max_length"], 30]

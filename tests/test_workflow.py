@@ -4,6 +4,7 @@ Training uses a tiny BERT built here (random weights) and one epoch, set through
 WEASEL_CONFIG_OVERRIDES, so the run takes seconds; the real defaults are exercised by
 `python -m spacy project run all` itself (see the README for its figures).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,10 @@ def fresh_venv_sharing_installed_packages(env_dir: Path) -> Path:
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
     purelib = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     shared = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (Path(purelib) / "installed_packages.pth").write_text("\n".join(sorted(shared)) + "\n")
@@ -55,7 +59,11 @@ def run_project(project: Path, *args: str, overrides: str) -> subprocess.Complet
     env = {**os.environ, "WEASEL_CONFIG_OVERRIDES": overrides, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
         [sys.executable, "-m", "spacy", "project", "run", *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -67,13 +75,24 @@ def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
     result = run_project_ok(project, "all", overrides=overrides)
     assert "Training on CPU" in result.stderr
 
-    for produced in ["corpus/train.spacy", "corpus/dev.spacy", "corpus/test.spacy", "training/config.cfg",
-                     "training/labels/ner.json", "training/labels/textcat.json", "training/model-best",
-                     "training/metrics.json"]:
+    for produced in [
+        "corpus/train.spacy",
+        "corpus/dev.spacy",
+        "corpus/test.spacy",
+        "training/config.cfg",
+        "training/labels/ner.json",
+        "training/labels/textcat.json",
+        "training/model-best",
+        "training/metrics.json",
+    ]:
         assert (project / produced).exists(), produced
     metrics = json.loads((project / "training/metrics.json").read_text())
     # Each task is scored on the test documents that carry its annotation only.
-    test_docs = list(spacy.tokens.DocBin().from_disk(project / "corpus/test.spacy").get_docs(spacy.blank("en").vocab))
+    test_docs = list(
+        spacy.tokens.DocBin()
+        .from_disk(project / "corpus/test.spacy")
+        .get_docs(spacy.blank("en").vocab)
+    )
     assert metrics["ents"]["n_docs"] == sum(doc.has_annotation("ENT_IOB") for doc in test_docs)
     assert metrics["textcat"]["n_docs"] == sum(bool(doc.cats) for doc in test_docs)
     assert 0 < metrics["ents"]["n_docs"] < len(test_docs)
@@ -87,8 +106,11 @@ def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
     shutil.rmtree(base_model)
     python = fresh_venv_sharing_installed_packages(tmp_path / "venv")
     # --force-reinstall: the venv sees the test interpreter's packages, which may hold an older en_job_postings.
-    install = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", wheels[0]],
-                             capture_output=True, text=True)
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", wheels[0]],
+        capture_output=True,
+        text=True,
+    )
     assert install.returncode == 0, install.stderr
     use = (
         "import json, spacy, sys\n"
@@ -99,13 +121,21 @@ def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
         "print(json.dumps({'pipeline': nlp.pipe_names, 'meta': nlp.meta, 'cats': [d.cats for d in docs], "
         "'ents': [[(e.text, e.label_) for e in d.ents] for d in docs], 'ner': type(nlp.get_pipe('ner')).__name__}))\n"
     )
-    loaded = subprocess.run([python, "-c", use], cwd=tmp_path, capture_output=True, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""})
+    loaded = subprocess.run(
+        [python, "-c", use],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""},
+    )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     out = json.loads(loaded.stdout)
     assert out["pipeline"] == ["transformer", "ner", "textcat"]
     assert out["ner"] == "FastEntityRecognizer"  # scripts/fast_ner.py, shipped inside the wheel
-    assert all(set(cats) == {"responsibilities", "requirements", "benefits", "company", "application"} for cats in out["cats"])
+    assert all(
+        set(cats) == {"responsibilities", "requirements", "benefits", "company", "application"}
+        for cats in out["cats"]
+    )
     assert all(abs(sum(cats.values()) - 1.0) < 1e-4 for cats in out["cats"])
     assert len(out["ents"]) == 2
     assert out["meta"]["performance"]["ents_f"] == pytest.approx(metrics["ents"]["f"], abs=1e-6)
@@ -127,14 +157,39 @@ def test_weasel_reruns_only_what_changed_and_new_vars_retrain_from_scratch(tmp_p
         assert f"Skipping '{step}': nothing changed" in again.stdout, step
 
     sentences = [
-        [("Wir", "O"), ("suchen", "O"), ("Erfahrung", "O"), ("mit", "O"), ("Python", "B-SKILL"), (".", "O")],
-        [("Kenntnisse", "O"), ("in", "O"), ("SAP", "B-SKILL"), ("FI", "I-SKILL"), ("sind", "O"), ("wichtig", "O")],
-        [("Sie", "O"), ("haben", "O"), ("ein", "O"), ("Studium", "O"), ("der", "O"), ("Informatik", "B-MAJOR")],
+        [
+            ("Wir", "O"),
+            ("suchen", "O"),
+            ("Erfahrung", "O"),
+            ("mit", "O"),
+            ("Python", "B-SKILL"),
+            (".", "O"),
+        ],
+        [
+            ("Kenntnisse", "O"),
+            ("in", "O"),
+            ("SAP", "B-SKILL"),
+            ("FI", "I-SKILL"),
+            ("sind", "O"),
+            ("wichtig", "O"),
+        ],
+        [
+            ("Sie", "O"),
+            ("haben", "O"),
+            ("ein", "O"),
+            ("Studium", "O"),
+            ("der", "O"),
+            ("Informatik", "B-MAJOR"),
+        ],
     ]
-    data = "\n\n".join("\n".join(f"{w}\t{t}" for w, t in sentence) for sentence in sentences * 10) + "\n"
+    data = (
+        "\n\n".join("\n".join(f"{w}\t{t}" for w, t in sentence) for sentence in sentences * 10)
+        + "\n"
+    )
     (project / "assets/de.tsv").write_text(data, encoding="utf8")
     new = run_project_ok(
-        project, "all",
+        project,
+        "all",
         overrides=f"{base} --vars.train assets/de.tsv --vars.dev '' --vars.test '' --vars.components ner --vars.lang de",
     )
     assert "Skipping 'train'" not in new.stdout
@@ -142,4 +197,6 @@ def test_weasel_reruns_only_what_changed_and_new_vars_retrain_from_scratch(tmp_p
     assert nlp.lang == "de"
     assert nlp.pipe_names == ["transformer", "ner"]
     assert set(nlp.get_pipe("ner").labels) == {"SKILL", "MAJOR"}
-    assert (project / "packages/de_job_postings-0.0.1/dist/de_job_postings-0.0.1-py3-none-any.whl").is_file()
+    assert (
+        project / "packages/de_job_postings-0.0.1/dist/de_job_postings-0.0.1-py3-none-any.whl"
+    ).is_file()

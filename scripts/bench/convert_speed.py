@@ -53,16 +53,36 @@ def measure(command: list[str]) -> tuple[float, float]:
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode != 0:
             errors.seek(0)
-            raise SystemExit(f"{' '.join(command)} failed: {errors.read().decode(errors='replace')[-2000:]}")
+            raise SystemExit(
+                f"{' '.join(command)} failed: {errors.read().decode(errors='replace')[-2000:]}"
+            )
     return wall, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
 
 
 def ours(source: Path, output: Path) -> list[str]:
-    return [sys.executable, "-m", "scripts.convert", str(source), "--output", str(output), "--format", "conll"]
+    return [
+        sys.executable,
+        "-m",
+        "scripts.convert",
+        str(source),
+        "--output",
+        str(output),
+        "--format",
+        "conll",
+    ]
 
 
 def spacys(source: Path, output_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "spacy", "convert", str(source), str(output_dir), "--converter", "ner"]
+    return [
+        sys.executable,
+        "-m",
+        "spacy",
+        "convert",
+        str(source),
+        str(output_dir),
+        "--converter",
+        "ner",
+    ]
 
 
 def same_annotation(a: Path, b: Path) -> bool:

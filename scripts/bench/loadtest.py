@@ -7,6 +7,7 @@ Each level sends POST /predict with the sample corpus's texts (or --texts), `--t
 request, from `concurrency` clients at once, until `--requests` requests or `--seconds` have passed,
 after a few warm-up requests. Only loopback addresses are accepted. One JSON line per level.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,7 +37,9 @@ def check_loopback(url: str) -> str:
     except ValueError:
         loopback = False
     if not loopback or urlparse(url).scheme not in ("http", "https"):
-        raise UserError(f"--url {url}: the load test only targets a server on this machine (http://127.0.0.1:PORT, localhost or [::1])")
+        raise UserError(
+            f"--url {url}: the load test only targets a server on this machine (http://127.0.0.1:PORT, localhost or [::1])"
+        )
     return url.rstrip("/")
 
 
@@ -47,17 +50,32 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 async def run_level(
-    *, url: str, texts: Sequence[str], concurrency: int, max_requests: int, max_seconds: float, texts_per_request: int,
+    *,
+    url: str,
+    texts: Sequence[str],
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    texts_per_request: int,
 ) -> dict[str, Any]:
     """Send up to max_requests requests from `concurrency` clients, for at most max_seconds."""
     import httpx
 
-    payloads = [{"texts": [texts[(i * texts_per_request + k) % len(texts)] for k in range(texts_per_request)]} for i in range(max_requests)]
+    payloads = [
+        {
+            "texts": [
+                texts[(i * texts_per_request + k) % len(texts)] for k in range(texts_per_request)
+            ]
+        }
+        for i in range(max_requests)
+    ]
     latencies: list[float] = []
     errors: dict[str, int] = {}
     next_request = 0
 
-    async with httpx.AsyncClient(base_url=url, timeout=120.0, limits=httpx.Limits(max_connections=concurrency)) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=120.0, limits=httpx.Limits(max_connections=concurrency)
+    ) as client:
         for payload in payloads[:WARMUP_REQUESTS]:
             await client.post("/predict", json=payload)
         started = time.perf_counter()
@@ -71,7 +89,9 @@ async def run_level(
                 sent = time.perf_counter()
                 try:
                     response = await client.post("/predict", json=payload)
-                    outcome = "ok" if response.status_code == 200 else f"http {response.status_code}"
+                    outcome = (
+                        "ok" if response.status_code == 200 else f"http {response.status_code}"
+                    )
                 except httpx.HTTPError as err:
                     outcome = type(err).__name__
                 if outcome == "ok":
@@ -102,19 +122,38 @@ def free_port() -> int:
 
 
 def start_server(model: str, *, port: int, gpu_id: str, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "scripts.serve", model, "--host", "127.0.0.1", "--port", str(port), "--gpu-id", gpu_id]
+    command = [
+        sys.executable,
+        "-m",
+        "scripts.serve",
+        model,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--gpu-id",
+        gpu_id,
+    ]
     with log.open("w") as log_file:
-        return subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            command, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT
+        )
 
 
-def wait_until_up(url: str, *, server: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT_S) -> None:
+def wait_until_up(
+    url: str, *, server: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT_S
+) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            last = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-1:]
-            raise UserError(f"the server exited with status {server.returncode} before it answered: {' '.join(last) or 'no output'}")
+            last = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][
+                -1:
+            ]
+            raise UserError(
+                f"the server exited with status {server.returncode} before it answered: {' '.join(last) or 'no output'}"
+            )
         try:
             if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
                 return
@@ -134,16 +173,36 @@ def stop_server(server: subprocess.Popen) -> None:
 
 
 def loadtest(
-    *, model: Optional[str], url: Optional[str], texts: Sequence[str], levels: Sequence[int], max_requests: int,
-    max_seconds: float, texts_per_request: int, gpu_id: str = "-1",
+    *,
+    model: Optional[str],
+    url: Optional[str],
+    texts: Sequence[str],
+    levels: Sequence[int],
+    max_requests: int,
+    max_seconds: float,
+    texts_per_request: int,
+    gpu_id: str = "-1",
 ) -> list[dict[str, Any]]:
     """Run every concurrency level against url, or against a server started here for model."""
     if (model is None) == (url is None):
-        raise UserError("pass either MODEL (a server is started on a free loopback port) or --url of a running server")
+        raise UserError(
+            "pass either MODEL (a server is started on a free loopback port) or --url of a running server"
+        )
     if url is not None:
         url = check_loopback(url)
-        return [asyncio.run(run_level(url=url, texts=texts, concurrency=c, max_requests=max_requests,
-                                      max_seconds=max_seconds, texts_per_request=texts_per_request)) for c in levels]
+        return [
+            asyncio.run(
+                run_level(
+                    url=url,
+                    texts=texts,
+                    concurrency=c,
+                    max_requests=max_requests,
+                    max_seconds=max_seconds,
+                    texts_per_request=texts_per_request,
+                )
+            )
+            for c in levels
+        ]
     port = free_port()
     local = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,8 +210,19 @@ def loadtest(
         server = start_server(model, port=port, gpu_id=gpu_id, log=log)
         try:
             wait_until_up(local, server=server, log=log)
-            return [asyncio.run(run_level(url=local, texts=texts, concurrency=c, max_requests=max_requests,
-                                          max_seconds=max_seconds, texts_per_request=texts_per_request)) for c in levels]
+            return [
+                asyncio.run(
+                    run_level(
+                        url=local,
+                        texts=texts,
+                        concurrency=c,
+                        max_requests=max_requests,
+                        max_seconds=max_seconds,
+                        texts_per_request=texts_per_request,
+                    )
+                )
+                for c in levels
+            ]
         finally:
             stop_server(server)
 
@@ -163,5 +233,7 @@ def parse_levels(value: str) -> list[int]:
     except ValueError:
         levels = []
     if not levels or min(levels) < 1:
-        raise UserError(f"--concurrency {value}: pass positive integers separated by commas, e.g. 1,16")
+        raise UserError(
+            f"--concurrency {value}: pass positive integers separated by commas, e.g. 1,16"
+        )
     return levels

@@ -22,6 +22,7 @@ as scripts.bench_train counts the words of the training reader's pieces.
 - textcat_multilabel: multi-label classification (sigmoid, float targets; a label missing from a
   doc's cats counts as 0); scored at --threshold.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -100,21 +101,32 @@ def read_split(path: Path, *, vocab: Vocab, task: str) -> list[Doc]:
             f"--test ... --output-dir {path.parent}"
         )
     docs = list(DocBin().from_disk(path).get_docs(vocab))
-    kept = [doc for doc in docs if (has_ent_annotation(doc) if task == "ner" else has_cat_annotation(doc))]
+    kept = [
+        doc
+        for doc in docs
+        if (has_ent_annotation(doc) if task == "ner" else has_cat_annotation(doc))
+    ]
     if not kept:
         what = "entity annotation" if task == "ner" else "categories"
-        raise UserError(f"none of the {len(docs)} docs in {path} has {what}, so --task {task} has nothing to "
-                        f"work on; pass a corpus annotated for it or another --task")
+        raise UserError(
+            f"none of the {len(docs)} docs in {path} has {what}, so --task {task} has nothing to "
+            f"work on; pass a corpus annotated for it or another --task"
+        )
     return kept
 
 
 def find_labels(docs: Sequence[Doc], *, task: str) -> tuple[str, ...]:
     """Entity labels or category labels seen in the training docs, sorted."""
-    labels = {ent.label_ for doc in docs for ent in doc.ents} if task == "ner" else {
-        label for doc in docs for label in doc.cats}
+    labels = (
+        {ent.label_ for doc in docs for ent in doc.ents}
+        if task == "ner"
+        else {label for doc in docs for label in doc.cats}
+    )
     if not labels:
-        raise UserError(f"the training docs have no {'entities' if task == 'ner' else 'category labels'}; "
-                        f"pass a corpus annotated for --task {task}")
+        raise UserError(
+            f"the training docs have no {'entities' if task == 'ner' else 'category labels'}; "
+            f"pass a corpus annotated for --task {task}"
+        )
     return tuple(sorted(labels))
 
 
@@ -128,8 +140,10 @@ def words_doc(gold: Doc) -> Doc:
 
 def iob_tags(doc: Doc) -> list[str | None]:
     """IOB2 tags of the gold words; None where the word has no annotation."""
-    return [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ in ("B", "I") else ("O" if t.ent_iob_ else None)
-            for t in doc]
+    return [
+        f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ in ("B", "I") else ("O" if t.ent_iob_ else None)
+        for t in doc
+    ]
 
 
 def chunk_words(piece_counts: Sequence[int], limit: int) -> list[tuple[int, int]]:
@@ -160,18 +174,27 @@ def decode_iob(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     return spans
 
 
-def encode_ner(golds: list[Doc], *, tokenizer: PreTrainedTokenizerBase, tag_names: Sequence[str],
-               max_length: int) -> Encoded:
+def encode_ner(
+    golds: list[Doc],
+    *,
+    tokenizer: PreTrainedTokenizerBase,
+    tag_names: Sequence[str],
+    max_length: int,
+) -> Encoded:
     """One example per chunk of whole words that fits the model, labelled on first pieces."""
     tag_ids = {tag: i for i, tag in enumerate(tag_names)}
     limit = max_length - tokenizer.num_special_tokens_to_add(pair=False)
     features, chunks = [], []
     for index, doc in enumerate(golds):
         words, tags = [t.text for t in doc], iob_tags(doc)
-        pieces = tokenizer(words, is_split_into_words=True, add_special_tokens=False, verbose=False).word_ids()
+        pieces = tokenizer(
+            words, is_split_into_words=True, add_special_tokens=False, verbose=False
+        ).word_ids()
         counts = Counter(pieces)
         for start, end in chunk_words([counts[i] for i in range(len(words))], limit):
-            encoding = tokenizer(words[start:end], is_split_into_words=True, truncation=True, max_length=max_length)
+            encoding = tokenizer(
+                words[start:end], is_split_into_words=True, truncation=True, max_length=max_length
+            )
             first: list[int | None] = [None] * (end - start)
             labels = [IGNORED] * len(encoding["input_ids"])
             for position, word in enumerate(encoding.word_ids()):
@@ -185,33 +208,48 @@ def encode_ner(golds: list[Doc], *, tokenizer: PreTrainedTokenizerBase, tag_name
     def to_docs(logits: np.ndarray) -> list[Doc]:
         return ner_docs(logits, chunks=chunks, golds=golds, tag_names=tag_names)
 
-    return Encoded(golds=golds, features=features, to_docs=to_docs, words=sum(len(doc) for doc in golds))
+    return Encoded(
+        golds=golds, features=features, to_docs=to_docs, words=sum(len(doc) for doc in golds)
+    )
 
 
-def ner_docs(logits: np.ndarray, *, chunks: Sequence[Chunk], golds: Sequence[Doc],
-             tag_names: Sequence[str]) -> list[Doc]:
+def ner_docs(
+    logits: np.ndarray, *, chunks: Sequence[Chunk], golds: Sequence[Doc], tag_names: Sequence[str]
+) -> list[Doc]:
     """Predicted docs on the gold words: each word takes the tag of its first piece (no piece: O)."""
     tags: list[list[str]] = [["O"] * len(doc) for doc in golds]
     for chunk, chunk_logits in zip(chunks, logits):
         for offset, position in enumerate(chunk.first_pieces):
             if position is not None:
-                tags[chunk.doc][chunk.start + offset] = tag_names[int(chunk_logits[position].argmax())]
+                tags[chunk.doc][chunk.start + offset] = tag_names[
+                    int(chunk_logits[position].argmax())
+                ]
     preds = [words_doc(gold) for gold in golds]
     for doc, doc_tags in zip(preds, tags):
-        doc.ents = [Span(doc, start, end, label=label) for start, end, label in decode_iob(doc_tags)]
+        doc.ents = [
+            Span(doc, start, end, label=label) for start, end, label in decode_iob(doc_tags)
+        ]
     return preds
 
 
 # ---------------------------------------------------------------- categories
 
 
-def encode_cats(golds: list[Doc], *, tokenizer: PreTrainedTokenizerBase, labels: Sequence[str],
-                multilabel: bool, max_length: int) -> Encoded:
+def encode_cats(
+    golds: list[Doc],
+    *,
+    tokenizer: PreTrainedTokenizerBase,
+    labels: Sequence[str],
+    multilabel: bool,
+    max_length: int,
+) -> Encoded:
     """One example per doc, truncated to the model's length. Exclusive: the label with the top gold value."""
     features = []
     words = 0
     for doc in golds:
-        encoding = tokenizer(doc.text, truncation=True, max_length=max_length, return_offsets_mapping=True)
+        encoding = tokenizer(
+            doc.text, truncation=True, max_length=max_length, return_offsets_mapping=True
+        )
         seen_chars = max((end for _, end in encoding.pop("offset_mapping")), default=0)
         words += sum(1 for token in doc if token.idx < seen_chars)
         if multilabel:
@@ -242,6 +280,7 @@ def scores_of(encoded: Encoded, logits: np.ndarray, tasks: Tasks) -> dict[str, A
 
 def dev_metric(dev: Encoded, tasks: Tasks) -> Callable[[EvalPrediction], dict[str, float]]:
     """compute_metrics for the Trainer: {"f": entity F, or macro F of the categories} on dev."""
+
     def compute(prediction: EvalPrediction) -> dict[str, float]:
         scores = scores_of(dev, prediction.predictions, tasks)
         return {"f": scores["f" if tasks.ent_labels is not None else "macro_f"] or 0.0}
@@ -249,43 +288,74 @@ def dev_metric(dev: Encoded, tasks: Tasks) -> Callable[[EvalPrediction], dict[st
     return compute
 
 
-def load_model(location: str, *, task: str, labels: Sequence[str]) -> tuple[PreTrainedTokenizerBase, Any, list[str]]:
+def load_model(
+    location: str, *, task: str, labels: Sequence[str]
+) -> tuple[PreTrainedTokenizerBase, Any, list[str]]:
     """Tokenizer, model with a fresh head, and the head's output names."""
     config = AutoConfig.from_pretrained(location)
     prefix_space = task == "ner" and config.model_type in PREFIX_SPACE_MODELS
-    tokenizer = AutoTokenizer.from_pretrained(location, **({"add_prefix_space": True} if prefix_space else {}))
+    tokenizer = AutoTokenizer.from_pretrained(
+        location, **({"add_prefix_space": True} if prefix_space else {})
+    )
     if task == "ner":
         names = ["O"] + [f"{prefix}-{label}" for label in labels for prefix in ("B", "I")]
         auto, options = AutoModelForTokenClassification, {}
     else:
         names = list(labels)
         auto = AutoModelForSequenceClassification
-        options = {"problem_type": "multi_label_classification"} if task == "textcat_multilabel" else {}
-    model = auto.from_pretrained(location, num_labels=len(names), id2label=dict(enumerate(names)),
-                                 label2id={name: i for i, name in enumerate(names)}, **options)
+        options = (
+            {"problem_type": "multi_label_classification"} if task == "textcat_multilabel" else {}
+        )
+    model = auto.from_pretrained(
+        location,
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id={name: i for i, name in enumerate(names)},
+        **options,
+    )
     return tokenizer, model, names
 
 
-def training_args(*, output_dir: str, epochs: int, batch_size: int, learning_rate: float,
-                  seed: int) -> TrainingArguments:
+def training_args(
+    *, output_dir: str, epochs: int, batch_size: int, learning_rate: float, seed: int
+) -> TrainingArguments:
     return TrainingArguments(
-        output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate, seed=seed, eval_strategy="epoch", save_strategy="epoch",
-        load_best_model_at_end=True, metric_for_best_model="f", save_total_limit=1, report_to=[],
-        use_cpu=not torch.cuda.is_available(), disable_tqdm=True,
+        output_dir=output_dir,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model="f",
+        save_total_limit=1,
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=True,
     )
 
 
-def encoder(*, task: str, tokenizer: PreTrainedTokenizerBase, names: Sequence[str],
-            labels: Sequence[str]) -> tuple[Callable[[list[Doc]], Encoded], Any]:
+def encoder(
+    *, task: str, tokenizer: PreTrainedTokenizerBase, names: Sequence[str], labels: Sequence[str]
+) -> tuple[Callable[[list[Doc]], Encoded], Any]:
     """How to encode docs for the task, and the collator that pads its examples into batches."""
     max_length = min(tokenizer.model_max_length, MAX_PIECES)
     if task == "ner":
-        return (partial(encode_ner, tokenizer=tokenizer, tag_names=names, max_length=max_length),
-                DataCollatorForTokenClassification(tokenizer))
-    return (partial(encode_cats, tokenizer=tokenizer, labels=labels, multilabel=task == "textcat_multilabel",
-                    max_length=max_length),
-            DataCollatorWithPadding(tokenizer))
+        return (
+            partial(encode_ner, tokenizer=tokenizer, tag_names=names, max_length=max_length),
+            DataCollatorForTokenClassification(tokenizer),
+        )
+    return (
+        partial(
+            encode_cats,
+            tokenizer=tokenizer,
+            labels=labels,
+            multilabel=task == "textcat_multilabel",
+            max_length=max_length,
+        ),
+        DataCollatorWithPadding(tokenizer),
+    )
 
 
 def peer_train(
@@ -307,12 +377,19 @@ def peer_train(
     if epochs < 1:
         raise UserError(f"--epochs {epochs}: pass 1 or more")
     vocab = spacy.blank(lang).vocab
-    train, dev, test = (read_split(corpus_dir / f"{split}.spacy", vocab=vocab, task=task) for split in SPLITS)
+    train, dev, test = (
+        read_split(corpus_dir / f"{split}.spacy", vocab=vocab, task=task) for split in SPLITS
+    )
     labels = find_labels(train, task=task)
-    tasks = Tasks(ent_labels=labels) if task == "ner" else Tasks(
-        cat_labels=labels, exclusive=task == "textcat", threshold=threshold)
+    tasks = (
+        Tasks(ent_labels=labels)
+        if task == "ner"
+        else Tasks(cat_labels=labels, exclusive=task == "textcat", threshold=threshold)
+    )
     base_model = resolve_base_model(transformer, lang=lang)
-    info(f"Peer baseline: {base_model.name}, {task}, {len(train)} train / {len(dev)} dev / {len(test)} test docs")
+    info(
+        f"Peer baseline: {base_model.name}, {task}, {len(train)} train / {len(dev)} dev / {len(test)} test docs"
+    )
     transformers.set_seed(seed)  # the new head's initial weights
     started = default_timer()
     tokenizer, model, names = load_model(base_model.location, task=task, labels=labels)
@@ -320,21 +397,46 @@ def peer_train(
     train_set, dev_set, test_set = encode(train), encode(dev), encode(test)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(
-            model=model, args=training_args(output_dir=str(output_dir or tmp), epochs=epochs, batch_size=batch_size,
-                                            learning_rate=learning_rate, seed=seed),
-            train_dataset=train_set.features, eval_dataset=dev_set.features, data_collator=collator,
+            model=model,
+            args=training_args(
+                output_dir=str(output_dir or tmp),
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+            ),
+            train_dataset=train_set.features,
+            eval_dataset=dev_set.features,
+            data_collator=collator,
             compute_metrics=dev_metric(dev_set, tasks),
         )
         runtime = trainer.train().metrics["train_runtime"]
         wall = default_timer() - started
-        inputs = [{key: value for key, value in f.items() if key != "labels"} for f in test_set.features]
+        inputs = [
+            {key: value for key, value in f.items() if key != "labels"} for f in test_set.features
+        ]
         scores = scores_of(test_set, trainer.predict(inputs).predictions, tasks)
-    return summarize(task=task, base_model=base_model.name, epochs=epochs, words=train_set.words * epochs,
-                     runtime=runtime, wall=wall, scores=scores)
+    return summarize(
+        task=task,
+        base_model=base_model.name,
+        epochs=epochs,
+        words=train_set.words * epochs,
+        runtime=runtime,
+        wall=wall,
+        scores=scores,
+    )
 
 
-def summarize(*, task: str, base_model: str, epochs: int, words: int, runtime: float, wall: float,
-              scores: dict[str, Any]) -> dict[str, Any]:
+def summarize(
+    *,
+    task: str,
+    base_model: str,
+    epochs: int,
+    words: int,
+    runtime: float,
+    wall: float,
+    scores: dict[str, Any],
+) -> dict[str, Any]:
     """The result line, with scripts.bench_train's keys."""
     result: dict[str, Any] = {
         "peer": "hf_trainer",
@@ -349,5 +451,7 @@ def summarize(*, task: str, base_model: str, epochs: int, words: int, runtime: f
     if task == "ner":
         result["ents"] = {key: scores[key] for key in ("p", "r", "f", "n_docs")}
     else:
-        result["textcat"] = {key: scores[key] for key in ("mode", "accuracy", "macro_f", "micro_f", "n_docs")}
+        result["textcat"] = {
+            key: scores[key] for key in ("mode", "accuracy", "macro_f", "micro_f", "n_docs")
+        }
     return result

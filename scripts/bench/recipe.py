@@ -6,6 +6,7 @@ It runs the workflow's own stages (convert, config, train, evaluate) into --outp
 one JSON line. Training speed counts the words of every training pass, evaluation included in
 the time, as the training log reports them.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,30 +47,101 @@ def bench_train(
 ) -> dict[str, Any]:
     corpus = output_dir / "corpus"
     config = output_dir / "config.cfg"
-    run_stage("convert", ["scripts.convert", "--train", train, "--dev", dev, "--test", test, "--lang", lang,
-                          "--seed", str(seed), "--output-dir", str(corpus), *shlex.split(convert_options)])
-    run_stage("config", ["scripts.make_config", str(BASE_CONFIG), str(config), "--components", components,
-                         "--transformer", transformer, "--lang", lang, "--train", str(corpus / "train.spacy"),
-                         "--max-epochs", str(max_epochs), *(config_overrides or [])])
+    run_stage(
+        "convert",
+        [
+            "scripts.convert",
+            "--train",
+            train,
+            "--dev",
+            dev,
+            "--test",
+            test,
+            "--lang",
+            lang,
+            "--seed",
+            str(seed),
+            "--output-dir",
+            str(corpus),
+            *shlex.split(convert_options),
+        ],
+    )
+    run_stage(
+        "config",
+        [
+            "scripts.make_config",
+            str(BASE_CONFIG),
+            str(config),
+            "--components",
+            components,
+            "--transformer",
+            transformer,
+            "--lang",
+            lang,
+            "--train",
+            str(corpus / "train.spacy"),
+            "--max-epochs",
+            str(max_epochs),
+            *(config_overrides or []),
+        ],
+    )
     speed_log = output_dir / "speed.json"
     started = default_timer()
-    run_stage("train", ["scripts.train", str(config), "--output", str(output_dir), "--gpu-id", gpu_id,
-                        "--paths.train", str(corpus / "train.spacy"), "--paths.dev", str(corpus / "dev.spacy"),
-                        "--paths.labels", str(output_dir / "labels"),
-                        "--training.logger.@loggers", "ner_textcat.speed_logger.v1",
-                        "--training.logger.path", str(speed_log)])
+    run_stage(
+        "train",
+        [
+            "scripts.train",
+            str(config),
+            "--output",
+            str(output_dir),
+            "--gpu-id",
+            gpu_id,
+            "--paths.train",
+            str(corpus / "train.spacy"),
+            "--paths.dev",
+            str(corpus / "dev.spacy"),
+            "--paths.labels",
+            str(output_dir / "labels"),
+            "--training.logger.@loggers",
+            "ner_textcat.speed_logger.v1",
+            "--training.logger.path",
+            str(speed_log),
+        ],
+    )
     train_wall = default_timer() - started
-    run_stage("evaluate", ["scripts.evaluate", str(output_dir / "model-best"), str(corpus / "test.spacy"),
-                           "--output", str(output_dir / "evaluation"), "--gpu-id", gpu_id])
+    run_stage(
+        "evaluate",
+        [
+            "scripts.evaluate",
+            str(output_dir / "model-best"),
+            str(corpus / "test.spacy"),
+            "--output",
+            str(output_dir / "evaluation"),
+            "--gpu-id",
+            gpu_id,
+        ],
+    )
     speed = json.loads(speed_log.read_text(encoding="utf8"))
     metrics = json.loads((output_dir / "evaluation" / "metrics.json").read_text(encoding="utf8"))
     base_model = resolve_base_model(transformer, lang=lang, check_hub=False).name
-    return summarize(metrics=metrics, speed=speed, train_wall=train_wall, components=components, output_dir=output_dir,
-                     base_model=base_model)
+    return summarize(
+        metrics=metrics,
+        speed=speed,
+        train_wall=train_wall,
+        components=components,
+        output_dir=output_dir,
+        base_model=base_model,
+    )
 
 
 def summarize(
-    *, metrics: dict, speed: dict, train_wall: float, components: str, output_dir: Path, base_model: str
+    *,
+    metrics: dict,
+    speed: dict,
+    train_wall: float,
+    components: str,
+    output_dir: Path,
+    base_model: str,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "components": components,
@@ -78,12 +150,17 @@ def summarize(
         "steps": speed["steps"],
         "train_words": speed["words"],
         "train_seconds": round(speed["seconds"], 1),
-        "train_words_per_second": round(speed["words"] / speed["seconds"]) if speed["seconds"] else None,
+        "train_words_per_second": round(speed["words"] / speed["seconds"])
+        if speed["seconds"]
+        else None,
         "wall_seconds": round(train_wall, 1),
         "output": str(output_dir),
     }
     if metrics.get("ents"):
         result["ents"] = {key: metrics["ents"][key] for key in ("p", "r", "f", "n_docs")}
     if metrics.get("textcat"):
-        result["textcat"] = {key: metrics["textcat"][key] for key in ("mode", "accuracy", "macro_f", "micro_f", "n_docs")}
+        result["textcat"] = {
+            key: metrics["textcat"][key]
+            for key in ("mode", "accuracy", "macro_f", "micro_f", "n_docs")
+        }
     return result

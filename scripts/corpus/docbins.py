@@ -1,6 +1,6 @@
 """Writing DocBins: atomically and deterministically, with every document's categories completed.
 
-    write_docbin(docs, Path("corpus/train.spacy"))   # -> True if the file changed
+write_docbin(docs, Path("corpus/train.spacy"))   # -> True if the file changed
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from spacy.tokens import Doc, DocBin
 from scripts.common.cats import NEGATION_PREFIX
 
 _CHUNK = 1 << 20
+
 
 @dataclass
 class DocRecord:
@@ -103,7 +104,9 @@ class DocBinWriter:
         """Write everything to a temp file beside the target; labels complete every doc's cats."""
         labels = sorted(self.labels()) if labels is None else labels
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        handle, name = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
         self._temp = Path(name)
         try:
             with os.fdopen(handle, "wb") as out:
@@ -196,6 +199,3 @@ def write_docbin(docs: Iterable[Doc], path: Path, *, labels: list[str] | None = 
         return writer.commit()
     finally:
         writer.close()
-
-
-

@@ -1,6 +1,6 @@
 """Splitting a corpus into train/dev/test: sizes, and a stratified assignment that a seed fixes.
 
-    assign_splits(["bug", "bug", "question"], sizes=(1, 1, 1), seed=0)   # -> [2, 0, 1]
+assign_splits(["bug", "bug", "question"], sizes=(1, 1, 1), seed=0)   # -> [2, 0, 1]
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ def split_sizes(n: int, fractions: tuple[float, float, float]) -> tuple[int, int
     dev = max(1, round(n * fractions[1])) if fractions[1] > 0 else 0
     test = max(1, round(n * fractions[2])) if fractions[2] > 0 else 0
     if n - dev - test < 1:
-        raise SplitError(f"{n} document(s) cannot give train, dev ({dev}) and test ({test}) at least one each")
+        raise SplitError(
+            f"{n} document(s) cannot give train, dev ({dev}) and test ({test}) at least one each"
+        )
     return n - dev - test, dev, test
 
 
@@ -38,7 +40,9 @@ def assign_splits(keys: list[str], *, sizes: tuple[int, int, int], seed: int) ->
     for key in sorted(groups):
         members = groups[key]
         rng.shuffle(members)
-        scored.extend(((rank + rng.random()) / len(members), index) for rank, index in enumerate(members))
+        scored.extend(
+            ((rank + rng.random()) / len(members), index) for rank, index in enumerate(members)
+        )
     scored.sort()
     assignment = [0] * len(keys)
     _, dev, test = sizes

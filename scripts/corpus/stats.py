@@ -1,6 +1,6 @@
 """Counting a corpus: documents, sentences, tokens, entities and categories per split.
 
-    stats = Stats(); stats.add(doc); stats_json(stats, labels)
+stats = Stats(); stats.add(doc); stats_json(stats, labels)
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ class Stats:
     docs_with_cats: int = 0
     entities: Counter[str] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)  # positive documents per label
-    positives: Counter[int] = field(default_factory=Counter)  # documents by number of positive labels
+    positives: Counter[int] = field(
+        default_factory=Counter
+    )  # documents by number of positive labels
 
     def add(self, doc: Doc) -> None:
         self.add_summary(summarize(doc))
@@ -46,7 +48,14 @@ class Stats:
             self.positives[len(positive)] += 1
 
     def merge(self, other: Stats) -> None:
-        for name in ("docs", "sentences", "tokens", "docs_with_ner", "docs_with_entities", "docs_with_cats"):
+        for name in (
+            "docs",
+            "sentences",
+            "tokens",
+            "docs_with_ner",
+            "docs_with_entities",
+            "docs_with_cats",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.entities.update(other.entities)
         self.categories.update(other.categories)
@@ -92,5 +101,3 @@ def stats_json(stats: Stats, labels: list[str]) -> dict[str, object]:
         "docs_per_category": dict(sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))),
         "docs_by_positive_labels": {str(k): v for k, v in sorted(stats.positives.items())},
     }
-
-

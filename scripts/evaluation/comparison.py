@@ -37,11 +37,15 @@ def read_metrics(*, path: Path) -> Dict[str, Any]:
     """metrics.json itself, or the folder scripts.evaluate wrote it to."""
     file = path / "metrics.json" if path.is_dir() else path
     if not file.is_file():
-        raise UserError(f"no metrics at {path}; pass a metrics.json or the --output folder of scripts.evaluate")
+        raise UserError(
+            f"no metrics at {path}; pass a metrics.json or the --output folder of scripts.evaluate"
+        )
     try:
         metrics = json.loads(file.read_text(encoding="utf8"))
     except (ValueError, UnicodeDecodeError) as err:
-        raise UserError(f"{file} is not valid JSON ({err}); write it again with scripts.evaluate") from None
+        raise UserError(
+            f"{file} is not valid JSON ({err}); write it again with scripts.evaluate"
+        ) from None
     if not isinstance(metrics, dict) or "format" not in metrics:
         raise UserError(f"{file} is not a metrics.json from scripts.evaluate (no 'format' key)")
     return metrics
@@ -58,11 +62,16 @@ def compare_metrics(*, a: Dict[str, Any], b: Dict[str, Any], margin: float) -> L
             worse = va is not None and (vb is None or va - vb > margin + EPSILON)
             rows.append(Row(figure=f"{task}.{key}", a=va, b=vb, overall=True, worse=worse))
     for task, keys in PER_LABEL.items():
-        labels = sorted(set((a.get(task) or {}).get("per_label", {})) | set((b.get(task) or {}).get("per_label", {})))
+        labels = sorted(
+            set((a.get(task) or {}).get("per_label", {}))
+            | set((b.get(task) or {}).get("per_label", {}))
+        )
         for label in labels:
             for key in keys:
                 va, vb = _label(a, task, label, key), _label(b, task, label, key)
-                rows.append(Row(figure=f"{task}.{label}.{key}", a=va, b=vb, overall=False, worse=False))
+                rows.append(
+                    Row(figure=f"{task}.{label}.{key}", a=va, b=vb, overall=False, worse=False)
+                )
     return rows
 
 
@@ -82,7 +91,9 @@ def notes(*, a: Dict[str, Any], b: Dict[str, Any]) -> List[str]:
     if (a.get("textcat") or {}).get("mode") != (b.get("textcat") or {}).get("mode"):
         found.append("the textcat modes differ (exclusive vs multilabel, or missing in one run)")
     if (a.get("ents") or {}).get("tokenization") != (b.get("ents") or {}).get("tokenization"):
-        found.append("entities were scored on different tokenizations (--gold-preproc in one run only)")
+        found.append(
+            "entities were scored on different tokenizations (--gold-preproc in one run only)"
+        )
     return found
 
 
@@ -96,7 +107,9 @@ def format_table(rows: List[Row], *, margin: float) -> str:
         if i and row.overall != rows[i - 1].overall:
             lines.append("")
         flag = f"  worse by more than {margin:.3f}" if row.worse else ""
-        lines.append(f"{row.figure:<{width}}  {fmt(row.a):>7}  {fmt(row.b):>7}  {fmt(row.delta, True):>7}{flag}")
+        lines.append(
+            f"{row.figure:<{width}}  {fmt(row.a):>7}  {fmt(row.b):>7}  {fmt(row.delta, True):>7}{flag}"
+        )
     return "\n".join(lines)
 
 

@@ -93,7 +93,9 @@ def evaluate_docs(
     metrics: Dict[str, Any] = {"format": FORMAT_VERSION, "ents": None, "textcat": None}
     details: Dict[str, Any] = {}
     if tasks.ent_labels is not None:
-        records = [match_ents(gold=g, pred=p, labels=tasks.ent_labels) for g, p in zip(golds, preds)]
+        records = [
+            match_ents(gold=g, pred=p, labels=tasks.ent_labels) for g, p in zip(golds, preds)
+        ]
         metrics["ents"] = score_ents(records=records, tokenization=tokenization)
         details["ent_errors"] = ent_error_docs(records=records)
     if tasks.cat_labels is not None:
@@ -103,10 +105,14 @@ def evaluate_docs(
         if tasks.exclusive:
             metrics["textcat"] = score_exclusive(rows=rows, labels=tasks.cat_labels)
         else:
-            metrics["textcat"] = score_multilabel(rows=rows, labels=tasks.cat_labels, threshold=tasks.threshold)
+            metrics["textcat"] = score_multilabel(
+                rows=rows, labels=tasks.cat_labels, threshold=tasks.threshold
+            )
             details["threshold_curves"] = threshold_curves(rows=rows, labels=tasks.cat_labels)
         metrics["textcat"].update(
-            n_skipped=sum(skipped.values()), skipped=skipped, unknown_labels=dict(sorted(unknown.items()))
+            n_skipped=sum(skipped.values()),
+            skipped=skipped,
+            unknown_labels=dict(sorted(unknown.items())),
         )
         details["cat_errors"] = misclassified(rows=rows, tasks=tasks)
     return Evaluation(metrics=metrics, details=details)
@@ -134,7 +140,9 @@ def match_ents(*, gold: Doc, pred: Doc, labels: Iterable[str]) -> EntRecord:
     if not record.annotated:
         return record
     known = set(labels)
-    blocked = [not t.ent_iob for t in gold]  # tokens with no annotation: predictions there are not scored
+    blocked = [
+        not t.ent_iob for t in gold
+    ]  # tokens with no annotation: predictions there are not scored
     for ent in gold.ents:
         if ent.label_ not in known:
             record.unknown[ent.label_] += 1
@@ -152,8 +160,14 @@ def match_ents(*, gold: Doc, pred: Doc, labels: Iterable[str]) -> EntRecord:
 
 def _ent_dict(ent: Span, start: int, end: int) -> Dict[str, Any]:
     # token offsets in gold space for matching, characters for display
-    return {"label": ent.label_, "start": start, "end": end, "start_char": ent.start_char,
-            "end_char": ent.end_char, "kind": ""}
+    return {
+        "label": ent.label_,
+        "start": start,
+        "end": end,
+        "start_char": ent.start_char,
+        "end_char": ent.end_char,
+        "kind": "",
+    }
 
 
 def _tag_ents(record: EntRecord) -> None:
@@ -204,7 +218,8 @@ def score_ents(*, records: Sequence[EntRecord], tokenization: str) -> Dict[str, 
         "errors": {k: errors[k] for k in ("missed", "spurious", "wrong_label", "wrong_span")},
         "unknown_labels": dict(sorted(unknown.items())),
         "per_label": {
-            label: {**_prf(per_label[label], empty=0.0), "support": support[label]} for label in sorted(per_label)
+            label: {**_prf(per_label[label], empty=0.0), "support": support[label]}
+            for label in sorted(per_label)
         },
     }
 
@@ -223,7 +238,14 @@ def ent_error_docs(*, records: Sequence[EntRecord]) -> List[Dict[str, Any]]:
             p["kind"] != "correct" for p in record.pred
         )
         if n_errors:
-            docs.append({"text": record.text, "gold": record.gold, "pred": record.pred, "n_errors": n_errors})
+            docs.append(
+                {
+                    "text": record.text,
+                    "gold": record.gold,
+                    "pred": record.pred,
+                    "n_errors": n_errors,
+                }
+            )
     return sorted(docs, key=lambda d: -d["n_errors"])
 
 
@@ -263,11 +285,13 @@ def collect_cats(
         if not scored:
             skipped["unknown_label"] += 1
             continue
-        rows.append(CatRow(
-            text=gold.text,
-            gold={label: gold.cats.get(label, 0.0) >= GOLD_POSITIVE for label in scored},
-            scores={label: float(pred.cats.get(label, 0.0)) for label in labels},
-        ))
+        rows.append(
+            CatRow(
+                text=gold.text,
+                gold={label: gold.cats.get(label, 0.0) >= GOLD_POSITIVE for label in scored},
+                scores={label: float(pred.cats.get(label, 0.0)) for label in labels},
+            )
+        )
     return rows, skipped, unknown
 
 
@@ -299,7 +323,9 @@ def score_exclusive(*, rows: Sequence[CatRow], labels: Sequence[str]) -> Dict[st
     }
 
 
-def score_multilabel(*, rows: Sequence[CatRow], labels: Sequence[str], threshold: float) -> Dict[str, Any]:
+def score_multilabel(
+    *, rows: Sequence[CatRow], labels: Sequence[str], threshold: float
+) -> Dict[str, Any]:
     counts = {}
     thresholds = {}
     for label in labels:
@@ -327,8 +353,10 @@ def _summary(*, counts: Dict[str, PRFScore], rows: Sequence[CatRow]) -> Dict[str
     for label, score in counts.items():
         golds, scores = _label_column(rows, label)
         per_label[label] = {
-            **_prf(score, empty=0.0), "auc": roc_auc(golds=golds, scores=scores),
-            "support": sum(golds), "n_docs": len(golds),
+            **_prf(score, empty=0.0),
+            "auc": roc_auc(golds=golds, scores=scores),
+            "support": sum(golds),
+            "n_docs": len(golds),
         }
     active = [label for label, score in counts.items() if len(score)]
     aucs = [values["auc"] for values in per_label.values() if values["auc"] is not None]
@@ -370,13 +398,20 @@ def find_threshold(
     one nearest the model's), next to the F at the model's own threshold. Example: golds [1, 0], scores
     [0.4, 0.2] -> best 0.3."""
     result: Dict[str, Optional[float]] = {
-        "model": model_threshold, "best": None, "f_at_model": None, "f_at_best": None
+        "model": model_threshold,
+        "best": None,
+        "f_at_model": None,
+        "f_at_best": None,
     }
     if not any(golds):
         return result
     cuts = f_by_cut(golds=golds, scores=scores)
     best, f_best = max(cuts, key=lambda cut: (cut[1], -abs(cut[0] - model_threshold)))
-    result.update(best=best, f_at_model=f_at(golds=golds, scores=scores, threshold=model_threshold), f_at_best=f_best)
+    result.update(
+        best=best,
+        f_at_model=f_at(golds=golds, scores=scores, threshold=model_threshold),
+        f_at_best=f_best,
+    )
     return result
 
 
@@ -396,7 +431,9 @@ def f_by_cut(*, golds: Sequence[bool], scores: Sequence[float]) -> List[Tuple[fl
     return cuts
 
 
-def threshold_curves(*, rows: Sequence[CatRow], labels: Sequence[str]) -> Dict[str, List[Tuple[float, float]]]:
+def threshold_curves(
+    *, rows: Sequence[CatRow], labels: Sequence[str]
+) -> Dict[str, List[Tuple[float, float]]]:
     """F by threshold on a fixed grid, per label with positive examples (for the report's plot)."""
     curves = {}
     for label in labels:
@@ -420,5 +457,13 @@ def misclassified(*, rows: Sequence[CatRow], tasks: Tasks) -> List[Dict[str, Any
             wrong = [k for k, v in row.gold.items() if (row.scores[k] >= tasks.threshold) != v]
             margin = max((abs(row.scores[k] - tasks.threshold) for k in wrong), default=0.0)
         if gold != pred:
-            errors.append({"text": row.text, "gold": gold, "pred": pred, "scores": row.scores, "margin": margin})
+            errors.append(
+                {
+                    "text": row.text,
+                    "gold": gold,
+                    "pred": pred,
+                    "scores": row.scores,
+                    "margin": margin,
+                }
+            )
     return sorted(errors, key=lambda e: -e["margin"])

@@ -16,7 +16,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from matplotlib.figure import Figure
 from spacy import displacy
 
-PLOT_NAMES = ("ents_per_label.png", "textcat_per_label.png", "textcat_confusion.png", "textcat_thresholds.png")
+PLOT_NAMES = (
+    "ents_per_label.png",
+    "textcat_per_label.png",
+    "textcat_confusion.png",
+    "textcat_thresholds.png",
+)
 GOLD_COLOURS = {"correct": "#d6e6ff", "error": "#7fb0ff"}
 PRED_COLOURS = {"correct": "#ffe6c7", "error": "#ffab57"}
 BAR_COLOURS = ("#4c78a8", "#f58518", "#54a24b")
@@ -47,20 +52,28 @@ class Report:
     plots: Dict[str, bytes]
 
 
-def render_report(*, metrics: Dict[str, Any], details: Dict[str, Any], max_examples: int = 50) -> Report:
+def render_report(
+    *, metrics: Dict[str, Any], details: Dict[str, Any], max_examples: int = 50
+) -> Report:
     """The HTML page and the PNG plots for an evaluation; at most max_examples error examples per task."""
     plots = make_plots(metrics=metrics, details=details)
     parts = [_header(metrics)]
     if metrics.get("ents") is not None:
-        parts.append(_ents_section(metrics["ents"], details.get("ent_errors", []), plots, max_examples))
+        parts.append(
+            _ents_section(metrics["ents"], details.get("ent_errors", []), plots, max_examples)
+        )
     if metrics.get("textcat") is not None:
-        parts.append(_textcat_section(metrics["textcat"], details.get("cat_errors", []), plots, max_examples))
+        parts.append(
+            _textcat_section(metrics["textcat"], details.get("cat_errors", []), plots, max_examples)
+        )
     title = html.escape(f"Evaluation: {metrics.get('model', {}).get('name', 'model')}")
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{CSS}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n"
+        f"<title>{title}</title><style>{CSS}</style></head>\n<body>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
     )
     return Report(html=page, plots=plots)
 
@@ -76,13 +89,19 @@ def _esc(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int = 1, cls: str = "") -> str:
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int = 1, cls: str = ""
+) -> str:
     """A table whose first `left` columns are left-aligned text; cells are escaped unless pre-rendered."""
+
     def cell(tag: str, i: int, value: Any) -> str:
         text = value[0] if isinstance(value, tuple) else _esc(value)
-        return f'<{tag}{" class=l" if i < left else ""}>{text}</{tag}>'
+        return f"<{tag}{' class=l' if i < left else ''}>{text}</{tag}>"
+
     head = "".join(cell("th", i, h) for i, h in enumerate(header))
-    body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>" for row in rows
+    )
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -115,15 +134,23 @@ def _header(metrics: Dict[str, Any]) -> str:
         cards += [_card(f"entities {k.upper()}", metrics["ents"][k]) for k in ("p", "r", "f")]
     if metrics.get("textcat"):
         tc = metrics["textcat"]
-        cards += [_card("textcat accuracy", tc["accuracy"]), _card("textcat macro F", tc["macro_f"]),
-                  _card("textcat micro F", tc["micro_f"]), _card("textcat macro AUC", tc["macro_auc"])]
-    return (f"<h1>{_esc('Evaluation of ' + model.get('name', 'model'))}</h1>{warnings}"
-            f'<div class="cards">{"".join(cards)}</div><table class="meta">{meta}</table>')
+        cards += [
+            _card("textcat accuracy", tc["accuracy"]),
+            _card("textcat macro F", tc["macro_f"]),
+            _card("textcat micro F", tc["micro_f"]),
+            _card("textcat macro AUC", tc["macro_auc"]),
+        ]
+    return (
+        f"<h1>{_esc('Evaluation of ' + model.get('name', 'model'))}</h1>{warnings}"
+        f'<div class="cards">{"".join(cards)}</div><table class="meta">{meta}</table>'
+    )
 
 
 def _counted(section: Dict[str, Any], skipped: str) -> str:
-    return (f'<p class="note">Scored on {section["n_docs"]} documents; {section["n_skipped"]} skipped '
-            f"({_esc(skipped)}).</p>")
+    return (
+        f'<p class="note">Scored on {section["n_docs"]} documents; {section["n_skipped"]} skipped '
+        f"({_esc(skipped)}).</p>"
+    )
 
 
 def _unknown(section: Dict[str, Any], what: str) -> str:
@@ -133,23 +160,42 @@ def _unknown(section: Dict[str, Any], what: str) -> str:
     return f'<div class="warn">Labels in the data that the model does not know, not scored ({what}): {items}</div>'
 
 
-def _ents_section(ents: Dict[str, Any], errors: List[Dict[str, Any]], plots: Dict[str, bytes], cap: int) -> str:
-    how = ("the model's own tokenization of the raw text, aligned to the gold tokens"
-           if ents["tokenization"] == "model" else
-           "the gold tokenization (--gold-preproc: the pipeline ran on the gold words)")
-    rows = [(label, _fmt(v["p"]), _fmt(v["r"]), _fmt(v["f"]), v["support"])
-            for label, v in sorted(ents["per_label"].items(), key=lambda kv: -kv[1]["support"])]
-    rows.append((("<b>all</b>",), _fmt(ents["p"]), _fmt(ents["r"]), _fmt(ents["f"]),
-                 sum(v["support"] for v in ents["per_label"].values())))
+def _ents_section(
+    ents: Dict[str, Any], errors: List[Dict[str, Any]], plots: Dict[str, bytes], cap: int
+) -> str:
+    how = (
+        "the model's own tokenization of the raw text, aligned to the gold tokens"
+        if ents["tokenization"] == "model"
+        else "the gold tokenization (--gold-preproc: the pipeline ran on the gold words)"
+    )
+    rows = [
+        (label, _fmt(v["p"]), _fmt(v["r"]), _fmt(v["f"]), v["support"])
+        for label, v in sorted(ents["per_label"].items(), key=lambda kv: -kv[1]["support"])
+    ]
+    rows.append(
+        (
+            ("<b>all</b>",),
+            _fmt(ents["p"]),
+            _fmt(ents["r"]),
+            _fmt(ents["f"]),
+            sum(v["support"] for v in ents["per_label"].values()),
+        )
+    )
     err = ents["errors"]
     shown = errors[:cap]
-    examples = (_legend() + "".join(_ent_example(doc) for doc in shown)) if shown else "<p>None.</p>"
+    examples = (
+        (_legend() + "".join(_ent_example(doc) for doc in shown)) if shown else "<p>None.</p>"
+    )
     return (
         f"<h2>Entities</h2><p>Scored on {how}. A hit is the exact span with the right label.</p>"
-        + _counted(ents, "no entity annotation") + _unknown(ents, "gold entities")
+        + _counted(ents, "no entity annotation")
+        + _unknown(ents, "gold entities")
         + _table(["label", "precision", "recall", "F", "support"], rows)
-        + _table(["missed", "spurious", "wrong label", "wrong span"],
-                 [(err["missed"], err["spurious"], err["wrong_label"], err["wrong_span"])], left=0)
+        + _table(
+            ["missed", "spurious", "wrong label", "wrong span"],
+            [(err["missed"], err["spurious"], err["wrong_label"], err["wrong_span"])],
+            left=0,
+        )
         + _img(plots, "ents_per_label.png", "entity scores per label")
         + f"<h3>Errors in context ({len(shown)} of {len(errors)} documents with errors, most errors first)</h3>"
         + examples
@@ -157,11 +203,13 @@ def _ents_section(ents: Dict[str, Any], errors: List[Dict[str, Any]], plots: Dic
 
 
 def _legend() -> str:
-    return ('<p class="legend">'
-            f'<mark style="background:{GOLD_COLOURS["correct"]}">gold</mark>'
-            f'<mark style="background:{GOLD_COLOURS["error"]}">gold, not matched</mark>'
-            f'<mark style="background:{PRED_COLOURS["correct"]}">predicted</mark>'
-            f'<mark style="background:{PRED_COLOURS["error"]}">predicted, not matched</mark></p>')
+    return (
+        '<p class="legend">'
+        f'<mark style="background:{GOLD_COLOURS["correct"]}">gold</mark>'
+        f'<mark style="background:{GOLD_COLOURS["error"]}">gold, not matched</mark>'
+        f'<mark style="background:{PRED_COLOURS["correct"]}">predicted</mark>'
+        f'<mark style="background:{PRED_COLOURS["error"]}">predicted, not matched</mark></p>'
+    )
 
 
 def _ent_example(doc: Dict[str, Any], *, context: int = 200) -> str:
@@ -173,7 +221,10 @@ def _ent_example(doc: Dict[str, Any], *, context: int = 200) -> str:
         start -= 1
     while end < len(text) and not text[end].isspace():
         end += 1
-    rows = [_ent_row("gold", doc["gold"], text, start, end), _ent_row("pred", doc["pred"], text, start, end)]
+    rows = [
+        _ent_row("gold", doc["gold"], text, start, end),
+        _ent_row("pred", doc["pred"], text, start, end),
+    ]
     n = doc["n_errors"]
     more = f'<span class="note">{n} error{"s" if n != 1 else ""}</span>'
     return f'<div class="example">{"".join(rows)}{more}</div>'
@@ -191,47 +242,78 @@ def _ent_row(side: str, ents: List[Dict[str, Any]], text: str, start: int, end: 
         label = e["label"] + (" · " + note.format(other=other) if note else "")
         label = html.escape(label)  # displaCy puts labels into the markup as they are
         palette[label] = colours["error" if note else "correct"]
-        spans.append({"start": e["start_char"] - offset, "end": e["end_char"] - offset, "label": label})
+        spans.append(
+            {"start": e["start_char"] - offset, "end": e["end_char"] - offset, "label": label}
+        )
     snippet = ("…" if start > 0 else "") + text[start:end] + ("…" if end < len(text) else "")
     markup = displacy.render(
         {"text": snippet, "ents": sorted(spans, key=lambda s: s["start"]), "title": None},
-        style="ent", manual=True, page=False, jupyter=False, options={"colors": palette},
+        style="ent",
+        manual=True,
+        page=False,
+        jupyter=False,
+        options={"colors": palette},
     )
     tag = "gold" if side == "gold" else "predicted"
     return f'<div class="row"><span class="tag">{tag}</span>{markup}</div>'
 
 
-def _textcat_section(tc: Dict[str, Any], errors: List[Dict[str, Any]], plots: Dict[str, bytes], cap: int) -> str:
+def _textcat_section(
+    tc: Dict[str, Any], errors: List[Dict[str, Any]], plots: Dict[str, bytes], cap: int
+) -> str:
     multi = tc["mode"] == "multilabel"
-    mode = ("multi-label: each label is predicted when its score reaches the model's threshold"
-            if multi else "exclusive: the label with the highest score is the prediction")
-    reasons = {"no_annotation": "no categories", "unknown_label": "only labels the model does not know",
-               "not_one_label": "not exactly one positive label"}
+    mode = (
+        "multi-label: each label is predicted when its score reaches the model's threshold"
+        if multi
+        else "exclusive: the label with the highest score is the prediction"
+    )
+    reasons = {
+        "no_annotation": "no categories",
+        "unknown_label": "only labels the model does not know",
+        "not_one_label": "not exactly one positive label",
+    }
     skipped = ", ".join(f"{reasons[k]}: {v}" for k, v in tc["skipped"].items() if v) or "none"
     header = ["label", "precision", "recall", "F", "ROC AUC", "support", "docs"]
     rows = []
     for label, v in tc["per_label"].items():
-        row: List[Any] = [label, _fmt(v["p"]), _fmt(v["r"]), _fmt(v["f"]), _fmt(v["auc"]), v["support"], v["n_docs"]]
+        row: List[Any] = [
+            label,
+            _fmt(v["p"]),
+            _fmt(v["r"]),
+            _fmt(v["f"]),
+            _fmt(v["auc"]),
+            v["support"],
+            v["n_docs"],
+        ]
         if multi:
             t = tc["thresholds"][label]
             row += [_fmt(t["model"]), _fmt(t["best"]), _fmt(t["f_at_best"])]
         rows.append(row)
     if multi:
         header += ["threshold", "best threshold", "F at best"]
-    summary = [(_fmt(tc["accuracy"]), _fmt(tc["macro_f"]), _fmt(tc["micro_f"]), _fmt(tc["macro_auc"]))]
+    summary = [
+        (_fmt(tc["accuracy"]), _fmt(tc["macro_f"]), _fmt(tc["micro_f"]), _fmt(tc["macro_auc"]))
+    ]
     parts = [
-        f"<h2>Text classification</h2><p>Mode: {mode}.</p>", _counted(tc, skipped),
+        f"<h2>Text classification</h2><p>Mode: {mode}.</p>",
+        _counted(tc, skipped),
         _unknown(tc, "documents where positive"),
         _table(["accuracy", "macro F", "micro F", "macro ROC AUC"], summary, left=0),
-        _table(header, rows), _img(plots, "textcat_per_label.png", "textcat scores per label"),
+        _table(header, rows),
+        _img(plots, "textcat_per_label.png", "textcat scores per label"),
     ]
     if tc.get("confusion"):
-        parts += ["<h3>Confusion matrix (rows: gold, columns: predicted)</h3>", _confusion_table(tc["confusion"]),
-                  _img(plots, "textcat_confusion.png", "confusion matrix")]
+        parts += [
+            "<h3>Confusion matrix (rows: gold, columns: predicted)</h3>",
+            _confusion_table(tc["confusion"]),
+            _img(plots, "textcat_confusion.png", "confusion matrix"),
+        ]
     if multi:
-        parts += ["<h3>F by threshold</h3><p class=note>Scored with the model's threshold; the best one on this"
-                  " data is a hint for tuning, not used in the scores.</p>",
-                  _img(plots, "textcat_thresholds.png", "F by threshold per label")]
+        parts += [
+            "<h3>F by threshold</h3><p class=note>Scored with the model's threshold; the best one on this"
+            " data is a hint for tuning, not used in the scores.</p>",
+            _img(plots, "textcat_thresholds.png", "F by threshold per label"),
+        ]
     parts.append(_misclassified(errors, cap, multi))
     return "".join(parts)
 
@@ -245,8 +327,12 @@ def _confusion_table(confusion: Dict[str, Any]) -> str:
         for j, n in enumerate(counts):
             alpha = round(0.85 * n / total, 3)
             rgb = "84,162,75" if i == j else "228,87,86"
-            cells.append((f'<div title="{n / total:.0%} of gold {_esc(label)}" style="background:rgba({rgb},'
-                          f'{alpha});margin:-.25em -.6em;padding:.25em .6em">{n}</div>',))
+            cells.append(
+                (
+                    f'<div title="{n / total:.0%} of gold {_esc(label)}" style="background:rgba({rgb},'
+                    f'{alpha});margin:-.25em -.6em;padding:.25em .6em">{n}</div>',
+                )
+            )
         rows.append([label] + cells)
     return _table(["gold \\ predicted"] + list(labels), rows)
 
@@ -258,13 +344,20 @@ def _misclassified(errors: List[Dict[str, Any]], cap: int, multi: bool) -> str:
         top = sorted(e["scores"].items(), key=lambda kv: -kv[1])[:5]
         scores = ", ".join(f"{k} {v:.3f}" for k, v in top)
         text = e["text"] if len(e["text"]) <= 400 else e["text"][:400] + "…"
-        rows.append(((f'<div class="text">{_esc(text)}</div>',), ", ".join(e["gold"]) or "none",
-                     ", ".join(e["pred"]) or "none", scores))
+        rows.append(
+            (
+                (f'<div class="text">{_esc(text)}</div>',),
+                ", ".join(e["gold"]) or "none",
+                ", ".join(e["pred"]) or "none",
+                scores,
+            )
+        )
     order = "furthest from the threshold first" if multi else "most confident first"
     if not errors:
         return "<h3>Misclassified texts</h3><p>None.</p>"
-    return (f"<h3>Misclassified texts ({len(shown)} of {len(errors)}, {order})</h3>"
-            + _table(["text", "gold", "predicted", "top scores"], rows, left=4))
+    return f"<h3>Misclassified texts ({len(shown)} of {len(errors)}, {order})</h3>" + _table(
+        ["text", "gold", "predicted", "top scores"], rows, left=4
+    )
 
 
 # ---------------------------------------------------------------- PNG plots
@@ -274,10 +367,14 @@ def make_plots(*, metrics: Dict[str, Any], details: Dict[str, Any]) -> Dict[str,
     """PNG bytes by file name (a subset of PLOT_NAMES, depending on the tasks)."""
     plots = {}
     if metrics.get("ents") and metrics["ents"]["per_label"]:
-        plots["ents_per_label.png"] = plot_per_label(per_label=metrics["ents"]["per_label"], title="Entities")
+        plots["ents_per_label.png"] = plot_per_label(
+            per_label=metrics["ents"]["per_label"], title="Entities"
+        )
     tc = metrics.get("textcat")
     if tc and tc["per_label"]:
-        plots["textcat_per_label.png"] = plot_per_label(per_label=tc["per_label"], title="Text classification")
+        plots["textcat_per_label.png"] = plot_per_label(
+            per_label=tc["per_label"], title="Text classification"
+        )
         if tc.get("confusion"):
             plots["textcat_confusion.png"] = plot_confusion(**tc["confusion"])
         if details.get("threshold_curves"):
@@ -305,8 +402,13 @@ def plot_per_label(*, per_label: Dict[str, Dict[str, Any]], title: str) -> bytes
     width = 0.27
     for k, (key, name) in enumerate((("p", "precision"), ("r", "recall"), ("f", "F"))):
         values = [per_label[label][key] or 0.0 for label in labels]
-        ax.barh([i + (1 - k) * width for i in range(len(labels))], values, height=width,
-                color=BAR_COLOURS[k], label=name)
+        ax.barh(
+            [i + (1 - k) * width for i in range(len(labels))],
+            values,
+            height=width,
+            color=BAR_COLOURS[k],
+            label=name,
+        )
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlim(0, 1)
     ax.set_title(f"{title}: scores per label")
@@ -325,8 +427,15 @@ def plot_confusion(*, labels: Sequence[str], matrix: Sequence[Sequence[int]]) ->
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, str(matrix[i][j]), ha="center", va="center",
-                    color="white" if shares[i][j] > 0.5 else "black", fontsize="small")
+            ax.text(
+                j,
+                i,
+                str(matrix[i][j]),
+                ha="center",
+                va="center",
+                color="white" if shares[i][j] > 0.5 else "black",
+                fontsize="small",
+            )
     ax.set_xticks(range(n), labels, rotation=45, ha="right")
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("predicted")
@@ -352,6 +461,11 @@ def plot_thresholds(
     ax.set_xlabel("threshold")
     ax.set_ylabel("F")
     ax.set_title("F by threshold per label")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="x-small", ncol=2 if len(curves) > 12 else 1)
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        fontsize="x-small",
+        ncol=2 if len(curves) > 12 else 1,
+    )
     ax.grid(alpha=0.3)
     return _png(fig)

@@ -39,7 +39,9 @@ def evaluate_model(
     """Run MODEL over DATA_PATH, score it, write metrics.json, report.html and plots/ to output_dir and
     return the metrics dict. Raises UserError for bad input; gpu_id is 'auto', -1 or a GPU index."""
     if output_dir.exists() and not output_dir.is_dir():
-        raise UserError(f"--output {output_dir} is a file; pass a folder for metrics.json, report.html and plots/")
+        raise UserError(
+            f"--output {output_dir} is a file; pass a folder for metrics.json, report.html and plots/"
+        )
     device = resolve_device(gpu_id)
     info(f"Evaluating on {device.description}")
     activate(device)
@@ -47,15 +49,21 @@ def evaluate_model(
     tasks, components = find_tasks(nlp=nlp, model=model)
     golds = read_docs(data_path=data_path, nlp=nlp)
     check_annotation(golds=golds, tasks=tasks, components=components, data_path=data_path)
-    preds = predict(nlp=nlp, golds=golds, tasks=tasks, gold_preproc=gold_preproc, batch_size=batch_size)
+    preds = predict(
+        nlp=nlp, golds=golds, tasks=tasks, gold_preproc=gold_preproc, batch_size=batch_size
+    )
     evaluation = evaluate_docs(
         golds=golds, preds=preds, tasks=tasks, tokenization="gold" if gold_preproc else "model"
     )
     metrics = {
         "format": evaluation.metrics["format"],
         "model": describe_model(nlp=nlp, model=model, components=components),
-        "data": {"path": str(data_path), "sha256": sha256_of(data_path), "n_docs": len(golds),
-                 "gold_preproc": gold_preproc},
+        "data": {
+            "path": str(data_path),
+            "sha256": sha256_of(data_path),
+            "n_docs": len(golds),
+            "gold_preproc": gold_preproc,
+        },
         "warnings": find_warnings(metrics=evaluation.metrics, data_path=data_path),
         "ents": evaluation.metrics["ents"],
         "textcat": evaluation.metrics["textcat"],
@@ -73,7 +81,9 @@ def load_model(*, model: str) -> Language:
         )
     try:
         return spacy.load(model)
-    except Exception as err:  # spaCy raises OSError, ValueError, config errors...: report them alike
+    except (
+        Exception
+    ) as err:  # spaCy raises OSError, ValueError, config errors...: report them alike
         raise UserError(
             f"cannot load the model '{model}' ({one_line(err)}); pass a pipeline directory such as "
             "training/model-best, which holds config.cfg and meta.json"
@@ -94,12 +104,18 @@ def find_tasks(*, nlp: Language, model: str) -> Tuple[Tasks, Dict[str, List[str]
             f"the model '{model}' has {len(cats)} components that set categories ({', '.join(cats)}); "
             "this evaluation scores one: disable the others (nlp.disable_pipe) and save the model again"
         )
-    ent_labels = tuple(sorted({label for name in ents for label in getattr(nlp.get_pipe(name), "labels", ())}))
+    ent_labels = tuple(
+        sorted({label for name in ents for label in getattr(nlp.get_pipe(name), "labels", ())})
+    )
     tasks = Tasks(ent_labels=ent_labels if ents else None)
     if cats:
         exclusive, threshold = textcat_mode(pipe=nlp.get_pipe(cats[0]), name=cats[0])
-        tasks = Tasks(ent_labels=tasks.ent_labels, cat_labels=tuple(nlp.get_pipe(cats[0]).labels),
-                      exclusive=exclusive, threshold=threshold)
+        tasks = Tasks(
+            ent_labels=tasks.ent_labels,
+            cat_labels=tuple(nlp.get_pipe(cats[0]).labels),
+            exclusive=exclusive,
+            threshold=threshold,
+        )
     return tasks, {"ents": ents, "textcat": cats}
 
 
@@ -148,7 +164,9 @@ def check_annotation(
     if tasks.cat_labels is not None:
         found.append((components["textcat"], sum(map(has_cat_annotation, golds)), "categories"))
     if not any(n for _, n, _ in found):
-        counts = "; ".join(f"{', '.join(names)}: 0 of {len(golds)} docs have {what}" for names, _, what in found)
+        counts = "; ".join(
+            f"{', '.join(names)}: 0 of {len(golds)} docs have {what}" for names, _, what in found
+        )
         raise UserError(
             f"{data_path} has no annotation for any of the model's components ({counts}); "
             "evaluate on data annotated for this model, e.g. the corpus/test.spacy it was trained with"
@@ -160,12 +178,19 @@ def predict(
 ) -> List[Doc]:
     """Run the pipeline on the raw text, or on the gold words with --gold-preproc. Docs the model's tasks
     skip anyway are not run: they get an empty Doc."""
-    def wanted(doc: Doc) -> bool:
-        return bool((tasks.ent_labels is not None and has_ent_annotation(doc))
-                    or (tasks.cat_labels is not None and has_cat_annotation(doc)))
 
-    def words(doc: Doc) -> Doc:  # a fresh Doc: the gold annotation must not leak into the prediction
-        return Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+    def wanted(doc: Doc) -> bool:
+        return bool(
+            (tasks.ent_labels is not None and has_ent_annotation(doc))
+            or (tasks.cat_labels is not None and has_cat_annotation(doc))
+        )
+
+    def words(
+        doc: Doc,
+    ) -> Doc:  # a fresh Doc: the gold annotation must not leak into the prediction
+        return Doc(
+            nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc]
+        )
 
     todo = [i for i, doc in enumerate(golds) if wanted(doc)]
     inputs = [words(golds[i]) if gold_preproc else golds[i].text for i in todo]
@@ -175,7 +200,9 @@ def predict(
     return preds
 
 
-def describe_model(*, nlp: Language, model: str, components: Dict[str, List[str]]) -> Dict[str, Any]:
+def describe_model(
+    *, nlp: Language, model: str, components: Dict[str, List[str]]
+) -> Dict[str, Any]:
     meta = nlp.meta
     return {
         "name": f"{meta.get('lang', nlp.lang)}_{meta.get('name', 'pipeline')}",
@@ -201,19 +228,27 @@ def find_warnings(*, metrics: Dict[str, Any], data_path: Path) -> List[str]:
     """One line per problem the user should know about; scoring went on without the offending items."""
     warnings = []
     unknown = [
-        f"{task}: " + ", ".join(f"{label} ({n})" for label, n in metrics[task]["unknown_labels"].items())
-        for task in ("ents", "textcat") if metrics[task] and metrics[task]["unknown_labels"]
+        f"{task}: "
+        + ", ".join(f"{label} ({n})" for label, n in metrics[task]["unknown_labels"].items())
+        for task in ("ents", "textcat")
+        if metrics[task] and metrics[task]["unknown_labels"]
     ]
     if unknown:
-        warnings.append(f"labels in {data_path} that the model does not know, not scored: {'; '.join(unknown)}; "
-                        "fix their names in the data or retrain the model with them")
+        warnings.append(
+            f"labels in {data_path} that the model does not know, not scored: {'; '.join(unknown)}; "
+            "fix their names in the data or retrain the model with them"
+        )
     for task, what in (("ents", "entity annotation"), ("textcat", "categories")):
         if metrics[task] and metrics[task]["n_docs"] == 0:
-            warnings.append(f"no document in {data_path} has {what}, so the {task} scores are empty")
+            warnings.append(
+                f"no document in {data_path} has {what}, so the {task} scores are empty"
+            )
     textcat = metrics["textcat"]
     if textcat and textcat["skipped"]["not_one_label"]:
-        warnings.append(f"{textcat['skipped']['not_one_label']} documents in {data_path} skipped for textcat: "
-                        "the model is exclusive but their gold categories do not have exactly one positive label")
+        warnings.append(
+            f"{textcat['skipped']['not_one_label']} documents in {data_path} skipped for textcat: "
+            "the model is exclusive but their gold categories do not have exactly one positive label"
+        )
     return warnings
 
 
@@ -230,8 +265,10 @@ def write_outputs(*, output_dir: Path, metrics: Dict[str, Any], report: Report) 
         text = json.dumps(metrics, indent=2, ensure_ascii=False) + "\n"
         write_bytes_atomic(output_dir / "metrics.json", text.encode("utf8"))
     except OSError as err:
-        raise UserError(f"cannot write to {output_dir} ({err.strerror or err}); pass a writable "
-                              "folder with --output") from None
+        raise UserError(
+            f"cannot write to {output_dir} ({err.strerror or err}); pass a writable "
+            "folder with --output"
+        ) from None
 
 
 def one_line(err: BaseException) -> str:
@@ -241,18 +278,25 @@ def one_line(err: BaseException) -> str:
 
 def summary(metrics: Dict[str, Any], output_dir: Path) -> List[str]:
     """The lines the command prints: key figures, documents counted, where the files went."""
+
     def fmt(value: Any) -> str:
         return "–" if value is None else f"{value:.3f}"
 
     lines = []
     if metrics["ents"]:
         e = metrics["ents"]
-        lines.append(f"Entities: P {fmt(e['p'])}  R {fmt(e['r'])}  F {fmt(e['f'])}  on {e['n_docs']} docs "
-                     f"({e['n_skipped']} skipped: no entity annotation), {e['tokenization']} tokenization")
+        lines.append(
+            f"Entities: P {fmt(e['p'])}  R {fmt(e['r'])}  F {fmt(e['f'])}  on {e['n_docs']} docs "
+            f"({e['n_skipped']} skipped: no entity annotation), {e['tokenization']} tokenization"
+        )
     if metrics["textcat"]:
         t = metrics["textcat"]
-        lines.append(f"Textcat ({t['mode']}): accuracy {fmt(t['accuracy'])}  macro F {fmt(t['macro_f'])}  "
-                     f"micro F {fmt(t['micro_f'])}  macro AUC {fmt(t['macro_auc'])}  on {t['n_docs']} docs "
-                     f"({t['n_skipped']} skipped)")
-    lines.append(f"Wrote {output_dir / 'metrics.json'}, {output_dir / 'report.html'} and {output_dir / 'plots'}/")
+        lines.append(
+            f"Textcat ({t['mode']}): accuracy {fmt(t['accuracy'])}  macro F {fmt(t['macro_f'])}  "
+            f"micro F {fmt(t['micro_f'])}  macro AUC {fmt(t['macro_auc'])}  on {t['n_docs']} docs "
+            f"({t['n_skipped']} skipped)"
+        )
+    lines.append(
+        f"Wrote {output_dir / 'metrics.json'}, {output_dir / 'report.html'} and {output_dir / 'plots'}/"
+    )
     return lines

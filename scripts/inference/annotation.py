@@ -9,6 +9,7 @@ column) or plain text (one text per line). Output line i belongs to input record
 after the last complete line (a partial last line from an interrupted run is dropped). Both engines
 cut the input into the same batches and predict through scripts.predict, so they write the same bytes.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,9 @@ class Job:
     text_field: str = "text"
     fmt: str = "jsonl"
     batch_size: Optional[int] = None
-    label_config: Optional[str] = None  # Label Studio labeling config XML (tag names), None: the defaults
+    label_config: Optional[str] = (
+        None  # Label Studio labeling config XML (tag names), None: the defaults
+    )
 
 
 @dataclass(frozen=True)
@@ -76,42 +79,64 @@ def annotate_file(
     if job.fmt not in FORMATS:
         raise UserError(f"--format {job.fmt} is not one of: {', '.join(FORMATS)}")
     parse_label_config(job.label_config)  # a bad labeling config fails here, not on a worker
-    total = sum(1 for _ in read_records(input_path, text_field=job.text_field))  # reads it all: bad lines fail now
+    total = sum(
+        1 for _ in read_records(input_path, text_field=job.text_field)
+    )  # reads it all: bad lines fail now
     work_path = working_file(output_path, fmt=job.fmt)
     done = resume_point(work_path, output_path=output_path, job=job, input_path=input_path)
     if done > total:
-        raise UserError(f"{output_path} holds {done} records but {input_path} only {total}; pass a new output file or delete it to start over")
+        raise UserError(
+            f"{output_path} holds {done} records but {input_path} only {total}; pass a new output file or delete it to start over"
+        )
     remaining = islice(read_records(input_path, text_field=job.text_field), done, None)
     chunks = chunked(remaining, size=job.batch_size or default_batch_size(job.model))
     started = time.perf_counter()
     if done < total:
         if engine == "ray":
-            batches = run_ray(job=job, chunks=chunks, address=address, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
+            batches = run_ray(
+                job=job,
+                chunks=chunks,
+                address=address,
+                workers=workers,
+                cpus_per_worker=cpus_per_worker,
+                gpus_per_worker=gpus_per_worker,
+            )
         else:
             batches = run_local(job=job, chunks=chunks, gpu_id=gpu_id)
         started = time.perf_counter()  # documents/s count from here: the local pipeline is loaded
         append_lines(work_path, batches, total=total, done=done, progress=progress)
     if job.fmt == "labelstudio":
         finish_labelstudio(work_path, output_path=output_path)
-    return Summary(total=total, skipped=done, written=total - done, seconds=time.perf_counter() - started)
+    return Summary(
+        total=total, skipped=done, written=total - done, seconds=time.perf_counter() - started
+    )
 
 
 def annotate_chunk(predictor: Predictor, records: list[dict[str, Any]], *, job: Job) -> list[str]:
     """The output lines of one batch of records: the record plus "entities" and "cats", or a Label Studio task."""
-    predictions = predict_texts(predictor, [record[job.text_field] for record in records], batch_size=len(records) or None)
+    predictions = predict_texts(
+        predictor, [record[job.text_field] for record in records], batch_size=len(records) or None
+    )
     config = parse_label_config(job.label_config) if job.fmt == "labelstudio" else LabelConfig()
     lines = []
     for record, prediction in zip(records, predictions):
         if job.fmt == "labelstudio":
             data = {**record, config.text_field: record[job.text_field]}
-            output = {"data": data, "predictions": [labelstudio_prediction(prediction, predictor=predictor, config=config)]}
+            output = {
+                "data": data,
+                "predictions": [
+                    labelstudio_prediction(prediction, predictor=predictor, config=config)
+                ],
+            }
         else:
             output = {**record, **prediction}
         lines.append(json.dumps(output, ensure_ascii=False))
     return lines
 
 
-def run_local(*, job: Job, chunks: Iterable[list[dict[str, Any]]], gpu_id: str) -> Iterator[list[str]]:
+def run_local(
+    *, job: Job, chunks: Iterable[list[dict[str, Any]]], gpu_id: str
+) -> Iterator[list[str]]:
     predictor = load_predictor(job.model, gpu_id=gpu_id)  # now, before the progress bar starts
     return (annotate_chunk(predictor, records, job=job) for records in chunks)
 
@@ -138,8 +163,13 @@ class RayAnnotator:
 
 
 def run_ray(
-    *, job: Job, chunks: Iterable[list[dict[str, Any]]], address: Optional[str], workers: int,
-    cpus_per_worker: float, gpus_per_worker: float,
+    *,
+    job: Job,
+    chunks: Iterable[list[dict[str, Any]]],
+    address: Optional[str],
+    workers: int,
+    cpus_per_worker: float,
+    gpus_per_worker: float,
 ) -> Iterator[list[str]]:
     """Each row is one batch, so Ray workers see exactly the batches the local engine makes. The driver
     puts the remaining input into Ray's object store (one row per batch) and writes the lines in order;
@@ -150,20 +180,32 @@ def run_ray(
         raise UserError("--engine ray needs Ray: pip install -r requirements-ray.txt") from None
     if Path(job.model).exists():  # workers do not share our working directory
         job = replace(job, model=str(Path(job.model).resolve()))
-    rows = [{"records": "\n".join(json.dumps(record, ensure_ascii=False) for record in records)} for records in chunks]
+    rows = [
+        {"records": "\n".join(json.dumps(record, ensure_ascii=False) for record in records)}
+        for records in chunks
+    ]
     started_here = not ray.is_initialized()
     if started_here:
         init_ray(address)
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # output line i is input record i
     context.enable_progress_bars = False  # ours counts documents
-    with warnings.catch_warnings():  # max_restarts has no named parameter yet (requirements-ray.txt pins Ray below 2.64)
+    with (
+        warnings.catch_warnings()
+    ):  # max_restarts has no named parameter yet (requirements-ray.txt pins Ray below 2.64)
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
         dataset = ray.data.from_items(rows).map_batches(
             RayAnnotator,
-            fn_constructor_kwargs={"job": job, "threads": int(cpus_per_worker), "use_gpu": gpus_per_worker > 0},
-            batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,
-            num_gpus=gpus_per_worker, max_restarts=0,
+            fn_constructor_kwargs={
+                "job": job,
+                "threads": int(cpus_per_worker),
+                "use_gpu": gpus_per_worker > 0,
+            },
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=cpus_per_worker,
+            num_gpus=gpus_per_worker,
+            max_restarts=0,
         )
     return ray_lines(dataset, shutdown=ray.shutdown if started_here else None)
 
@@ -187,15 +229,23 @@ def init_ray(address: Optional[str], **options: Any) -> None:
 
     try:
         ray.init(
-            address=address, include_dashboard=False, logging_level=logging.ERROR,
-            runtime_env={"py_modules": [str(Path(scripts.__file__).parent)]},  # the workers import scripts.*
+            address=address,
+            include_dashboard=False,
+            logging_level=logging.ERROR,
+            runtime_env={
+                "py_modules": [str(Path(scripts.__file__).parent)]
+            },  # the workers import scripts.*
             **options,
         )
     except (ConnectionError, ValueError, RuntimeError) as err:
         hint = "check --address"
-        if address and not os.environ.get("RAY_AUTH_MODE"):  # `ray start` turns token authentication on since Ray 2.59
+        if address and not os.environ.get(
+            "RAY_AUTH_MODE"
+        ):  # `ray start` turns token authentication on since Ray 2.59
             hint += "; a cluster with token authentication also needs RAY_AUTH_MODE=token (and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token)"
-        raise UserError(f"cannot start or reach Ray at {address or 'a new local instance'} ({one_line(err)}); {hint}") from None
+        raise UserError(
+            f"cannot start or reach Ray at {address or 'a new local instance'} ({one_line(err)}); {hint}"
+        ) from None
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
@@ -223,7 +273,11 @@ def default_batch_size(model: str) -> int:
 
 def working_file(output_path: Path, *, fmt: str) -> Path:
     """JSON lines are the output itself; a Label Studio JSON array is built from OUTPUT.part at the end."""
-    return output_path.with_name(output_path.name + PART_SUFFIX) if fmt == "labelstudio" else output_path
+    return (
+        output_path.with_name(output_path.name + PART_SUFFIX)
+        if fmt == "labelstudio"
+        else output_path
+    )
 
 
 def resume_point(work_path: Path, *, output_path: Path, job: Job, input_path: Path) -> int:
@@ -246,14 +300,20 @@ def resume_point(work_path: Path, *, output_path: Path, job: Job, input_path: Pa
 
 def check_same_input(lines: list[bytes], *, job: Job, input_path: Path, work_path: Path) -> None:
     """Every line written must belong to the input record at its position, or this is another input."""
-    text_field = parse_label_config(job.label_config).text_field if job.fmt == "labelstudio" else job.text_field
+    text_field = (
+        parse_label_config(job.label_config).text_field
+        if job.fmt == "labelstudio"
+        else job.text_field
+    )
     records = read_records(input_path, text_field=job.text_field)
     for number, (line, record) in enumerate(zip(lines, records), 1):
         try:
             written = json.loads(line)
             text = written["data"][text_field] if job.fmt == "labelstudio" else written[text_field]
         except (ValueError, KeyError, TypeError):
-            raise UserError(f"{work_path}:{number}: not a {job.fmt} record written by annotate; pass a new output file") from None
+            raise UserError(
+                f"{work_path}:{number}: not a {job.fmt} record written by annotate; pass a new output file"
+            ) from None
         if text != record[job.text_field]:
             raise UserError(
                 f"{work_path}: was not written from {input_path} (record {number} differs); "
@@ -261,14 +321,24 @@ def check_same_input(lines: list[bytes], *, job: Job, input_path: Path, work_pat
             )
 
 
-def append_lines(work_path: Path, batches: Iterable[list[str]], *, total: int, done: int, progress: bool) -> None:
+def append_lines(
+    work_path: Path, batches: Iterable[list[str]], *, total: int, done: int, progress: bool
+) -> None:
     """Write whole lines and flush after each batch, so an interruption leaves only complete records."""
     from tqdm import tqdm
 
     work_path.parent.mkdir(parents=True, exist_ok=True)
-    with work_path.open("a", encoding="utf8") as file, tqdm(
-        total=total, initial=done, unit="doc", desc="Annotating", disable=not progress, smoothing=0.1,
-    ) as bar:
+    with (
+        work_path.open("a", encoding="utf8") as file,
+        tqdm(
+            total=total,
+            initial=done,
+            unit="doc",
+            desc="Annotating",
+            disable=not progress,
+            smoothing=0.1,
+        ) as bar,
+    ):
         for lines in batches:
             file.write("".join(line + "\n" for line in lines))
             file.flush()
@@ -280,10 +350,17 @@ def seed_from_labelstudio(output_path: Path, work_path: Path) -> None:
     try:
         tasks = json.loads(output_path.read_text(encoding="utf8"))
     except ValueError:
-        raise UserError(f"{output_path}: exists but is not a Label Studio JSON array; pass a new output file") from None
+        raise UserError(
+            f"{output_path}: exists but is not a Label Studio JSON array; pass a new output file"
+        ) from None
     if not isinstance(tasks, list):
-        raise UserError(f"{output_path}: exists but is not a Label Studio JSON array; pass a new output file")
-    write_bytes_atomic(work_path, "".join(json.dumps(task, ensure_ascii=False) + "\n" for task in tasks).encode("utf8"))
+        raise UserError(
+            f"{output_path}: exists but is not a Label Studio JSON array; pass a new output file"
+        )
+    write_bytes_atomic(
+        work_path,
+        "".join(json.dumps(task, ensure_ascii=False) + "\n" for task in tasks).encode("utf8"),
+    )
 
 
 def finish_labelstudio(work_path: Path, *, output_path: Path) -> None:

@@ -18,6 +18,7 @@ ships this module inside the wheel (spacy package --code), whose __init__ import
 reads the config; training and training/model-best keep spaCy's own. It imports nothing from this
 repository.
 """
+
 from typing import Any
 
 import numpy
@@ -42,19 +43,32 @@ class FastEntityRecognizer(EntityRecognizer):
             scores = step_model.predict(states)
             if not isinstance(scores, numpy.ndarray):  # cupy, with an upper layer on the GPU
                 scores = scores.get()
-            states = self.transition_states(states, numpy.ascontiguousarray(scores, dtype="float32"))
+            states = self.transition_states(
+                states, numpy.ascontiguousarray(scores, dtype="float32")
+            )
         step_model.clear_memory()
         return batch
 
 
 def make_fast_ner(
-    nlp: Language, name: str, model: Any, moves: Any, update_with_oracle_cut_size: int, incorrect_spans_key: Any,
+    nlp: Language,
+    name: str,
+    model: Any,
+    moves: Any,
+    update_with_oracle_cut_size: int,
+    incorrect_spans_key: Any,
     scorer: Any,
 ) -> FastEntityRecognizer:
     """Built from the same settings as spaCy's "ner"."""
-    return FastEntityRecognizer(nlp.vocab, model, name=name, moves=moves, scorer=scorer,
-                                update_with_oracle_cut_size=update_with_oracle_cut_size,
-                                incorrect_spans_key=incorrect_spans_key)
+    return FastEntityRecognizer(
+        nlp.vocab,
+        model,
+        name=name,
+        moves=moves,
+        scorer=scorer,
+        update_with_oracle_cut_size=update_with_oracle_cut_size,
+        incorrect_spans_key=incorrect_spans_key,
+    )
 
 
 def register() -> None:
@@ -69,8 +83,12 @@ def register() -> None:
         register_factories()
     spacy_ner = Language.get_factory_meta(SPACY_FACTORY)
     Language.factory(
-        FACTORY, assigns=spacy_ner.assigns, requires=spacy_ner.requires, retokenizes=spacy_ner.retokenizes,
-        default_config=spacy_ner.default_config, default_score_weights=spacy_ner.default_score_weights,
+        FACTORY,
+        assigns=spacy_ner.assigns,
+        requires=spacy_ner.requires,
+        retokenizes=spacy_ner.retokenizes,
+        default_config=spacy_ner.default_config,
+        default_score_weights=spacy_ner.default_score_weights,
     )(make_fast_ner)
 
 

@@ -23,6 +23,7 @@ weights), and neither spaCy nor spacy-transformers has a registered function tha
 lines of code have to travel with the pipeline. This module depends on torch, transformers and
 spacy-transformers only: nothing from this repository.
 """
+
 from __future__ import annotations
 
 import re
@@ -56,7 +57,11 @@ ALPHA = 0.8
 
 def int8_linear_names(model: torch.nn.Module) -> list[str]:
     """The linear layers that become int8: all but the feed-forward output projections."""
-    return [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and not FLOAT32_LINEARS.search(name)]
+    return [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and not FLOAT32_LINEARS.search(name)
+    ]
 
 
 class SmoothedLinear(torch.nn.Module):
@@ -71,7 +76,9 @@ class SmoothedLinear(torch.nn.Module):
         return self.linear(x * self.inv_scale)
 
 
-def input_maxima(model: torch.nn.Module, names: list[str], run: Callable[[], Any]) -> dict[str, torch.Tensor]:
+def input_maxima(
+    model: torch.nn.Module, names: list[str], run: Callable[[], Any]
+) -> dict[str, torch.Tensor]:
     """max |input| per input channel of each named linear layer while run() drives the model."""
     modules = dict(model.named_modules())
     maxima = {name: torch.zeros(modules[name].in_features) for name in names}
@@ -81,7 +88,10 @@ def input_maxima(model: torch.nn.Module, names: list[str], run: Callable[[], Any
             if not args:  # called with keywords only: nothing to measure, the layer stays unscaled
                 return
             x = args[0].detach().float()
-            maxima[name] = torch.maximum(maxima[name], x.abs().reshape(-1, x.shape[-1]).amax(0).cpu())
+            maxima[name] = torch.maximum(
+                maxima[name], x.abs().reshape(-1, x.shape[-1]).amax(0).cpu()
+            )
+
         return hook
 
     hooks = [modules[name].register_forward_pre_hook(record(name)) for name in names]
@@ -94,7 +104,9 @@ def input_maxima(model: torch.nn.Module, names: list[str], run: Callable[[], Any
     return maxima
 
 
-def smoothing_scale(input_max: torch.Tensor, weight: torch.Tensor, *, alpha: float = ALPHA) -> torch.Tensor:
+def smoothing_scale(
+    input_max: torch.Tensor, weight: torch.Tensor, *, alpha: float = ALPHA
+) -> torch.Tensor:
     """s per input channel: max|x|^alpha / max|W|^(1 - alpha). A channel quiet on the calibration texts is
     floored at 1% of the median maximum, so that it cannot be blown up when it does fire."""
     input_max = input_max.clamp(min=max(0.01 * float(input_max.median()), 1e-5))
@@ -102,7 +114,9 @@ def smoothing_scale(input_max: torch.Tensor, weight: torch.Tensor, *, alpha: flo
     return input_max.pow(alpha) / weight_max.pow(1 - alpha)
 
 
-def smooth_module(model: torch.nn.Module, *, input_max: Optional[dict[str, torch.Tensor]] = None) -> list[str]:
+def smooth_module(
+    model: torch.nn.Module, *, input_max: Optional[dict[str, torch.Tensor]] = None
+) -> list[str]:
     """Put each linear layer to be quantized behind a SmoothedLinear, in place; where input_max (from
     input_maxima) has its name, move the scale s into its weight columns and 1/s into inv_scale (the
     float32 output stays the same), else leave it unscaled (the shape a saved int8 state dict loads
@@ -122,13 +136,17 @@ def smooth_module(model: torch.nn.Module, *, input_max: Optional[dict[str, torch
     return [f"{name}.linear" for name in names]
 
 
-def quantize_module(model: torch.nn.Module, *, input_max: Optional[dict[str, torch.Tensor]] = None) -> torch.nn.Module:
+def quantize_module(
+    model: torch.nn.Module, *, input_max: Optional[dict[str, torch.Tensor]] = None
+) -> torch.nn.Module:
     """The model, smoothed (smooth_module), with int8 linear layers (per-channel weights, dynamic
     activations), in eval mode."""
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     spec = {name: per_channel_dynamic_qconfig for name in smooth_module(model, input_max=input_max)}
-    with warnings.catch_warnings():  # torch announces a move of this API to torchao; it works in the pinned torch
+    with (
+        warnings.catch_warnings()
+    ):  # torch announces a move of this API to torchao; it works in the pinned torch
         warnings.simplefilter("ignore")
         quantized = quantize_dynamic(model.eval(), spec, dtype=torch.qint8)
     return quantized
@@ -158,7 +176,12 @@ def create_int8_transformer_model(
 ) -> TransformerModel:
     """spacy-transformers.TransformerModel.v3 (same arguments) whose Hugging Face model is int8 (CPU inference only)."""
     model = TransformerModel(
-        name, get_spans, dict(tokenizer_config or {}), dict(transformer_config or {}), mixed_precision, dict(grad_scaler_config or {}),
+        name,
+        get_spans,
+        dict(tokenizer_config or {}),
+        dict(transformer_config or {}),
+        mixed_precision,
+        dict(grad_scaler_config or {}),
     )
     model.layers[0].shims[0].model_cls = Int8AutoModel
     set_transformer = model.attrs["set_transformer"]
@@ -167,11 +190,15 @@ def create_int8_transformer_model(
         hf_model.transformer = quantize_module(hf_model.transformer)
         set_transformer(model_, hf_model)
 
-    model.attrs["set_transformer"] = set_quantized_transformer  # initializing from a hub name quantizes too
+    model.attrs["set_transformer"] = (
+        set_quantized_transformer  # initializing from a hub name quantizes too
+    )
     return model
 
 
-def quantize_pipeline(nlp: Language, *, calibration: Iterable[str] = (), component: str = "transformer") -> Language:
+def quantize_pipeline(
+    nlp: Language, *, calibration: Iterable[str] = (), component: str = "transformer"
+) -> Language:
     """Quantize the transformer of a loaded pipeline in place, smoothed with the input maxima its float
     model shows on the calibration texts (none: unsmoothed), and make its config name the int8 architecture."""
     pipe = nlp.get_pipe(component)
@@ -188,5 +215,7 @@ def quantize_pipeline(nlp: Language, *, calibration: Iterable[str] = (), compone
     shim._model = quantized
     shim._hfmodel.transformer = quantized
     shim.model_cls = Int8AutoModel
-    nlp._pipe_configs[component]["model"]["@architectures"] = ARCHITECTURE  # what nlp.config and to_disk write
+    nlp._pipe_configs[component]["model"]["@architectures"] = (
+        ARCHITECTURE  # what nlp.config and to_disk write
+    )
     return nlp

@@ -10,6 +10,7 @@ turn the same records into Label Studio predictions ("result" items of type labe
 Offsets are Python character offsets (code points), which is what Label Studio stores since it
 stopped counting UTF-16 units; each span also carries its text.
 """
+
 from __future__ import annotations
 
 import csv
@@ -54,22 +55,30 @@ def load_predictor(model: str, *, gpu_id: str = "-1") -> Predictor:
     try:
         nlp = spacy.load(model)
     except Exception as err:  # config, IO and registry errors alike: one line for the user
-        raise UserError(f"cannot load the model '{model}' ({one_line(err)}); pass a pipeline directory or package") from None
+        raise UserError(
+            f"cannot load the model '{model}' ({one_line(err)}); pass a pipeline directory or package"
+        ) from None
     return describe_pipeline(nlp)
 
 
 def describe_pipeline(nlp: Language) -> Predictor:
     ents = [name for name in nlp.pipe_names if "doc.ents" in nlp.get_pipe_meta(name).assigns]
     cats = [name for name in nlp.pipe_names if "doc.cats" in nlp.get_pipe_meta(name).assigns]
-    ent_labels = sorted({label for name in ents for label in getattr(nlp.get_pipe(name), "labels", ())})
+    ent_labels = sorted(
+        {label for name in ents for label in getattr(nlp.get_pipe(name), "labels", ())}
+    )
     cat_labels: list[str] = []
     exclusive, threshold = True, 0.5
     if cats:
         pipe = nlp.get_pipe(cats[-1])
         cat_labels = list(pipe.labels)
         cfg = getattr(pipe, "cfg", {}) or {}
-        exclusive = nlp.get_pipe_meta(cats[-1]).factory == "textcat" or bool(cfg.get("exclusive_classes", False))
-        threshold = 0.5 if exclusive else float(cfg.get("threshold", 0.5))  # textcat's own 0.0 is unused
+        exclusive = nlp.get_pipe_meta(cats[-1]).factory == "textcat" or bool(
+            cfg.get("exclusive_classes", False)
+        )
+        threshold = (
+            0.5 if exclusive else float(cfg.get("threshold", 0.5))
+        )  # textcat's own 0.0 is unused
     version = f"{nlp.meta.get('lang', nlp.lang)}_{nlp.meta.get('name', 'pipeline')}-{nlp.meta.get('version', '0.0.0')}"
     return Predictor(nlp, version, tuple(ent_labels), tuple(cat_labels), exclusive, threshold)
 
@@ -78,20 +87,25 @@ def doc_to_prediction(doc: Doc) -> dict[str, Any]:
     """{"entities": [{"start", "end", "label", "text"}], "cats": {label: score}} for one Doc."""
     return {
         "entities": [
-            {"start": ent.start_char, "end": ent.end_char, "label": ent.label_, "text": ent.text} for ent in doc.ents
+            {"start": ent.start_char, "end": ent.end_char, "label": ent.label_, "text": ent.text}
+            for ent in doc.ents
         ],
         "cats": {label: round(float(score), SCORE_DIGITS) for label, score in doc.cats.items()},
     }
 
 
-def predict_texts(predictor: Predictor, texts: Sequence[str], *, batch_size: int | None = None) -> list[dict[str, Any]]:
+def predict_texts(
+    predictor: Predictor, texts: Sequence[str], *, batch_size: int | None = None
+) -> list[dict[str, Any]]:
     """One prediction per text, in order; batch_size None is the pipeline's own [nlp] batch_size."""
     # An empty text gets no entities and zero scores without running the pipeline: spaCy's textcat
     # scores an empty doc differently depending on its batch mates, and the output must not.
     empty = {"entities": [], "cats": {label: 0.0 for label in predictor.cat_labels}}
     nonempty = [text for text in texts if text]
     docs = iter(predictor.nlp.pipe(nonempty, batch_size=batch_size or predictor.nlp.batch_size))
-    return [doc_to_prediction(next(docs)) if text else json.loads(json.dumps(empty)) for text in texts]
+    return [
+        doc_to_prediction(next(docs)) if text else json.loads(json.dumps(empty)) for text in texts
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -104,7 +118,9 @@ class LabelConfig:
 
     text_field: str = "text"  # task["data"] key: <Text value="$text">
     to_name: str = "text"  # <Text name="text">
-    ner_from: str | None = "label"  # <Labels name="label" toName="text">; None: the config has no Labels
+    ner_from: str | None = (
+        "label"  # <Labels name="label" toName="text">; None: the config has no Labels
+    )
     cats_from: str | None = "category"  # <Choices name="category" toName="text">; None: no Choices
     ner_labels: frozenset[str] | None = None  # labels the config offers; None: any
     cat_labels: frozenset[str] | None = None
@@ -121,39 +137,65 @@ def parse_label_config(xml: str | None) -> LabelConfig:
         raise UserError(f"the Label Studio labeling config is not valid XML ({err})") from None
     texts = [el for el in root.iter() if el.tag in ("Text", "HyperText") and el.get("name")]
     if not texts:
-        raise UserError("the Label Studio labeling config has no <Text name=... value=\"$...\"/> tag to predict on")
+        raise UserError(
+            'the Label Studio labeling config has no <Text name=... value="$..."/> tag to predict on'
+        )
     text = texts[0]
-    controls = {tag: [el for el in root.iter(tag) if el.get("toName", text.get("name")) == text.get("name")] for tag in ("Labels", "Choices")}
+    controls = {
+        tag: [el for el in root.iter(tag) if el.get("toName", text.get("name")) == text.get("name")]
+        for tag in ("Labels", "Choices")
+    }
     labels, choices = controls["Labels"][:1], controls["Choices"][:1]
     return LabelConfig(
         text_field=text.get("value", "$text").lstrip("$"),
         to_name=text.get("name", "text"),
         ner_from=labels[0].get("name") if labels else None,
         cats_from=choices[0].get("name") if choices else None,
-        ner_labels=frozenset(el.get("value", "") for el in labels[0].iter("Label")) if labels else None,
-        cat_labels=frozenset(el.get("value", "") for el in choices[0].iter("Choice")) if choices else None,
+        ner_labels=frozenset(el.get("value", "") for el in labels[0].iter("Label"))
+        if labels
+        else None,
+        cat_labels=frozenset(el.get("value", "") for el in choices[0].iter("Choice"))
+        if choices
+        else None,
     )
 
 
-def labelstudio_prediction(prediction: dict[str, Any], *, predictor: Predictor, config: LabelConfig) -> dict[str, Any]:
+def labelstudio_prediction(
+    prediction: dict[str, Any], *, predictor: Predictor, config: LabelConfig
+) -> dict[str, Any]:
     """A Label Studio prediction {"model_version", "score", "result"} from one record of predict_texts."""
     result: list[dict[str, Any]] = []
     if config.ner_from:
         for i, ent in enumerate(prediction["entities"]):
             if config.ner_labels is None or ent["label"] in config.ner_labels:
-                result.append({
-                    "id": f"ent{i}", "from_name": config.ner_from, "to_name": config.to_name, "type": "labels",
-                    "value": {"start": ent["start"], "end": ent["end"], "text": ent["text"], "labels": [ent["label"]]},
-                })
+                result.append(
+                    {
+                        "id": f"ent{i}",
+                        "from_name": config.ner_from,
+                        "to_name": config.to_name,
+                        "type": "labels",
+                        "value": {
+                            "start": ent["start"],
+                            "end": ent["end"],
+                            "text": ent["text"],
+                            "labels": [ent["label"]],
+                        },
+                    }
+                )
     cats = prediction["cats"]
     chosen = predicted_labels(cats, exclusive=predictor.exclusive, threshold=predictor.threshold)
     if config.cats_from and config.cat_labels is not None:
         chosen = [label for label in chosen if label in config.cat_labels]
     if config.cats_from and chosen:
-        result.append({
-            "id": "cats", "from_name": config.cats_from, "to_name": config.to_name, "type": "choices",
-            "value": {"choices": chosen},
-        })
+        result.append(
+            {
+                "id": "cats",
+                "from_name": config.cats_from,
+                "to_name": config.to_name,
+                "type": "choices",
+                "value": {"choices": chosen},
+            }
+        )
     output: dict[str, Any] = {"model_version": predictor.version, "result": result}
     score = confidence(cats, exclusive=predictor.exclusive)
     if score is not None:
@@ -198,7 +240,9 @@ def labelstudio_config(predictor: Predictor) -> str:
 
 
 def escape(value: str) -> str:
-    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+    return (
+        value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -218,7 +262,9 @@ def read_records(path: Path, *, text_field: str = "text") -> Iterator[dict[str, 
     elif suffix == ".json":
         yield from _read_json_array(path, text_field=text_field)
     elif suffix in (".csv", ".tsv"):
-        yield from _read_table(path, text_field=text_field, delimiter="\t" if suffix == ".tsv" else ",")
+        yield from _read_table(
+            path, text_field=text_field, delimiter="\t" if suffix == ".tsv" else ","
+        )
     else:
         with path.open(encoding="utf8") as file:
             for line in file:
@@ -234,7 +280,9 @@ def _read_jsonl(path: Path, *, text_field: str) -> Iterator[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise UserError(f"{path}:{number}: not valid JSON ({err.msg}); fix or remove the line") from None
+                raise UserError(
+                    f"{path}:{number}: not valid JSON ({err.msg}); fix or remove the line"
+                ) from None
             yield check_record(record, text_field=text_field, where=f"{path}:{number}")
 
 
@@ -242,9 +290,13 @@ def _read_json_array(path: Path, *, text_field: str) -> Iterator[dict[str, Any]]
     try:
         records = json.loads(path.read_text(encoding="utf8"))
     except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); pass a JSON array or JSON lines (.jsonl)") from None
+        raise UserError(
+            f"{path}: not valid JSON ({err.msg} at line {err.lineno}); pass a JSON array or JSON lines (.jsonl)"
+        ) from None
     if not isinstance(records, list):
-        raise UserError(f"{path}: the JSON is a {type(records).__name__}, not an array of records; pass [{{\"{text_field}\": ...}}, ...]")
+        raise UserError(
+            f'{path}: the JSON is a {type(records).__name__}, not an array of records; pass [{{"{text_field}": ...}}, ...]'
+        )
     for number, record in enumerate(records, 1):
         yield check_record(record, text_field=text_field, where=f"{path}: record {number}")
 
@@ -254,14 +306,18 @@ def _read_table(path: Path, *, text_field: str, delimiter: str) -> Iterator[dict
         reader = csv.DictReader(file, delimiter=delimiter)
         if text_field not in (reader.fieldnames or []):
             columns = ", ".join(reader.fieldnames or []) or "none"
-            raise UserError(f"{path}: no '{text_field}' column (columns: {columns}); pass the text column with --text-field")
+            raise UserError(
+                f"{path}: no '{text_field}' column (columns: {columns}); pass the text column with --text-field"
+            )
         for row in reader:
             yield {key: value for key, value in row.items() if key is not None}
 
 
 def check_record(record: Any, *, text_field: str, where: str) -> dict[str, Any]:
     if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-        raise UserError(f"{where}: the record has no string field '{text_field}'; pass the text field's name with --text-field")
+        raise UserError(
+            f"{where}: the record has no string field '{text_field}'; pass the text field's name with --text-field"
+        )
     return record
 
 

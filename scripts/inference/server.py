@@ -15,6 +15,7 @@ Label Studio calls <backend URL>/health, /setup and /predict, and its /predict b
 http://HOST:PORT/labelstudio in the project's Model settings. Requests that arrive while a batch runs are
 joined into the next one (one nlp.pipe call at a time: no thread contention, and busy servers batch).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -57,7 +58,9 @@ class Batcher:
     """Runs predictions one batch at a time in a worker thread; requests that arrive meanwhile wait and
     go together into the next batch, up to max_texts texts. Adds no delay when the server is idle."""
 
-    def __init__(self, predict: Callable[[list[str]], list[dict[str, Any]]], *, max_texts: int) -> None:
+    def __init__(
+        self, predict: Callable[[list[str]], list[dict[str, Any]]], *, max_texts: int
+    ) -> None:
         self.predict = predict
         self.max_texts = max_texts
         self.queue: asyncio.Queue[tuple[list[str], asyncio.Future]] = asyncio.Queue()
@@ -70,7 +73,9 @@ class Batcher:
         return await future
 
     async def run(self) -> None:
-        waiting: Optional[tuple[list[str], asyncio.Future]] = None  # did not fit into the last batch
+        waiting: Optional[tuple[list[str], asyncio.Future]] = (
+            None  # did not fit into the last batch
+        )
         while True:
             batch = [waiting or await self.queue.get()]
             waiting, size = None, len(batch[0][0])
@@ -84,7 +89,9 @@ class Batcher:
             texts = [text for request, _ in batch for text in request]
             try:
                 predictions = await asyncio.to_thread(self.predict, texts)
-            except Exception as err:  # one bad batch answers 500 to its requests; the server goes on
+            except (
+                Exception
+            ) as err:  # one bad batch answers 500 to its requests; the server goes on
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(err)
@@ -92,24 +99,33 @@ class Batcher:
             start = 0
             for request, future in batch:
                 if not future.done():  # the client may have gone away
-                    future.set_result(predictions[start:start + len(request)])
+                    future.set_result(predictions[start : start + len(request)])
                 start += len(request)
 
 
 def check_limits(texts: list[str], *, limits: Limits, what: str = "texts") -> None:
     if len(texts) > limits.max_texts:
-        raise TooLarge(f"{len(texts)} {what} in one request; the limit is {limits.max_texts} (--max-texts): send fewer per request")
+        raise TooLarge(
+            f"{len(texts)} {what} in one request; the limit is {limits.max_texts} (--max-texts): send fewer per request"
+        )
     for i, text in enumerate(texts):
         if len(text) > limits.max_chars:
-            raise TooLarge(f"{what} {i} has {len(text)} characters; the limit is {limits.max_chars} (--max-chars): split long texts")
+            raise TooLarge(
+                f"{what} {i} has {len(text)} characters; the limit is {limits.max_chars} (--max-chars): split long texts"
+            )
 
 
-def create_app(predictor: Predictor, *, limits: Limits = Limits(), batch_size: Optional[int] = None) -> Any:
+def create_app(
+    predictor: Predictor, *, limits: Limits = Limits(), batch_size: Optional[int] = None
+) -> Any:
     """The FastAPI app over one loaded pipeline."""
     from fastapi import APIRouter, Body, FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
 
-    batcher = Batcher(lambda texts: predict_texts(predictor, texts, batch_size=batch_size), max_texts=limits.max_texts)
+    batcher = Batcher(
+        lambda texts: predict_texts(predictor, texts, batch_size=batch_size),
+        max_texts=limits.max_texts,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -123,7 +139,12 @@ def create_app(predictor: Predictor, *, limits: Limits = Limits(), batch_size: O
     async def refuse_huge_bodies(request: Request, call_next: Callable) -> Any:
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > limits.max_body_bytes:
-            return JSONResponse({"detail": f"request body of {length} bytes is over the {limits.max_body_bytes} limit"}, status_code=413)
+            return JSONResponse(
+                {
+                    "detail": f"request body of {length} bytes is over the {limits.max_body_bytes} limit"
+                },
+                status_code=413,
+            )
         return await call_next(request)
 
     @app.exception_handler(TooLarge)
@@ -136,12 +157,20 @@ def create_app(predictor: Predictor, *, limits: Limits = Limits(), batch_size: O
 
     @app.get("/health")
     async def get_health() -> dict[str, Any]:
-        return {"status": "UP", "model_version": predictor.version, "pipeline": predictor.nlp.pipe_names, "model_class": "spaCy"}
+        return {
+            "status": "UP",
+            "model_version": predictor.version,
+            "pipeline": predictor.nlp.pipe_names,
+            "model_class": "spaCy",
+        }
 
     @app.post("/predict")
     async def predict(request: PredictRequest) -> dict[str, Any]:
         check_limits(request.texts, limits=limits)
-        return {"model_version": predictor.version, "predictions": await batcher.submit(request.texts)}
+        return {
+            "model_version": predictor.version,
+            "predictions": await batcher.submit(request.texts),
+        }
 
     studio = APIRouter(prefix="/labelstudio")
     studio.add_api_route("/", get_health, methods=["GET"])
@@ -153,7 +182,9 @@ def create_app(predictor: Predictor, *, limits: Limits = Limits(), batch_size: O
 
     @studio.post("/setup")
     async def setup(payload: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        parse_label_config(payload.get("schema"))  # a config we cannot read fails at connection time
+        parse_label_config(
+            payload.get("schema")
+        )  # a config we cannot read fails at connection time
         return {"model_version": predictor.version}
 
     @studio.post("/predict")
@@ -168,7 +199,8 @@ def create_app(predictor: Predictor, *, limits: Limits = Limits(), batch_size: O
         predictions = await batcher.submit([t for t in texts if t is not None])
         found = iter(predictions)
         results = [
-            labelstudio_prediction(next(found), predictor=predictor, config=label_config) if text is not None
+            labelstudio_prediction(next(found), predictor=predictor, config=label_config)
+            if text is not None
             else {"model_version": predictor.version, "result": []}
             for text in texts
         ]
@@ -177,8 +209,12 @@ def create_app(predictor: Predictor, *, limits: Limits = Limits(), batch_size: O
     async def no_training(payload: dict[str, Any] = Body(...)) -> dict[str, Any]:
         return {"status": "ignored: this backend predicts only; train with the project workflow"}
 
-    studio.add_api_route("/webhook", no_training, methods=["POST"])  # newer Label Studio: annotation events
-    studio.add_api_route("/train", no_training, methods=["POST"])  # older Label Studio: the Start Training button
+    studio.add_api_route(
+        "/webhook", no_training, methods=["POST"]
+    )  # newer Label Studio: annotation events
+    studio.add_api_route(
+        "/train", no_training, methods=["POST"]
+    )  # older Label Studio: the Start Training button
 
     @studio.get("/metrics")
     async def metrics() -> dict[str, Any]:

@@ -13,6 +13,7 @@ Its quantization is calibrated on the dev split's texts (--calibration, corpus/d
 it is scored on the test split (--test, corpus/test.spacy by default): its meta carries its own scores,
 and the command prints them against the float32 ones with a warning where int8 loses more than half a point.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,7 +59,8 @@ def performance_from_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
                 "cats_micro_f": cats["micro_f"],
                 "cats_macro_auc": cats.get("macro_auc"),
                 "cats_f_per_type": {
-                    label: {"p": s["p"], "r": s["r"], "f": s["f"]} for label, s in cats["per_label"].items()
+                    label: {"p": s["p"], "r": s["r"], "f": s["f"]}
+                    for label, s in cats["per_label"].items()
                 },
             }
         )
@@ -89,13 +91,21 @@ def describe(metrics: dict[str, Any], *, base_model: str, components: list[str])
         )
         threshold = next(iter((cats.get("thresholds") or {}).values()), {}).get("model")
         if threshold is not None:
-            parts.append(f"A label counts as predicted at a score of {threshold:.2f} or more (doc.cats), "
-                         f"the threshold with the best macro F on the dev set.")
+            parts.append(
+                f"A label counts as predicted at a score of {threshold:.2f} or more (doc.cats), "
+                f"the threshold with the best macro F on the dev set."
+            )
     return " ".join(parts)
 
 
 def build_meta(
-    *, model_meta: dict, metrics: dict, name: str, version: str, base_model: BaseModel, components: list[str]
+    *,
+    model_meta: dict,
+    metrics: dict,
+    name: str,
+    version: str,
+    base_model: BaseModel,
+    components: list[str],
 ) -> dict:
     meta = dict(model_meta)
     meta.update(
@@ -106,7 +116,9 @@ def build_meta(
         performance=performance_from_metrics(metrics),
     )
     if base_model.source != "local":
-        meta["sources"] = [{"name": base_model.name, "url": f"https://huggingface.co/{base_model.name}"}]
+        meta["sources"] = [
+            {"name": base_model.name, "url": f"https://huggingface.co/{base_model.name}"}
+        ]
     return meta
 
 
@@ -117,8 +129,17 @@ class Packaged:
 
 
 def package_pipeline(
-    *, model_dir: Path, output_dir: Path, name: str, version: str, metrics_path: Path, transformer: str, lang: str,
-    int8: bool = False, test_path: Optional[Path] = None, calibration_path: Optional[Path] = None,
+    *,
+    model_dir: Path,
+    output_dir: Path,
+    name: str,
+    version: str,
+    metrics_path: Path,
+    transformer: str,
+    lang: str,
+    int8: bool = False,
+    test_path: Optional[Path] = None,
+    calibration_path: Optional[Path] = None,
 ) -> Packaged:
     """Stage the model with its final meta, build the wheel offline.
     int8: build <lang>_<name>_int8 instead, with the transformer quantized for the CPU (calibrated on
@@ -126,9 +147,13 @@ def package_pipeline(
     from spacy.cli.package import package
 
     if not (model_dir / "config.cfg").is_file():
-        raise UserError(f"{model_dir}: no trained pipeline here; run the train step first (spacy project run train)")
+        raise UserError(
+            f"{model_dir}: no trained pipeline here; run the train step first (spacy project run train)"
+        )
     if not metrics_path.is_file():
-        raise UserError(f"{metrics_path}: test metrics not found; run the evaluate step first (spacy project run evaluate)")
+        raise UserError(
+            f"{metrics_path}: test metrics not found; run the evaluate step first (spacy project run evaluate)"
+        )
     if int8:
         check_int8_inputs(test_path=test_path, calibration_path=calibration_path)
     metrics = json.loads(metrics_path.read_text(encoding="utf8"))
@@ -150,28 +175,54 @@ def package_pipeline(
         scores = metrics
         if int8:
             n_texts = quantize_staged(staged, calibration_path=calibration_path)  # type: ignore[arg-type]
-            scores = score_staged(staged, test_path=test_path, output_dir=Path(tmp) / "evaluation",  # type: ignore[arg-type]
-                                  gold_preproc=bool(metrics.get("data", {}).get("gold_preproc")))
+            scores = score_staged(
+                staged,
+                test_path=test_path,
+                output_dir=Path(tmp) / "evaluation",  # type: ignore[arg-type]
+                gold_preproc=bool(metrics.get("data", {}).get("gold_preproc")),
+            )
             code_paths.append(QUANTIZE_MODULE)
         meta = build_meta(
-            model_meta=model_meta, metrics=scores, name=name, version=version, base_model=base_model, components=components,
+            model_meta=model_meta,
+            metrics=scores,
+            name=name,
+            version=version,
+            base_model=base_model,
+            components=components,
         )
         if int8:
             calibration = f"{n_texts} texts of {calibration_path.name}"  # type: ignore[union-attr]
-            meta["description"] = int8_description(float_metrics=metrics, calibration=calibration) + " " + meta["description"]
+            meta["description"] = (
+                int8_description(float_metrics=metrics, calibration=calibration)
+                + " "
+                + meta["description"]
+            )
         srsly.write_json(staged / "meta.json", meta)
         built = Path(tmp) / "built"
         built.mkdir()
-        package(staged, built, create_meta=False, create_sdist=False, create_wheel=False, require_parent=True, force=True, silent=True,
-                code_paths=code_paths)
+        package(
+            staged,
+            built,
+            create_meta=False,
+            create_sdist=False,
+            create_wheel=False,
+            require_parent=True,
+            force=True,
+            silent=True,
+            code_paths=code_paths,
+        )
         package_dir = built / f"{package_name}-{version}"
         # Build without network: an isolated build would download setuptools.
         result = subprocess.run(
             [sys.executable, "-m", "build", "--wheel", "--no-isolation", "."],
-            cwd=package_dir, capture_output=True, text=True,
+            cwd=package_dir,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
-            raise UserError(f"building the wheel in {package_dir.name} failed: {result.stderr.strip().splitlines()[-1:]}; pip install -r requirements.txt")
+            raise UserError(
+                f"building the wheel in {package_dir.name} failed: {result.stderr.strip().splitlines()[-1:]}; pip install -r requirements.txt"
+            )
         final_dir = output_dir / package_dir.name
         if final_dir.exists():
             shutil.rmtree(final_dir)
@@ -182,7 +233,11 @@ def package_pipeline(
 
 def use_fast_ner(config: Any) -> bool:
     """Name the fast_ner factory instead of spaCy's "ner" in the config; say whether there was one."""
-    blocks = [block for block in config["components"].values() if block.get("factory") == fast_ner.SPACY_FACTORY]
+    blocks = [
+        block
+        for block in config["components"].values()
+        if block.get("factory") == fast_ner.SPACY_FACTORY
+    ]
     for block in blocks:
         block["factory"] = fast_ner.FACTORY
     return bool(blocks)
@@ -190,9 +245,13 @@ def use_fast_ner(config: Any) -> bool:
 
 def check_int8_inputs(*, test_path: Optional[Path], calibration_path: Optional[Path]) -> None:
     if test_path is None or not test_path.is_file():
-        raise UserError(f"{test_path}: no test split to score the int8 build on; pass --test with the evaluate step's data (corpus/test.spacy)")
+        raise UserError(
+            f"{test_path}: no test split to score the int8 build on; pass --test with the evaluate step's data (corpus/test.spacy)"
+        )
     if calibration_path is None or not calibration_path.is_file():
-        raise UserError(f"{calibration_path}: no texts to calibrate the int8 build on; pass --calibration with a .spacy file (corpus/dev.spacy)")
+        raise UserError(
+            f"{calibration_path}: no texts to calibrate the int8 build on; pass --calibration with a .spacy file (corpus/dev.spacy)"
+        )
 
 
 def quantize_staged(staged: Path, *, calibration_path: Path) -> int:
@@ -208,40 +267,72 @@ def quantize_staged(staged: Path, *, calibration_path: Path) -> int:
         docs = DocBin().from_disk(calibration_path).get_docs(nlp.vocab)
         texts = [doc.text for doc, _ in zip(docs, range(CALIBRATION_TEXTS)) if doc.text.strip()]
     except Exception as err:  # not a DocBin
-        raise UserError(f"{calibration_path}: cannot read it as a .spacy DocBin ({' '.join(str(err).split())[:200]}); pass --calibration corpus/dev.spacy") from None
+        raise UserError(
+            f"{calibration_path}: cannot read it as a .spacy DocBin ({' '.join(str(err).split())[:200]}); pass --calibration corpus/dev.spacy"
+        ) from None
     if not texts:
-        raise UserError(f"{calibration_path}: no texts to calibrate the int8 build on; pass --calibration with a non-empty split")
+        raise UserError(
+            f"{calibration_path}: no texts to calibrate the int8 build on; pass --calibration with a non-empty split"
+        )
     quantize_pipeline(nlp, calibration=texts).to_disk(staged)
     return len(texts)
 
 
-def score_staged(staged: Path, *, test_path: Path, output_dir: Path, gold_preproc: bool) -> dict[str, Any]:
+def score_staged(
+    staged: Path, *, test_path: Path, output_dir: Path, gold_preproc: bool
+) -> dict[str, Any]:
     """The staged pipeline's test metrics, computed as the evaluate step computes them, on the CPU."""
     from scripts.evaluation.run import evaluate_model
 
-    return evaluate_model(model=str(staged), data_path=test_path, output_dir=output_dir, gold_preproc=gold_preproc, gpu_id="-1")
+    return evaluate_model(
+        model=str(staged),
+        data_path=test_path,
+        output_dir=output_dir,
+        gold_preproc=gold_preproc,
+        gpu_id="-1",
+    )
 
 
 def int8_description(*, float_metrics: dict[str, Any], calibration: str) -> str:
-    scored = [f"{label} {score(float_metrics[task][key])}" for task, key, label in SCORES if float_metrics.get(task)]
+    scored = [
+        f"{label} {score(float_metrics[task][key])}"
+        for task, key, label in SCORES
+        if float_metrics.get(task)
+    ]
     return (
         "int8 build for CPU inference: the transformer's linear layers are dynamically quantized "
         f"(torch.ao.quantization.quantize_dynamic) after SmoothQuant rescaling calibrated on {calibration}; "
         "the NER and text classifier are unchanged. The scores "
-        "below are this int8 pipeline's" + (f"; the float32 pipeline it was made from scored {', '.join(scored)}." if scored else ".")
+        "below are this int8 pipeline's"
+        + (
+            f"; the float32 pipeline it was made from scored {', '.join(scored)}."
+            if scored
+            else "."
+        )
     )
 
 
-def int8_comparison(float_metrics: dict[str, Any], int8_metrics: dict[str, Any]) -> tuple[list[str], list[str]]:
+def int8_comparison(
+    float_metrics: dict[str, Any], int8_metrics: dict[str, Any]
+) -> tuple[list[str], list[str]]:
     """(lines, warnings): each test score of the int8 build against the float32 one; a warning where int8
     loses more than INT8_TOLERANCE."""
     lines, warnings = [], []
     for task, key, label in SCORES:
-        before, after = (float_metrics.get(task) or {}).get(key), (int8_metrics.get(task) or {}).get(key)
+        before, after = (
+            (float_metrics.get(task) or {}).get(key),
+            (int8_metrics.get(task) or {}).get(key),
+        )
         if before is None or after is None:
             continue
-        lines.append(f"{label}: int8 {after:.3f} against float32 {before:.3f} ({100 * (after - before):+.1f} points)")
-        if round(before - after, 9) > INT8_TOLERANCE:  # rounded: 0.123 - 0.118 is 0.5 points, not a hair more
-            warnings.append(f"the int8 build loses {100 * (before - after):.1f} points of {label} on the test split; "
-                            "ship the float32 wheel where that matters")
+        lines.append(
+            f"{label}: int8 {after:.3f} against float32 {before:.3f} ({100 * (after - before):+.1f} points)"
+        )
+        if (
+            round(before - after, 9) > INT8_TOLERANCE
+        ):  # rounded: 0.123 - 0.118 is 0.5 points, not a hair more
+            warnings.append(
+                f"the int8 build loses {100 * (before - after):.1f} points of {label} on the test split; "
+                "ship the float32 wheel where that matters"
+            )
     return lines, warnings

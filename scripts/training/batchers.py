@@ -19,6 +19,7 @@ run reached 18 GB). The batches of a buffer come out in random order (spaCy seed
 With `discard_oversize`, documents longer than `size` are left out. scripts/make_config.py uses
 it for pipelines without `ner`.
 """
+
 from __future__ import annotations
 
 import random
@@ -84,6 +85,8 @@ def configure_batch_by_docs(
     length = get_length or len
 
     def batch(items: Iterable[Any]) -> Iterator[list[Any]]:
-        return batch_by_docs(items, size=size, buffer=buffer, discard_oversize=discard_oversize, get_length=length)
+        return batch_by_docs(
+            items, size=size, buffer=buffer, discard_oversize=discard_oversize, get_length=length
+        )
 
     return batch

@@ -1,7 +1,8 @@
 """Write the training config: configs/base.cfg cut to the chosen components, filled by spaCy.
 
-    python -m scripts.make_config configs/base.cfg training/config.cfg --components ner,textcat
+python -m scripts.make_config configs/base.cfg training/config.cfg --components ner,textcat
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,12 @@ class CorpusStats:
     docs_with_ents: int
     docs_with_cats: int
     docs_multi_label: int  # documents with more than one positive category
-    lengths: tuple[int, ...] = ()  # tokens per training document, as the training reader splits them
-    docs_over_max_length: int = 0  # split (entities) or cut to their start (categories only) in training
+    lengths: tuple[
+        int, ...
+    ] = ()  # tokens per training document, as the training reader splits them
+    docs_over_max_length: int = (
+        0  # split (entities) or cut to their start (categories only) in training
+    )
     longest: int = 0  # tokens in the longest document
 
 
@@ -62,10 +67,14 @@ def read_corpus_stats(path: Path, *, max_length: int = 0) -> CorpusStats:
     from scripts.training.corpus_reader import split_long_doc
 
     if not path.is_file():
-        raise UserError(f"{path}: training corpus not found; run the convert step first (spacy project run convert)")
+        raise UserError(
+            f"{path}: training corpus not found; run the convert step first (spacy project run convert)"
+        )
     docs = list(DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab))
     if not docs:
-        raise UserError(f"{path}: the training corpus has no documents; check the train files given to convert")
+        raise UserError(
+            f"{path}: the training corpus has no documents; check the train files given to convert"
+        )
     return CorpusStats(
         docs=len(docs),
         words=sum(len(doc) for doc in docs),
@@ -84,7 +93,11 @@ def choose_batcher(batcher: dict, components: list[str], overrides: dict[str, An
     spaCy's padded batches (configs/base.cfg) stay for pipelines with ner, and wherever the
     user named a batcher with --training.batcher.@batchers.
     """
-    if "ner" in components or "training.batcher.@batchers" in overrides or batcher.get("@batchers") != PADDED_BATCHER:
+    if (
+        "ner" in components
+        or "training.batcher.@batchers" in overrides
+        or batcher.get("@batchers") != PADDED_BATCHER
+    ):
         return dict(batcher)
     return {**batcher, "@batchers": DOCS_BATCHER}
 
@@ -99,7 +112,9 @@ def count_batches(lengths: tuple[int, ...], *, batcher: dict) -> int:
     try:
         return max(1, sum(1 for _ in make_batches([range(n) for n in lengths])))
     except ValueError as err:  # e.g. a size below 1 for ner_textcat.batch_by_docs.v1
-        raise UserError(f"[training.batcher] {err}; set --vars.batch_size (--training.batcher.size) to 1 or more") from err
+        raise UserError(
+            f"[training.batcher] {err}; set --vars.batch_size (--training.batcher.size) to 1 or more"
+        ) from err
 
 
 def describe_batches(batcher: dict) -> str:
@@ -114,10 +129,14 @@ def describe_batches(batcher: dict) -> str:
 def check_corpus_fits(components: list[str], stats: CorpusStats, *, corpus: Path) -> None:
     """Fail early when the data cannot train the chosen components."""
     if "ner" in components and stats.docs_with_ents == 0:
-        raise UserError(f"{corpus}: components include ner but no document carries entity annotation; add NER data or drop ner from --vars.components")
+        raise UserError(
+            f"{corpus}: components include ner but no document carries entity annotation; add NER data or drop ner from --vars.components"
+        )
     textcat = next((c for c in components if c.startswith("textcat")), None)
     if textcat and stats.docs_with_cats == 0:
-        raise UserError(f"{corpus}: components include {textcat} but no document carries categories; add labelled texts or drop {textcat} from --vars.components")
+        raise UserError(
+            f"{corpus}: components include {textcat} but no document carries categories; add labelled texts or drop {textcat} from --vars.components"
+        )
     if textcat == "textcat" and stats.docs_multi_label:
         raise UserError(
             f"{corpus}: {stats.docs_multi_label} documents have several positive labels, which exclusive textcat cannot learn; "
@@ -137,7 +156,9 @@ def padded_equivalent(batcher: dict) -> dict:
     return dict(batcher)
 
 
-def scale_schedule(batches_per_epoch: int, *, max_epochs: int = 0, corpus_batches: int = 0) -> Schedule:
+def scale_schedule(
+    batches_per_epoch: int, *, max_epochs: int = 0, corpus_batches: int = 0
+) -> Schedule:
     """Epochs, evaluation, patience and warmup scaled to the corpus (max_epochs 0 = choose).
 
     corpus_batches is the corpus size in padded batches (padded_equivalent); 0 takes batches_per_epoch.
@@ -158,7 +179,12 @@ def scale_schedule(batches_per_epoch: int, *, max_epochs: int = 0, corpus_batche
 
 
 def build_config(
-    base: Config, *, components: list[str], lang: str, transformer_location: str, schedule: Schedule,
+    base: Config,
+    *,
+    components: list[str],
+    lang: str,
+    transformer_location: str,
+    schedule: Schedule,
     batcher: Optional[dict] = None,
 ) -> Config:
     """The base config with only the chosen components, the base model and the schedule set."""
@@ -181,7 +207,9 @@ def build_config(
     return config
 
 
-def write_filled_config(config: Config, output: Path, *, check: Callable[[Config], None] = lambda _: None) -> None:
+def write_filled_config(
+    config: Config, output: Path, *, check: Callable[[Config], None] = lambda _: None
+) -> None:
     """Fill defaults exactly as `spacy init fill-config` does, check, then move into place atomically."""
     from spacy.cli.init_config import fill_config
 
@@ -252,9 +280,19 @@ def make_config(
     sizing = padded_equivalent(batcher)
     corpus_batches = batches if sizing == batcher else count_batches(stats.lengths, batcher=sizing)
     schedule = scale_schedule(batches, max_epochs=max_epochs, corpus_batches=corpus_batches)
-    config = build_config(base, components=names, lang=lang, transformer_location=base_model.location, schedule=schedule,
-                          batcher=batcher)
-    write_filled_config(config, output, check=lambda filled: check_overrides_exist(filled, overrides, base_path=base_path))
+    config = build_config(
+        base,
+        components=names,
+        lang=lang,
+        transformer_location=base_model.location,
+        schedule=schedule,
+        batcher=batcher,
+    )
+    write_filled_config(
+        config,
+        output,
+        check=lambda filled: check_overrides_exist(filled, overrides, base_path=base_path),
+    )
     info(
         f"Wrote {output}: pipeline transformer,{','.join(names)}; {stats.docs} training docs, {stats.words} words; "
         f"{schedule.max_epochs} epochs of {batches} batches ({describe_batches(batcher)}), "

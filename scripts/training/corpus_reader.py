@@ -15,6 +15,7 @@ So a categories-only document is truncated to its first `max_length` tokens, and
 document keeps all of its annotation. Only training reads this way; evaluation sees whole documents.
 Like every [corpora] setting, it is resolved when training, never when a pipeline is loaded.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -86,4 +87,6 @@ def create_training_corpus(
 ) -> Callable[..., Iterable]:
     if path is None:
         raise ValueError("[corpora.train] path is not set; pass --paths.train corpus/train.spacy")
-    return SplittingCorpus(path, split_length=max_length, gold_preproc=gold_preproc, limit=limit, augmenter=augmenter)
+    return SplittingCorpus(
+        path, split_length=max_length, gold_preproc=gold_preproc, limit=limit, augmenter=augmenter
+    )

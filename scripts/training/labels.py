@@ -5,6 +5,7 @@ collect them from the corpus afresh, and the result replaces the old folder in o
 
     python -m scripts.init_labels training/config.cfg training/labels
 """
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,9 @@ def init_labels(*, config_path: Path, output_dir: Path) -> list[str]:
     import scripts.training.registry  # noqa: F401  registers what the config names
 
     if not config_path.is_file():
-        raise UserError(f"{config_path}: config not found; run the config step first (spacy project run config)")
+        raise UserError(
+            f"{config_path}: config not found; run the config step first (spacy project run config)"
+        )
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output_dir.parent) as tmp:
         fresh = Path(tmp) / "labels"

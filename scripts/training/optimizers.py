@@ -22,6 +22,7 @@ tensor), and a clip at 1.0 acts on every step, weighing each step alike whatever
 
 Training only: [training] is resolved by `spacy train`, never when a pipeline is loaded.
 """
+
 # No `from __future__ import annotations`: confection builds pydantic models from the signature.
 import math
 from typing import Any, List, Optional, Tuple, Union
@@ -43,7 +44,9 @@ class GlobalNormAdam(Optimizer):
         self.pending: List[Pending] = []
         self.last_grad_norm: Optional[float] = None  # before clipping; for logs and tests
 
-    def __call__(self, key: Any, weights: FloatsXd, gradient: FloatsXd, *, lr_scale: float = 1.0) -> Tuple[FloatsXd, FloatsXd]:
+    def __call__(
+        self, key: Any, weights: FloatsXd, gradient: FloatsXd, *, lr_scale: float = 1.0
+    ) -> Tuple[FloatsXd, FloatsXd]:
         if not self.max_grad_norm:
             return super().__call__(key, weights, gradient, lr_scale=lr_scale)
         if len(gradient) < 1:
@@ -87,5 +90,14 @@ def create_global_norm_adam(
     use_averages: bool = False,
 ) -> GlobalNormAdam:
     """thinc's Adam.v1 settings, and max_grad_norm: the clip on the joint norm (0: none, thinc's Adam.v1)."""
-    return GlobalNormAdam(learn_rate, max_grad_norm=max_grad_norm, grad_clip=grad_clip, L2=L2, beta1=beta1, beta2=beta2,
-                          eps=eps, L2_is_weight_decay=L2_is_weight_decay, use_averages=use_averages)
+    return GlobalNormAdam(
+        learn_rate,
+        max_grad_norm=max_grad_norm,
+        grad_clip=grad_clip,
+        L2=L2,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        L2_is_weight_decay=L2_is_weight_decay,
+        use_averages=use_averages,
+    )

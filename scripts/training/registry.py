@@ -7,6 +7,7 @@ text classification alone (batchers), [initialize.before_init] the text classifi
 callback (textcat_training), [training.optimizer] the optimizer (optimizers); scripts.bench_train
 asks for the logger (training_log). Loading a trained pipeline needs none of them.
 """
+
 import scripts.training.batchers  # noqa: F401
 import scripts.training.corpus_reader  # noqa: F401
 import scripts.training.logger  # noqa: F401

@@ -5,6 +5,7 @@
 After training, multi-label classifiers get their decision threshold tuned on the dev set
 (scripts/thresholds.py), before model-best and model-last replace the previous ones.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,9 @@ def parse_overrides(args: List[str]) -> dict:
     return parse_config_overrides(args)
 
 
-def train(*, config_path: Path, output: Path, gpu_id: str, mixed_precision: bool, overrides: dict) -> None:
+def train(
+    *, config_path: Path, output: Path, gpu_id: str, mixed_precision: bool, overrides: dict
+) -> None:
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 
@@ -41,10 +44,14 @@ def train(*, config_path: Path, output: Path, gpu_id: str, mixed_precision: bool
     from scripts.training.thresholds import tune_thresholds
 
     if not config_path.is_file():
-        raise UserError(f"{config_path}: config not found; run the config step first (spacy project run config)")
+        raise UserError(
+            f"{config_path}: config not found; run the config step first (spacy project run config)"
+        )
     device = resolve_device(gpu_id)
     if mixed_precision and device.gpu_id < 0:
-        raise UserError("mixed_precision true needs a GPU and the device is the CPU; pass --vars.mixed_precision false or --vars.gpu_id 0 on a GPU machine")
+        raise UserError(
+            "mixed_precision true needs a GPU and the device is the CPU; pass --vars.mixed_precision false or --vars.gpu_id 0 on a GPU machine"
+        )
     info(f"Training on {device.description}{', mixed precision' if mixed_precision else ''}")
     activate(device)
     overrides = {"components.transformer.model.mixed_precision": mixed_precision, **overrides}
@@ -53,7 +60,9 @@ def train(*, config_path: Path, output: Path, gpu_id: str, mixed_precision: bool
     run_dir = Path(tempfile.mkdtemp(prefix=".run-", dir=output))
     try:
         spacy_train(config_path, run_dir, use_gpu=device.gpu_id, overrides=overrides)
-        dev_path = Path(load_config(config_path, overrides=overrides, interpolate=True)["paths"]["dev"])
+        dev_path = Path(
+            load_config(config_path, overrides=overrides, interpolate=True)["paths"]["dev"]
+        )
         for name in ("model-best", "model-last"):
             for tuned in tune_thresholds(run_dir / name, dev_path):
                 info(

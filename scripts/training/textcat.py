@@ -47,7 +47,9 @@ def balanced_weights(counts: Dict[str, int], *, power: float) -> Dict[str, float
     return {label: raw[label] / mean if label in raw else 1.0 for label in counts}
 
 
-def exclusive_row_weights(examples: Iterable[Example], labels: Sequence[str], *, power: float) -> Dict[str, float]:
+def exclusive_row_weights(
+    examples: Iterable[Example], labels: Sequence[str], *, power: float
+) -> Dict[str, float]:
     """Weight of a document by its gold class, e.g. {"bug": 0.7, "question": 1.6}."""
     counts = Counter({label: 0 for label in labels})
     for eg in annotated_for_cats(examples):
@@ -66,7 +68,9 @@ def multilabel_cell_weights(
             positives[label] += value >= GOLD_POSITIVE
     weights = numpy.ones((2, len(labels)), dtype="f")
     for j, label in enumerate(labels):
-        pair = balanced_weights({"neg": annotated[label] - positives[label], "pos": positives[label]}, power=power)
+        pair = balanced_weights(
+            {"neg": annotated[label] - positives[label], "pos": positives[label]}, power=power
+        )
         weights[0, j], weights[1, j] = pair["neg"], pair["pos"]
     return weights
 
@@ -84,7 +88,9 @@ class WeightedLossMixin:
         validate_examples(examples, "TextCategorizer.get_loss")
         self._validate_categories(examples)
         truths, not_missing = self._examples_to_truth(examples)
-        weights = numpy.asarray(not_missing, dtype="f") * self.loss_weights(self.model.ops.to_numpy(truths), examples)
+        weights = numpy.asarray(not_missing, dtype="f") * self.loss_weights(
+            self.model.ops.to_numpy(truths), examples
+        )
         difference = scores - truths
         d_scores = difference * self.model.ops.asarray(weights)
         return float((d_scores * difference).mean()), d_scores
@@ -109,14 +115,18 @@ class TrainingTextCategorizer(WeightedLossMixin, TextCategorizer):
         positive_label: Optional[str] = None,
     ) -> None:
         super().initialize(get_examples, nlp=nlp, labels=labels, positive_label=positive_label)
-        self.row_weights = exclusive_row_weights(get_examples(), self.labels, power=self.class_balance)
+        self.row_weights = exclusive_row_weights(
+            get_examples(), self.labels, power=self.class_balance
+        )
 
     def loss_weights(self, truths: numpy.ndarray, examples: Sequence[Example]) -> numpy.ndarray:
         weights = numpy.ones_like(truths)
         if self.row_weights:
             for i, eg in enumerate(examples):
                 if eg.reference.cats:
-                    weights[i, :] = self.row_weights.get(top_category(eg.reference.cats, self.labels), 1.0)
+                    weights[i, :] = self.row_weights.get(
+                        top_category(eg.reference.cats, self.labels), 1.0
+                    )
         return weights
 
 
@@ -133,7 +143,9 @@ class TrainingMultiLabelTextCategorizer(WeightedLossMixin, MultiLabel_TextCatego
         labels: Optional[Iterable[str]] = None,
     ) -> None:
         super().initialize(get_examples, nlp=nlp, labels=labels)
-        self.cell_weights = multilabel_cell_weights(get_examples(), self.labels, power=self.class_balance)
+        self.cell_weights = multilabel_cell_weights(
+            get_examples(), self.labels, power=self.class_balance
+        )
 
     def loss_weights(self, truths: numpy.ndarray, examples: Sequence[Example]) -> numpy.ndarray:
         if self.cell_weights is None:
@@ -149,7 +161,9 @@ def annotated_for_cats(examples: Iterable[Example]) -> list[Example]:
 
 def make_cats_scorer(*, multi_label: bool) -> Callable[..., Dict[str, Any]]:
     def score_annotated_cats(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
-        return Scorer.score_cats(annotated_for_cats(examples), "cats", multi_label=multi_label, **kwargs)
+        return Scorer.score_cats(
+            annotated_for_cats(examples), "cats", multi_label=multi_label, **kwargs
+        )
 
     return score_annotated_cats
 
@@ -157,7 +171,9 @@ def make_cats_scorer(*, multi_label: bool) -> Callable[..., Dict[str, Any]]:
 @registry.callbacks("ner_textcat.textcat_training.v1")
 def create_textcat_training_callback(class_balance: float = 0.5) -> Callable[[Language], Language]:
     if not 0 <= class_balance <= 1:
-        raise ValueError(f"class_balance {class_balance} is outside 0..1; 0 is unweighted, 1 fully balanced")
+        raise ValueError(
+            f"class_balance {class_balance} is outside 0..1; 0 is unweighted, 1 fully balanced"
+        )
 
     def use_training_textcat(nlp: Language) -> Language:
         for _, pipe in nlp.pipeline:

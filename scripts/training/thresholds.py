@@ -9,6 +9,7 @@ into the model's config.cfg and component cfg (what `spacy find-threshold` does,
 this project reports). The packaged pipeline then carries it: evaluation, `scripts.predict` and
 users reading `nlp.get_pipe("textcat_multilabel").cfg["threshold"]` all get the tuned value.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,12 +45,21 @@ class TunedThreshold:
 def multilabel_components(model_dir: Path) -> List[str]:
     """Names of the model's textcat_multilabel components, read from its config.cfg."""
     config = Config().from_disk(model_dir / "config.cfg", interpolate=False)
-    return [name for name, block in config["components"].items() if block.get("factory") == MULTILABEL_FACTORY]
+    return [
+        name
+        for name, block in config["components"].items()
+        if block.get("factory") == MULTILABEL_FACTORY
+    ]
 
 
-def best_threshold(*, rows: Sequence[CatRow], labels: Sequence[str], previous: float) -> tuple[float, float]:
+def best_threshold(
+    *, rows: Sequence[CatRow], labels: Sequence[str], previous: float
+) -> tuple[float, float]:
     """(threshold, macro F) with the best macro F over a 0.05 grid; ties go to the one nearest `previous`."""
-    scored = [(t, score_multilabel(rows=rows, labels=labels, threshold=t)["macro_f"] or 0.0) for t in CURVE_GRID]
+    scored = [
+        (t, score_multilabel(rows=rows, labels=labels, threshold=t)["macro_f"] or 0.0)
+        for t in CURVE_GRID
+    ]
     return max(scored, key=lambda item: (round(item[1], 6), -abs(item[0] - previous)))
 
 
@@ -61,7 +71,9 @@ def tune_thresholds(model_dir: Path, dev_path: Path) -> List[TunedThreshold]:
     if not names:
         return []
     nlp = spacy.load(model_dir)
-    golds = [doc for doc in DocBin().from_disk(dev_path).get_docs(nlp.vocab) if has_cat_annotation(doc)]
+    golds = [
+        doc for doc in DocBin().from_disk(dev_path).get_docs(nlp.vocab) if has_cat_annotation(doc)
+    ]
     if not golds:
         return []
     preds: List[Doc] = list(nlp.pipe(doc.text for doc in golds))
@@ -73,7 +85,9 @@ def tune_thresholds(model_dir: Path, dev_path: Path) -> List[TunedThreshold]:
         if not rows:
             continue
         threshold, macro_f = best_threshold(rows=rows, labels=pipe.labels, previous=previous)
-        before = score_multilabel(rows=rows, labels=pipe.labels, threshold=previous)["macro_f"] or 0.0
+        before = (
+            score_multilabel(rows=rows, labels=pipe.labels, threshold=previous)["macro_f"] or 0.0
+        )
         store_threshold(model_dir, name, threshold)
         tuned.append(TunedThreshold(name, threshold, macro_f, before, previous, len(rows)))
     return tuned

@@ -1,7 +1,7 @@
 """The readers, by name (their keys make the --format help), and auto-detection.
 
-    name, reason = detect_format(Path("train.tsv"), ["-DOCSTART- -X- O O", "EU\tB-ORG"])
-    docs = list(read_string("EU\tB-ORG\nrejects\tO\n", "conll"))
+name, reason = detect_format(Path("train.tsv"), ["-DOCSTART- -X- O O", "EU\tB-ORG"])
+docs = list(read_string("EU\tB-ORG\nrejects\tO\n", "conll"))
 """
 
 from __future__ import annotations
@@ -33,13 +33,24 @@ class Reader:
 
 
 READERS: dict[str, Reader] = {
-    "conll": Reader(read_conll, "token per line: TOKEN, other columns, TAG; IOB1/IOB2/BIOES/BILUO/BMES, -DOCSTART-, blank-line sentences"),
+    "conll": Reader(
+        read_conll,
+        "token per line: TOKEN, other columns, TAG; IOB1/IOB2/BIOES/BILUO/BMES, -DOCSTART-, blank-line sentences",
+    ),
     "iob": Reader(read_iob, "sentence per line: word|TAG or word|POS|TAG"),
-    "jsonl": Reader(read_jsonl, "JSON lines with character offsets or categories: spaCy, Prodigy, doccano, cats JSONL"),
+    "jsonl": Reader(
+        read_jsonl,
+        "JSON lines with character offsets or categories: spaCy, Prodigy, doccano, cats JSONL",
+    ),
     "json": Reader(read_json_records, "a JSON array of records shaped like the jsonl ones"),
-    "labelstudio": Reader(read_labelstudio, "Label Studio JSON export (full or JSON_MIN): spans and choices"),
+    "labelstudio": Reader(
+        read_labelstudio, "Label Studio JSON export (full or JSON_MIN): spans and choices"
+    ),
     "spacy-json": Reader(read_spacy_json, "spaCy v2 JSON training format (BILUO ner)"),
-    "train-data": Reader(read_train_data, "spaCy v2 TRAIN_DATA: pairs of text and {\"entities\": (start, end, label) lists, \"cats\"}"),
+    "train-data": Reader(
+        read_train_data,
+        'spaCy v2 TRAIN_DATA: pairs of text and {"entities": (start, end, label) lists, "cats"}',
+    ),
     "spacy": Reader(read_docbin, ".spacy DocBin, passed through", binary=True),
     "csv": Reader(read_csv, "comma-separated text and label columns (header optional)"),
     "tsv": Reader(read_tsv, "tab-separated text and label columns (header optional)"),
@@ -52,7 +63,9 @@ _SPLIT = re.compile(r"[ \t]+")
 _MAJORITY = 0.8
 
 
-def read_string(text: str, fmt: str, *, options: ReadOptions | None = None, log: Log | None = None) -> Iterator[Doc]:
+def read_string(
+    text: str, fmt: str, *, options: ReadOptions | None = None, log: Log | None = None
+) -> Iterator[Doc]:
     """Read a string in a named format (for tests and quick checks)."""
     lines = enumerate(text.split("\n"), 1)
     return READERS[fmt].read(lines, options=options or ReadOptions(), log=log or Log())
@@ -87,7 +100,7 @@ def _detect_jsonl(lines: list[str]) -> tuple[str | None, str]:
     except json.JSONDecodeError:
         return _detect_json_array("\n".join(lines))
     if isinstance(record, dict) and "pattern" in record and "text" not in record:
-        return None, "a spaCy/Prodigy patterns file (\"pattern\", no \"text\"), not annotations"
+        return None, 'a spaCy/Prodigy patterns file ("pattern", no "text"), not annotations'
     keys = ", ".join(sorted(record)[:6]) if isinstance(record, dict) else ""
     return "jsonl", f"one JSON object per line (keys: {keys})"
 
@@ -96,9 +109,12 @@ def _detect_json_array(text: str) -> tuple[str | None, str]:
     if re.match(r"\s*\[\s*\[\s*\"", text):
         return "train-data", "a JSON array of [text, annotations] pairs"
     if '"paragraphs"' in text:
-        return "spacy-json", "a JSON array of documents with \"paragraphs\""
+        return "spacy-json", 'a JSON array of documents with "paragraphs"'
     if re.search(r'"(annotations|completions|result|choices|labels)"\s*:', text):
-        return "labelstudio", "a JSON array of tasks with Label Studio keys (annotations/result/labels/choices)"
+        return (
+            "labelstudio",
+            "a JSON array of tasks with Label Studio keys (annotations/result/labels/choices)",
+        )
     if re.match(r"\s*[\[{]", text):
         return "json", "a JSON array of records"
     return None, "JSON of an unknown shape"
@@ -115,18 +131,33 @@ def _token_lines(lines: list[str]) -> bool:
     """Token-per-line: nearly all lines shaped like token lines, most of them with a tag."""
     content = [line for line in lines if not line.strip().startswith((DOCSTART, "#"))]
     shaped = [fields for fields in map(_token_fields, content) if fields]
-    tagged = [fields for fields in shaped if len(fields) >= 2 and any(_TAG.fullmatch(f) for f in fields[1:])]
-    return bool(content) and len(shaped) >= _MAJORITY * len(content) and len(tagged) >= 0.5 * len(content)
+    tagged = [
+        fields
+        for fields in shaped
+        if len(fields) >= 2 and any(_TAG.fullmatch(f) for f in fields[1:])
+    ]
+    return (
+        bool(content)
+        and len(shaped) >= _MAJORITY * len(content)
+        and len(tagged) >= 0.5 * len(content)
+    )
 
 
 def _word_tag_line(line: str) -> bool:
     items = _SPLIT.split(line.strip())
-    return len(items) >= 1 and all("|" in item and _TAG.fullmatch(item.rpartition("|")[2]) for item in items)
+    return len(items) >= 1 and all(
+        "|" in item and _TAG.fullmatch(item.rpartition("|")[2]) for item in items
+    )
 
 
 def _text_label_line(line: str) -> bool:
     text, sep, label = line.rpartition(";")
-    return bool(sep and text.strip() and label.strip()) and "\t" not in line and " " not in label.strip() and len(label) < 40
+    return (
+        bool(sep and text.strip() and label.strip())
+        and "\t" not in line
+        and " " not in label.strip()
+        and len(label) < 40
+    )
 
 
 def _share(lines: list[str], test: Callable[[str], bool]) -> float:
@@ -140,8 +171,14 @@ def _detect_table(lines: list[str]) -> tuple[str | None, str]:
         rows = list(csv.reader(lines, delimiter=delimiter))
         widths = {len(row) for row in rows[:-1] or rows}
         if len(widths) == 1 and widths.pop() >= 2:
-            return name, f"a {'tab' if delimiter == chr(9) else 'comma'}-separated table with {len(rows[0])} columns"
-    return None, "no known format: not JSON, token/tag lines, word|TAG, text;label, fastText or a table of text and labels"
+            return (
+                name,
+                f"a {'tab' if delimiter == chr(9) else 'comma'}-separated table with {len(rows[0])} columns",
+            )
+    return (
+        None,
+        "no known format: not JSON, token/tag lines, word|TAG, text;label, fastText or a table of text and labels",
+    )
 
 
 def head_of(path: Path, *, limit: int = 50) -> list[str]:

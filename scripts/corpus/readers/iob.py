@@ -112,10 +112,20 @@ class DocBuilder:
             return
         cuts = cut_points(words, tags, max_tokens=MAX_SENTENCE_TOKENS)
         if cuts:
-            self.log.record("segmented", f"sentence over {MAX_SENTENCE_TOKENS} tokens cut into {len(cuts) + 1} pieces", line, " ".join(words[:12]))
+            self.log.record(
+                "segmented",
+                f"sentence over {MAX_SENTENCE_TOKENS} tokens cut into {len(cuts) + 1} pieces",
+                line,
+                " ".join(words[:12]),
+            )
         for start, end in zip([0, *cuts], [*cuts, len(words)]):
             if self.words and len(self.words) + end - start > MAX_DOC_TOKENS:
-                self.log.record("segmented", f"document over {MAX_DOC_TOKENS} tokens split at a sentence break", line, " ".join(words[start : start + 12]))
+                self.log.record(
+                    "segmented",
+                    f"document over {MAX_DOC_TOKENS} tokens split at a sentence break",
+                    line,
+                    " ".join(words[start : start + 12]),
+                )
                 yield from self.flush()
             if not self.words:
                 self.first_line = line
@@ -132,7 +142,9 @@ class DocBuilder:
         self.cjk_tokens += sum(1 for w in self.words if len(w) == 1 and _CJK.match(w))
         spaces = [not self.no_spaces] * len(self.words)
         spaces[-1] = False
-        yield Doc(self.vocab, words=self.words, spaces=spaces, sent_starts=self.starts, ents=self.tags)
+        yield Doc(
+            self.vocab, words=self.words, spaces=spaces, sent_starts=self.starts, ents=self.tags
+        )
         self.words, self.tags, self.starts = [], [], []
         self.sentences = 0
 
@@ -146,7 +158,11 @@ def read_conll(lines: NumberedLines, *, options: ReadOptions, log: Log) -> Itera
     has_docstart = False
     line = 0
     for line, text in lines:
-        fields = _SPLIT.split(text.strip(_BLANK)) if "\t" not in text else [f.strip(_BLANK) for f in text.strip(_BLANK).split("\t")]
+        fields = (
+            _SPLIT.split(text.strip(_BLANK))
+            if "\t" not in text
+            else [f.strip(_BLANK) for f in text.strip(_BLANK).split("\t")]
+        )
         if fields == [""]:  # blank or whitespace-only: a sentence break
             yield from builder.add_sentence(words, tags, line)
             words, tags = [], []
@@ -170,16 +186,22 @@ def read_conll(lines: NumberedLines, *, options: ReadOptions, log: Log) -> Itera
             log.skip(error)
             continue
         words.append(word)
-        if len(words) >= 2 * MAX_DOC_TOKENS:  # no sentence break for a long while: keep memory bounded
+        if (
+            len(words) >= 2 * MAX_DOC_TOKENS
+        ):  # no sentence break for a long while: keep memory bounded
             cuts = cut_points(words, tags, max_tokens=MAX_SENTENCE_TOKENS)
             if cuts:
                 yield from builder.add_sentence(words[: cuts[-1]], tags[: cuts[-1]], line)
                 words, tags = words[cuts[-1] :], tags[cuts[-1] :]
     yield from builder.add_sentence(words, tags, line)
     yield from builder.flush()
-    log.note(f"token-per-line, tags {decoder.scheme()}; {'documents from -DOCSTART-' if has_docstart else f'no -DOCSTART-: {SENTENCES_PER_DOC} sentences per document'}")
+    log.note(
+        f"token-per-line, tags {decoder.scheme()}; {'documents from -DOCSTART-' if has_docstart else f'no -DOCSTART-: {SENTENCES_PER_DOC} sentences per document'}"
+    )
     if builder.cjk_tokens > builder.tokens / 2 and not builder.no_spaces:
-        log.note(f"most tokens are single CJK characters but --lang is {options.lang}: they were joined with spaces; use --lang zh or ja")
+        log.note(
+            f"most tokens are single CJK characters but --lang is {options.lang}: they were joined with spaces; use --lang zh or ja"
+        )
 
 
 def _token_and_tag(fields: list[str], options: ReadOptions, line: int) -> tuple[str, str]:
@@ -194,7 +216,11 @@ def _token_and_tag(fields: list[str], options: ReadOptions, line: int) -> tuple[
         )
     word = fields[word_i]
     if not word:
-        raise DataError(line, f"empty token in column {options.token_column}", "remove the line or fill in the token")
+        raise DataError(
+            line,
+            f"empty token in column {options.token_column}",
+            "remove the line or fill in the token",
+        )
     return word, fields[tag_i]
 
 
@@ -223,7 +249,9 @@ def read_iob(lines: NumberedLines, *, options: ReadOptions, log: Log) -> Iterato
         if builder.sentences >= SENTENCES_PER_DOC:
             yield from builder.flush()
     yield from builder.flush()
-    log.note(f"sentence-per-line word|TAG, tags {decoder.scheme()}; {SENTENCES_PER_DOC} sentences per document")
+    log.note(
+        f"sentence-per-line word|TAG, tags {decoder.scheme()}; {SENTENCES_PER_DOC} sentences per document"
+    )
 
 
 def _sentence(text: str, decoder: TagDecoder, line: int) -> tuple[list[str], list[str]]:
@@ -232,7 +260,11 @@ def _sentence(text: str, decoder: TagDecoder, line: int) -> tuple[list[str], lis
     for item in _SPLIT.split(text.strip(_BLANK)):
         word, sep, tag = item.rpartition("|")
         if not sep or not word:
-            raise DataError(line, f"item {item!r} is not word|TAG", "write tokens as word|TAG or word|POS|TAG separated by spaces")
+            raise DataError(
+                line,
+                f"item {item!r} is not word|TAG",
+                "write tokens as word|TAG or word|POS|TAG separated by spaces",
+            )
         if "|" in word:  # word|POS|TAG
             word = word.rpartition("|")[0] or word
         words.append(word)

@@ -20,7 +20,9 @@ from spacy.tokens import Doc
 from .records import Annotated, RecordParser, iter_json_array, make_docs
 from .spans import STRUCTURE_ERRORS, DataError, Log, NumberedLines, ReadOptions, structure_error
 
-MIN_META_KEYS = frozenset({"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement"})
+MIN_META_KEYS = frozenset(
+    {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement"}
+)
 
 
 def read_labelstudio(lines: NumberedLines, *, options: ReadOptions, log: Log) -> Iterator[Doc]:
@@ -45,12 +47,21 @@ def read_labelstudio(lines: NumberedLines, *, options: ReadOptions, log: Log) ->
             item.spans = []
     yield from make_docs(parsed, options, log)
     if ignored:
-        log.note("Label Studio result types ignored: " + ", ".join(f"{k} {v}" for k, v in sorted(ignored.items())))
+        log.note(
+            "Label Studio result types ignored: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(ignored.items()))
+        )
 
 
-def _parse_task(task: Any, line: int, log: Log, ignored: Counter[str], fallback: RecordParser) -> Annotated | None:
+def _parse_task(
+    task: Any, line: int, log: Log, ignored: Counter[str], fallback: RecordParser
+) -> Annotated | None:
     if not isinstance(task, dict):
-        raise DataError(line, f"task is a {type(task).__name__}, not an object", "export the project again as JSON")
+        raise DataError(
+            line,
+            f"task is a {type(task).__name__}, not an object",
+            "export the project again as JSON",
+        )
     if isinstance(task.get("data"), dict):
         annotation = choose_annotation(task, line, log)
         if annotation is None:
@@ -65,7 +76,9 @@ def _parse_task(task: Any, line: int, log: Log, ignored: Counter[str], fallback:
 
 def choose_annotation(task: dict[str, Any], line: int, log: Log) -> dict[str, Any] | None:
     """Ground truth first, else the latest; cancelled annotations are skipped and counted."""
-    annotations = [a for a in task.get("annotations") or task.get("completions") or [] if isinstance(a, dict)]
+    annotations = [
+        a for a in task.get("annotations") or task.get("completions") or [] if isinstance(a, dict)
+    ]
     text = str(task["data"])
     usable = [a for a in annotations if not a.get("was_cancelled")]
     for _ in range(len(annotations) - len(usable)):
@@ -73,7 +86,14 @@ def choose_annotation(task: dict[str, Any], line: int, log: Log) -> dict[str, An
     if not usable:
         log.drop("task without a usable annotation (predictions are not used)", line, text)
         return None
-    ranked = sorted(enumerate(usable), key=lambda ia: (bool(ia[1].get("ground_truth")), str(ia[1].get("updated_at") or ia[1].get("created_at") or ""), ia[0]))
+    ranked = sorted(
+        enumerate(usable),
+        key=lambda ia: (
+            bool(ia[1].get("ground_truth")),
+            str(ia[1].get("updated_at") or ia[1].get("created_at") or ""),
+            ia[0],
+        ),
+    )
     for _ in range(len(usable) - 1):
         log.drop("other annotation of a task (ground truth, else the latest, kept)", line, text)
     return ranked[-1][1]
@@ -89,14 +109,22 @@ def _task_text(data: dict[str, Any], results: list[dict[str, Any]], line: int) -
         return next(iter(strings.values()))
     if "text" in strings:
         return strings["text"]
-    spans = [r["value"] for r in results if isinstance(r.get("value"), dict) and "start" in r["value"]]
+    spans = [
+        r["value"] for r in results if isinstance(r.get("value"), dict) and "start" in r["value"]
+    ]
     for value in strings.values():
         if spans and all(_slice_matches(value, s) for s in spans):
             return value
-    raise DataError(line, f"cannot tell which data key holds the text ({', '.join(sorted(data)) or 'none'})", "name the text field `text` in the labelling config")
+    raise DataError(
+        line,
+        f"cannot tell which data key holds the text ({', '.join(sorted(data)) or 'none'})",
+        "name the text field `text` in the labelling config",
+    )
 
 
-def _from_results(text: str, results: list[dict[str, Any]], line: int, log: Log, ignored: Counter[str]) -> Annotated:
+def _from_results(
+    text: str, results: list[dict[str, Any]], line: int, log: Log, ignored: Counter[str]
+) -> Annotated:
     item = Annotated(text=text, line=line)
     for result in results:
         value = result.get("value")
@@ -115,13 +143,25 @@ def _from_results(text: str, results: list[dict[str, Any]], line: int, log: Log,
 def _offsets(text: str, value: dict[str, Any], line: int, log: Log) -> tuple[int, int]:
     """value.start/end; when value.text disagrees, try offsets counted in UTF-16 units (emoji)."""
     start, end = value["start"], value["end"]
-    if "text" not in value or not isinstance(start, int) or not isinstance(end, int) or _slice_matches(text, value):
+    if (
+        "text" not in value
+        or not isinstance(start, int)
+        or not isinstance(end, int)
+        or _slice_matches(text, value)
+    ):
         return start, end
     fixed = _from_utf16(text, start), _from_utf16(text, end)
     if text[fixed[0] : fixed[1]] == value["text"]:
-        log.repair("offsets counted in UTF-16 units (emoji before the span) converted", line, value["text"])
+        log.repair(
+            "offsets counted in UTF-16 units (emoji before the span) converted", line, value["text"]
+        )
         return fixed
-    log.record("suspect", "value.text differs from the text at its offsets (offsets kept)", line, f"{value['text']!r} vs {text[start:end]!r}")
+    log.record(
+        "suspect",
+        "value.text differs from the text at its offsets (offsets kept)",
+        line,
+        f"{value['text']!r} vs {text[start:end]!r}",
+    )
     return start, end
 
 
@@ -136,11 +176,19 @@ def _from_utf16(text: str, units: int) -> int:
 
 def _slice_matches(text: str, value: dict[str, Any]) -> bool:
     start, end = value.get("start"), value.get("end")
-    return isinstance(start, int) and isinstance(end, int) and text[start:end] == value.get("text", text[start:end])
+    return (
+        isinstance(start, int)
+        and isinstance(end, int)
+        and text[start:end] == value.get("text", text[start:end])
+    )
 
 
 def _is_min_spans(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and "start" in v and "end" in v for v in value)
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, dict) and "start" in v and "end" in v for v in value)
+    )
 
 
 def _parse_min(task: dict[str, Any], line: int, log: Log) -> Annotated:

@@ -40,14 +40,18 @@ class Annotated:
     line: int
     spans: list[Span3] | None = None
     cats: dict[str, float] = field(default_factory=dict)
-    partial: bool = False  # binary NER answers (Prodigy ner.teach): tokens outside the spans stay missing
+    partial: bool = (
+        False  # binary NER answers (Prodigy ner.teach): tokens outside the spans stay missing
+    )
 
 
 def make_doc(item: Annotated, *, options: ReadOptions, log: Log) -> Doc:
     doc = options.tokenizer(item.text)
     if item.spans is not None:
         default = "missing" if item.partial else "outside"
-        set_entities(doc, item.spans, policy=options.misaligned, log=log, line=item.line, default=default)
+        set_entities(
+            doc, item.spans, policy=options.misaligned, log=log, line=item.line, default=default
+        )
     if item.cats:
         doc.cats = dict(item.cats)
     return doc
@@ -57,7 +61,11 @@ def load_json(text: str, line: int) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise DataError(line, f"invalid JSON ({error.msg} at column {error.colno})", "fix the line: each line must be one JSON object") from None
+        raise DataError(
+            line,
+            f"invalid JSON ({error.msg} at column {error.colno})",
+            "fix the line: each line must be one JSON object",
+        ) from None
 
 
 def iter_json_array(lines: NumberedLines) -> Iterator[tuple[int, Any]]:
@@ -80,7 +88,11 @@ def iter_json_array(lines: NumberedLines) -> Iterator[tuple[int, Any]]:
         try:
             return decoder.raw_decode(text, pos)
         except json.JSONDecodeError as error:
-            raise DataError(base + text.count("\n", 0, error.pos), f"invalid JSON ({error.msg})", "fix the file or export it again") from None
+            raise DataError(
+                base + text.count("\n", 0, error.pos),
+                f"invalid JSON ({error.msg})",
+                "fix the file or export it again",
+            ) from None
 
     position = skip(0)
     if text.startswith("{", position):
@@ -100,7 +112,11 @@ def iter_json_array(lines: NumberedLines) -> Iterator[tuple[int, Any]]:
         if text.startswith(",", position):
             position = skip(position + 1)
         elif not text.startswith("]", position):
-            raise DataError(base + text.count("\n", 0, position), "invalid JSON (expected ',' or ']' between elements)", "fix the file or export it again")
+            raise DataError(
+                base + text.count("\n", 0, position),
+                "invalid JSON (expected ',' or ']' between elements)",
+                "fix the file or export it again",
+            )
 
 
 class RecordParser:
@@ -113,7 +129,11 @@ class RecordParser:
 
     def parse(self, record: Any, line: int) -> Annotated | None:
         if not isinstance(record, dict):
-            raise DataError(line, f"expected a JSON object, found {type(record).__name__}", "write one object per line with a \"text\" field")
+            raise DataError(
+                line,
+                f"expected a JSON object, found {type(record).__name__}",
+                'write one object per line with a "text" field',
+            )
         text = record_text(record, line)
         answer = record.get("answer")
         if answer == "ignore":
@@ -127,7 +147,9 @@ class RecordParser:
             item.partial = record.get("_view_id") == "ner"
             if answer == "reject":
                 if not item.cats:
-                    self.log.drop("Prodigy answer 'reject' on spans (cannot be full annotation)", line, text)
+                    self.log.drop(
+                        "Prodigy answer 'reject' on spans (cannot be full annotation)", line, text
+                    )
                     return None
             else:
                 item.spans = spans
@@ -139,7 +161,11 @@ class RecordParser:
             if _has_empty_label(record):
                 item.spans = []
             elif not any(key in record for key in ("spans", "entities", "cats", "accept")):
-                raise DataError(line, "record has no annotation (spans, entities, label, cats)", "add annotations, or check --format")
+                raise DataError(
+                    line,
+                    "record has no annotation (spans, entities, label, cats)",
+                    "add annotations, or check --format",
+                )
         if not text:
             self.log.drop("empty text", line, "")
             return None
@@ -159,7 +185,9 @@ class RecordParser:
         options = record.get("options")
         if isinstance(record.get("accept"), list) and isinstance(options, list):
             if answer == "reject":
-                self.log.drop("Prodigy answer 'reject' on a choice", line, record_text(record, line))
+                self.log.drop(
+                    "Prodigy answer 'reject' on a choice", line, record_text(record, line)
+                )
                 return {}
             chosen = {str(x) for x in record["accept"]}
             ids = [str(o.get("id")) if isinstance(o, dict) else str(o) for o in options]
@@ -180,7 +208,7 @@ def record_text(record: dict[str, Any], line: int) -> str:
     for key in ("text", "data"):
         if isinstance(record.get(key), str):
             return record[key]
-    raise DataError(line, "record has no \"text\" string", "give every record a \"text\" field")
+    raise DataError(line, 'record has no "text" string', 'give every record a "text" field')
 
 
 def span_tuple(item: Any, line: int) -> Span3:
@@ -194,13 +222,21 @@ def span_tuple(item: Any, line: int) -> Span3:
         if label is None and isinstance(item.get("labels"), list) and item["labels"]:
             label = item["labels"][0]
         return start, end, label  # type: ignore[return-value]
-    raise DataError(line, f"span {shorten(json.dumps(item))} is not [start, end, label] or an object with start, end, label", "fix the span")
+    raise DataError(
+        line,
+        f"span {shorten(json.dumps(item))} is not [start, end, label] or an object with start, end, label",
+        "fix the span",
+    )
 
 
 def _category_value(value: object, label: object, line: int) -> float:
     if isinstance(value, (bool, int, float)) and 0.0 <= float(value) <= 1.0:
         return float(value)
-    raise DataError(line, f"category {label!r} has value {value!r}", "category values are numbers from 0.0 to 1.0")
+    raise DataError(
+        line,
+        f"category {label!r} has value {value!r}",
+        "category values are numbers from 0.0 to 1.0",
+    )
 
 
 def _has_empty_label(record: dict[str, Any]) -> bool:
@@ -223,7 +259,9 @@ def _same(record: object) -> object:
     return record
 
 
-def read_records(loaders: Iterable[tuple[int, Callable[[], object]]], *, options: ReadOptions, log: Log) -> Iterator[Doc]:
+def read_records(
+    loaders: Iterable[tuple[int, Callable[[], object]]], *, options: ReadOptions, log: Log
+) -> Iterator[Doc]:
     """Docs from (line, load record) pairs; a record that fails to load or parse is one error of its line."""
     parser = RecordParser(log)
     merged: dict[object, Annotated] = {}
@@ -255,7 +293,11 @@ def merge_answer(merged: dict[object, Annotated], key: object, item: Annotated, 
         first.spans = (first.spans or []) + item.spans
     for label, value in item.cats.items():
         if label in first.cats and first.cats[label] != value:
-            log.repair("conflicting answers for one label: the later kept", item.line, f"{label}: {item.text}")
+            log.repair(
+                "conflicting answers for one label: the later kept",
+                item.line,
+                f"{label}: {item.text}",
+            )
         first.cats[label] = value
 
 

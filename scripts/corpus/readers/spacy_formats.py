@@ -1,7 +1,7 @@
 """spaCy's own formats: v2 JSON (BILUO `ner`), v2 TRAIN_DATA JSON, and .spacy DocBins (passed through).
 
-    [{"id": 0, "paragraphs": [{"raw": "...", "sentences": [{"tokens": [{"orth": "Chicago", "ner": "U-GPE"}]}]}]}]
-    [["Who is Shaka Khan?", {"entities": [[7, 17, "PERSON"]], "cats": {"Q": 1.0}}]]
+[{"id": 0, "paragraphs": [{"raw": "...", "sentences": [{"tokens": [{"orth": "Chicago", "ner": "U-GPE"}]}]}]}]
+[["Who is Shaka Khan?", {"entities": [[7, 17, "PERSON"]], "cats": {"Q": 1.0}}]]
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ def read_spacy_json(lines: NumberedLines, *, options: ReadOptions, log: Log) -> 
         try:
             paragraphs = document.get("paragraphs") if isinstance(document, dict) else None
             if not isinstance(paragraphs, list):
-                raise DataError(line, "document without a \"paragraphs\" list", "check --format (this reads spaCy v2 JSON)")
+                raise DataError(
+                    line,
+                    'document without a "paragraphs" list',
+                    "check --format (this reads spaCy v2 JSON)",
+                )
             for paragraph in paragraphs:
                 doc = _paragraph_doc(paragraph, decoder, options, log, line)
                 if doc is not None:
@@ -34,7 +38,9 @@ def read_spacy_json(lines: NumberedLines, *, options: ReadOptions, log: Log) -> 
     log.note(f"spaCy v2 JSON, tags {decoder.scheme()}")
 
 
-def _paragraph_doc(paragraph: Any, decoder: TagDecoder, options: ReadOptions, log: Log, line: int) -> Doc | None:
+def _paragraph_doc(
+    paragraph: Any, decoder: TagDecoder, options: ReadOptions, log: Log, line: int
+) -> Doc | None:
     words: list[str] = []
     tags: list[str | None] = []
     starts: list[bool] = []
@@ -43,7 +49,9 @@ def _paragraph_doc(paragraph: Any, decoder: TagDecoder, options: ReadOptions, lo
         for i, token in enumerate(sentence.get("tokens", [])):
             orth, ner = token.get("orth"), token.get("ner")
             if not isinstance(orth, str) or not orth:
-                raise DataError(line, f"token without \"orth\": {token}", "every token needs its text in \"orth\"")
+                raise DataError(
+                    line, f'token without "orth": {token}', 'every token needs its text in "orth"'
+                )
             words.append(orth)
             tags.append(decoder.decode(ner, line) if ner not in (None, "-", "") else None)
             starts.append(i == 0)
@@ -53,12 +61,16 @@ def _paragraph_doc(paragraph: Any, decoder: TagDecoder, options: ReadOptions, lo
     ents = None
     if any(tag is not None for tag in tags):
         if None in tags:
-            log.record("suspect", "tokens without a \"ner\" tag kept as missing", line, " ".join(words[:12]))
+            log.record(
+                "suspect", 'tokens without a "ner" tag kept as missing', line, " ".join(words[:12])
+            )
         ents = [tag or "" for tag in tags]
     doc = Doc(options.vocab, words=words, spaces=spaces, sent_starts=starts, ents=ents)
     cats = paragraph.get("cats")
     if isinstance(cats, list):
-        doc.cats = {str(c.get("label")): float(c.get("value", 0.0)) for c in cats if isinstance(c, dict)}
+        doc.cats = {
+            str(c.get("label")): float(c.get("value", 0.0)) for c in cats if isinstance(c, dict)
+        }
     elif isinstance(cats, dict):
         doc.cats = {str(k): float(v) for k, v in cats.items()}
     return doc
@@ -74,7 +86,7 @@ def _spaces(raw: Any, words: list[str], options: ReadOptions, log: Log, line: in
     for word in words:
         found = raw.find(word, position)
         if found < 0 or raw[position:found].strip():
-            log.record("suspect", "\"raw\" text does not hold the tokens; spaces guessed", line, raw)
+            log.record("suspect", '"raw" text does not hold the tokens; spaces guessed', line, raw)
             return default
         position = found + len(word)
         spaces.append(raw[position : position + 1].isspace())
@@ -85,8 +97,17 @@ def read_train_data(lines: NumberedLines, *, options: ReadOptions, log: Log) -> 
     """spaCy v2 TRAIN_DATA: [[text, {"entities": [[start, end, label]], "cats": {...}}], ...]."""
     for line, element in iter_json_array(lines):
         try:
-            if not (isinstance(element, (list, tuple)) and len(element) == 2 and isinstance(element[0], str) and isinstance(element[1], dict)):
-                raise DataError(line, "element is not [text, {\"entities\": [...]}]", "write each example as [text, annotations]")
+            if not (
+                isinstance(element, (list, tuple))
+                and len(element) == 2
+                and isinstance(element[0], str)
+                and isinstance(element[1], dict)
+            ):
+                raise DataError(
+                    line,
+                    'element is not [text, {"entities": [...]}]',
+                    "write each example as [text, annotations]",
+                )
             text, annotations = element
             item = Annotated(text=text, line=line)
             if "entities" in annotations:
@@ -105,5 +126,9 @@ def read_docbin(data: bytes, *, options: ReadOptions, log: Log) -> Iterator[Doc]
     try:
         doc_bin = DocBin().from_bytes(data)
     except Exception as error:  # zlib, msgpack and numpy each raise their own kind
-        raise DataError(1, f"not a readable .spacy file ({error.__class__.__name__})", "write it with DocBin.to_disk, or check --format") from None
+        raise DataError(
+            1,
+            f"not a readable .spacy file ({error.__class__.__name__})",
+            "write it with DocBin.to_disk, or check --format",
+        ) from None
     yield from doc_bin.get_docs(options.vocab)

@@ -36,12 +36,22 @@ class DataError(Exception):
         return f"{file}:{self.line}: {self.what}; {self.fix}"
 
 
-STRUCTURE_ERRORS = (AttributeError, TypeError, ValueError, KeyError, IndexError)  # a JSON value of an unexpected type
+STRUCTURE_ERRORS = (
+    AttributeError,
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+)  # a JSON value of an unexpected type
 
 
 def structure_error(line: int, error: Exception) -> DataError:
     """A record whose values have unexpected types (a string where a list belongs, ...)."""
-    return DataError(line, f"unexpected structure ({error.__class__.__name__}: {shorten(str(error), 60)})", "check --format, or export the file again")
+    return DataError(
+        line,
+        f"unexpected structure ({error.__class__.__name__}: {shorten(str(error), 60)})",
+        "check --format, or export the file again",
+    )
 
 
 @dataclass(frozen=True)
@@ -179,9 +189,15 @@ def _align_each(
 
 def check_span(start: object, end: object, label: object, length: int, line: int) -> None:
     if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool):
-        raise DataError(line, f"span offsets {start!r}, {end!r} are not integers", "write spans as [start, end, label] with character offsets")
+        raise DataError(
+            line,
+            f"span offsets {start!r}, {end!r} are not integers",
+            "write spans as [start, end, label] with character offsets",
+        )
     if not isinstance(label, str) or not label.strip():
-        raise DataError(line, f"span [{start}, {end}) has no label ({label!r})", "give every span a label")
+        raise DataError(
+            line, f"span [{start}, {end}) has no label ({label!r})", "give every span a label"
+        )
     if not 0 <= start < end <= length:
         raise DataError(
             line,
@@ -208,7 +224,11 @@ def _fit_to_tokens(
     if policy != "drop":
         fitted = doc.char_span(start, end, label=label, alignment_mode=policy)
         if fitted is not None and len(fitted) > 0:
-            log.repair(f"span cuts into a word: {policy}ed to token boundaries", line, f"{quoted} -> {fitted.text!r}")
+            log.repair(
+                f"span cuts into a word: {policy}ed to token boundaries",
+                line,
+                f"{quoted} -> {fitted.text!r}",
+            )
             return fitted
     log.drop(f"span cuts into a word ({'--misaligned ' + policy})", line, quoted)
     return None
@@ -224,7 +244,9 @@ def keep_longest(spans: list[Span], *, log: Log, line: int) -> list[Span]:
             winner = next(k for k in kept if k.start < span.end and span.start < k.end)
             same = (winner.start, winner.end, winner.label_) == (span.start, span.end, span.label_)
             reason = "duplicate span" if same else "overlapping span dropped, longest kept"
-            log.drop(reason, line, f"{span.text!r} ({span.label_}) vs {winner.text!r} ({winner.label_})")
+            log.drop(
+                reason, line, f"{span.text!r} ({span.label_}) vs {winner.text!r} ({winner.label_})"
+            )
             continue
         kept.append(span)
         taken |= tokens

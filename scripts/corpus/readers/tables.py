@@ -24,8 +24,12 @@ from spacy.tokens import Doc
 from .records import Annotated, make_doc
 from .spans import DataError, Log, NumberedLines, ReadOptions
 
-TEXT_NAMES = frozenset("text sentence content review comment document title description body message tweet utterance query question abstract headline post".split())
-LABEL_NAMES = frozenset("label labels class classes class_index category categories sentiment emotion emotions target intent tag tags topic cats polarity".split())
+TEXT_NAMES = frozenset(
+    "text sentence content review comment document title description body message tweet utterance query question abstract headline post".split()
+)
+LABEL_NAMES = frozenset(
+    "label labels class classes class_index category categories sentiment emotion emotions target intent tag tags topic cats polarity".split()
+)
 SAMPLE_ROWS = 200
 _IDS = re.compile(r"\d+(\s*,\s*\d+)*")
 
@@ -39,9 +43,13 @@ class Columns:
 
     def describe(self) -> str:
         name = (lambda i: repr(self.names[i])) if self.header else (lambda i: f"column {i + 1}")
-        ignored = [name(i) for i in range(len(self.names)) if i not in self.text and i != self.label]
+        ignored = [
+            name(i) for i in range(len(self.names)) if i not in self.text and i != self.label
+        ]
         used = f"text from {', '.join(name(i) for i in self.text)}, labels from {name(self.label)}"
-        return f"{'header' if self.header else 'no header'}: {used}" + (f"; ignored {', '.join(ignored)}" if ignored else "")
+        return f"{'header' if self.header else 'no header'}: {used}" + (
+            f"; ignored {', '.join(ignored)}" if ignored else ""
+        )
 
 
 class _Lines:
@@ -82,24 +90,39 @@ def _rows(lines: NumberedLines, delimiter: str) -> Iterator[tuple[int, list[str]
         except StopIteration:
             return
         except csv.Error as error:
-            raise DataError(source.first or source.last, f"unreadable row ({error})", "quote fields that contain the delimiter or line breaks, and double quotes inside quotes") from None
+            raise DataError(
+                source.first or source.last,
+                f"unreadable row ({error})",
+                "quote fields that contain the delimiter or line breaks, and double quotes inside quotes",
+            ) from None
         if any(cell.strip() for cell in row):
             yield source.first or source.last, row
 
 
-def _read_table(lines: NumberedLines, delimiter: str, options: ReadOptions, log: Log) -> Iterator[Doc]:
+def _read_table(
+    lines: NumberedLines, delimiter: str, options: ReadOptions, log: Log
+) -> Iterator[Doc]:
     rows = _rows(lines, delimiter)
     sample = [row for _, row in zip(range(SAMPLE_ROWS), rows)]
     if not sample:
         return
     columns = infer_columns([row for _, row in sample], sample[0][0])
-    labels = LabelMapper(options.labels, [row[columns.label] for _, row in sample[columns.header :] if len(row) > columns.label])
-    log.note(f"table ({'tab' if delimiter == chr(9) else 'comma'}-separated), {columns.describe()}; {labels.describe()}")
+    labels = LabelMapper(
+        options.labels,
+        [row[columns.label] for _, row in sample[columns.header :] if len(row) > columns.label],
+    )
+    log.note(
+        f"table ({'tab' if delimiter == chr(9) else 'comma'}-separated), {columns.describe()}; {labels.describe()}"
+    )
     width = len(columns.names)
     for line, row in [*sample[columns.header :], *rows]:
         try:
             if len(row) != width:
-                raise DataError(line, f"row has {len(row)} fields, expected {width}", "quote fields that contain the delimiter or line breaks (\"...\") and double the quotes inside")
+                raise DataError(
+                    line,
+                    f"row has {len(row)} fields, expected {width}",
+                    'quote fields that contain the delimiter or line breaks ("...") and double the quotes inside',
+                )
             text = "\n".join(row[i].strip() for i in columns.text if row[i].strip())
             item = _item(text, labels.cats(row[columns.label], line), line, log)
             if item is not None:
@@ -129,17 +152,35 @@ def infer_columns(rows: list[list[str]], line: int) -> Columns:
         if label is None and len(text) == width - 1 == 1:
             label = next(i for i in range(width) if i not in text)
         if label is None:
-            raise DataError(line, f"no label column in header {rows[0]}", "name the label column `label` (or class, category, sentiment, ...)")
+            raise DataError(
+                line,
+                f"no label column in header {rows[0]}",
+                "name the label column `label` (or class, category, sentiment, ...)",
+            )
         if not text:
             others = [i for i in range(width) if i != label]
             text = [i for i in others if not _is_id(_column(body, i))] or others
         return Columns(True, text, label, rows[0])
     if width < 2:
-        raise DataError(line, "a table needs a text and a label column; found one column", "add a label column, or check --format")
+        raise DataError(
+            line,
+            "a table needs a text and a label column; found one column",
+            "add a label column, or check --format",
+        )
     values = [_column(body, i) for i in range(width)]
-    label = min(range(width), key=lambda i: (not _is_ids(values[i]), _is_id(values[i]), len(set(values[i])), _mean_length(values[i])))
+    label = min(
+        range(width),
+        key=lambda i: (
+            not _is_ids(values[i]),
+            _is_id(values[i]),
+            len(set(values[i])),
+            _mean_length(values[i]),
+        ),
+    )
     others = [i for i in range(width) if i != label]
-    text = [i for i in others if not _is_id(values[i])] or others  # single words that are all distinct: ids
+    text = [
+        i for i in others if not _is_id(values[i])
+    ] or others  # single words that are all distinct: ids
     return Columns(False, text, label, [f"column {i + 1}" for i in range(width)])
 
 
@@ -153,7 +194,12 @@ def _is_ids(values: list[str]) -> bool:
 
 def _is_id(values: list[str]) -> bool:
     """A column of distinct single words that are not class ids (e.g. comment ids)."""
-    return len(values) > 1 and len(set(values)) == len(values) and not _is_ids(values) and all(v and not any(c.isspace() for c in v) for v in values)
+    return (
+        len(values) > 1
+        and len(set(values)) == len(values)
+        and not _is_ids(values)
+        and all(v and not any(c.isspace() for c in v) for v in values)
+    )
 
 
 def _mean_length(values: list[str]) -> float:
@@ -165,7 +211,12 @@ class LabelMapper:
 
     def __init__(self, names: tuple[str, ...] | None, sample: list[str]) -> None:
         self.names = names
-        ids = {int(i) for cell in sample if _IDS.fullmatch(cell.strip()) for i in re.split(r"\s*,\s*", cell.strip())}
+        ids = {
+            int(i)
+            for cell in sample
+            if _IDS.fullmatch(cell.strip())
+            for i in re.split(r"\s*,\s*", cell.strip())
+        }
         self.base = 1 if names and 0 not in ids and len(names) in ids else 0
 
     def describe(self) -> str:
@@ -195,7 +246,11 @@ class LabelMapper:
             return str(number)
         index = number - self.base
         if not 0 <= index < len(self.names):
-            raise DataError(line, f"class {number} is outside the {len(self.names)} names of --labels-file (counted from {self.base})", "check the labels file or the class column")
+            raise DataError(
+                line,
+                f"class {number} is outside the {len(self.names)} names of --labels-file (counted from {self.base})",
+                "check the labels file or the class column",
+            )
         return self.names[index]
 
 
@@ -208,7 +263,12 @@ def read_text_label(lines: NumberedLines, *, options: ReadOptions, log: Log) -> 
             text, sep, label = raw.rpartition(";")
             if not sep or not label.strip():
                 raise DataError(line, "no label after a ';'", "write one `text;label` per line")
-            item = _item(text.strip(), {part.strip(): 1.0 for part in label.split("#") if part.strip()}, line, log)
+            item = _item(
+                text.strip(),
+                {part.strip(): 1.0 for part in label.split("#") if part.strip()},
+                line,
+                log,
+            )
             if item is not None:
                 yield make_doc(item, options=options, log=log)
         except DataError as error:
@@ -225,7 +285,9 @@ def read_fasttext(lines: NumberedLines, *, options: ReadOptions, log: Log) -> It
             labels = [w[len("__label__") :] for w in words if w.startswith("__label__")]
             text = " ".join(w for w in words if not w.startswith("__label__")).strip()
             if not labels:
-                raise DataError(line, "no __label__ on the line", "start each line with __label__NAME")
+                raise DataError(
+                    line, "no __label__ on the line", "start each line with __label__NAME"
+                )
             item = _item(text, {label: 1.0 for label in labels if label}, line, log)
             if item is not None:
                 yield make_doc(item, options=options, log=log)
