@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from test_predict import TEXTS, predictor, tiny_pipeline  # noqa: F401  shared session fixtures
 from typer.testing import CliRunner
 
 from scripts.annotate import app
 from scripts.common.errors import UserError
 from scripts.inference.annotation import Job, annotate_file, init_ray
 from scripts.inference.predict import predict_texts
+from tests.helpers import TEXTS
 
 RECORDS = [
     {"id": i, "text": text, "source": "test", "meta": {"n": i}} for i, text in enumerate(TEXTS * 4)
@@ -143,7 +143,7 @@ def test_labelstudio_output_reads_back_through_the_converter_once_accepted(
     tmp_path, tiny_pipeline, predictor
 ):
     """The loop: pre-annotate, import into Label Studio, accept the predictions, export, convert."""
-    labelstudio = pytest.importorskip("scripts.readers.labelstudio")
+    labelstudio = pytest.importorskip("scripts.corpus.readers.labelstudio")
     from scripts.corpus.readers import Log, ReadOptions
 
     texts = [text for text in TEXTS if text]

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import spacy
-from conftest import PROJECT_ROOT, write_tiny_bert
 
 from scripts.evaluation.metrics import CURVE_GRID
+from tests.helpers import PROJECT_ROOT, write_tiny_bert
 
 TOPICS = {
     "bug": ["it crashes on start", "segfault when saving", "the app freezes"],

@@ -8,13 +8,13 @@ import time
 
 import pytest
 import spacy
-from test_predict import TEXTS, predictor, tiny_pipeline  # noqa: F401  shared session fixtures
 from typer.testing import CliRunner
 
 from scripts.bench.loadtest import check_loopback, free_port, loadtest, parse_levels, percentile
 from scripts.bench.throughput import benchmark, generated_texts, length_groups, sample_texts
 from scripts.benchmark import app
 from scripts.common.errors import UserError
+from tests.helpers import TEXTS
 
 FIGURES = {
     "model",

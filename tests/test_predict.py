@@ -1,16 +1,11 @@
-"""scripts.predict: texts to records, Label Studio results, input files. Also home of `tiny_pipeline`, the
-trained-for-seconds transformer + ner + textcat pipeline that the inference tests share."""
+"""scripts.inference.predict: texts to records, Label Studio results, input files."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import spacy
-from conftest import PROJECT_ROOT, write_tiny_bert
-from spacy.training import Example
-from spacy.util import load_config
 
 from scripts.common.errors import UserError
 from scripts.inference.predict import (
@@ -25,80 +20,7 @@ from scripts.inference.predict import (
     predicted_labels,
     read_records,
 )
-
-TRAIN = [
-    ("Python and SQL are required.", [(0, 6, "SKILL"), (11, 14, "SKILL")], "requirements"),
-    ("You will maintain our Python services.", [(22, 28, "SKILL")], "responsibilities"),
-    ("We offer 30 days of paid leave.", [], "benefits"),
-    (
-        "Experience with SQL and Excel is a plus.",
-        [(16, 19, "SKILL"), (24, 29, "SKILL")],
-        "requirements",
-    ),
-    ("Free lunch and a gym budget.", [], "benefits"),
-    ("Build dashboards in Excel for the sales team.", [(20, 25, "SKILL")], "responsibilities"),
-]
-TEXTS = [
-    "Python and SQL are required.",
-    "We offer free lunch.",
-    "",
-    "Ünïcode 💡 text: build Excel dashboards, naïve café.",
-    "A longer posting. " * 40,
-]
-
-
-def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
-    """configs/base.cfg with a tiny random BERT, ner + textcat, trained a few steps on TRAIN, saved to path."""
-    import scripts.training.registry  # noqa: F401  what base.cfg names
-    from scripts.training.config import Schedule, build_config
-
-    schedule = Schedule(
-        max_epochs=1, eval_frequency=10, patience=10, warmup_steps=1, total_steps=steps
-    )
-    config = build_config(
-        load_config(PROJECT_ROOT / "configs/base.cfg", interpolate=False),
-        components=["ner", "textcat"],
-        lang="en",
-        transformer_location=str(bert),
-        schedule=schedule,
-    )
-    config["training"]["optimizer"]["learn_rate"] = 0.005
-    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
-    examples = []
-    for text, spans, label in TRAIN:
-        doc = nlp.make_doc(text)
-        cats = {
-            name: float(name == label) for name in ("requirements", "responsibilities", "benefits")
-        }
-        examples.append(
-            Example.from_dict(doc, {"entities": [(s, e, l) for s, e, l in spans], "cats": cats})
-        )
-    spacy.util.fix_random_seed(0)
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(steps):
-        nlp.update(examples, sgd=optimizer, drop=0.0)
-        optimizer.step_schedules()
-    nlp.meta.update(name="tiny", version="0.0.1")
-    nlp.to_disk(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built once per session (every test module that imports this fixture shares the folder), on a BERT
-    of its own with seeded weights, so that what it learns (some SKILL entities) is the same every run."""
-    path = tmp_path_factory.getbasetemp() / "tiny-pipeline"
-    if not (path / "meta.json").is_file():
-        spacy.util.fix_random_seed(0)
-        build_tiny_pipeline(
-            path, bert=write_tiny_bert(tmp_path_factory.getbasetemp() / "tiny-pipeline-bert")
-        )
-    return path
-
-
-@pytest.fixture(scope="session")
-def predictor(tiny_pipeline: Path):
-    return load_predictor(str(tiny_pipeline), gpu_id="-1")
+from tests.helpers import TEXTS
 
 
 def test_records_have_offsets_that_slice_the_text_and_a_score_per_label(predictor):

@@ -14,7 +14,6 @@ import pytest
 import spacy
 import torch
 from spacy.tokens import DocBin
-from test_predict import TEXTS, TRAIN, tiny_pipeline  # noqa: F401  shared session fixture
 
 from scripts.common.errors import UserError
 from scripts.evaluation.run import evaluate_model
@@ -29,6 +28,7 @@ from scripts.inference.int8 import (
 )
 from scripts.inference.predict import describe_pipeline, predict_texts
 from scripts.packaging.wheel import int8_comparison, package_pipeline
+from tests.helpers import TEXTS, TRAIN
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from scripts.corpus.readers import DataError
 from scripts.corpus.segment import MAX_DOC_TOKENS, MAX_SENTENCE_TOKENS
-from tests.readers_fixtures import ents, read
+from tests.helpers import ents, read
 
 
 def test_iob2_tab_separated():

@@ -2,7 +2,7 @@
 
 import json
 
-from tests.readers_fixtures import ents, read, reasons
+from tests.helpers import ents, read, reasons
 
 
 def task(data, *annotations, **extra):

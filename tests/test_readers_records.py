@@ -5,7 +5,7 @@ import json
 import pytest
 
 from scripts.corpus.readers import DataError
-from tests.readers_fixtures import ents, read, reasons
+from tests.helpers import ents, read, reasons
 
 
 def jsonl(*records):

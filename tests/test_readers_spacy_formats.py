@@ -7,7 +7,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
 from scripts.corpus.readers import READERS, DataError, Log, ReadOptions
-from tests.readers_fixtures import ents, read
+from tests.helpers import ents, read
 
 
 def v2(tokens_per_sentence, raw=None, cats=None):

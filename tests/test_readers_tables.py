@@ -3,7 +3,7 @@
 import pytest
 
 from scripts.corpus.readers import DataError
-from tests.readers_fixtures import read, reasons
+from tests.helpers import read, reasons
 
 
 def cats(docs):

@@ -10,10 +10,10 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")  # fastapi.testclient runs on httpx
 
 from fastapi.testclient import TestClient
-from test_predict import TEXTS, predictor, tiny_pipeline  # noqa: F401  shared session fixtures
 
 from scripts.inference.predict import labelstudio_config, predict_texts
 from scripts.inference.server import Batcher, Limits, create_app
+from tests.helpers import TEXTS
 
 LABEL_CONFIG = """<View>
   <Labels name="label" toName="text"><Label value="SKILL"/></Labels>

@@ -2,13 +2,13 @@
 reader is what configs/base.cfg trains with."""
 
 import spacy
-from conftest import PROJECT_ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc, DocBin, Span
 from spacy.util import load_config, registry
 
 from scripts.training.corpus_reader import cut_points, split_long_doc
+from tests.helpers import PROJECT_ROOT
 
 NLP = spacy.blank("en")
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 import spacy
-from conftest import PROJECT_ROOT, write_tiny_bert
+
+from tests.helpers import PROJECT_ROOT, write_tiny_bert
 
 PROJECT_FILES = ["project.yml", "configs", "scripts", "assets"]
 

@@ -14,7 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from scripts.common.files import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 WORDS = "the of to in said on for EU rejects German call boycott British lamb . , Peter Blackburn BRUSSELS 1996-08-22 Commission".split()
 LABELS = ("PER", "ORG", "LOC", "MISC")
 # spaCy's ner converter splits documents only on this exact line (the real CoNLL-2003 files use

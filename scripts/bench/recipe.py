@@ -19,8 +19,9 @@ from typing import Any, Optional
 
 from scripts.common.base_model import resolve_base_model
 from scripts.common.errors import UserError
+from scripts.common.files import PROJECT_ROOT
 
-BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.cfg"
+BASE_CONFIG = PROJECT_ROOT / "configs" / "base.cfg"
 
 
 def run_stage(name: str, args: list[str]) -> None:

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from scripts.common.errors import UserError
+from scripts.common.files import PROJECT_ROOT
 from scripts.inference.predict import read_records
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEVICES = ("cpu", "gpu")
 
 

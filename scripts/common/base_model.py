@@ -17,9 +17,9 @@ from typing import Mapping
 import typer
 
 from scripts.common.errors import UserError, reported_as_one_line
-from scripts.common.files import sha256_of
+from scripts.common.files import PROJECT_ROOT, sha256_of
 
-BASE_MODELS_TABLE = Path(__file__).resolve().parent.parent / "configs" / "base_models.json"
+BASE_MODELS_TABLE = PROJECT_ROOT / "configs" / "base_models.json"
 
 
 @dataclass(frozen=True)

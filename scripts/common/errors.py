@@ -13,6 +13,12 @@ class UserError(Exception):
     """Bad input or setup. The message says what, where and how to fix it, on one line."""
 
 
+def one_line(err: BaseException) -> str:
+    """An exception as one short line, for "cannot do X (why); how to fix" messages."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def fail(message: str) -> NoReturn:
     """Print `message` as one error line on stderr and exit with status 1."""
     typer.echo(f"✘ {message}", err=True)

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding project.yml
+
 
 def sha256_of(path: Path, *, chunk_size: int = 1 << 20) -> str:
     digest = hashlib.sha256()

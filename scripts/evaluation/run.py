@@ -8,7 +8,6 @@ The layout of metrics.json is documented at the top of scripts/metrics.py.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -18,7 +17,7 @@ from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
 from spacy.tokens import Doc, DocBin
 
 from scripts.common.device import activate, resolve_device
-from scripts.common.errors import UserError, info
+from scripts.common.errors import UserError, info, one_line
 from scripts.common.files import sha256_of, write_bytes_atomic
 from scripts.evaluation.metrics import Tasks, evaluate_docs, has_cat_annotation, has_ent_annotation
 from scripts.evaluation.report import PLOT_NAMES, Report, render_report
@@ -269,11 +268,6 @@ def write_outputs(*, output_dir: Path, metrics: Dict[str, Any], report: Report) 
             f"cannot write to {output_dir} ({err.strerror or err}); pass a writable "
             "folder with --output"
         ) from None
-
-
-def one_line(err: BaseException) -> str:
-    text = re.sub(r"\s+", " ", str(err)).strip() or type(err).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def summary(metrics: Dict[str, Any], output_dir: Path) -> List[str]:

@@ -21,14 +21,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from scripts.common.errors import UserError, info
+from scripts.common.errors import UserError, info, one_line
 from scripts.common.files import write_bytes_atomic
 from scripts.inference.predict import (
     LabelConfig,
     Predictor,
     labelstudio_prediction,
     load_predictor,
-    one_line,
     parse_label_config,
     predict_texts,
     read_records,

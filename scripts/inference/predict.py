@@ -26,7 +26,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from scripts.common.device import activate, resolve_device
-from scripts.common.errors import UserError
+from scripts.common.errors import UserError, one_line
 
 SCORE_DIGITS = 6  # enough for any threshold; keeps records short and byte-stable
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -319,8 +319,3 @@ def check_record(record: Any, *, text_field: str, where: str) -> dict[str, Any]:
             f"{where}: the record has no string field '{text_field}'; pass the text field's name with --text-field"
         )
     return record
-
-
-def one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,112 @@
+"""Plain helpers and data the tests share (fixtures live in conftest.py): a tiny BERT built locally
+with random weights (no test needs a network), the tiny pipeline trained on it, and reader helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import spacy
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.util import load_config
+
+from scripts.corpus.readers import READERS, Log, ReadOptions
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def write_tiny_bert(path: Path) -> Path:
+    """A 2-layer, 32-wide BERT with a character-level WordPiece vocabulary, saved like save_pretrained()."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    chars = sorted(set("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"()-+/&%$#@*"))
+    vocab = SPECIAL_TOKENS + chars + [f"##{c}" for c in chars]
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
+    BertTokenizerFast(
+        vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=512
+    ).save_pretrained(path)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(path)
+    return path
+
+
+TRAIN = [
+    ("Python and SQL are required.", [(0, 6, "SKILL"), (11, 14, "SKILL")], "requirements"),
+    ("You will maintain our Python services.", [(22, 28, "SKILL")], "responsibilities"),
+    ("We offer 30 days of paid leave.", [], "benefits"),
+    (
+        "Experience with SQL and Excel is a plus.",
+        [(16, 19, "SKILL"), (24, 29, "SKILL")],
+        "requirements",
+    ),
+    ("Free lunch and a gym budget.", [], "benefits"),
+    ("Build dashboards in Excel for the sales team.", [(20, 25, "SKILL")], "responsibilities"),
+]
+TEXTS = [
+    "Python and SQL are required.",
+    "We offer free lunch.",
+    "",
+    "Ünïcode 💡 text: build Excel dashboards, naïve café.",
+    "A longer posting. " * 40,
+]
+
+
+def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
+    """configs/base.cfg with a tiny random BERT, ner + textcat, trained a few steps on TRAIN, saved to path."""
+    import scripts.training.registry  # noqa: F401  what base.cfg names
+    from scripts.training.config import Schedule, build_config
+
+    schedule = Schedule(
+        max_epochs=1, eval_frequency=10, patience=10, warmup_steps=1, total_steps=steps
+    )
+    config = build_config(
+        load_config(PROJECT_ROOT / "configs/base.cfg", interpolate=False),
+        components=["ner", "textcat"],
+        lang="en",
+        transformer_location=str(bert),
+        schedule=schedule,
+    )
+    config["training"]["optimizer"]["learn_rate"] = 0.005
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    examples = []
+    for text, spans, label in TRAIN:
+        doc = nlp.make_doc(text)
+        cats = {
+            name: float(name == label) for name in ("requirements", "responsibilities", "benefits")
+        }
+        examples.append(
+            Example.from_dict(doc, {"entities": [(s, e, l) for s, e, l in spans], "cats": cats})
+        )
+    spacy.util.fix_random_seed(0)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+        optimizer.step_schedules()
+    nlp.meta.update(name="tiny", version="0.0.1")
+    nlp.to_disk(path)
+    return path
+
+
+def read(text: str, fmt: str, *, lenient: bool = False, **options: object) -> tuple[list[Doc], Log]:
+    """Docs and the log from reading `text` (lines split on \\n) with the named reader."""
+    log = Log(file="f", lenient=lenient)
+    lines = enumerate(text.split("\n"), 1)
+    docs = list(READERS[fmt].read(lines, options=ReadOptions(**options), log=log))  # type: ignore[arg-type]
+    return docs, log
+
+
+def ents(doc: Doc) -> list[tuple[str, str]]:
+    return [(ent.text, ent.label_) for ent in doc.ents]
+
+
+def reasons(log: Log) -> dict[str, int]:
+    return {f"{e.kind}: {e.reason}": e.count for e in log.events.values()}
