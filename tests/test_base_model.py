@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from scripts import base_model as base_model_command
 from scripts.common import base_model
 from scripts.common.base_model import PACKAGED_MODELS, PackagedModel, resolve_base_model
 from scripts.common.errors import UserError
@@ -77,7 +78,7 @@ def test_unreachable_hub_model_fails_early_with_the_fix(monkeypatch):
 
 
 def test_cli_prints_one_line_on_error():
-    result = CliRunner().invoke(base_model.app, ["./no/such/model"])
+    result = CliRunner().invoke(base_model_command.app, ["./no/such/model"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         "✘ transformer ./no/such/model: no such directory; pass an existing model folder or a "

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-import typer
-
-from scripts.common.errors import UserError, reported_as_one_line
+from scripts.common.errors import UserError
 from scripts.common.files import PROJECT_ROOT, sha256_of
 
 BASE_MODELS_TABLE = PROJECT_ROOT / "configs" / "base_models.json"
@@ -126,22 +124,3 @@ def _check_hub_name(name: str, *, lang: str, chosen_by_table: bool) -> None:
             f"{why} could not be loaded from the Hugging Face hub or its cache ({first_line}); "
             f"check the name and the network, or pass a local model folder with --vars.transformer"
         ) from None
-
-
-def main(
-    transformer: str = typer.Argument(
-        "auto", help="'auto', a Hugging Face hub name or a local model folder"
-    ),
-    lang: str = typer.Option("en", "--lang", help="Language code, used when transformer is 'auto'"),
-) -> None:
-    """Print where the base model will be loaded from."""
-    with reported_as_one_line():
-        model = resolve_base_model(transformer, lang=lang)
-    print(json.dumps({"name": model.name, "location": model.location, "source": model.source}))
-
-
-app = typer.Typer(add_completion=False)
-app.command()(main)
-
-if __name__ == "__main__":
-    app()

@@ -19,7 +19,7 @@ def sha256_of(path: Path, *, chunk_size: int = 1 << 20) -> str:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside path, then rename it over path: never a half-written file."""
+    """Write to a temporary file beside path, then rename it over path: never half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
