@@ -1,0 +1,1 @@
+"""The project's commands (`python -m scripts.<command>`) and the stage packages behind them."""

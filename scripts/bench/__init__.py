@@ -1,0 +1,1 @@
+"""Benchmarks and the peer baseline. Nothing outside the commands imports them."""
