@@ -55,7 +55,7 @@ def with_packages(name: str) -> set[str]:
 
 
 def closure(module: str) -> set[Path]:
-    """The project files Python runs for `python -m module` (empty __init__.py files left out)."""
+    """The project files Python runs for `python -m module` (those without code left out)."""
     seen: set[str] = set()
     todo = [module]
     while todo:
@@ -66,7 +66,13 @@ def closure(module: str) -> set[Path]:
             if file is not None:
                 todo.extend(imported_modules(file))
     files = {module_file(name) for name in seen}
-    return {f for f in files if f is not None and f.read_text(encoding="utf8").strip()}
+    return {f for f in files if f is not None and has_code(f)}
+
+
+def has_code(path: Path) -> bool:
+    """False for a file that holds at most a docstring: it cannot change what a step does."""
+    body = ast.parse(path.read_text(encoding="utf8")).body
+    return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
 
 
 def covered(path: Path, deps: list[str]) -> bool:
