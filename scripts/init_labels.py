@@ -1,9 +1,6 @@
-"""Precompute label sets with spaCy's `init labels`, never reusing stale ones.
+"""Precompute the label set of every component from the training corpus, as `spacy init labels`.
 
-The config reads labels from ${paths.labels}; pointing that at an empty folder makes spaCy
-collect them from the corpus afresh, and the result replaces the old folder in one step.
-
-    python -m scripts.init_labels training/config.cfg training/labels
+python -m scripts.init_labels training/config.cfg training/labels
 """
 
 from __future__ import annotations
@@ -15,19 +12,19 @@ import typer
 from scripts.common.errors import reported_as_one_line
 from scripts.training.labels import init_labels
 
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
+
+@app.command()
 def main(
-    config_path: Path = typer.Argument(..., help="Filled training config"),
-    output_dir: Path = typer.Argument(..., help="Folder for the label files"),
+    config_path: Path = typer.Argument(..., help="Filled training config (training/config.cfg)"),
+    output_dir: Path = typer.Argument(..., help="Folder for the label files (training/labels)"),
 ) -> None:
-    """Collect the labels of every component from the training corpus."""
+    """Collect the labels of every component from the training corpus, one JSON file each."""
     with reported_as_one_line():
         written = init_labels(config_path=config_path, output_dir=output_dir)
     typer.echo(f"✔ Labels for {', '.join(written)} in {output_dir}")
 
-
-app = typer.Typer(add_completion=False)
-app.command()(main)
 
 if __name__ == "__main__":
     app()

@@ -1,9 +1,11 @@
-"""Precompute label sets with spaCy's `init labels`, never reusing stale ones.
+"""Precompute every component's label set from the training corpus, never reusing stale ones.
 
-The config reads labels from ${paths.labels}; pointing that at an empty folder makes spaCy
-collect them from the corpus afresh, and the result replaces the old folder in one step.
+    init_labels(config_path=Path("training/config.cfg"), output_dir=Path("training/labels"))
 
-    python -m scripts.init_labels training/config.cfg training/labels
+As spaCy's `init labels` does, each component with label data gets `<name>.json` (its
+`label_data`, written with srsly), e.g. training/labels/ner.json and training/labels/textcat.json.
+The config reads labels from ${paths.labels}; pointing that at an empty folder makes spaCy collect
+them from the corpus afresh, and the result replaces the old folder in one step.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import srsly
+
 from scripts.common.errors import UserError
 
 
 def init_labels(*, config_path: Path, output_dir: Path) -> list[str]:
     """Write one JSON label file per component into output_dir; return the files written."""
-    from spacy.cli.init_pipeline import _init_labels
     from spacy.training.initialize import init_nlp
     from spacy.util import load_config
 
@@ -33,7 +36,11 @@ def init_labels(*, config_path: Path, output_dir: Path) -> list[str]:
         fresh = Path(tmp) / "labels"
         fresh.mkdir()
         config = load_config(config_path, overrides={"paths.labels": str(fresh)})
-        _init_labels(init_nlp(config), fresh)
+        nlp = init_nlp(config)
+        for name, component in nlp.pipeline:
+            label_data = getattr(component, "label_data", None)
+            if label_data is not None:
+                srsly.write_json(fresh / f"{name}.json", label_data)
         if output_dir.exists():
             shutil.rmtree(output_dir)
         os.replace(fresh, output_dir)
