@@ -1,4 +1,5 @@
-"""scripts.optimizers: Adam with one clip on the norm of all gradients of a step, applied in step_schedules."""
+"""scripts.training.optimizers: Adam with one clip on the norm of all gradients of a step, applied
+in step_schedules."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from spacy.tokens import Doc, DocBin, Span
 from spacy.util import load_config, registry
 
-from scripts.training.corpus_reader import cut_points, split_long_doc
+from scripts.training.corpus_reader import piece_ends, split_long_doc
 from tests.helpers import PROJECT_ROOT
 
 NLP = spacy.blank("en")
@@ -40,7 +40,7 @@ def test_entity_documents_split_at_sentences_never_inside_an_entity():
 
 
 def test_an_entity_longer_than_max_length_stays_whole():
-    assert cut_points(make_doc(12, ents=[(2, 9)]), 4) == [2, 9, 12]
+    assert piece_ends(make_doc(12, ents=[(2, 9)]), 4) == [2, 9, 12]
 
 
 def test_categories_only_documents_keep_their_first_tokens():

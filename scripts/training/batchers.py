@@ -1,23 +1,25 @@
 """Training batches for text classification alone: the same number of documents in each batch.
 
+    [training.batcher]
+    @batchers = "ner_textcat.batch_by_docs.v1"
+    size = 1000
+
 spaCy's `batch_by_padded` fills each batch up to `size` padded words, so its batches hold 200
 titles of 5 words or 2 issues of 500. Each training step then moves the weights about as far
-(the optimizer clips every step's gradients to one norm, scripts/optimizers.py), and a
-document in a batch of two counts a hundred times as much as one in a batch of two hundred. For
-the entity recognizer words are the examples and that is right; for a classifier documents are.
-On the GitHub issues of the README's Benchmarks, the documents of 20 words or fewer are two
-thirds of the training set and got 9% of the weight of the updates. A Hugging Face `Trainer`
-gives every batch the same number of documents.
+(the optimizer clips every step's gradients to one norm, optimizers.py), and a document in a
+batch of two counts a hundred times as much as one in a batch of two hundred. For the entity
+recognizer words are the examples and that is right; for a classifier documents are: on a corpus
+of mostly short texts with some long ones, the short ones get a small share of the updates
+(BENCHMARKS.md). A Hugging Face `Trainer` gives every batch the same number of documents.
 
 "ner_textcat.batch_by_docs.v1" takes spaCy's settings (`size` words, `buffer`, `discard_oversize`,
 `get_length`) and keeps their meaning on average: it gathers `buffer` documents, sorts them by
 length (so batches pad little) and cuts them into batches of n documents, with n chosen so
 that a batch holds `size` words on average (n = size * documents / words in the buffer), and
-closes a batch early where its padded words would pass `size`, as spaCy's does: memory stays
-bounded (unbounded, 12 long GitHub issues made one batch of some 70 transformer windows and a
-run reached 18 GB). The batches of a buffer come out in random order (spaCy seeds `random`).
-With `discard_oversize`, documents longer than `size` are left out. scripts/make_config.py uses
-it for pipelines without `ner`.
+closes a batch early where its padded words would pass `size`, as spaCy's does, so that memory
+stays bounded when a buffer holds a few very long documents. The batches of a buffer come out in
+random order (spaCy seeds `random`). With `discard_oversize`, documents longer than `size` are
+left out. The config step (config.py) uses it for pipelines without `ner`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ ItemT = TypeVar("ItemT")
 
 
 def docs_per_batch(lengths: list[int], size: int) -> int:
-    """Documents per batch for batches of `size` words on average: docs_per_batch([5, 15], 40) == 4."""
+    """Documents per batch for batches of `size` words on average.
+
+    docs_per_batch([5, 15], 40) == 4
+    """
     return max(1, round(size * len(lengths) / max(1, sum(lengths))))
 
 

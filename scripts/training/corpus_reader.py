@@ -1,6 +1,6 @@
 """The training corpus reader: spaCy's Corpus with long documents split instead of dropped.
 
-A single very long document (a 50,000-token issue thread in a classification corpus, a whole
+A single very long document (a whole issue thread in a classification corpus, a whole
 contract in an NER corpus) becomes one training batch, and its transformer activations can
 exhaust the memory of any machine. spaCy's own `max_length` splits such documents into
 sentences only when they have sentence boundaries, drops them silently otherwise, and loses
@@ -26,8 +26,11 @@ from spacy.training import Corpus
 from spacy.util import registry
 
 
-def cut_points(doc: Doc, max_length: int) -> list[int]:
-    """Token offsets that end each piece, e.g. [600, 1150, 1400] for a 1400-token doc and max_length 600."""
+def piece_ends(doc: Doc, max_length: int) -> list[int]:
+    """Token offsets where each training piece of doc ends, the last one len(doc).
+
+    piece_ends(doc, 600) -> [600, 1150, 1400]  # a 1400-token doc
+    """
     n = len(doc)
     sentences = doc.has_annotation("SENT_START")
     inside_entity = [token.ent_iob_ == "I" for token in doc]
@@ -56,7 +59,7 @@ def split_long_doc(doc: Doc, max_length: int) -> Iterator[Doc]:
         return
     has_entities = doc.has_annotation("ENT_IOB")
     start = 0
-    for i, end in enumerate(cut_points(doc, max_length)):
+    for i, end in enumerate(piece_ends(doc, max_length)):
         if i > 0 and not has_entities:
             return
         piece = doc[start:end].as_doc()

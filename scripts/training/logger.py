@@ -25,7 +25,8 @@ LogStep = Callable[[Optional[Dict[str, Any]]], None]
 def speed_logger(
     path: str, progress_bar: bool = False
 ) -> Callable[..., Tuple[LogStep, Callable[[], None]]]:
-    """The console log, plus {"words", "seconds", "steps", "epochs"} written to `path` at the end."""
+    """The console log, plus {"words", "seconds", "steps", "epochs"} written to `path` at the
+    end."""
     console = console_logger(progress_bar=progress_bar)
 
     def setup(

@@ -1,24 +1,24 @@
-"""Adam that clips the norm of all gradients of a step together, as torch.nn.utils.clip_grad_norm_ does.
+"""Adam that clips the norm of all gradients of a step together, as torch's clip_grad_norm_ does.
 
     [training.optimizer]
     @optimizers = "ner_textcat.Adam.v1"
     max_grad_norm = 1.0     # 0: thinc's Adam.v1 exactly
     grad_clip = 0.0         # thinc's per-parameter clip, after the joint one
 
-thinc's Adam clips each parameter's gradient on its own (grad_clip), as spaCy hands it the parameters
-one at a time in finish_update. A spike in the loss then still moves every small tensor by a full
-step, and Adam's moments remember it; fine-tuning a transformer on a few hundred documents diverged
-so at one seed of five (README, Benchmarks). Clipping the norm of all gradients as one vector scales
+thinc's Adam clips each parameter's gradient on its own (grad_clip), as spaCy hands it the
+parameters one at a time in finish_update. A spike in the loss then still moves every small tensor
+by a full step, and Adam's moments remember it; fine-tuning a transformer on a few hundred
+documents can diverge so (BENCHMARKS.md). Clipping the norm of all gradients as one vector scales
 the whole step down instead. So this optimizer holds each gradient it is given (a copy: the caller
-zeroes its own) and applies Adam to all of them in step_schedules(), which spaCy's training loop calls
-once after every component's finish_update, before the next step and before any evaluation. Weights
-are updated in place, in the arrays the models hold (thinc's parameters; torch parameters share their
-memory with the arrays the PyTorch shim passes). A hand-written loop must call step_schedules() after
-finish_update too, as thinc asks anyway.
+zeroes its own) and applies Adam to all of them in step_schedules(), which spaCy's training loop
+calls once after every component's finish_update, before the next step and before any evaluation.
+Weights are updated in place, in the arrays the models hold (thinc's parameters; torch parameters
+share their memory with the arrays the PyTorch shim passes). A hand-written loop must call
+step_schedules() after finish_update too, as thinc asks anyway.
 
-spaCy's losses sum over documents and tokens where Hugging Face's average over the batch, so the joint
-norm runs far above 1 (6 to 224 in the first 70 steps on the GitHub issues, most of it from a single
-tensor), and a clip at 1.0 acts on every step, weighing each step alike whatever its size.
+spaCy's losses sum over documents and tokens where Hugging Face's average over the batch, so the
+joint norm runs far above 1 (BENCHMARKS.md), and a clip at 1.0 acts on every step, weighing each
+step alike whatever its size.
 
 Training only: [training] is resolved by `spacy train`, never when a pipeline is loaded.
 """
@@ -89,7 +89,8 @@ def create_global_norm_adam(
     L2_is_weight_decay: bool = True,
     use_averages: bool = False,
 ) -> GlobalNormAdam:
-    """thinc's Adam.v1 settings, and max_grad_norm: the clip on the joint norm (0: none, thinc's Adam.v1)."""
+    """thinc's Adam.v1 settings, and max_grad_norm: the clip on the joint norm (0: none, which is
+    thinc's Adam.v1)."""
     return GlobalNormAdam(
         learn_rate,
         max_grad_norm=max_grad_norm,
