@@ -1,6 +1,9 @@
 """Write the training config: configs/base.cfg cut to the chosen components, filled by spaCy.
 
-python -m scripts.make_config configs/base.cfg training/config.cfg --components ner,textcat
+    python -m scripts.make_config configs/base.cfg training/config.cfg --components ner,textcat
+
+Extra `--section.key value` arguments override configs/base.cfg first, e.g.
+`--training.accumulate_gradient 2` or `--components.textcat.class_balance 0.3`.
 """
 
 from __future__ import annotations
@@ -10,9 +13,13 @@ from pathlib import Path
 import typer
 
 from scripts.common.errors import reported_as_one_line
+from scripts.common.spacy_internals import parse_config_overrides
 from scripts.training.config import VALID_COMPONENTS, make_config
 
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def main(
     ctx: typer.Context,
     base_path: Path = typer.Argument(..., help="Base config (configs/base.cfg)"),
@@ -32,9 +39,7 @@ def main(
     ),
 ) -> None:
     """Write the training config for the chosen components and base model; extra
-    --section.key value arguments override configs/base.cfg (e.g. --training.accumulate_gradient 2)."""
-    from spacy.cli._util import parse_config_overrides
-
+    --section.key value arguments override configs/base.cfg."""
     with reported_as_one_line():
         make_config(
             base_path=base_path,
@@ -47,9 +52,6 @@ def main(
             overrides=parse_config_overrides(ctx.args),
         )
 
-
-app = typer.Typer(add_completion=False)
-app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(main)
 
 if __name__ == "__main__":
     app()

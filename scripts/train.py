@@ -1,9 +1,10 @@
-"""Train with `spacy train`, on the GPU when there is one, saying which device in one line.
+"""Train the pipeline with `spacy train`, on the GPU when there is one, saying which device.
 
     python -m scripts.train training/config.cfg --output training --gpu-id auto
 
-After training, multi-label classifiers get their decision threshold tuned on the dev set
-(scripts/thresholds.py), before model-best and model-last replace the previous ones.
+Extra `--section.key value` arguments override the config. The trained pipelines load with
+spaCy alone; multi-label classifiers get their threshold tuned on the dev set
+(scripts/training/run.py).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import typer
 from scripts.common.errors import reported_as_one_line
 from scripts.training.run import parse_bool, parse_overrides, train
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def main(
     ctx: typer.Context,
-    config_path: Path = typer.Argument(..., help="Filled training config"),
+    config_path: Path = typer.Argument(..., help="Filled training config (training/config.cfg)"),
     output: Path = typer.Option(
         Path("training"), "--output", help="Folder for model-best and model-last"
     ),

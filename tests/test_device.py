@@ -1,10 +1,10 @@
 import pytest
 from typer.testing import CliRunner
 
+from scripts import train
 from scripts.common import device
 from scripts.common.device import resolve_device
 from scripts.common.errors import UserError
-from scripts.training import run as train
 
 
 @pytest.fixture
@@ -31,7 +31,8 @@ def test_minus_one_is_the_cpu(no_gpu):
 def test_explicit_gpu_without_cupy_names_the_fix(no_gpu):
     with pytest.raises(
         UserError,
-        match=r"gpu_id 0 cannot be used: cupy is not installed; pip install -r requirements-gpu.txt",
+        match=r"gpu_id 0 cannot be used: cupy is not installed; "
+        r"pip install -r requirements-gpu.txt",
     ):
         resolve_device("0")
 

@@ -6,6 +6,7 @@ from spacy.tokens import DocBin
 from spacy.util import load_config, load_model_from_config
 from typer.testing import CliRunner
 
+from scripts import make_config as make_config_command
 from scripts.common.errors import UserError
 from scripts.training import config as make_config
 from scripts.training.config import count_batches, parse_components, scale_schedule
@@ -209,13 +210,13 @@ def test_component_without_annotation_is_refused(tmp_path):
 
 def test_cli_missing_corpus_is_one_line(tmp_path):
     result = CliRunner().invoke(
-        make_config.app,
+        make_config_command.app,
         [str(BASE), str(tmp_path / "c.cfg"), "--train", str(tmp_path / "missing.spacy")],
     )
     assert result.exit_code == 1
     assert (
-        result.output.strip()
-        == f"✘ {tmp_path / 'missing.spacy'}: training corpus not found; run the convert step first (spacy project run convert)"
+        result.output.strip() == f"✘ {tmp_path / 'missing.spacy'}: training corpus not found; "
+        "run the convert step first (spacy project run convert)"
     )
     assert not (tmp_path / "c.cfg").exists()
 
@@ -223,7 +224,7 @@ def test_cli_missing_corpus_is_one_line(tmp_path):
 def test_cli_unknown_component_is_one_line(tmp_path):
     train = write_corpus(tmp_path / "train.spacy")
     result = CliRunner().invoke(
-        make_config.app,
+        make_config_command.app,
         [str(BASE), str(tmp_path / "c.cfg"), "--components", "ner,tagger", "--train", str(train)],
     )
     assert result.exit_code == 1
@@ -313,10 +314,8 @@ def test_override_of_a_setting_that_does_not_exist_is_refused(tmp_path):
     assert not (tmp_path / "c.cfg").exists()
 
 
-def test_class_balance_is_an_override_that_reaches_the_training_callback(tmp_path):
-    from spacy.util import registry
-
-    import scripts.training.textcat  # noqa: F401  registers the callback
+def test_class_balance_is_an_override_that_reaches_the_text_classifier(tmp_path):
+    from scripts.training.textcat import EXCLUSIVE_FACTORY, EXCLUSIVE_SCORER
 
     train = write_corpus(tmp_path / "train.spacy")
     output = tmp_path / "config.cfg"
@@ -327,19 +326,24 @@ def test_class_balance_is_an_override_that_reaches_the_training_callback(tmp_pat
         transformer="auto",
         lang="en",
         train=train,
-        overrides={"initialize.before_init.class_balance": 0.3},
+        overrides={"components.textcat.class_balance": 0.3},
     )
-    before_init = load_config(output, interpolate=False)["initialize"]["before_init"]
-    assert before_init["@callbacks"] == "ner_textcat.textcat_training.v1"
-    assert before_init["class_balance"] == pytest.approx(0.3)
+    block = load_config(output, interpolate=False)["components"]["textcat"]
+    assert block["factory"] == EXCLUSIVE_FACTORY
+    assert block["scorer"] == {"@scorers": EXCLUSIVE_SCORER}
+    assert block["class_balance"] == pytest.approx(0.3)
+    nlp = spacy.blank("en")
+    assert nlp.add_pipe(EXCLUSIVE_FACTORY, config={"class_balance": 0.3}).class_balance == 0.3
     with pytest.raises(ValueError, match="class_balance 2"):
-        registry.resolve({"cb": {**before_init, "class_balance": 2}})
+        nlp.add_pipe(EXCLUSIVE_FACTORY, name="other", config={"class_balance": 2})
 
 
 def test_class_balance_out_of_range_stops_the_config_step_in_one_line(tmp_path):
     train = write_corpus(tmp_path / "train.spacy")
     with pytest.raises(
-        UserError, match=r"\[initialize.before_init\]: class_balance 2\.0 is outside 0\.\.1"
+        UserError,
+        match=r"\[components.textcat\] class_balance 2\.0 is outside 0\.\.1 .*; "
+        r"pass --components.textcat.class_balance between 0 and 1$",
     ):
         make_config.make_config(
             base_path=BASE,
@@ -348,6 +352,6 @@ def test_class_balance_out_of_range_stops_the_config_step_in_one_line(tmp_path):
             transformer="auto",
             lang="en",
             train=train,
-            overrides={"initialize.before_init.class_balance": 2},
+            overrides={"components.textcat.class_balance": 2},
         )
     assert not (tmp_path / "c.cfg").exists()

@@ -1,6 +1,8 @@
 """Write the training config: configs/base.cfg cut to the chosen components, filled by spaCy.
 
-python -m scripts.make_config configs/base.cfg training/config.cfg --components ner,textcat
+make_config(base_path=Path("configs/base.cfg"), output=Path("training/config.cfg"),
+            components="ner,textcat", transformer="auto", lang="en",
+            train=Path("corpus/train.spacy"))
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from spacy.util import load_config
 from thinc.api import Config
 
 from scripts.common.base_model import resolve_base_model
+from scripts.common.cats import POSITIVE
 from scripts.common.errors import UserError, info
 
 TASK_COMPONENTS = ("ner", "textcat", "textcat_multilabel")
@@ -32,12 +35,10 @@ class CorpusStats:
     docs_with_ents: int
     docs_with_cats: int
     docs_multi_label: int  # documents with more than one positive category
-    lengths: tuple[
-        int, ...
-    ] = ()  # tokens per training document, as the training reader splits them
-    docs_over_max_length: int = (
-        0  # split (entities) or cut to their start (categories only) in training
-    )
+    # Tokens per training document, as the training reader splits them.
+    lengths: tuple[int, ...] = ()
+    # Split (entities) or cut to their start (categories only) in training.
+    docs_over_max_length: int = 0
     longest: int = 0  # tokens in the longest document
 
 
@@ -55,20 +56,22 @@ def parse_components(value: str) -> list[str]:
     names = [name.strip() for name in value.split(",") if name.strip()]
     if ",".join(names) not in VALID_COMPONENTS:
         raise UserError(
-            f"components '{value}' is not supported; use one of: {' | '.join(VALID_COMPONENTS)} (--vars.components)"
+            f"components '{value}' is not supported; "
+            f"use one of: {' | '.join(VALID_COMPONENTS)} (--vars.components)"
         )
     return names
 
 
 def read_corpus_stats(path: Path, *, max_length: int = 0) -> CorpusStats:
-    """Counts of the training corpus; max_length as [corpora.train] (scripts/training_corpus.py)."""
+    """Counts of the training corpus; max_length as [corpora.train] (training/corpus_reader.py)."""
     import spacy
 
     from scripts.training.corpus_reader import split_long_doc
 
     if not path.is_file():
         raise UserError(
-            f"{path}: training corpus not found; run the convert step first (spacy project run convert)"
+            f"{path}: training corpus not found; "
+            "run the convert step first (spacy project run convert)"
         )
     docs = list(DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab))
     if not docs:
@@ -80,7 +83,7 @@ def read_corpus_stats(path: Path, *, max_length: int = 0) -> CorpusStats:
         words=sum(len(doc) for doc in docs),
         docs_with_ents=sum(doc.has_annotation("ENT_IOB") for doc in docs),
         docs_with_cats=sum(bool(doc.cats) for doc in docs),
-        docs_multi_label=sum(sum(v >= 0.5 for v in doc.cats.values()) > 1 for doc in docs),
+        docs_multi_label=sum(sum(v >= POSITIVE for v in doc.cats.values()) > 1 for doc in docs),
         lengths=tuple(len(piece) for doc in docs for piece in split_long_doc(doc, max_length)),
         docs_over_max_length=sum(len(doc) > max_length for doc in docs) if max_length > 0 else 0,
         longest=max(len(doc) for doc in docs),
@@ -88,7 +91,7 @@ def read_corpus_stats(path: Path, *, max_length: int = 0) -> CorpusStats:
 
 
 def choose_batcher(batcher: dict, components: list[str], overrides: dict[str, Any]) -> dict:
-    """Text classification alone trains on batches of equal document counts (scripts/batchers.py).
+    """Text classification alone trains on batches of equal document counts (batchers.py).
 
     spaCy's padded batches (configs/base.cfg) stay for pipelines with ner, and wherever the
     user named a batcher with --training.batcher.@batchers.
@@ -113,7 +116,8 @@ def count_batches(lengths: tuple[int, ...], *, batcher: dict) -> int:
         return max(1, sum(1 for _ in make_batches([range(n) for n in lengths])))
     except ValueError as err:  # e.g. a size below 1 for ner_textcat.batch_by_docs.v1
         raise UserError(
-            f"[training.batcher] {err}; set --vars.batch_size (--training.batcher.size) to 1 or more"
+            f"[training.batcher] {err}; "
+            "set --vars.batch_size (--training.batcher.size) to 1 or more"
         ) from err
 
 
@@ -130,16 +134,19 @@ def check_corpus_fits(components: list[str], stats: CorpusStats, *, corpus: Path
     """Fail early when the data cannot train the chosen components."""
     if "ner" in components and stats.docs_with_ents == 0:
         raise UserError(
-            f"{corpus}: components include ner but no document carries entity annotation; add NER data or drop ner from --vars.components"
+            f"{corpus}: components include ner but no document carries entity annotation; "
+            "add NER data or drop ner from --vars.components"
         )
     textcat = next((c for c in components if c.startswith("textcat")), None)
     if textcat and stats.docs_with_cats == 0:
         raise UserError(
-            f"{corpus}: components include {textcat} but no document carries categories; add labelled texts or drop {textcat} from --vars.components"
+            f"{corpus}: components include {textcat} but no document carries categories; "
+            f"add labelled texts or drop {textcat} from --vars.components"
         )
     if textcat == "textcat" and stats.docs_multi_label:
         raise UserError(
-            f"{corpus}: {stats.docs_multi_label} documents have several positive labels, which exclusive textcat cannot learn; "
+            f"{corpus}: {stats.docs_multi_label} documents have several positive labels, "
+            "which exclusive textcat cannot learn; "
             f"use --vars.components {'ner,' if 'ner' in components else ''}textcat_multilabel"
         )
 
@@ -161,7 +168,8 @@ def scale_schedule(
 ) -> Schedule:
     """Epochs, evaluation, patience and warmup scaled to the corpus (max_epochs 0 = choose).
 
-    corpus_batches is the corpus size in padded batches (padded_equivalent); 0 takes batches_per_epoch.
+    corpus_batches is the corpus size in padded batches (padded_equivalent); 0 takes
+    batches_per_epoch.
     """
     if max_epochs <= 0:
         # About 600 padded batches of text: small corpora need many passes, big ones few.
@@ -210,7 +218,8 @@ def build_config(
 def write_filled_config(
     config: Config, output: Path, *, check: Callable[[Config], None] = lambda _: None
 ) -> None:
-    """Fill defaults exactly as `spacy init fill-config` does, check, then move into place atomically."""
+    """Fill defaults exactly as `spacy init fill-config` does, check, then move into place
+    atomically."""
     from spacy.cli.init_config import fill_config
 
     import scripts.training.registry  # noqa: F401  registers what the config names
@@ -224,16 +233,25 @@ def write_filled_config(
         os.replace(filled_path, output)
 
 
-def check_training_callback(config: Config) -> None:
-    """Build [initialize.before_init] now, so a bad value (class_balance 2) stops here in one line, not in training."""
-    from spacy.util import registry
+def check_class_balance(config: Config) -> None:
+    """Check each text classifier's class_balance now, so a bad value (2) stops here in one line,
+    not in training."""
+    from scripts.training.textcat import (
+        DEFAULT_CLASS_BALANCE,
+        STOCK_COMPONENTS,
+        check_class_balance,
+    )
 
-    import scripts.training.textcat  # noqa: F401  registers the callback
-
-    try:
-        registry.resolve({"before_init": config["initialize"]["before_init"]})
-    except ValueError as err:
-        raise UserError(f"[initialize.before_init]: {' '.join(str(err).split())}") from None
+    for name, block in config["components"].items():
+        if block.get("factory") not in STOCK_COMPONENTS:
+            continue
+        try:
+            check_class_balance(float(block.get("class_balance", DEFAULT_CLASS_BALANCE)))
+        except (TypeError, ValueError) as err:
+            raise UserError(
+                f"[components.{name}] {' '.join(str(err).split())}; "
+                f"pass --components.{name}.class_balance between 0 and 1"
+            ) from None
 
 
 def check_overrides_exist(config: Config, overrides: dict[str, Any], *, base_path: Path) -> None:
@@ -243,8 +261,9 @@ def check_overrides_exist(config: Config, overrides: dict[str, Any], *, base_pat
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:
                 raise UserError(
-                    f"override --{key}: {base_path} has no such setting (even after spaCy fills the defaults); "
-                    f"check the section and key names in training/config.cfg"
+                    f"override --{key}: {base_path} has no such setting "
+                    "(even after spaCy fills the defaults); "
+                    "check the section and key names in training/config.cfg"
                 )
             node = node[part]
 
@@ -260,18 +279,21 @@ def make_config(
     max_epochs: int = 0,
     overrides: Optional[dict[str, Any]] = None,
 ) -> Schedule:
-    """Write the filled config; overrides ({"training.accumulate_gradient": 2}) change configs/base.cfg first."""
+    """Write the filled config; overrides ({"training.accumulate_gradient": 2}) change
+    configs/base.cfg first."""
     names = parse_components(components)
     overrides = overrides or {}
     base = load_config(base_path, overrides=overrides, interpolate=False)
-    check_training_callback(base)
+    check_class_balance(base)
     stats = read_corpus_stats(train, max_length=int(base["corpora"]["train"]["max_length"]))
     check_corpus_fits(names, stats, corpus=train)
     if stats.docs_over_max_length:
+        max_length = base["corpora"]["train"]["max_length"]
         info(
-            f"{stats.docs_over_max_length} training docs are over max_length {base['corpora']['train']['max_length']} "
+            f"{stats.docs_over_max_length} training docs are over max_length {max_length} "
             f"tokens (longest {stats.longest}): training splits those with entities "
-            f"and keeps the first max_length tokens of the others (--vars.max_length, 0 for no limit)"
+            "and keeps the first max_length tokens of the others "
+            "(--vars.max_length, 0 for no limit)"
         )
     base_model = resolve_base_model(transformer, lang=lang)
     info(f"Base model: {base_model.name} ({base_model.source})")
@@ -294,7 +316,8 @@ def make_config(
         check=lambda filled: check_overrides_exist(filled, overrides, base_path=base_path),
     )
     info(
-        f"Wrote {output}: pipeline transformer,{','.join(names)}; {stats.docs} training docs, {stats.words} words; "
+        f"Wrote {output}: pipeline transformer,{','.join(names)}; "
+        f"{stats.docs} training docs, {stats.words} words; "
         f"{schedule.max_epochs} epochs of {batches} batches ({describe_batches(batcher)}), "
         f"evaluation every {schedule.eval_frequency} steps, warmup {schedule.warmup_steps} steps"
     )

@@ -1,11 +1,12 @@
-"""Registers every function a training config of this project names: import it before spaCy reads one.
+"""Registers everything a training config of this project names: import it before spaCy reads one.
 
     import scripts.training.registry  # noqa: F401
 
-[corpora.train] names the training reader (training_corpus), [training.batcher] the batcher of
-text classification alone (batchers), [initialize.before_init] the text classifiers' training
-callback (textcat_training), [training.optimizer] the optimizer (optimizers); scripts.bench_train
-asks for the logger (training_log). Loading a trained pipeline needs none of them.
+[corpora.train] names the training reader (corpus_reader), [training.batcher] the batcher of
+text classification alone (batchers), [components.textcat] and [components.textcat_multilabel]
+the text classifiers' factories and scorers (textcat), [training.optimizer] the optimizer
+(optimizers); scripts.bench_train asks for the logger (logger). Loading a trained pipeline needs
+none of them: training leaves spaCy's own factories in its config.
 """
 
 import scripts.training.batchers  # noqa: F401

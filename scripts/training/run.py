@@ -1,9 +1,12 @@
 """Train with `spacy train`, on the GPU when there is one, saying which device in one line.
 
-    python -m scripts.train training/config.cfg --output training --gpu-id auto
+    train(config_path=Path("training/config.cfg"), output=Path("training"), gpu_id="auto",
+          mixed_precision=False, overrides={})
 
-After training, multi-label classifiers get their decision threshold tuned on the dev set
-(scripts/thresholds.py), before model-best and model-last replace the previous ones.
+After training, each saved pipeline's config names spaCy's own text classifiers instead of this
+project's training ones (scripts/training/textcat.py), so it loads with spaCy alone; then
+multi-label classifiers get their decision threshold tuned on the dev set
+(scripts/training/thresholds.py), before model-best and model-last replace the previous ones.
 """
 
 from __future__ import annotations
@@ -12,13 +15,20 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import List
+from typing import Any, List
+
+from thinc.api import Config
 
 from scripts.common.device import activate, resolve_device
 from scripts.common.errors import UserError, info
+from scripts.common.files import write_bytes_atomic
+from scripts.common.spacy_internals import parse_config_overrides
+
+TRAINED_PIPELINES = ("model-best", "model-last")
 
 
 def parse_bool(value: str, *, var: str) -> bool:
+    """A true/false var as the project passes it, e.g. parse_bool("true", var="x") -> True."""
     lowered = value.strip().lower()
     if lowered in ("true", "1", "yes"):
         return True
@@ -27,16 +37,15 @@ def parse_bool(value: str, *, var: str) -> bool:
     raise UserError(f"{var} '{value}' is not true or false; pass e.g. --vars.{var} true")
 
 
-def parse_overrides(args: List[str]) -> dict:
+def parse_overrides(args: List[str]) -> dict[str, Any]:
     """spaCy-style config overrides, e.g. ["--training.max_epochs", "2"]."""
-    from spacy.cli._util import parse_config_overrides
-
     return parse_config_overrides(args)
 
 
 def train(
     *, config_path: Path, output: Path, gpu_id: str, mixed_precision: bool, overrides: dict
 ) -> None:
+    """Train into output/model-best and output/model-last, replacing them only on success."""
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 
@@ -50,7 +59,8 @@ def train(
     device = resolve_device(gpu_id)
     if mixed_precision and device.gpu_id < 0:
         raise UserError(
-            "mixed_precision true needs a GPU and the device is the CPU; pass --vars.mixed_precision false or --vars.gpu_id 0 on a GPU machine"
+            "mixed_precision true needs a GPU and the device is the CPU; "
+            "pass --vars.mixed_precision false or --vars.gpu_id 0 on a GPU machine"
         )
     info(f"Training on {device.description}{', mixed precision' if mixed_precision else ''}")
     activate(device)
@@ -63,16 +73,33 @@ def train(
         dev_path = Path(
             load_config(config_path, overrides=overrides, interpolate=True)["paths"]["dev"]
         )
-        for name in ("model-best", "model-last"):
+        for name in TRAINED_PIPELINES:
+            use_stock_components(run_dir / name)
+        for name in TRAINED_PIPELINES:
             for tuned in tune_thresholds(run_dir / name, dev_path):
                 info(
-                    f"{name}: {tuned.component} threshold {tuned.threshold:.2f} (was {tuned.previous:.2f}), "
-                    f"dev macro F {tuned.macro_f:.3f} (was {tuned.macro_f_before:.3f}) on {tuned.n_docs} docs"
+                    f"{name}: {tuned.component} threshold {tuned.threshold:.2f} "
+                    f"(was {tuned.previous:.2f}), dev macro F {tuned.macro_f:.3f} "
+                    f"(was {tuned.macro_f_before:.3f}) on {tuned.n_docs} docs"
                 )
-        for name in ("model-best", "model-last"):
+        for name in TRAINED_PIPELINES:
             replace_dir(run_dir / name, output / name)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def use_stock_components(model_dir: Path) -> None:
+    """Rewrite a saved pipeline's config.cfg to name spaCy's own text classifiers and scorers.
+
+    use_stock_components(Path("training/model-best"))  # "training_textcat" -> "textcat"
+    """
+    from scripts.training.textcat import stock_config
+
+    config_path = model_dir / "config.cfg"
+    config = Config().from_disk(config_path, interpolate=False)
+    stock = stock_config(config)
+    if stock != config:
+        write_bytes_atomic(config_path, stock.to_str(interpolate=False).encode("utf8"))
 
 
 def replace_dir(source: Path, target: Path) -> None:

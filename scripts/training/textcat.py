@@ -1,4 +1,10 @@
-"""Training-time behaviour of the text classifiers: partial annotation and skewed labels.
+"""The text classifiers this project trains: spaCy's, with a loss and a dev score for partial
+annotation and skewed labels.
+
+    [components.textcat]
+    factory = "training_textcat"
+    class_balance = 0.5
+    scorer = {"@scorers":"ner_textcat.textcat_scorer.v1"}
 
 Partial annotation. A joint corpus mixes documents with entities only and documents with
 categories only. spaCy already treats missing entity tags as missing, but its exclusive `textcat`
@@ -14,23 +20,68 @@ classes (K = 2 per multi-label label), is (n / (K * n_c)) ** class_balance, resc
 weight over the training data is 1 (the learning rate keeps its meaning). class_balance 0 is
 spaCy's unweighted loss, 1 fully balances the classes, the default 0.5 sits between.
 
-The callback is referenced from [initialize] only, which spaCy resolves when training and never
-when loading, so trained and packaged pipelines stay plain spaCy components.
+The factories "training_textcat" and "training_textcat_multilabel" make subclasses of
+spaCy's TextCategorizer and MultiLabel_TextCategorizer that override the public get_loss and
+nothing that is saved: their weights and files are spaCy's own. After training, stock_config()
+names spaCy's "textcat" and "textcat_multilabel" and their scorers in the saved config instead,
+so a trained pipeline loads with spaCy alone.
 """
-# No `from __future__ import annotations`: spaCy builds pydantic models from initialize() signatures.
 
+# No `from __future__ import annotations`: spaCy builds pydantic models from the factories' and
+# initialize()'s signatures.
 from collections import Counter
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
-from spacy.pipeline.textcat import TextCategorizer
-from spacy.pipeline.textcat_multilabel import MultiLabel_TextCategorizer
+from spacy.pipeline.textcat import DEFAULT_SINGLE_TEXTCAT_MODEL, TextCategorizer
+from spacy.pipeline.textcat_multilabel import (
+    DEFAULT_MULTI_TEXTCAT_MODEL,
+    MultiLabel_TextCategorizer,
+)
 from spacy.scorer import Scorer
+from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Config, Model
+from thinc.types import Floats2d
 
-from scripts.evaluation.metrics import GOLD_POSITIVE, top_category
+from scripts.common.cats import POSITIVE
+from scripts.evaluation.metrics import top_category
+
+EXCLUSIVE_FACTORY = "training_textcat"
+MULTILABEL_FACTORY = "training_textcat_multilabel"
+EXCLUSIVE_SCORER = "ner_textcat.textcat_scorer.v1"
+MULTILABEL_SCORER = "ner_textcat.textcat_multilabel_scorer.v1"
+DEFAULT_CLASS_BALANCE = 0.5
+# spaCy's own factory and scorer for each of ours: what a trained pipeline's config names.
+STOCK_COMPONENTS: Dict[str, Tuple[str, str]] = {
+    EXCLUSIVE_FACTORY: ("textcat", "spacy.textcat_scorer.v2"),
+    MULTILABEL_FACTORY: ("textcat_multilabel", "spacy.textcat_multilabel_scorer.v2"),
+}
+# The score weights of spaCy's textcat and textcat_multilabel, so training picks model-best alike.
+CATS_SCORE_WEIGHTS: Dict[str, Optional[float]] = {
+    "cats_score": 1.0,
+    "cats_score_desc": None,
+    "cats_micro_p": None,
+    "cats_micro_r": None,
+    "cats_micro_f": None,
+    "cats_macro_p": None,
+    "cats_macro_r": None,
+    "cats_macro_f": None,
+    "cats_macro_auc": None,
+    "cats_f_per_type": None,
+}
+
+
+def check_class_balance(class_balance: float) -> float:
+    """class_balance itself when it is in 0..1, else a ValueError that says so."""
+    if not 0 <= class_balance <= 1:
+        raise ValueError(
+            f"class_balance {class_balance} is outside 0..1 (0 is unweighted, 1 fully balanced)"
+        )
+    return class_balance
 
 
 def balanced_weights(counts: Dict[str, int], *, power: float) -> Dict[str, float]:
@@ -45,6 +96,21 @@ def balanced_weights(counts: Dict[str, int], *, power: float) -> Dict[str, float
     raw = {label: (total / (len(present) * n)) ** power for label, n in present.items()}
     mean = sum(raw[label] * n for label, n in present.items()) / total
     return {label: raw[label] / mean if label in raw else 1.0 for label in counts}
+
+
+def annotated_for_cats(examples: Iterable[Example]) -> List[Example]:
+    """The examples whose gold document carries categories, e.g. cats={"bug": 1.0, "docs": 0.0}."""
+    return [eg for eg in examples if eg.reference.cats]
+
+
+def score_annotated_exclusive(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+    """spaCy's exclusive category scores over the examples whose gold document has categories."""
+    return Scorer.score_cats(annotated_for_cats(examples), "cats", multi_label=False, **kwargs)
+
+
+def score_annotated_multilabel(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+    """spaCy's multi-label category scores over the examples whose gold document has categories."""
+    return Scorer.score_cats(annotated_for_cats(examples), "cats", multi_label=True, **kwargs)
 
 
 def exclusive_row_weights(
@@ -65,7 +131,7 @@ def multilabel_cell_weights(
     for eg in annotated_for_cats(examples):
         for label, value in eg.reference.cats.items():
             annotated[label] += 1
-            positives[label] += value >= GOLD_POSITIVE
+            positives[label] += value >= POSITIVE
     weights = numpy.ones((2, len(labels)), dtype="f")
     for j, label in enumerate(labels):
         pair = balanced_weights(
@@ -75,35 +141,56 @@ def multilabel_cell_weights(
     return weights
 
 
-class WeightedLossMixin:
-    """Weighted squared-error loss; `loss_weights` maps a batch's truths to per-cell weights."""
+def gold_truths(
+    examples: Sequence[Example], labels: Sequence[str]
+) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """(truths, annotated), both (examples, labels): each label's gold value, and 1 where the gold
+    document gives that label (a document without categories is all 0).
 
-    class_balance: float = 0.0
+    gold_truths([example with gold cats {"bug": 1.0}], ["bug", "docs"]) -> ([[1, 0]], [[1, 0]])
+    """
+    truths = numpy.zeros((len(examples), len(labels)), dtype="f")
+    annotated = numpy.zeros_like(truths)
+    for i, eg in enumerate(examples):
+        for j, label in enumerate(labels):
+            if label in eg.reference.cats:
+                truths[i, j] = eg.reference.cats[label]
+                annotated[i, j] = 1.0
+    return truths, annotated
+
+
+class ClassWeightedLoss:
+    """spaCy's squared-error loss over the annotated labels, each cell weighed by loss_weights."""
 
     def loss_weights(self, truths: numpy.ndarray, examples: Sequence[Example]) -> numpy.ndarray:
         raise NotImplementedError
 
-    def get_loss(self, examples: Iterable[Example], scores: Any) -> tuple[float, Any]:
+    def get_loss(self, examples: Iterable[Example], scores: Floats2d) -> Tuple[float, Floats2d]:
         examples = list(examples)
         validate_examples(examples, "TextCategorizer.get_loss")
-        self._validate_categories(examples)
-        truths, not_missing = self._examples_to_truth(examples)
-        weights = numpy.asarray(not_missing, dtype="f") * self.loss_weights(
-            self.model.ops.to_numpy(truths), examples
-        )
-        difference = scores - truths
-        d_scores = difference * self.model.ops.asarray(weights)
+        truths, annotated = gold_truths(examples, self.labels)
+        weights = annotated * self.loss_weights(truths, examples)
+        difference = scores - self.model.ops.asarray2f(truths)
+        d_scores = difference * self.model.ops.asarray2f(weights)
         return float((d_scores * difference).mean()), d_scores
 
 
-class TrainingTextCategorizer(WeightedLossMixin, TextCategorizer):
+class TrainingTextCategorizer(ClassWeightedLoss, TextCategorizer):
     """Exclusive classifier: skips documents without categories, weighs documents by gold class."""
 
-    row_weights: Optional[Dict[str, float]] = None
-
-    @property
-    def support_missing_values(self) -> bool:
-        return True
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "textcat",
+        *,
+        threshold: float,
+        scorer: Optional[Callable] = score_annotated_exclusive,
+        class_balance: float = DEFAULT_CLASS_BALANCE,
+    ) -> None:
+        super().__init__(vocab, model, name, threshold=threshold, scorer=scorer)
+        self.class_balance = check_class_balance(class_balance)
+        self.row_weights: Dict[str, float] = {}
 
     # spaCy validates [initialize.components] against this signature, so it is spelled out.
     def initialize(
@@ -121,19 +208,29 @@ class TrainingTextCategorizer(WeightedLossMixin, TextCategorizer):
 
     def loss_weights(self, truths: numpy.ndarray, examples: Sequence[Example]) -> numpy.ndarray:
         weights = numpy.ones_like(truths)
-        if self.row_weights:
-            for i, eg in enumerate(examples):
-                if eg.reference.cats:
-                    weights[i, :] = self.row_weights.get(
-                        top_category(eg.reference.cats, self.labels), 1.0
-                    )
+        for i, eg in enumerate(examples):
+            if eg.reference.cats:
+                gold = top_category(eg.reference.cats, self.labels)
+                weights[i, :] = self.row_weights.get(gold, 1.0)
         return weights
 
 
-class TrainingMultiLabelTextCategorizer(WeightedLossMixin, MultiLabel_TextCategorizer):
+class TrainingMultiLabelTextCategorizer(ClassWeightedLoss, MultiLabel_TextCategorizer):
     """Multi-label classifier: weighs each label's positives and negatives by their frequency."""
 
-    cell_weights: Optional[numpy.ndarray] = None
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "textcat_multilabel",
+        *,
+        threshold: float,
+        scorer: Optional[Callable] = score_annotated_multilabel,
+        class_balance: float = DEFAULT_CLASS_BALANCE,
+    ) -> None:
+        super().__init__(vocab, model, name, threshold=threshold, scorer=scorer)
+        self.class_balance = check_class_balance(class_balance)
+        self.cell_weights: Optional[numpy.ndarray] = None
 
     def initialize(
         self,
@@ -150,42 +247,76 @@ class TrainingMultiLabelTextCategorizer(WeightedLossMixin, MultiLabel_TextCatego
     def loss_weights(self, truths: numpy.ndarray, examples: Sequence[Example]) -> numpy.ndarray:
         if self.cell_weights is None:
             return numpy.ones_like(truths)
-        positive = truths >= GOLD_POSITIVE
+        positive = truths >= POSITIVE
         return numpy.where(positive, self.cell_weights[1], self.cell_weights[0]).astype("f")
 
 
-def annotated_for_cats(examples: Iterable[Example]) -> list[Example]:
-    """The examples whose gold document carries categories, e.g. cats={"bug": 1.0, "question": 0.0}."""
-    return [eg for eg in examples if eg.reference.cats]
+@registry.scorers(EXCLUSIVE_SCORER)
+def make_exclusive_scorer() -> Callable[..., Dict[str, Any]]:
+    return score_annotated_exclusive
 
 
-def make_cats_scorer(*, multi_label: bool) -> Callable[..., Dict[str, Any]]:
-    def score_annotated_cats(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
-        return Scorer.score_cats(
-            annotated_for_cats(examples), "cats", multi_label=multi_label, **kwargs
-        )
-
-    return score_annotated_cats
+@registry.scorers(MULTILABEL_SCORER)
+def make_multilabel_scorer() -> Callable[..., Dict[str, Any]]:
+    return score_annotated_multilabel
 
 
-@registry.callbacks("ner_textcat.textcat_training.v1")
-def create_textcat_training_callback(class_balance: float = 0.5) -> Callable[[Language], Language]:
-    if not 0 <= class_balance <= 1:
-        raise ValueError(
-            f"class_balance {class_balance} is outside 0..1; 0 is unweighted, 1 fully balanced"
-        )
+@Language.factory(
+    EXCLUSIVE_FACTORY,
+    assigns=["doc.cats"],
+    default_config={
+        "threshold": 0.0,
+        "model": DEFAULT_SINGLE_TEXTCAT_MODEL,
+        "scorer": {"@scorers": EXCLUSIVE_SCORER},
+        "class_balance": DEFAULT_CLASS_BALANCE,
+    },
+    default_score_weights=CATS_SCORE_WEIGHTS,
+)
+def make_training_textcat(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], List[Floats2d]],
+    threshold: float,
+    scorer: Optional[Callable],
+    class_balance: float,
+) -> TrainingTextCategorizer:
+    return TrainingTextCategorizer(
+        nlp.vocab, model, name, threshold=threshold, scorer=scorer, class_balance=class_balance
+    )
 
-    def use_training_textcat(nlp: Language) -> Language:
-        for _, pipe in nlp.pipeline:
-            if type(pipe) is TextCategorizer:
-                pipe.__class__ = TrainingTextCategorizer
-            elif type(pipe) is MultiLabel_TextCategorizer:
-                pipe.__class__ = TrainingMultiLabelTextCategorizer
-            else:
-                continue
-            # Same component and serialization; only the loss and the dev score change.
-            pipe.class_balance = class_balance
-            pipe.scorer = make_cats_scorer(multi_label=isinstance(pipe, MultiLabel_TextCategorizer))
-        return nlp
 
-    return use_training_textcat
+@Language.factory(
+    MULTILABEL_FACTORY,
+    assigns=["doc.cats"],
+    default_config={
+        "threshold": 0.5,
+        "model": DEFAULT_MULTI_TEXTCAT_MODEL,
+        "scorer": {"@scorers": MULTILABEL_SCORER},
+        "class_balance": DEFAULT_CLASS_BALANCE,
+    },
+    default_score_weights=CATS_SCORE_WEIGHTS,
+)
+def make_training_multilabel_textcat(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], List[Floats2d]],
+    threshold: float,
+    scorer: Optional[Callable],
+    class_balance: float,
+) -> TrainingMultiLabelTextCategorizer:
+    return TrainingMultiLabelTextCategorizer(
+        nlp.vocab, model, name, threshold=threshold, scorer=scorer, class_balance=class_balance
+    )
+
+
+def stock_config(config: Config) -> Config:
+    """A copy of a pipeline's config that names spaCy's own factory and scorer for each of ours,
+    without class_balance: [components.textcat] factory = "training_textcat" -> "textcat"."""
+    stock = config.copy()
+    for block in stock["components"].values():
+        if block.get("factory") in STOCK_COMPONENTS:
+            factory, scorer = STOCK_COMPONENTS[block["factory"]]
+            block["factory"] = factory
+            block["scorer"] = {"@scorers": scorer}
+            block.pop("class_balance", None)
+    return stock

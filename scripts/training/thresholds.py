@@ -6,7 +6,7 @@ spaCy's `textcat_multilabel` outputs one probability per label and calls a label
 its `threshold` (0.5 unless set). With skewed labels and a class-weighted loss 0.5 is rarely the
 best cut, so after training the threshold that gives the best macro F on the dev set is written
 into the model's config.cfg and component cfg (what `spacy find-threshold` does, on the scores
-this project reports). The packaged pipeline then carries it: evaluation, `scripts.predict` and
+this project reports). The packaged pipeline then carries it: evaluation, annotation, serving and
 users reading `nlp.get_pipe("textcat_multilabel").cfg["threshold"]` all get the tuned value.
 """
 
@@ -20,6 +20,7 @@ from typing import List, Sequence
 from spacy.tokens import Doc, DocBin
 from thinc.api import Config
 
+from scripts.common.cats import POSITIVE
 from scripts.common.files import write_bytes_atomic
 from scripts.evaluation.metrics import (
     CURVE_GRID,
@@ -29,7 +30,8 @@ from scripts.evaluation.metrics import (
     score_multilabel,
 )
 
-MULTILABEL_FACTORY = "textcat_multilabel"
+# A trained pipeline names spaCy's own factory (run.py replaces the training one).
+SPACY_MULTILABEL_FACTORY = "textcat_multilabel"
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,15 @@ def multilabel_components(model_dir: Path) -> List[str]:
     return [
         name
         for name, block in config["components"].items()
-        if block.get("factory") == MULTILABEL_FACTORY
+        if block.get("factory") == SPACY_MULTILABEL_FACTORY
     ]
 
 
 def best_threshold(
     *, rows: Sequence[CatRow], labels: Sequence[str], previous: float
 ) -> tuple[float, float]:
-    """(threshold, macro F) with the best macro F over a 0.05 grid; ties go to the one nearest `previous`."""
+    """(threshold, macro F) with the best macro F over a 0.05 grid; ties go to the one nearest
+    `previous`."""
     scored = [
         (t, score_multilabel(rows=rows, labels=labels, threshold=t)["macro_f"] or 0.0)
         for t in CURVE_GRID
@@ -80,7 +83,7 @@ def tune_thresholds(model_dir: Path, dev_path: Path) -> List[TunedThreshold]:
     tuned = []
     for name in names:
         pipe = nlp.get_pipe(name)
-        previous = float(pipe.cfg.get("threshold", 0.5))
+        previous = float(pipe.cfg.get("threshold", POSITIVE))
         rows, _, _ = collect_cats(golds=golds, preds=preds, labels=pipe.labels, exclusive=False)
         if not rows:
             continue
@@ -98,7 +101,7 @@ def store_threshold(model_dir: Path, component: str, threshold: float) -> None:
     config_path = model_dir / "config.cfg"
     config = Config().from_disk(config_path, interpolate=False)
     config["components"][component]["threshold"] = threshold
-    write_bytes_atomic(config_path, config.to_str().encode("utf8"))
+    write_bytes_atomic(config_path, config.to_str(interpolate=False).encode("utf8"))
     cfg_path = model_dir / component / "cfg"
     cfg = json.loads(cfg_path.read_text(encoding="utf8"))
     cfg["threshold"] = threshold
