@@ -18,8 +18,8 @@ def tiny_transformer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built once per session (every test module shares the folder), on a BERT
-    of its own with seeded weights, so that what it learns (some SKILL entities) is the same every run."""
+    """Built once per session (every test module shares the folder), on a BERT of its own with
+    seeded weights, so that what it learns (some SKILL entities) is the same every run."""
     path = tmp_path_factory.getbasetemp() / "tiny-pipeline"
     if not (path / "meta.json").is_file():
         spacy.util.fix_random_seed(0)

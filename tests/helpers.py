@@ -1,5 +1,6 @@
-"""Plain helpers and data the tests share (fixtures live in conftest.py): a tiny BERT built locally
-with random weights (no test needs a network), the tiny pipeline trained on it, and reader helpers."""
+"""Plain helpers and data the tests share (fixtures live in conftest.py): a tiny BERT built
+locally with random weights (no test needs a network), the tiny pipeline trained on it, and the
+reader helpers."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def write_tiny_bert(path: Path) -> Path:
-    """A 2-layer, 32-wide BERT with a character-level WordPiece vocabulary, saved like save_pretrained()."""
+    """A 2-layer, 32-wide BERT with a character-level WordPiece vocabulary, as save_pretrained()
+    writes it."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     chars = sorted(set("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"()-+/&%$#@*"))
@@ -61,9 +63,11 @@ TEXTS = [
 
 
 def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
-    """configs/base.cfg with a tiny random BERT, ner + textcat, trained a few steps on TRAIN, saved to path."""
+    """configs/base.cfg with a tiny random BERT, ner + textcat, trained a few steps on TRAIN and
+    saved to path."""
     import scripts.training.registry  # noqa: F401  what base.cfg names
     from scripts.training.config import Schedule, build_config
+    from scripts.training.run import use_stock_components
 
     schedule = Schedule(
         max_epochs=1, eval_frequency=10, patience=10, warmup_steps=1, total_steps=steps
@@ -84,7 +88,10 @@ def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
             name: float(name == label) for name in ("requirements", "responsibilities", "benefits")
         }
         examples.append(
-            Example.from_dict(doc, {"entities": [(s, e, l) for s, e, l in spans], "cats": cats})
+            Example.from_dict(
+                doc,
+                {"entities": [(start, end, label) for start, end, label in spans], "cats": cats},
+            )
         )
     spacy.util.fix_random_seed(0)
     optimizer = nlp.initialize(lambda: examples)
@@ -93,6 +100,7 @@ def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
         optimizer.step_schedules()
     nlp.meta.update(name="tiny", version="0.0.1")
     nlp.to_disk(path)
+    use_stock_components(path)  # as the train step does: loads with stock spaCy
     return path
 
 
