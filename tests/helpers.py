@@ -87,12 +87,7 @@ def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
         cats = {
             name: float(name == label) for name in ("requirements", "responsibilities", "benefits")
         }
-        examples.append(
-            Example.from_dict(
-                doc,
-                {"entities": [(start, end, label) for start, end, label in spans], "cats": cats},
-            )
-        )
+        examples.append(Example.from_dict(doc, {"entities": list(spans), "cats": cats}))
     spacy.util.fix_random_seed(0)
     optimizer = nlp.initialize(lambda: examples)
     for _ in range(steps):
