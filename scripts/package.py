@@ -1,29 +1,28 @@
 """Package the trained pipeline as a pip-installable wheel whose meta carries the test scores.
 
     python -m scripts.package training/model-best packages --name job_postings --version 0.0.1 \
-        --metrics training/metrics.json --transformer auto --lang en [--fast-cpu]
+        --metrics training/metrics.json --transformer auto --lang en [--fast-ner] [--fast-cpu]
 
-The packaged copy names the "fast_ner" factory (scripts/fast_ner.py: spaCy's entity recognizer, the
-same weights and entities, its greedy loop run holding the GIL) instead of spaCy's "ner", and ships that
-module inside the wheel as its code.
-
---fast-cpu also builds <lang>_<name>_int8: the same pipeline with the transformer's linear layers
-quantized to int8 (scripts/quantize.py, shipped inside that wheel too), for CPU inference.
-Its quantization is calibrated on the dev split's texts (--calibration, corpus/dev.spacy by default) and
-it is scored on the test split (--test, corpus/test.spacy by default): its meta carries its own scores,
-and the command prints them against the float32 ones with a warning where int8 loses more than half a point.
+The default wheel holds spaCy's and spacy-transformers' own components only and ships no code from
+this repository. --fast-ner and --fast-cpu opt into components that need code inside the wheel
+(scripts/packaging/wheel.py says which).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
 
 from scripts.common.errors import info, reported_as_one_line
-from scripts.packaging.wheel import check_int8_inputs, int8_comparison, package_pipeline
+from scripts.packaging.int8_pipeline import check_int8_inputs, int8_comparison
+from scripts.packaging.wheel import package_pipeline
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
+@app.command()
 def main(
     model_dir: Path = typer.Argument(..., help="Trained pipeline (training/model-best)"),
     output_dir: Path = typer.Argument(Path("packages"), help="Where the package folder goes"),
@@ -36,10 +35,19 @@ def main(
         "auto", "--transformer", help="The base model var used for training"
     ),
     lang: str = typer.Option("en", "--lang", help="Language code"),
+    fast_ner: bool = typer.Option(
+        False,
+        "--fast-ner",
+        help="Swap spaCy's entity recognizer for fast_ner (same weights and entities, its greedy "
+        "decoding run holding the GIL: faster on the CPU) and ship its code inside the wheel. "
+        "Risk: it depends on spaCy internals, checked against one spaCy version; another spaCy "
+        "may break it",
+    ),
     fast_cpu: bool = typer.Option(
         False,
         "--fast-cpu",
-        help="Also build <lang>_<name>_int8, with an int8 transformer for fast CPU inference",
+        help="Also build <lang>_<name>_int8, with an int8 transformer for fast CPU inference "
+        "(ships code inside that wheel)",
     ),
     test_path: Path = typer.Option(
         Path("corpus/test.spacy"),
@@ -52,44 +60,34 @@ def main(
         help="With --fast-cpu: the split whose texts calibrate the int8 build",
     ),
 ) -> None:
-    """Build packages/<lang>_<name>-<version>/dist/*.whl (and <lang>_<name>_int8 with --fast-cpu)."""
+    """Build packages/<lang>_<name>-<version>/dist/*.whl, and <lang>_<name>_int8 with --fast-cpu."""
+    build = partial(
+        package_pipeline,
+        model_dir=model_dir,
+        output_dir=output_dir,
+        name=name,
+        version=version,
+        metrics_path=metrics_path,
+        transformer=transformer,
+        lang=lang,
+        fast_ner=fast_ner,
+    )
     with reported_as_one_line():
         if fast_cpu:  # before the float32 build, so that a missing split stops the command at once
             check_int8_inputs(test_path=test_path, calibration_path=calibration_path)
-        built = package_pipeline(
-            model_dir=model_dir,
-            output_dir=output_dir,
-            name=name,
-            version=version,
-            metrics_path=metrics_path,
-            transformer=transformer,
-            lang=lang,
-        )
+        built = build()
     info(f"Built {built.wheel}; install it with: pip install {built.wheel}")
-    if fast_cpu:
-        with reported_as_one_line():
-            int8 = package_pipeline(
-                model_dir=model_dir,
-                output_dir=output_dir,
-                name=name,
-                version=version,
-                metrics_path=metrics_path,
-                transformer=transformer,
-                lang=lang,
-                int8=True,
-                test_path=test_path,
-                calibration_path=calibration_path,
-            )
-        lines, warnings = int8_comparison(built.metrics, int8.metrics)
-        info(f"Built {int8.wheel} (int8, CPU); install it with: pip install {int8.wheel}")
-        for line in lines:
-            typer.echo(f"  {line} on {test_path}")
-        for warning in warnings:
-            typer.echo(f"⚠ {warning}", err=True)
+    if not fast_cpu:
+        return
+    with reported_as_one_line():
+        int8 = build(int8=True, test_path=test_path, calibration_path=calibration_path)
+    lines, warnings = int8_comparison(built.metrics, int8.metrics)
+    info(f"Built {int8.wheel} (int8, CPU); install it with: pip install {int8.wheel}")
+    for line in lines:
+        typer.echo(f"  {line} on {test_path}")
+    for warning in warnings:
+        typer.echo(f"⚠ {warning}", err=True)
 
-
-app = typer.Typer(add_completion=False)
-app.command()(main)
 
 if __name__ == "__main__":
     app()

@@ -1,5 +1,6 @@
-"""scripts.fast_ner: spaCy's entity recognizer with the greedy loop run holding the GIL finds exactly the
-entities spaCy's own finds, from the same saved weights."""
+"""fast_ner (scripts/common/spacy_internals.py, opt-in with package --fast-ner): spaCy's entity
+recognizer with the greedy loop run holding the GIL finds exactly the entities spaCy's own finds,
+from the same saved weights."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.training import Example
 
-from scripts.inference.fast_ner import FACTORY, FastEntityRecognizer
+from scripts.common.spacy_internals import FAST_NER, FastEntityRecognizer
 
 LABELS = ["SKILL", "DIPLOMA", "EXPERIENCE", "ORG"]
 NEVER_TRAINED = "LOCATION"  # a label without examples: its actions stay unseen by the model
@@ -41,9 +42,9 @@ WORDS = [
     "the",
 ]
 
-# A small CNN NER with random weights, without an upper layer (as configs/base.cfg) or with one (spaCy's
-# default): its scores vary from token to token, so the decoding takes every kind of action, valid and
-# not, seen and unseen.
+# A small CNN NER with random weights, without an upper layer (as configs/base.cfg) or with one
+# (spaCy's default): its scores vary from token to token, so the decoding takes every kind of
+# action, valid and not, seen and unseen.
 CONFIG = """
 [nlp]
 lang = "en"
@@ -107,7 +108,7 @@ def saved_ner(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 def pair(saved_ner: Path):
     """spaCy's ner and fast_ner, loaded from the same folder."""
     return spacy.load(saved_ner), spacy.load(
-        saved_ner, config={"components": {"ner": {"factory": FACTORY}}}
+        saved_ner, config={"components": {"ner": {"factory": FAST_NER}}}
     )
 
 
@@ -118,7 +119,7 @@ def annotation(doc) -> list[tuple[str, str]]:
 def test_the_swap_keeps_the_name_labels_and_weights(pair):
     spacy_nlp, fast_nlp = pair
     assert type(fast_nlp.get_pipe("ner")) is FastEntityRecognizer
-    assert fast_nlp.get_pipe_meta("ner").factory == FACTORY
+    assert fast_nlp.get_pipe_meta("ner").factory == FAST_NER
     assert fast_nlp.get_pipe("ner").labels == spacy_nlp.get_pipe("ner").labels
     assert NEVER_TRAINED in fast_nlp.get_pipe("ner").labels
     assert fast_nlp.get_pipe("ner").to_bytes(exclude=["vocab"]) == spacy_nlp.get_pipe(
@@ -135,7 +136,8 @@ def test_random_weights_give_many_entities_and_the_same_ones(pair):
     assert sum(len(doc.ents) for doc in expected) > 100, (
         "the test needs a model that predicts entities"
     )
-    # Without an upper layer the model finds all four trained labels; with one, three (the untrained one among them).
+    # Without an upper layer the model finds all four trained labels; with one, three (the
+    # untrained one among them).
     assert len({ent.label_ for doc in expected for ent in doc.ents}) >= 3
     for batch_size in (1, 16, 1000):
         assert [annotation(doc) for doc in fast_nlp.pipe(texts, batch_size=batch_size)] == [

@@ -1,6 +1,33 @@
-"""The package meta tells users how well the pipeline did and how to read its categories."""
+"""The package meta tells users how well the pipeline did and how to read its categories; the
+default wheel ships no code and names only spaCy's and spacy-transformers' components; fast_ner is
+opt-in."""
 
-from scripts.packaging.wheel import describe, performance_from_metrics, use_fast_ner
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from spacy.language import Language
+from spacy.util import load_config, registry
+from thinc.api import Config
+
+from scripts.common import spacy_internals
+from scripts.common.errors import UserError
+from scripts.packaging.meta import describe, performance_from_metrics
+from scripts.packaging.wheel import (
+    check_names_resolve,
+    package_pipeline,
+    registered_names,
+    use_fast_ner,
+)
+from tests.helpers import TEXTS, TRAIN
 
 ENTS = {
     "p": 0.5,
@@ -68,3 +95,143 @@ def test_the_packaged_config_names_fast_ner_for_spacys_ner_only():
         "textcat",
     ]
     assert not use_fast_ner({"components": {"textcat": {"factory": "textcat"}}})  # nothing to ship
+
+
+@registry.scorers("test_package.project_scorer.v1")
+def project_scorer() -> Callable:
+    """A scorer only this test module registers, as a project's own would be."""
+    return lambda examples: {}
+
+
+def pipeline_config(ner_factory: str, textcat_scorer: str) -> dict:
+    return {
+        "nlp": {"lang": "en", "tokenizer": {"@tokenizers": "spacy.Tokenizer.v1"}},
+        "components": {
+            "transformer": {
+                "factory": "transformer",
+                "model": {
+                    "@architectures": "spacy-transformers.TransformerModel.v3",
+                    "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1"},
+                },
+            },
+            "ner": {
+                "factory": ner_factory,
+                "model": {"@architectures": "spacy.TransitionBasedParser.v2"},
+            },
+            "textcat": {
+                "factory": "textcat",
+                "scorer": {"@scorers": textcat_scorer},
+                "model": {"pooling": {"@layers": "reduce_mean.v1"}},
+            },
+        },
+    }
+
+
+def test_a_config_naming_project_functions_cannot_become_a_wheel_without_their_code():
+    stock = pipeline_config("ner", "spacy.textcat_scorer.v2")
+    check_names_resolve(stock, shipped=[], model_dir=Path("model"))
+    with pytest.raises(UserError) as error:
+        check_names_resolve(
+            pipeline_config("fast_ner", "test_package.project_scorer.v1"),
+            shipped=[],
+            model_dir=Path("model"),
+        )
+    assert str(error.value).startswith(
+        f"{Path('model/config.cfg')}: names fast_ner, test_package.project_scorer.v1, which only "
+        "this project's code registers"
+    )
+    check_names_resolve(
+        pipeline_config("fast_ner", "spacy.textcat_scorer.v2"),
+        shipped=[spacy_internals],
+        model_dir=Path("model"),
+    )
+
+
+def wheel_contents(wheel: Path) -> tuple[list[str], Config]:
+    """The Python files inside a pipeline wheel and its packaged config."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        config_name = next(name for name in names if name.endswith("/config.cfg"))
+        config = Config().from_str(archive.read(config_name).decode("utf8"), interpolate=False)
+    return sorted(name for name in names if name.endswith(".py")), config
+
+
+def stock_origin(registry_name: str, name: str) -> str:
+    """The top package that registers a function: spaCy's, spacy-transformers' or thinc's."""
+    return registry.get(registry_name, name).__module__.split(".")[0]
+
+
+def as_trained(pipeline: Path, target: Path) -> Path:
+    """A copy of a pipeline whose components each name spaCy's factory of their own name, with its
+    settings and scorer only: what the train step saves as model-best, whatever tiny_pipeline's."""
+    shutil.copytree(pipeline, target)
+    config = load_config(target / "config.cfg", interpolate=False)
+    for name, block in config["components"].items():
+        if block.get("factory") != name and Language.has_factory(name):
+            stock = Language.get_factory_meta(name).default_config
+            kept = {key: value for key, value in block.items() if key in stock}
+            config["components"][name] = {**kept, "factory": name, "scorer": stock["scorer"]}
+    config.to_disk(target / "config.cfg", interpolate=False)
+    return target
+
+
+LOAD_BOTH = (
+    "import json, sys, spacy\n"
+    "out = {}\n"
+    "for name in sys.argv[2:]:\n"
+    "    nlp = spacy.load(name)\n"
+    "    docs = list(nlp.pipe(json.loads(sys.argv[1])))\n"
+    "    ents = [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in docs]\n"
+    "    out[name] = {'ner': type(nlp.get_pipe('ner')).__name__, 'ents': ents}\n"
+    "out['repo'] = sorted(m for m in sys.modules if m.split('.')[0] == 'scripts')\n"
+    "print(json.dumps(out))\n"
+)
+
+
+def test_the_default_wheel_ships_no_code_and_fast_ner_is_opt_in(tiny_pipeline, tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps({"ents": None, "textcat": None}))
+    options = dict(
+        model_dir=as_trained(tiny_pipeline, tmp_path / "model-best"),
+        output_dir=tmp_path / "packages",
+        version="0.0.1",
+        metrics_path=tmp_path / "metrics.json",
+        transformer=str(tiny_pipeline.parent / "tiny-pipeline-bert"),
+        lang="en",
+    )
+    default = package_pipeline(**options, name="plain").wheel
+    code, config = wheel_contents(default)
+    assert code == ["en_plain/__init__.py"]
+    for registry_name, name in registered_names(config):
+        assert stock_origin(registry_name, name) in ("spacy", "spacy_transformers", "thinc"), name
+    assert config["components"]["ner"]["factory"] == "ner"
+
+    fast = package_pipeline(**options, name="fast", fast_ner=True).wheel
+    code, config = wheel_contents(fast)
+    assert code == ["en_fast/__init__.py", "en_fast/spacy_internals.py"]
+    assert config["components"]["ner"]["factory"] == "fast_ner"
+
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
+        + [str(default), str(fast)],
+        check=True,
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
+    texts = [text for text in TEXTS if text] + [text for text, _, _ in TRAIN]
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_BOTH, json.dumps(texts), "en_plain", "en_fast"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["repo"] == []
+    assert out["en_plain"]["ner"] == "EntityRecognizer"
+    assert out["en_fast"]["ner"] == "FastEntityRecognizer"
+    assert any(out["en_plain"]["ents"]), "the test needs a pipeline that finds entities"
+    assert out["en_fast"]["ents"] == out["en_plain"]["ents"]
+    fast_meta = json.loads((tmp_path / "packages/en_fast-0.0.1/meta.json").read_text())
+    assert "relies on spaCy internals" in fast_meta["description"]

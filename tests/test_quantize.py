@@ -1,36 +1,56 @@
-"""scripts.quantize and package --fast-cpu: an int8 pipeline that saves, loads and installs as a wheel that
-needs no code from this repository."""
+"""scripts/inference/int8.py and package --fast-cpu: an int8 pipeline that saves, loads and installs
+as a wheel whose own code (int8.py and spacy_internals.py) is all it needs from this repository."""
 
 from __future__ import annotations
 
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
+import warnings
+import zipfile
 from pathlib import Path
 
 import pytest
 import spacy
 import torch
+from spacy.language import Language
 from spacy.tokens import DocBin
+from spacy.util import load_config
 
 from scripts.common.errors import UserError
+from scripts.common.spacy_internals import CONVERTED_TRANSFORMER
 from scripts.evaluation.run import evaluate_model
 from scripts.inference.int8 import (
     ALPHA,
-    ARCHITECTURE,
+    QUANTIZE,
     SmoothedLinear,
     quantize_module,
-    quantize_pipeline,
     smooth_module,
     smoothing_scale,
 )
 from scripts.inference.predict import describe_pipeline, predict_texts
-from scripts.packaging.wheel import int8_comparison, package_pipeline
-from tests.helpers import TEXTS, TRAIN
+from scripts.packaging.int8_pipeline import int8_comparison, quantize_pipeline
+from scripts.packaging.wheel import package_pipeline
+from tests.helpers import PROJECT_ROOT, TEXTS, TRAIN
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def as_trained(pipeline: Path, target: Path) -> Path:
+    """A copy of a pipeline whose components each name spaCy's factory of their own name, with its
+    settings and scorer only: what the train step saves as model-best, whatever tiny_pipeline's."""
+    shutil.copytree(pipeline, target)
+    config = load_config(target / "config.cfg", interpolate=False)
+    for name, block in config["components"].items():
+        if block.get("factory") != name and Language.has_factory(name):
+            stock = Language.get_factory_meta(name).default_config
+            kept = {key: value for key, value in block.items() if key in stock}
+            config["components"][name] = {**kept, "factory": name, "scorer": stock["scorer"]}
+    config.to_disk(target / "config.cfg", interpolate=False)
+    return target
 
 
 def int8_linears(nlp) -> int:
@@ -58,7 +78,9 @@ def test_quantized_pipeline_saves_and_loads_as_int8_with_its_smoothing(tiny_pipe
     assert len(scales) == 11 and all(
         not torch.equal(scale, torch.ones_like(scale)) for scale in scales
     )
-    assert nlp.config["components"]["transformer"]["model"]["@architectures"] == ARCHITECTURE
+    model_config = nlp.config["components"]["transformer"]["model"]
+    assert model_config["@architectures"] == CONVERTED_TRANSFORMER
+    assert model_config["convert"] == {"@misc": QUANTIZE}
     expected = predict_texts(describe_pipeline(nlp), TEXTS)
     nlp.to_disk(tmp_path / "int8")
     loaded = spacy.load(tmp_path / "int8")
@@ -66,6 +88,18 @@ def test_quantized_pipeline_saves_and_loads_as_int8_with_its_smoothing(tiny_pipe
     assert all(torch.equal(a, b) for a, b in zip(inv_scales(loaded), scales, strict=True))
     assert predict_texts(describe_pipeline(loaded), TEXTS) == expected
     assert quantize_pipeline(loaded) is loaded and int8_linears(loaded) == 11  # twice is once
+
+
+def test_loading_int8_weights_is_quiet_and_leaves_the_process_warning_filters_alone(
+    tiny_pipeline, tmp_path
+):
+    quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION).to_disk(tmp_path / "int8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = spacy.load(tmp_path / "int8")
+    assert int8_linears(loaded) == 11
+    assert not [w for w in caught if "TypedStorage" in str(w.message)]
+    assert not [f for f in warnings.filters if f[1] is not None and "TypedStorage" in f[1].pattern]
 
 
 def test_int8_scores_stay_close_to_float(tiny_pipeline):
@@ -114,7 +148,7 @@ def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_s
     (tmp_path / "metrics.json").write_text(json.dumps(FLOAT_METRICS), encoding="utf8")
     test_path = write_gold(tmp_path / "test.spacy")
     options = dict(
-        model_dir=tiny_pipeline,
+        model_dir=as_trained(tiny_pipeline, tmp_path / "model-best"),
         output_dir=tmp_path / "packages",
         name="tiny",
         version="0.0.1",
@@ -138,6 +172,9 @@ def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_s
     )  # calibrated on TRAIN's texts
     wheel = packaged.wheel
     assert wheel.name == "en_tiny_int8-0.0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        code = sorted(name for name in archive.namelist() if name.endswith(".py"))
+    assert code == [f"en_tiny_int8/{stem}.py" for stem in ("__init__", "int8", "spacy_internals")]
     site = tmp_path / "site"
     subprocess.run(
         [
@@ -160,9 +197,12 @@ def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_s
     script = (
         "import json, sys, spacy\n"
         "nlp = spacy.load('en_tiny_int8')\n"
-        "assert not [m for m in sys.modules if m == 'scripts' or m.startswith('scripts.')], 'repo code was imported'\n"
+        "repo = [m for m in sys.modules if m.split('.')[0] == 'scripts']\n"
+        "assert not repo, f'repo code was imported: {repo}'\n"
         "docs = list(nlp.pipe(json.loads(sys.argv[1])))\n"
-        "print(json.dumps({'meta': nlp.meta['name'], 'cats': [d.cats for d in docs], 'ents': [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in docs]}))\n"
+        "ents = [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in docs]\n"
+        "cats = [d.cats for d in docs]\n"
+        "print(json.dumps({'meta': nlp.meta['name'], 'cats': cats, 'ents': ents}))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
     texts = [t for t in TEXTS if t]
@@ -214,7 +254,8 @@ def test_int8_comparison_warns_where_int8_loses_more_than_half_a_point():
     lines, warnings = int8_comparison(FLOAT_METRICS, {"ents": {"f": 0.1}, "textcat": None})
     assert lines == ["entity F: int8 0.100 against float32 0.123 (-2.3 points)"]
     assert warnings == [
-        "the int8 build loses 2.3 points of entity F on the test split; ship the float32 wheel where that matters"
+        "the int8 build loses 2.3 points of entity F on the test split; "
+        "ship the float32 wheel where that matters"
     ]
 
 
@@ -248,11 +289,28 @@ def test_a_quiet_calibration_channel_cannot_be_blown_up():
     )  # floored at 1% of the median maximum (2.0)
 
 
-def test_the_shipped_module_imports_nothing_from_this_repository():
-    source = (Path(__file__).resolve().parent.parent / "scripts/quantize.py").read_text(
-        encoding="utf8"
+# What `spacy package --code` does with a code file at build time: import it by file stem, alone.
+IMPORT_ALONE = (
+    "import sys\n"
+    "from spacy.util import import_file, registry\n"
+    "import_file('int8', sys.argv[1])\n"
+    "quantize = registry.misc.get(sys.argv[2])()\n"
+    "print(quantize.__name__, sorted(m for m in sys.modules if m.split('.')[0] in "
+    "('scripts', 'spacy_internals')))\n"
+)
+
+
+def test_the_shipped_module_imports_on_its_own_without_this_repository(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", IMPORT_ALONE, str(PROJECT_ROOT / "scripts/inference/int8.py")]
+        + [QUANTIZE],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    assert "from scripts" not in source and "import scripts" not in source
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["quantize_module", "[]"]
 
 
 def test_feed_forward_outputs_stay_float32_in_bert_and_distilbert_naming():

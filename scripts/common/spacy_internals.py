@@ -1,10 +1,205 @@
-"""Every use of spaCy's non-public API in this project, in one place, each with the reason.
+"""Every use of the non-public API of spaCy, thinc and spacy-transformers in this project, in one
+place, each with the reason; tests/test_spacy_internals.py fails the day a library changes one.
 
-tests/test_spacy_internals.py fails the day spaCy changes any of them.
+    from scripts.common.spacy_internals import parse_config_overrides
+    parse_config_overrides(["--training.max_epochs", "3"])   # {"training.max_epochs": 3}
+
+Besides spaCy's override parser it holds the two things a packaged pipeline may opt into, each
+needing this file inside the wheel (`spacy package --code`, which imports it on its own, outside any
+package): the "fast_ner" factory (scripts.package --fast-ner) and the converted transformer
+architecture of the int8 build (scripts.package --fast-cpu). So it imports nothing from this
+repository, and reaches int8 code only through the name of a registered function in the config.
 """
 
-# spaCy's own parser for `--section.key value` overrides lives in a private module; importing it keeps
-# the override syntax of our commands exactly spaCy's (values parsed as JSON, else strings).
-from spacy.cli._util import parse_config_overrides
+# No `from __future__ import annotations`: spaCy checks factory arguments against their types.
+import warnings
+from typing import Any, Callable, Optional
 
-__all__ = ["parse_config_overrides"]
+import numpy
+
+# spaCy's `--section.key value` parser is private; using it keeps our override syntax spaCy's.
+from spacy.cli._util import parse_config_overrides
+from spacy.language import Language
+from spacy.pipeline import EntityRecognizer
+from spacy.util import registry
+from spacy_transformers.layers import TransformerModel
+from thinc.api import set_dropout_rate
+from transformers import AutoModel
+
+__all__ = [
+    "CONVERTED_TRANSFORMER",
+    "FAST_NER",
+    "SPACY_NER",
+    "FastEntityRecognizer",
+    "hf_shim",
+    "parse_config_overrides",
+    "swap_in_converted_transformer",
+]
+
+FAST_NER = "fast_ner"
+SPACY_NER = "ner"
+CONVERTED_TRANSFORMER = "ner_textcat.ConvertedTransformerModel.v1"
+
+
+class FastEntityRecognizer(EntityRecognizer):
+    """spaCy's entity recognizer, its greedy decoding stepped through from Python holding the GIL:
+    the same model, the same decisions, the same entities.
+
+        nlp.add_pipe("fast_ner", name="ner")   # instead of nlp.add_pipe("ner")
+
+    spaCy 3.8 is built with Cython 3, under which the transition system's state checks take the GIL
+    to look for a Python exception; spaCy's greedy_parse runs its loop with the GIL released, so
+    every check of every action of every token takes and drops it. transition_states applies the
+    same transitions while holding the GIL, where those checks cost nothing, and the step model
+    scores the states from the same precomputed features, as spaCy's beam search steps through them.
+    """
+
+    # Parser.predict calls greedy_parse at beam_width 1; spaCy has no hook into the decoding loop.
+    def greedy_parse(self, docs: list, drop: float = 0.0) -> list:
+        # Preset entities' labels need actions before decoding; spaCy's own loop does this first.
+        self._ensure_labels_are_added(docs)
+        set_dropout_rate(self.model, drop)
+        # A batch's parse states: only the transition system makes them (no public constructor).
+        batch = self.moves.init_batch(docs)
+        # The parser model's predict returns its step model (ParserStepModel), undocumented.
+        step_model = self.model.predict(docs)
+        states = [state for state in batch if not state.is_final()]
+        while states:
+            scores = step_model.predict(states)
+            if not isinstance(scores, numpy.ndarray):  # cupy, with an upper layer on the GPU
+                scores = scores.get()
+            # Applies the best valid action to each state (what beam search uses); not documented.
+            states = self.transition_states(
+                states, numpy.ascontiguousarray(scores, dtype="float32")
+            )
+        step_model.clear_memory()
+        return batch
+
+
+def make_fast_ner(
+    nlp: Language,
+    name: str,
+    model: Any,
+    moves: Any,
+    update_with_oracle_cut_size: int,
+    incorrect_spans_key: Any,
+    scorer: Any,
+) -> FastEntityRecognizer:
+    """Built from the same settings as spaCy's "ner"."""
+    return FastEntityRecognizer(
+        nlp.vocab,
+        model,
+        name=name,
+        moves=moves,
+        scorer=scorer,
+        update_with_oracle_cut_size=update_with_oracle_cut_size,
+        incorrect_spans_key=incorrect_spans_key,
+    )
+
+
+def register_fast_ner() -> None:
+    """Register FAST_NER with the default config, attributes and score weights of spaCy's "ner"."""
+    if Language.has_factory(FAST_NER):
+        return
+    if not Language.has_factory(SPACY_NER):
+        # spaCy 3.8.7+ registers factories in the first Language(), slow (entry points): ner's now.
+        from spacy.pipeline.factories import register_factories
+
+        register_factories()
+    spacy_ner = Language.get_factory_meta(SPACY_NER)
+    Language.factory(
+        FAST_NER,
+        assigns=spacy_ner.assigns,
+        requires=spacy_ner.requires,
+        retokenizes=spacy_ner.retokenizes,
+        default_config=spacy_ner.default_config,
+        default_score_weights=spacy_ner.default_score_weights,
+    )(make_fast_ner)
+
+
+def hf_shim(model: TransformerModel) -> Any:
+    """The shim of a spacy-transformers TransformerModel that holds the Hugging Face model."""
+    # TransformerModel's one layer is an HFWrapper with one HFShim; no public accessor returns it.
+    return model.layers[0].shims[0]
+
+
+def converted_auto_model(convert: Callable[[Any], Any]) -> type:
+    """An AutoModel whose models come out converted, for the shim to rebuild a saved model from its
+    config in the shape its saved weights have (e.g. int8)."""
+
+    class ConvertedAutoModel:
+        @staticmethod
+        def from_config(config: Any, **kwargs: Any) -> Any:
+            return convert(AutoModel.from_config(config, **kwargs))
+
+    return ConvertedAutoModel
+
+
+@registry.architectures(CONVERTED_TRANSFORMER)
+def create_converted_transformer_model(
+    name: str,
+    get_spans: Callable,
+    convert: Callable[[Any], Any],
+    tokenizer_config: Optional[dict] = None,
+    transformer_config: Optional[dict] = None,
+    mixed_precision: bool = False,
+    grad_scaler_config: Optional[dict] = None,
+) -> TransformerModel:
+    """spacy-transformers.TransformerModel.v3 (same arguments) whose Hugging Face model passes
+    through convert (a registered function, e.g. ner_textcat.quantize_int8.v1) when it is built."""
+    model = TransformerModel(
+        name,
+        get_spans,
+        dict(tokenizer_config or {}),
+        dict(transformer_config or {}),
+        mixed_precision,
+        dict(grad_scaler_config or {}),
+    )
+    shim = hf_shim(model)
+    # HFShim.from_bytes rebuilds the model from its config with model_cls, which no setting names.
+    shim.model_cls = converted_auto_model(convert)
+    # Initializing from a hub name or a folder goes through attrs["set_transformer"], not model_cls.
+    set_transformer = model.attrs["set_transformer"]
+
+    def set_converted_transformer(model_: TransformerModel, hf_model: Any) -> None:
+        hf_model.transformer = convert(hf_model.transformer)
+        set_transformer(model_, hf_model)
+
+    model.attrs["set_transformer"] = set_converted_transformer
+    load = shim.from_bytes
+
+    # HFShim.from_bytes's torch.load warns about torch's own storage class; no hook wraps that call.
+    def from_bytes_quietly(bytes_data: bytes) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="TypedStorage is deprecated", category=UserWarning
+            )
+            return load(bytes_data)
+
+    shim.from_bytes = from_bytes_quietly
+    return model
+
+
+def swap_in_converted_transformer(
+    nlp: Language, *, component: str, model: Any, convert: dict[str, str]
+) -> None:
+    """Make `model` (converted from the component's own Hugging Face model) the component's, and
+    its config name CONVERTED_TRANSFORMER with `convert`, so that to_disk and spacy.load rebuild it
+    alike.
+
+        swap_in_converted_transformer(nlp, component="transformer", model=int8_model,
+                                      convert={"@misc": "ner_textcat.quantize_int8.v1"})
+    """
+    convert_function = registry.resolve({"convert": convert})["convert"]
+    shim = hf_shim(nlp.get_pipe(component).model)
+    # HFShim keeps the model twice (thinc's PyTorchShim._model and its HFObjects), with no setter.
+    shim._model = model
+    shim._hfmodel.transformer = model
+    shim.model_cls = converted_auto_model(convert_function)
+    # nlp.config is rebuilt from _pipe_configs; no public way changes a component's stored config.
+    block = nlp._pipe_configs[component]["model"]
+    block["@architectures"] = CONVERTED_TRANSFORMER
+    block["convert"] = dict(convert)
+
+
+register_fast_ner()

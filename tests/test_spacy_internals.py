@@ -1,0 +1,243 @@
+"""scripts/common/spacy_internals.py: every non-public spaCy, thinc and spacy-transformers API it
+relies on still exists with the shape it expects and does what it expects, so that these tests fail
+the day a library changes one; and the module imports on its own, as a wheel's code."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy
+import pytest
+import spacy
+import torch
+from spacy.language import Language
+from spacy.pipeline import EntityRecognizer
+from spacy.pipeline.transition_parser import Parser
+from spacy.training import Example
+from spacy.util import registry
+from spacy_transformers.layers import TransformerModel
+from spacy_transformers.layers.hf_shim import HFShim
+from transformers import AutoModel
+
+from scripts.common import spacy_internals
+from scripts.common.spacy_internals import (
+    CONVERTED_TRANSFORMER,
+    FAST_NER,
+    SPACY_NER,
+    FastEntityRecognizer,
+    hf_shim,
+    parse_config_overrides,
+    swap_in_converted_transformer,
+)
+from tests.helpers import PROJECT_ROOT
+
+TEXT = "We need Python and a BSc in nursing at Acme Corp"
+ENTITIES = [(8, 14, "SKILL"), (21, 24, "DIPLOMA"), (39, 48, "ORG")]
+
+
+# spaCy: the override parser
+
+
+def test_spacys_override_parser_reads_values_as_json_else_strings_and_bare_flags_as_true():
+    assert parse_config_overrides(
+        ["--training.max_epochs", "3", "--paths.train", "a.spacy", "--x.flag"]
+    ) == {"training.max_epochs": 3, "paths.train": "a.spacy", "x.flag": True}
+
+
+# spaCy: the parser internals fast_ner steps through
+
+
+def parameters(function: Callable) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def test_the_parser_methods_fast_ner_relies_on_keep_their_signatures():
+    assert parameters(Parser.greedy_parse) == ["self", "docs", "drop"]
+    assert inspect.signature(Parser.greedy_parse).parameters["drop"].default == 0.0
+    assert parameters(Parser._ensure_labels_are_added) == ["self", "docs"]
+    assert parameters(Parser.transition_states) == ["self", "states", "scores"]
+    assert parameters(FastEntityRecognizer.greedy_parse) == ["self", "docs", "drop"]
+
+
+@pytest.fixture(scope="module")
+def ner_nlp() -> Language:
+    """A small CNN entity recognizer trained for a step, with spaCy's "ner"."""
+    spacy.util.fix_random_seed(1)
+    nlp = spacy.blank("en")
+    nlp.add_pipe(SPACY_NER)
+    doc = nlp.make_doc(TEXT)
+    examples = [Example.from_dict(doc, {"entities": ENTITIES})]
+    optimizer = nlp.initialize(lambda: examples)
+    nlp.update(examples, sgd=optimizer)
+    return nlp
+
+
+def test_predict_routes_greedy_decoding_through_greedy_parse(ner_nlp):
+    ner = FastEntityRecognizer(ner_nlp.vocab, ner_nlp.get_pipe(SPACY_NER).model)
+    ner.from_bytes(ner_nlp.get_pipe(SPACY_NER).to_bytes())
+    calls = []
+    parse = ner.greedy_parse
+
+    def counting(docs: list, drop: float = 0.0) -> list:
+        calls.append(len(docs))
+        return parse(docs, drop)
+
+    ner.greedy_parse = counting  # an instance attribute: what Parser.predict's lookup finds first
+    ner.predict([ner_nlp.make_doc(TEXT), ner_nlp.make_doc("Python")])
+    assert calls == [2]
+
+
+def test_the_transition_system_steps_a_batch_as_fast_ner_steps_it(ner_nlp):
+    ner = ner_nlp.get_pipe(SPACY_NER)
+    docs = [ner_nlp.make_doc(TEXT), ner_nlp.make_doc("")]
+    batch = ner.moves.init_batch(docs)
+    assert len(batch) == 2
+    assert [state.is_final() for state in batch] == [False, True]
+    step_model = ner.model.predict(docs)
+    states = [state for state in batch if not state.is_final()]
+    steps = 0
+    while states:
+        scores = step_model.predict(states)
+        assert scores.shape == (len(states), ner.moves.n_moves)
+        after = ner.transition_states(states, numpy.ascontiguousarray(scores, dtype="float32"))
+        assert all(state in states and not state.is_final() for state in after)
+        states, steps = after, steps + 1
+    step_model.clear_memory()
+    assert steps >= len(docs[0])  # one action per token at least, as the NER transition system has
+    assert all(state.is_final() for state in batch)
+
+
+def test_labels_of_preset_entities_get_actions_before_decoding(ner_nlp):
+    ner = FastEntityRecognizer(ner_nlp.vocab, ner_nlp.get_pipe(SPACY_NER).model.copy())
+    ner.from_bytes(ner_nlp.get_pipe(SPACY_NER).to_bytes())
+    doc = ner_nlp.make_doc(TEXT)
+    doc.set_ents([doc.char_span(0, 2, label="NEW_LABEL")])
+    assert "NEW_LABEL" not in ner.labels
+    assert ner._ensure_labels_are_added([doc]) == 1
+    assert "NEW_LABEL" in ner.labels
+    assert ner._ensure_labels_are_added([doc]) == 0
+
+
+def test_fast_ner_is_registered_with_the_meta_of_spacys_ner():
+    from spacy.pipeline.factories import register_factories  # what register_fast_ner calls
+
+    register_factories()
+    fast, stock = Language.get_factory_meta(FAST_NER), Language.get_factory_meta(SPACY_NER)
+    assert fast.assigns == stock.assigns and fast.default_config == stock.default_config
+    assert fast.default_score_weights == stock.default_score_weights
+    nlp = spacy.blank("en")
+    assert type(nlp.add_pipe(FAST_NER, name="ner")) is FastEntityRecognizer
+    assert issubclass(FastEntityRecognizer, EntityRecognizer)
+
+
+# spacy-transformers: the shim and the model's attrs the converted architecture changes
+
+
+@registry.misc("test_spacy_internals.mark.v1")
+def make_mark() -> Callable[[torch.nn.Module], torch.nn.Module]:
+    """A conversion that only marks the model it is given, to see where it ran."""
+
+    def mark(model: torch.nn.Module) -> torch.nn.Module:
+        model.register_buffer("marked", torch.ones(1))
+        return model
+
+    return mark
+
+
+MARK = {"@misc": "test_spacy_internals.mark.v1"}
+
+
+def converted_model(name: str) -> TransformerModel:
+    config = {
+        "model": {
+            "@architectures": CONVERTED_TRANSFORMER,
+            "name": name,
+            "get_spans": {
+                "@span_getters": "spacy-transformers.strided_spans.v1",
+                "window": 128,
+                "stride": 96,
+            },
+            "convert": MARK,
+        }
+    }
+    return registry.resolve(config)["model"]
+
+
+def test_the_shim_holds_the_model_and_model_cls_as_expected():
+    shim = hf_shim(TransformerModel("name", lambda docs: []))
+    assert type(shim) is HFShim
+    assert shim.model_cls is AutoModel
+    assert shim._model is None and shim._hfmodel.transformer is None
+    assert "model_cls" in inspect.signature(HFShim.__init__).parameters
+
+
+def test_the_converted_architecture_converts_on_initialize_and_on_loading(tiny_transformer):
+    model = converted_model(str(tiny_transformer))
+    assert model.attrs["set_transformer"].__name__ == "set_converted_transformer"
+    model.initialize()  # from a folder: through attrs["set_transformer"]
+    shim = hf_shim(model)
+    assert hasattr(model.transformer, "marked") and shim._model is model.transformer
+    data = model.to_bytes()
+    loaded = converted_model(str(tiny_transformer))
+    seen = []
+    quiet = hf_shim(loaded).from_bytes
+    hf_shim(loaded).from_bytes = lambda data: seen.append(1) or quiet(data)
+    loaded.from_bytes(data)  # through the shim's from_bytes and model_cls.from_config
+    assert seen == [1]
+    assert hasattr(loaded.transformer, "marked")
+    assert hf_shim(loaded)._model is loaded.transformer
+
+
+def test_a_component_config_lives_in_pipe_configs_and_nlp_config_reads_it():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    nlp._pipe_configs["sentencizer"]["punct_chars"] = ["!"]
+    assert nlp.config["components"]["sentencizer"]["punct_chars"] == ["!"]
+
+
+def test_a_swapped_in_model_saves_and_loads_in_its_converted_shape(tiny_pipeline, tmp_path):
+    nlp = spacy.load(tiny_pipeline)
+    model = nlp.get_pipe("transformer").model.transformer
+    marked = registry.misc.get("test_spacy_internals.mark.v1")()(model)
+    swap_in_converted_transformer(nlp, component="transformer", model=marked, convert=MARK)
+    config = nlp.config["components"]["transformer"]["model"]
+    assert config["@architectures"] == CONVERTED_TRANSFORMER and config["convert"] == MARK
+    assert nlp.get_pipe("transformer").model.transformer is marked
+    expected = [[(e.text, e.label_) for e in doc.ents] for doc in nlp.pipe([TEXT, "SQL"])]
+    nlp.to_disk(tmp_path / "converted")
+    loaded = spacy.load(tmp_path / "converted")
+    assert hasattr(loaded.get_pipe("transformer").model.transformer, "marked")
+    assert [[(e.text, e.label_) for e in doc.ents] for doc in loaded.pipe([TEXT, "SQL"])] == (
+        expected
+    )
+
+
+# The module as a wheel's code
+
+IMPORT_ALONE = (
+    "import sys\n"
+    "from spacy.language import Language\n"
+    "from spacy.util import import_file, registry\n"
+    "import_file('spacy_internals', sys.argv[1])\n"
+    "assert Language.has_factory('fast_ner')\n"
+    "assert registry.architectures.get(sys.argv[2])\n"
+    "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scripts', 'int8')))\n"
+)
+
+
+def test_the_module_imports_on_its_own_as_spacy_package_imports_it(tmp_path):
+    path = Path(spacy_internals.__file__)
+    assert path == PROJECT_ROOT / "scripts/common/spacy_internals.py"
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", IMPORT_ALONE, str(path), CONVERTED_TRANSFORMER],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["[]"]
