@@ -235,3 +235,25 @@ def test_the_default_wheel_ships_no_code_and_fast_ner_is_opt_in(tiny_pipeline, t
     assert out["en_fast"]["ents"] == out["en_plain"]["ents"]
     fast_meta = json.loads((tmp_path / "packages/en_fast-0.0.1/meta.json").read_text())
     assert "relies on spaCy internals" in fast_meta["description"]
+
+
+def test_the_command_stops_with_one_line_saying_what_to_run_first(tmp_path):
+    from typer.testing import CliRunner
+
+    from scripts.package import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, [str(tmp_path / "model-best"), str(tmp_path), "--name", "x"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"✘ {tmp_path / 'model-best'}: no trained pipeline here; "
+        "run the train step first (spacy project run train)"
+    ]
+    result = runner.invoke(
+        app,
+        [str(tmp_path / "model-best"), str(tmp_path), "--name", "x", "--fast-cpu"]
+        + ["--test", str(tmp_path / "test.spacy")],
+    )
+    assert result.exit_code == 1
+    assert "no test split to score the int8 build on; pass --test" in result.output
+    assert len(result.output.strip().splitlines()) == 1

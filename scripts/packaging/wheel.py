@@ -71,8 +71,6 @@ def package_pipeline(
     fast_ner: name the fast_ner factory instead of spaCy's "ner" and ship the code that defines it.
     int8: build <lang>_<name>_int8 instead, with the transformer quantized for the CPU (calibrated
     on calibration_path's texts) and scored on test_path."""
-    from spacy.cli.package import package
-
     if not (model_dir / "config.cfg").is_file():
         raise UserError(
             f"{model_dir}: no trained pipeline here; "
@@ -137,37 +135,33 @@ def package_pipeline(
         srsly.write_json(staged / "meta.json", meta)
         built = Path(tmp) / "built"
         built.mkdir()
-        package(
-            staged,
-            built,
-            create_meta=False,
-            create_sdist=False,
-            create_wheel=False,
-            require_parent=True,
-            force=True,
-            silent=True,
-            code_paths=[module_file(module) for module in code],
+        paths = ",".join(str(module_file(module)) for module in code)
+        run_or_stop(
+            [sys.executable, "-m", "spacy", "package", str(staged), str(built)]
+            + ["--build", "none", "--force"]
+            + (["--code", paths] if paths else []),
+            doing=f"packaging {model_dir} with spacy package",
         )
         package_dir = built / f"{package_name}-{version}"
         # Build without network: an isolated build would download setuptools.
-        result = subprocess.run(
-            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "."],
-            cwd=package_dir,
-            capture_output=True,
-            text=True,
+        run_or_stop(
+            [sys.executable, "-m", "build", "--wheel", "--no-isolation", str(package_dir)],
+            doing=f"building the wheel in {package_dir.name}",
         )
-        if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["no message"])[-1]
-            raise UserError(
-                f"building the wheel in {package_dir.name} failed ({last}); "
-                "pip install -r requirements.txt"
-            )
         final_dir = output_dir / package_dir.name
         if final_dir.exists():
             shutil.rmtree(final_dir)
         shutil.move(str(package_dir), final_dir)
     wheels = sorted((final_dir / "dist").glob("*.whl"))
     return Packaged(wheel=wheels[-1], metrics=scores)
+
+
+def run_or_stop(command: list[str], *, doing: str) -> None:
+    """Run a command; where it fails, stop with its last line of output."""
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = (result.stdout + "\n" + result.stderr).strip().splitlines() or ["no output"]
+        raise UserError(f"{doing} failed ({lines[-1].strip()}); pip install -r requirements.txt")
 
 
 def use_fast_ner(config: Any) -> bool:
@@ -226,10 +220,7 @@ def defined_in(registry_name: str, name: str) -> Optional[str]:
 def check_names_resolve(config: Any, *, shipped: list[ModuleType], model_dir: Path) -> None:
     """Stop where the packaged config names a function that neither spaCy, spacy-transformers and
     thinc nor a module shipped with it registers: the wheel would not load."""
-    # spaCy imports shipped code by file stem when it builds the package, so both names count.
-    allowed = {module.__name__ for module in shipped} | {
-        module_file(module).stem for module in shipped
-    }
+    allowed = {module.__name__ for module in shipped}
     foreign = set()
     for registry_name, name in registered_names(config):
         module = defined_in(registry_name, name) or "?"
