@@ -2,12 +2,13 @@
 
     python -m scripts.annotate training/model-best texts.jsonl annotated.jsonl
     python -m scripts.annotate en_job_postings texts.csv tasks.json --format labelstudio
-    python -m scripts.annotate en_job_postings texts.jsonl annotated.jsonl --engine ray --address auto
+    python -m scripts.annotate en_job_postings texts.jsonl out.jsonl --engine ray --address auto
 
 Input: JSON lines or a JSON array (a "text" field; the record's other fields are kept), CSV (a text
-column) or plain text (one text per line). Output line i belongs to input record i, so a rerun resumes
-after the last complete line (a partial last line from an interrupted run is dropped). Both engines
-cut the input into the same batches and predict through scripts.predict, so they write the same bytes.
+column) or plain text (one text per line). Output line i belongs to input record i, so a rerun
+resumes after the last complete line (a partial last line from an interrupted run is dropped). Both
+engines cut the input into the same batches and predict through scripts.inference.predict, so they
+write the same bytes.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def main(
     with reported_as_one_line():
         if label_config is not None and not label_config.is_file():
             raise UserError(
-                f"--label-config {label_config}: file not found; save the labeling config XML from the project settings"
+                f"--label-config {label_config}: file not found; save the labeling config XML "
+                "from the project settings"
             )
         job = Job(
             model=model,
@@ -110,8 +112,8 @@ def main(
         return
     rate = summary.written / summary.seconds if summary.seconds > 0 else 0.0
     info(
-        f"Annotated {summary.written} records ({summary.skipped} already done) of {summary.total} into {output_path} "
-        f"in {summary.seconds:.1f} s ({rate:.1f} docs/s)"
+        f"Annotated {summary.written} records ({summary.skipped} already done) of "
+        f"{summary.total} into {output_path} in {summary.seconds:.1f} s ({rate:.1f} docs/s)"
     )
 
 

@@ -1,9 +1,9 @@
-"""Compare two evaluations (metrics.json from scripts.evaluate): a table of deltas, overall and per label.
+"""Compare two evaluations (metrics.json from scripts.evaluate): deltas, overall and per label.
 
     python -m scripts.compare training/evaluation-baseline training/evaluation --margin 0.01
 
-Exit status: 0 when no overall figure of the second run is worse than the first by more than the margin,
-1 when one is (for CI), 2 when a run cannot be read.
+Exit status: 0 when no overall figure of the second run is worse than the first by more than the
+margin, 1 when one is (for CI), 2 when a run cannot be read.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import typer
 
 from scripts.common.errors import UserError
 from scripts.evaluation.comparison import (
-    _describe,
     compare_metrics,
+    describe_run,
     format_table,
     notes,
     read_metrics,
@@ -32,14 +32,15 @@ def main(
         0.01, "--margin", "-m", help="Largest drop (fraction, 0..1) that still passes"
     ),
 ) -> None:
-    """Print per-label deltas of B against A; exit 1 when an overall figure of B is worse by more than the margin."""
+    """Print per-label deltas of B against A; exit 1 when an overall figure of B is worse by more
+    than the margin."""
     try:
         a, b = read_metrics(path=run_a), read_metrics(path=run_b)
     except UserError as err:  # exit 2, not fail()'s 1: CI can tell a broken input from a regression
         typer.echo(f"✘ {err}", err=True)
         raise typer.Exit(2) from None
     rows = compare_metrics(a=a, b=b, margin=margin)
-    typer.echo(f"A: {_describe(run_a, a)}\nB: {_describe(run_b, b)}\n")
+    typer.echo(f"A: {describe_run(run_a, a)}\nB: {describe_run(run_b, b)}\n")
     typer.echo(format_table(rows, margin=margin))
     for note in notes(a=a, b=b):
         typer.echo(f"Note: {note}")

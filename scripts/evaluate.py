@@ -1,8 +1,8 @@
-"""Evaluate a trained pipeline on gold data: metrics.json, report.html and plots/*.png in one folder.
+"""Evaluate a trained pipeline on gold data: metrics.json, report.html and plots/*.png in a folder.
 
     python -m scripts.evaluate training/model-best corpus/test.spacy --output training/evaluation
 
-The layout of metrics.json is documented at the top of scripts/metrics.py.
+The layout of metrics.json is documented at the top of scripts/evaluation/metrics.py.
 """
 
 from __future__ import annotations

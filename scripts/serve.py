@@ -1,19 +1,23 @@
 """Serve a trained pipeline over HTTP: our JSON API and the Label Studio ML backend protocol.
 
     python -m scripts.serve training/model-best --host 127.0.0.1 --port 8000
-    curl -s localhost:8000/predict -H 'content-type: application/json' -d '{"texts": ["Python and SQL are required."]}'
+    curl -s localhost:8000/predict -H 'content-type: application/json' \
+        -d '{"texts": ["Python and SQL are required."]}'
 
 Routes:
-    GET  /health                 {"status": "UP", "model_version", "pipeline"}
-    POST /predict                {"texts": [...]} -> {"model_version", "predictions": [{"entities", "cats"}]}
-    GET  /labelstudio/config     a labeling config (XML) for the model's labels
+    GET  /health              {"status": "UP", "model_version", "pipeline"}
+    POST /predict             {"texts": [...]}
+                              -> {"model_version", "predictions": [{"entities", "cats"}]}
+    GET  /labelstudio/config  a labeling config (XML) for the model's labels
     GET  /labelstudio/, /labelstudio/health, /labelstudio/metrics
-    POST /labelstudio/setup, /labelstudio/predict; /labelstudio/webhook and /train answer 200 and do nothing
+    POST /labelstudio/setup, /labelstudio/predict
+    POST /labelstudio/webhook, /labelstudio/train: answer 200 and do nothing
 
-Label Studio calls <backend URL>/health, /setup and /predict, and its /predict body ({"tasks": [...],
-"label_config": ...}) differs from ours, so its routes live under /labelstudio: connect the backend as
-http://HOST:PORT/labelstudio in the project's Model settings. Requests that arrive while a batch runs are
-joined into the next one (one nlp.pipe call at a time: no thread contention, and busy servers batch).
+Label Studio calls <backend URL>/health, /setup and /predict, and its /predict body ({"tasks":
+[...], "label_config": ...}) differs from ours, so its routes live under /labelstudio: connect the
+backend as http://HOST:PORT/labelstudio in the project's Model settings. Requests that arrive while
+a batch runs are joined into the next one (one nlp.pipe call at a time: no thread contention, and
+busy servers batch).
 """
 
 from __future__ import annotations
@@ -23,9 +27,7 @@ from typing import Optional
 import typer
 
 from scripts.common.errors import info, reported_as_one_line
-from scripts.inference.predict import (
-    load_predictor,
-)
+from scripts.inference.predict import load_predictor
 from scripts.inference.server import Limits, create_app
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -56,14 +58,14 @@ def main(
         Limits.max_chars, "--max-chars", min=1, help="Characters per text; longer texts answer 413"
     ),
 ) -> None:
-    """Serve MODEL: POST /predict {"texts": [...]}, GET /health, and the Label Studio ML backend under /labelstudio."""
+    """Serve MODEL: POST /predict {"texts": [...]}, GET /health, and the Label Studio ML backend
+    under /labelstudio."""
     import uvicorn
 
     with reported_as_one_line():
         predictor = load_predictor(model, gpu_id=gpu_id)
-    info(
-        f"Serving {predictor.version} on http://{host}:{port} (Label Studio ML backend URL: http://{host}:{port}/labelstudio)"
-    )
+    url = f"http://{host}:{port}"
+    info(f"Serving {predictor.version} on {url} (Label Studio ML backend URL: {url}/labelstudio)")
     server = create_app(
         predictor, limits=Limits(max_texts=max_texts, max_chars=max_chars), batch_size=batch_size
     )

@@ -1,4 +1,5 @@
-"""scripts.annotate: records in, records + entities + cats out; resumable; Label Studio import files; Ray = local."""
+"""scripts.annotate: records in, records + entities + cats out; resumable; Label Studio import
+files; Ray = local."""
 
 from __future__ import annotations
 

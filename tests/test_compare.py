@@ -107,7 +107,8 @@ def test_unreadable_run_is_one_line_error_with_exit_2(tmp_path):
     result = runner.invoke(app, [str(a), str(tmp_path / "missing")])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        f"✘ no metrics at {tmp_path / 'missing'}; pass a metrics.json or the --output folder of scripts.evaluate"
+        f"✘ no metrics at {tmp_path / 'missing'}; pass a metrics.json or the --output folder of "
+        "scripts.evaluate"
     ]
     (tmp_path / "bad.json").write_text("{not json")
     result = runner.invoke(app, [str(a), str(tmp_path / "bad.json")])

@@ -1,4 +1,5 @@
-"""scripts.evaluate end to end on a tiny rule-based pipeline saved to a tmp dir (no transformer, no training)."""
+"""scripts.evaluate end to end on a tiny rule-based pipeline saved to a tmp dir (no transformer, no
+training)."""
 
 import hashlib
 import json
@@ -11,8 +12,10 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from typer.testing import CliRunner
 
+from scripts.common.errors import UserError
 from scripts.evaluate import app
 from scripts.evaluation.run import base_transformer, evaluate_model
+from scripts.inference.predict import describe_pipeline
 
 approx = pytest.approx
 runner = CliRunner()
@@ -20,7 +23,8 @@ LABELS = ["POS", "NEG"]
 
 
 class KeywordCats:
-    """Sets doc.cats from the first keyword found in the text, else from `default`: predictable scores."""
+    """Sets doc.cats from the first keyword found in the text, else from `default`: predictable
+    scores."""
 
     def __init__(
         self,
@@ -112,7 +116,8 @@ def write_docbin(path: Path, docs: Sequence[Doc]) -> Path:
 
 
 # 5 docs. Entities (2 docs, 4 gold): Alice right, Bob predicted ORG, Paris missed, Carol right, Acme
-# spurious. Categories (3 docs): love -> POS right, hate -> NEG right, "boring" -> default POS, gold NEG.
+# spurious. Categories (3 docs): love -> POS right, hate -> NEG right, "boring" -> default POS, gold
+# NEG.
 FIXTURE = [
     gold_doc("Alice met Bob in Paris.", [("Alice", "PER"), ("Bob", "PER"), ("Paris", "LOC")]),
     gold_doc("Acme hired Carol.", [("Carol", "PER")]),
@@ -185,6 +190,54 @@ def test_outputs_are_written_without_leftovers(run):
     ]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in (out / "plots").iterdir())
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]
+
+
+def test_metrics_json_keeps_its_layout_and_key_order(run):
+    written = json.loads((run[2] / "metrics.json").read_text())
+    assert list(written) == ["format", "model", "data", "warnings", "ents", "textcat"]
+    assert list(written["model"]) == [
+        "name",
+        "version",
+        "path",
+        "spacy_version",
+        "pipeline",
+        "transformer",
+        "ents_components",
+        "textcat_component",
+    ]
+    assert list(written["ents"]) == [
+        "p",
+        "r",
+        "f",
+        "tokenization",
+        "n_docs",
+        "n_skipped",
+        "errors",
+        "unknown_labels",
+        "per_label",
+    ]
+    assert list(written["textcat"]) == [
+        "mode",
+        "accuracy",
+        "macro_f",
+        "micro_f",
+        "macro_auc",
+        "n_docs",
+        "per_label",
+        "confusion",
+        "thresholds",
+        "n_skipped",
+        "skipped",
+        "unknown_labels",
+    ]
+    assert list(written["textcat"]["per_label"]["POS"]) == [
+        "p",
+        "r",
+        "f",
+        "auc",
+        "support",
+        "n_docs",
+    ]
 
 
 def test_report_is_self_contained_and_shows_errors_in_context(run):
@@ -327,3 +380,35 @@ def test_base_transformer_comes_from_the_config():
     }
     assert base_transformer(config=config) == "roberta-base"
     assert base_transformer(config={"components": {"ner": {"factory": "ner"}}}) is None
+
+
+@Language.factory("test_evaluate_cats_with_cfg", assigns=["doc.cats"], default_config={"cfg": {}})
+def make_cats_with_cfg(nlp: Language, name: str, cfg: Dict[str, object]) -> KeywordCats:
+    component = KeywordCats(LABELS, [], [0.7, 0.4], exclusive=True, threshold=0.5)
+    component.cfg = dict(cfg)  # what the component says about its scores, or nothing
+    return component
+
+
+def test_evaluate_and_predict_read_a_custom_cats_component_alike(tmp_path):
+    data = write_docbin(tmp_path / "test.spacy", FIXTURE)
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "test_evaluate_cats_with_cfg",
+        config={"cfg": {"exclusive_classes": False, "threshold": 0.6}},
+    )
+    nlp.to_disk(tmp_path / "multilabel")
+    tc = evaluate_model(
+        model=str(tmp_path / "multilabel"), data_path=data, output_dir=tmp_path / "out"
+    )["textcat"]
+    predictor = describe_pipeline(nlp)
+    assert tc["mode"] == "multilabel" and tc["thresholds"]["POS"]["model"] == approx(0.6)
+    assert (predictor.exclusive, predictor.threshold) == (False, approx(0.6))
+    undecided = spacy.blank("en")
+    undecided.add_pipe("test_evaluate_cats_with_cfg")
+    undecided.to_disk(tmp_path / "undecided")
+    _fails_with(
+        [str(tmp_path / "undecided"), str(data), "-o", str(tmp_path / "o")],
+        "no 'exclusive_classes'",
+    )
+    with pytest.raises(UserError, match="no 'exclusive_classes'"):
+        describe_pipeline(undecided)

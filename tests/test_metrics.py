@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc, Span
 
-from scripts.evaluation.metrics import Tasks, evaluate_docs, f_at, f_by_cut, find_threshold, roc_auc
+from scripts.evaluation.metrics import (
+    Tasks,
+    evaluate_docs,
+    f_at,
+    f_by_cut,
+    find_threshold,
+    format_score,
+    roc_auc,
+)
 
 NLP = spacy.blank("en")
 approx = pytest.approx
@@ -17,7 +25,8 @@ approx = pytest.approx
 def make_doc(
     text: str, ents: Optional[List[Tuple[str, str]]] = None, cats: Optional[Dict[str, float]] = None
 ) -> Doc:
-    """ents: (surface string, label), each found by its first occurrence; None leaves ents unannotated."""
+    """ents: (surface string, label), each found by its first occurrence; None leaves ents
+    unannotated."""
     doc = NLP(text)
     if ents is not None:
         spans = [
@@ -123,7 +132,8 @@ def test_no_entity_annotation_anywhere_gives_empty_scores():
     assert (ents["p"], ents["f"], ents["n_docs"], ents["n_skipped"]) == (None, None, 0, 1)
 
 
-# Exclusive textcat, labels POS NEG NEU: 4 docs with categories (3 right), 1 with entities only (skipped).
+# Exclusive textcat, labels POS NEG NEU: 4 docs with categories (3 right), 1 with entities only
+# (skipped).
 CAT_GOLDS = [
     make_doc("a", cats={"POS": 1, "NEG": 0, "NEU": 0}),
     make_doc("b", cats={"POS": 0, "NEG": 1, "NEU": 0}),
@@ -171,7 +181,8 @@ def test_exclusive_textcat_by_hand():
     )
     assert tc["macro_f"] == approx(7 / 9)
     assert tc["micro_f"] == approx(0.75)
-    # POS: positive 0.6 vs negatives 0.6 (tie, half), 0.1, 0.2 -> 2.5/3; NEG: 0.3, 0.5 vs 0.35, 0.2 -> 3/4
+    # POS: positive 0.6 vs negatives 0.6 (tie, half), 0.1, 0.2 -> 2.5/3;
+    # NEG: 0.3, 0.5 vs 0.35, 0.2 -> 3/4
     assert (pos["auc"], neg["auc"], neu["auc"]) == (approx(2.5 / 3), approx(0.75), approx(1.0))
     assert tc["macro_auc"] == approx((2.5 / 3 + 0.75 + 1.0) / 3)
     assert (tc["n_docs"], tc["n_skipped"], tc["skipped"]["no_annotation"]) == (4, 1, 1)
@@ -193,7 +204,8 @@ def test_exclusive_skips_unknown_and_ambiguous_gold_labels():
     assert (tc["n_docs"], tc["accuracy"], tc["macro_f"]) == (0, None, None)
 
 
-# Multi-label, labels A B, model threshold 0.5; the 4th doc is annotated for A only, the 5th not at all.
+# Multi-label, labels A B, model threshold 0.5; the 4th doc is annotated for A only, the 5th not at
+# all.
 ML_GOLDS = [
     make_doc("m1", cats={"A": 1, "B": 0}),
     make_doc("m2", cats={"A": 1, "B": 1}),
@@ -274,6 +286,14 @@ def test_threshold_helpers():
         find_threshold(golds=[False, False], scores=[0.4, 0.2], model_threshold=0.5)["best"] is None
     )
     assert roc_auc(golds=[True, True], scores=[0.1, 0.2]) is None
+
+
+def test_scores_print_with_three_decimals_and_null_as_a_dash():
+    assert [format_score(None), format_score(0.5), format_score(2 / 3)] == ["–", "0.500", "0.667"]
+    assert [format_score(0.25, signed=True), format_score(-0.1, signed=True)] == [
+        "+0.250",
+        "-0.100",
+    ]
 
 
 @settings(max_examples=80, deadline=None)

@@ -63,7 +63,8 @@ def test_labelstudio_prediction_uses_the_config_names_and_filters_unknown_labels
     }
     config = parse_label_config(
         '<View><Labels name="ner" toName="body"><Label value="SKILL"/></Labels>'
-        '<Text name="body" value="$content"/><Choices name="section" toName="body"><Choice value="requirements"/></Choices></View>'
+        '<Text name="body" value="$content"/><Choices name="section" toName="body">'
+        '<Choice value="requirements"/></Choices></View>'
     )
     assert config.text_field == "content"
     prediction = labelstudio_prediction(record, predictor=predictor, config=config)

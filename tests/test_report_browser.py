@@ -1,7 +1,8 @@
-"""report.html opened in headless Chromium: it renders, shows its figures and logs nothing to the console.
+"""report.html opened in headless Chromium: it renders, shows its figures and logs nothing to the
+console.
 
-The page forbids every network load (Content-Security-Policy), so a script, font or image by URL would
-show up here as a console error. Skipped only when no Chromium is installed.
+The page forbids every network load (Content-Security-Policy), so a script, font or image by URL
+would show up here as a console error. Skipped only when no Chromium is installed.
 """
 
 import re

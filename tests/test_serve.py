@@ -1,4 +1,5 @@
-"""scripts.serve: our /predict, limits (413), malformed JSON (422), and the Label Studio ML backend routes."""
+"""scripts.serve: our /predict, limits (413), malformed JSON (422), and the Label Studio ML backend
+routes."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Compare two evaluations (metrics.json from scripts.evaluate): a table of deltas, overall and per label.
+"""Compare two evaluations (metrics.json from scripts.evaluate): deltas, overall and per label.
 
-    python -m scripts.compare training/evaluation-baseline training/evaluation --margin 0.01
+    rows = compare_metrics(a=read_metrics(path=run_a), b=read_metrics(path=run_b), margin=0.01)
+    print(format_table(rows, margin=0.01))
 
-Exit status: 0 when no overall figure of the second run is worse than the first by more than the margin,
-1 when one is (for CI), 2 when a run cannot be read.
+Only overall figures can be `worse`; scripts.compare turns that into its exit status.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from scripts.common.errors import UserError
+from scripts.evaluation.metrics import format_score
 
 OVERALL = {"ents": ("p", "r", "f"), "textcat": ("accuracy", "macro_f", "micro_f", "macro_auc")}
 PER_LABEL = {"ents": ("f",), "textcat": ("f",)}
@@ -98,21 +99,21 @@ def notes(*, a: Dict[str, Any], b: Dict[str, Any]) -> List[str]:
 
 
 def format_table(rows: List[Row], *, margin: float) -> str:
-    def fmt(value: Optional[float], signed: bool = False) -> str:
-        return "–" if value is None else (f"{value:+.3f}" if signed else f"{value:.3f}")
-
+    """One line per row, A, B and the delta in columns; a blank line between overall and
+    per-label figures."""
+    fmt = format_score
     width = max([len("figure")] + [len(r.figure) for r in rows])
     lines = [f"{'figure':<{width}}  {'A':>7}  {'B':>7}  {'delta':>7}"]
     for i, row in enumerate(rows):
         if i and row.overall != rows[i - 1].overall:
             lines.append("")
         flag = f"  worse by more than {margin:.3f}" if row.worse else ""
-        lines.append(
-            f"{row.figure:<{width}}  {fmt(row.a):>7}  {fmt(row.b):>7}  {fmt(row.delta, True):>7}{flag}"
-        )
+        figures = f"{fmt(row.a):>7}  {fmt(row.b):>7}  {fmt(row.delta, signed=True):>7}"
+        lines.append(f"{row.figure:<{width}}  {figures}{flag}")
     return "\n".join(lines)
 
 
-def _describe(path: Path, metrics: Dict[str, Any]) -> str:
+def describe_run(path: Path, metrics: Dict[str, Any]) -> str:
+    """Where a run was read from and which model it scored, e.g. "eval/ (en_tiny 0.0.1)"."""
     model = metrics.get("model", {})
     return f"{path} ({model.get('name', '?')} {model.get('version', '?')})"

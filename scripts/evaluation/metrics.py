@@ -3,69 +3,209 @@
     evaluation = evaluate_docs(golds=gold_docs, preds=pred_docs, tasks=Tasks(ent_labels=("PER",)))
     evaluation.metrics["ents"]["f"]  # -> 0.5
 
-`evaluation.metrics` is what `scripts.evaluate` writes as metrics.json (layout version "format": 1).
-Scores are fractions 0..1; a score is null where nothing was there to compute it on; a task the model
-does not have is null as a whole ("ents": null).
+`evaluation.metrics` is what `scripts.evaluate` writes as metrics.json (layout version "format": 1),
+typed by `Metrics` below. Scores are fractions 0..1; a score is null where nothing was there to
+compute it on; a task the model does not have is null as a whole ("ents": null).
 
     {
       "format": 1,
-      "model": {"name", "version", "path", "pipeline", "transformer", ...},   # filled in by scripts.evaluate
-      "data": {"path", "sha256", "n_docs", "gold_preproc"},                  # filled in by scripts.evaluate
+      "model": {"name", "version", "path", "pipeline", "transformer", ...},  # by scripts.evaluate
+      "data": {"path", "sha256", "n_docs", "gold_preproc"},                 # by scripts.evaluate
       "warnings": ["..."],
       "ents": {
-        "p", "r", "f",                  # micro over known labels; a hit is the exact span with the right label
-        "tokenization": "model" | "gold",   # predicted on the raw text, or on the gold words (--gold-preproc)
-        "n_docs", "n_skipped",          # docs scored / skipped because they have no entity annotation
+        "p", "r", "f",        # micro over known labels; a hit: the exact span with the right label
+        "tokenization": "model" | "gold",  # on the raw text, or on the gold words (--gold-preproc)
+        "n_docs", "n_skipped",             # docs scored / skipped for having no entity annotation
         "errors": {"missed", "spurious", "wrong_label", "wrong_span"},
-        "unknown_labels": {LABEL: n_gold_entities},   # not scored: the model cannot predict them
+        "unknown_labels": {LABEL: n_gold_entities},  # not scored: the model cannot predict them
         "per_label": {LABEL: {"p", "r", "f", "support"}},
       },
       "textcat": {
         "mode": "exclusive" | "multilabel",
-        "accuracy",                     # exclusive: argmax is right; multilabel: every label is right
+        "accuracy",           # exclusive: argmax is right; multilabel: every label is right
         "macro_f", "micro_f", "macro_auc",
         "n_docs", "n_skipped", "skipped": {"no_annotation", "unknown_label", "not_one_label"},
         "unknown_labels": {LABEL: n_docs_where_positive},
         "per_label": {LABEL: {"p", "r", "f", "auc", "support", "n_docs"}},
-        "confusion": {"labels": [...], "matrix": [[n gold i predicted j]]} | null,   # exclusive only
-        "thresholds": {LABEL: {"model", "best", "f_at_model", "f_at_best"}} | null, # multilabel only
+        "confusion": {"labels": [...], "matrix": [[n gold i predicted j]]} | null,  # exclusive
+        "thresholds": {LABEL: {"model", "best", "f_at_model", "f_at_best"}} | null,  # multilabel
       },
     }
 
-Rules: a document without a task's annotation is not counted for that task (no entity annotation: every
-token has ent_iob 0; no category annotation: doc.cats is empty). Multi-label docs are scored only on the
-labels their doc.cats lists. Macro averages run over labels with gold support or predictions. Gold
-categories count as positive at >= 0.5; multi-label predictions at >= the model's threshold.
-`Evaluation.details` holds what the report shows beyond numbers: error examples and threshold curves.
+Rules: a document without a task's annotation is not counted for that task (no entity annotation:
+every token has ent_iob 0; no category annotation: doc.cats is empty). Multi-label docs are scored
+only on the labels their doc.cats lists. Macro averages run over labels with gold support or
+predictions. Gold categories count as positive at >= scripts.common.cats.POSITIVE; multi-label
+predictions at >= the model's threshold. `Evaluation.details` holds what the report shows beyond
+numbers: error examples and threshold curves.
 """
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NotRequired, Optional, Sequence, Tuple, TypedDict
 
 from spacy.scorer import PRFScore, ROCAUCScore
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
+from scripts.common.cats import POSITIVE
+
 FORMAT_VERSION = 1
-GOLD_POSITIVE = 0.5
 CURVE_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+# ---------------------------------------------------------------- metrics.json, typed
+
+
+class EntErrorCounts(TypedDict):
+    missed: int
+    spurious: int
+    wrong_label: int
+    wrong_span: int
+
+
+class EntLabelScores(TypedDict):
+    p: Optional[float]
+    r: Optional[float]
+    f: Optional[float]
+    support: int
+
+
+class EntScores(TypedDict):
+    p: Optional[float]
+    r: Optional[float]
+    f: Optional[float]
+    tokenization: str  # "model" or "gold"
+    n_docs: int
+    n_skipped: int
+    errors: EntErrorCounts
+    unknown_labels: Dict[str, int]
+    per_label: Dict[str, EntLabelScores]
+
+
+class CatLabelScores(TypedDict):
+    p: Optional[float]
+    r: Optional[float]
+    f: Optional[float]
+    auc: Optional[float]
+    support: int
+    n_docs: int
+
+
+class Confusion(TypedDict):
+    labels: List[str]
+    matrix: List[List[int]]  # matrix[i][j]: docs of gold label i predicted as label j
+
+
+class ThresholdScores(TypedDict):
+    model: float
+    best: Optional[float]
+    f_at_model: Optional[float]
+    f_at_best: Optional[float]
+
+
+class SkippedDocs(TypedDict):
+    no_annotation: int
+    unknown_label: int
+    not_one_label: int
+
+
+class CatScores(TypedDict):
+    mode: str  # "exclusive" or "multilabel"
+    accuracy: Optional[float]
+    macro_f: Optional[float]
+    micro_f: Optional[float]
+    macro_auc: Optional[float]
+    n_docs: int
+    per_label: Dict[str, CatLabelScores]
+    confusion: Optional[Confusion]  # exclusive only
+    thresholds: Optional[Dict[str, ThresholdScores]]  # multilabel only
+    n_skipped: int
+    skipped: SkippedDocs
+    unknown_labels: Dict[str, int]
+
+
+class ModelInfo(TypedDict):
+    name: str
+    version: Optional[str]
+    path: str
+    spacy_version: Optional[str]
+    pipeline: List[str]
+    transformer: Optional[str]
+    ents_components: List[str]
+    textcat_component: Optional[str]
+
+
+class DataInfo(TypedDict):
+    path: str
+    sha256: str
+    n_docs: int
+    gold_preproc: bool
+
+
+class Metrics(TypedDict):
+    """metrics.json; evaluate_docs fills format, ents and textcat, scripts.evaluate the rest."""
+
+    format: int
+    model: NotRequired[ModelInfo]
+    data: NotRequired[DataInfo]
+    warnings: NotRequired[List[str]]
+    ents: Optional[EntScores]
+    textcat: Optional[CatScores]
+
+
+# ---------------------------------------------------------------- details, for the report
+
+
+class EntMatch(TypedDict):
+    """One gold or predicted entity, tagged with what happened to it."""
+
+    label: str
+    start: int  # token offsets in gold space, for matching
+    end: int
+    start_char: int  # characters, for display
+    end_char: int
+    kind: str  # correct, missed, spurious, wrong_label or wrong_span ("" until tagged)
+    gold_label: NotRequired[str]  # a wrong_label prediction: the gold entity's label
+    pred_label: NotRequired[str]  # a wrong_label gold entity: the predicted label
+
+
+class EntErrorDoc(TypedDict):
+    text: str
+    gold: List[EntMatch]
+    pred: List[EntMatch]
+    n_errors: int
+
+
+class CatError(TypedDict):
+    text: str
+    gold: List[str]
+    pred: List[str]
+    scores: Dict[str, float]
+    margin: float  # how far the wrong scores are from right: the sort key
+
+
+class Details(TypedDict, total=False):
+    ent_errors: List[EntErrorDoc]
+    cat_errors: List[CatError]
+    threshold_curves: Dict[str, List[Tuple[float, float]]]
 
 
 @dataclass(frozen=True)
 class Tasks:
-    """What the model predicts: entity labels and/or category labels (None: the model lacks the task)."""
+    """What the model predicts: entity labels and/or category labels (None: the model lacks the
+    task)."""
 
     ent_labels: Optional[Tuple[str, ...]] = None
     cat_labels: Optional[Tuple[str, ...]] = None
     exclusive: bool = True
-    threshold: float = 0.5
+    threshold: float = POSITIVE
 
 
 @dataclass
 class Evaluation:
-    metrics: Dict[str, Any]
-    details: Dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics
+    details: Details = field(default_factory=lambda: Details())
 
 
 def has_ent_annotation(doc: Doc) -> bool:
@@ -77,21 +217,34 @@ def has_cat_annotation(doc: Doc) -> bool:
     return bool(doc.cats)
 
 
+def words_doc(gold: Doc) -> Doc:
+    """A fresh Doc on the gold words, without their annotation: what a model predicts on under the
+    gold tokenization."""
+    return Doc(gold.vocab, words=[t.text for t in gold], spaces=[bool(t.whitespace_) for t in gold])
+
+
 def top_category(cats: Dict[str, float], labels: Sequence[str]) -> str:
-    """The label with the highest value in cats (the first in `labels` on ties): the gold class of an
-    exclusive document, or the predicted one from its scores, e.g.
+    """The label with the highest value in cats (the first in `labels` on ties): the gold class of
+    an exclusive document, or the predicted one from its scores, e.g.
     top_category({"bug": 0.0, "docs": 1.0}, ["bug", "docs"]) -> "docs"."""
     return max(labels, key=lambda label: cats.get(label, 0.0))
+
+
+def format_score(value: Optional[float], *, signed: bool = False) -> str:
+    """A score as printed and shown in the report: three decimals, or a dash where it is null."""
+    if value is None:
+        return "–"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
 def evaluate_docs(
     *, golds: Sequence[Doc], preds: Sequence[Doc], tasks: Tasks, tokenization: str = "model"
 ) -> Evaluation:
-    """Score predicted Docs against gold Docs (same order, same texts) for the tasks the model has."""
+    """Score predicted Docs against gold Docs (same order, same texts) for the model's tasks."""
     if len(golds) != len(preds):
         raise ValueError(f"{len(golds)} gold docs but {len(preds)} predicted docs")
-    metrics: Dict[str, Any] = {"format": FORMAT_VERSION, "ents": None, "textcat": None}
-    details: Dict[str, Any] = {}
+    metrics = Metrics(format=FORMAT_VERSION, ents=None, textcat=None)
+    details = Details()
     if tasks.ent_labels is not None:
         records = [
             match_ents(gold=g, pred=p, labels=tasks.ent_labels) for g, p in zip(golds, preds)
@@ -103,17 +256,18 @@ def evaluate_docs(
             golds=golds, preds=preds, labels=tasks.cat_labels, exclusive=tasks.exclusive
         )
         if tasks.exclusive:
-            metrics["textcat"] = score_exclusive(rows=rows, labels=tasks.cat_labels)
+            metrics["textcat"] = score_exclusive(
+                rows=rows, labels=tasks.cat_labels, skipped=skipped, unknown=unknown
+            )
         else:
             metrics["textcat"] = score_multilabel(
-                rows=rows, labels=tasks.cat_labels, threshold=tasks.threshold
+                rows=rows,
+                labels=tasks.cat_labels,
+                threshold=tasks.threshold,
+                skipped=skipped,
+                unknown=unknown,
             )
             details["threshold_curves"] = threshold_curves(rows=rows, labels=tasks.cat_labels)
-        metrics["textcat"].update(
-            n_skipped=sum(skipped.values()),
-            skipped=skipped,
-            unknown_labels=dict(sorted(unknown.items())),
-        )
         details["cat_errors"] = misclassified(rows=rows, tasks=tasks)
     return Evaluation(metrics=metrics, details=details)
 
@@ -127,9 +281,9 @@ class EntRecord:
 
     text: str
     annotated: bool
-    gold: List[Dict[str, Any]] = field(default_factory=list)
-    pred: List[Dict[str, Any]] = field(default_factory=list)
-    unknown: Counter = field(default_factory=Counter)
+    gold: List[EntMatch] = field(default_factory=list)
+    pred: List[EntMatch] = field(default_factory=list)
+    unknown: Counter[str] = field(default_factory=Counter)
 
 
 def match_ents(*, gold: Doc, pred: Doc, labels: Iterable[str]) -> EntRecord:
@@ -140,34 +294,32 @@ def match_ents(*, gold: Doc, pred: Doc, labels: Iterable[str]) -> EntRecord:
     if not record.annotated:
         return record
     known = set(labels)
-    blocked = [
-        not t.ent_iob for t in gold
-    ]  # tokens with no annotation: predictions there are not scored
+    # tokens with no annotation: predictions there are not scored
+    blocked = [not t.ent_iob for t in gold]
     for ent in gold.ents:
         if ent.label_ not in known:
             record.unknown[ent.label_] += 1
             blocked[ent.start : ent.end] = [True] * len(ent)
         else:
-            record.gold.append(_ent_dict(ent, ent.start, ent.end))
+            record.gold.append(_ent_match(ent, ent.start, ent.end))
     x2y = Example(pred, gold).alignment.x2y
     for ent in pred.ents:
         indices = x2y[ent.start : ent.end]
         if len(indices) and not any(blocked[indices[0] : indices[-1] + 1]):
-            record.pred.append(_ent_dict(ent, int(indices[0]), int(indices[-1]) + 1))
+            record.pred.append(_ent_match(ent, int(indices[0]), int(indices[-1]) + 1))
     _tag_ents(record)
     return record
 
 
-def _ent_dict(ent: Span, start: int, end: int) -> Dict[str, Any]:
-    # token offsets in gold space for matching, characters for display
-    return {
-        "label": ent.label_,
-        "start": start,
-        "end": end,
-        "start_char": ent.start_char,
-        "end_char": ent.end_char,
-        "kind": "",
-    }
+def _ent_match(ent: Span, start: int, end: int) -> EntMatch:
+    return EntMatch(
+        label=ent.label_,
+        start=start,
+        end=end,
+        start_char=ent.start_char,
+        end_char=ent.end_char,
+        kind="",
+    )
 
 
 def _tag_ents(record: EntRecord) -> None:
@@ -188,11 +340,11 @@ def _tag_ents(record: EntRecord) -> None:
         g["kind"] = g["kind"] or "missed"
 
 
-def score_ents(*, records: Sequence[EntRecord], tokenization: str) -> Dict[str, Any]:
+def score_ents(*, records: Sequence[EntRecord], tokenization: str) -> EntScores:
     per_label: Dict[str, PRFScore] = {}
-    errors: Counter = Counter()
-    unknown: Counter = Counter()
-    support: Counter = Counter()
+    errors: Counter[str] = Counter()
+    unknown: Counter[str] = Counter()
+    support: Counter[str] = Counter()
     for record in records:
         unknown.update(record.unknown)
         for g in record.gold:
@@ -208,30 +360,45 @@ def score_ents(*, records: Sequence[EntRecord], tokenization: str) -> Dict[str, 
             else:
                 score.fp += 1
                 errors[p["kind"]] += 1
-    totals = sum(per_label.values(), PRFScore())
+    p, r, f = _prf(sum(per_label.values(), PRFScore()))
     n_docs = sum(r.annotated for r in records)
-    return {
-        **_prf(totals),
-        "tokenization": tokenization,
-        "n_docs": n_docs,
-        "n_skipped": len(records) - n_docs,
-        "errors": {k: errors[k] for k in ("missed", "spurious", "wrong_label", "wrong_span")},
-        "unknown_labels": dict(sorted(unknown.items())),
-        "per_label": {
-            label: {**_prf(per_label[label], empty=0.0), "support": support[label]}
+    return EntScores(
+        p=p,
+        r=r,
+        f=f,
+        tokenization=tokenization,
+        n_docs=n_docs,
+        n_skipped=len(records) - n_docs,
+        errors=EntErrorCounts(
+            missed=errors["missed"],
+            spurious=errors["spurious"],
+            wrong_label=errors["wrong_label"],
+            wrong_span=errors["wrong_span"],
+        ),
+        unknown_labels=dict(sorted(unknown.items())),
+        per_label={
+            label: _ent_label_scores(per_label[label], support[label])
             for label in sorted(per_label)
         },
-    }
+    )
 
 
-def _prf(score: PRFScore, *, empty: Optional[float] = None) -> Dict[str, Optional[float]]:
+def _ent_label_scores(score: PRFScore, support: int) -> EntLabelScores:
+    p, r, f = _prf(score, empty=0.0)
+    return EntLabelScores(p=p, r=r, f=f, support=support)
+
+
+def _prf(
+    score: PRFScore, *, empty: Optional[float] = None
+) -> Tuple[Optional[float], Optional[float], Optional[float]]:
+    """(precision, recall, F), or `empty` three times where nothing was counted."""
     if len(score) == 0:
-        return {"p": empty, "r": empty, "f": empty}
-    return {"p": score.precision, "r": score.recall, "f": score.fscore}
+        return empty, empty, empty
+    return score.precision, score.recall, score.fscore
 
 
-def ent_error_docs(*, records: Sequence[EntRecord]) -> List[Dict[str, Any]]:
-    """Docs with at least one entity error, most errors first: {"text", "gold", "pred", "n_errors"}."""
+def ent_error_docs(*, records: Sequence[EntRecord]) -> List[EntErrorDoc]:
+    """Docs with at least one entity error, most errors first."""
     docs = []
     for record in records:
         n_errors = sum(g["kind"] == "missed" for g in record.gold) + sum(
@@ -239,12 +406,7 @@ def ent_error_docs(*, records: Sequence[EntRecord]) -> List[Dict[str, Any]]:
         )
         if n_errors:
             docs.append(
-                {
-                    "text": record.text,
-                    "gold": record.gold,
-                    "pred": record.pred,
-                    "n_errors": n_errors,
-                }
+                EntErrorDoc(text=record.text, gold=record.gold, pred=record.pred, n_errors=n_errors)
             )
     return sorted(docs, key=lambda d: -d["n_errors"])
 
@@ -254,27 +416,32 @@ def ent_error_docs(*, records: Sequence[EntRecord]) -> List[Dict[str, Any]]:
 
 @dataclass(frozen=True)
 class CatRow:
-    """One scored doc: gold values for the known labels it is annotated with, and the model's scores."""
+    """One scored doc: gold values for the known labels it is annotated with, and the model's
+    scores."""
 
     text: str
     gold: Dict[str, bool]
     scores: Dict[str, float]
 
 
+def no_skipped_docs() -> SkippedDocs:
+    return SkippedDocs(no_annotation=0, unknown_label=0, not_one_label=0)
+
+
 def collect_cats(
     *, golds: Sequence[Doc], preds: Sequence[Doc], labels: Sequence[str], exclusive: bool
-) -> Tuple[List[CatRow], Dict[str, int], Counter]:
+) -> Tuple[List[CatRow], SkippedDocs, Counter[str]]:
     """Keep the docs that can be scored; count the skipped ones by reason and the unknown labels."""
     rows: List[CatRow] = []
-    skipped = {"no_annotation": 0, "unknown_label": 0, "not_one_label": 0}
-    unknown: Counter = Counter()
+    skipped = no_skipped_docs()
+    unknown: Counter[str] = Counter()
     for gold, pred in zip(golds, preds):
         if not has_cat_annotation(gold):
             skipped["no_annotation"] += 1
             continue
         extra = [label for label in gold.cats if label not in labels]
-        unknown.update({label: int(gold.cats[label] >= GOLD_POSITIVE) for label in extra})
-        positives = [label for label, value in gold.cats.items() if value >= GOLD_POSITIVE]
+        unknown.update({label: int(gold.cats[label] >= POSITIVE) for label in extra})
+        positives = [label for label, value in gold.cats.items() if value >= POSITIVE]
         if exclusive and len(positives) != 1:
             skipped["not_one_label"] += 1
             continue
@@ -288,7 +455,7 @@ def collect_cats(
         rows.append(
             CatRow(
                 text=gold.text,
-                gold={label: gold.cats.get(label, 0.0) >= GOLD_POSITIVE for label in scored},
+                gold={label: gold.cats.get(label, 0.0) >= POSITIVE for label in scored},
                 scores={label: float(pred.cats.get(label, 0.0)) for label in labels},
             )
         )
@@ -304,7 +471,15 @@ def gold_label(row: CatRow) -> str:
     return next(label for label, value in row.gold.items() if value)
 
 
-def score_exclusive(*, rows: Sequence[CatRow], labels: Sequence[str]) -> Dict[str, Any]:
+def score_exclusive(
+    *,
+    rows: Sequence[CatRow],
+    labels: Sequence[str],
+    skipped: Optional[SkippedDocs] = None,
+    unknown: Optional[Dict[str, int]] = None,
+) -> CatScores:
+    """The textcat section of an exclusive classifier: the top score is the prediction.
+    skipped and unknown: the counts from collect_cats, reported as they are."""
     labels = list(labels)
     matrix = [[0] * len(labels) for _ in labels]
     for row in rows:
@@ -314,18 +489,28 @@ def score_exclusive(*, rows: Sequence[CatRow], labels: Sequence[str]) -> Dict[st
         tp = matrix[i][i]
         counts[label] = PRFScore(tp=tp, fp=sum(r[i] for r in matrix) - tp, fn=sum(matrix[i]) - tp)
     correct = sum(matrix[i][i] for i in range(len(labels)))
-    return {
-        "mode": "exclusive",
-        "accuracy": correct / len(rows) if rows else None,
-        **_summary(counts=counts, rows=rows),
-        "confusion": {"labels": labels, "matrix": matrix},
-        "thresholds": None,
-    }
+    return _cat_scores(
+        mode="exclusive",
+        accuracy=correct / len(rows) if rows else None,
+        counts=counts,
+        rows=rows,
+        confusion=Confusion(labels=labels, matrix=matrix),
+        thresholds=None,
+        skipped=skipped,
+        unknown=unknown,
+    )
 
 
 def score_multilabel(
-    *, rows: Sequence[CatRow], labels: Sequence[str], threshold: float
-) -> Dict[str, Any]:
+    *,
+    rows: Sequence[CatRow],
+    labels: Sequence[str],
+    threshold: float,
+    skipped: Optional[SkippedDocs] = None,
+    unknown: Optional[Dict[str, int]] = None,
+) -> CatScores:
+    """The textcat section of a multi-label classifier: every label scored >= threshold is
+    predicted. skipped and unknown: the counts from collect_cats, reported as they are."""
     counts = {}
     thresholds = {}
     for label in labels:
@@ -333,13 +518,16 @@ def score_multilabel(
         counts[label] = binary_prf(golds=golds, scores=scores, threshold=threshold)
         thresholds[label] = find_threshold(golds=golds, scores=scores, model_threshold=threshold)
     exact = sum(all((row.scores[k] >= threshold) == v for k, v in row.gold.items()) for row in rows)
-    return {
-        "mode": "multilabel",
-        "accuracy": exact / len(rows) if rows else None,
-        **_summary(counts=counts, rows=rows),
-        "confusion": None,
-        "thresholds": thresholds,
-    }
+    return _cat_scores(
+        mode="multilabel",
+        accuracy=exact / len(rows) if rows else None,
+        counts=counts,
+        rows=rows,
+        confusion=None,
+        thresholds=thresholds,
+        skipped=skipped,
+        unknown=unknown,
+    )
 
 
 def _label_column(rows: Sequence[CatRow], label: str) -> Tuple[List[bool], List[float]]:
@@ -347,27 +535,49 @@ def _label_column(rows: Sequence[CatRow], label: str) -> Tuple[List[bool], List[
     return [row.gold[label] for row in scored], [row.scores[label] for row in scored]
 
 
-def _summary(*, counts: Dict[str, PRFScore], rows: Sequence[CatRow]) -> Dict[str, Any]:
-    """Macro/micro F, macro AUC, n_docs and the per-label table from per-label counts."""
+def _cat_scores(
+    *,
+    mode: str,
+    accuracy: Optional[float],
+    counts: Dict[str, PRFScore],
+    rows: Sequence[CatRow],
+    confusion: Optional[Confusion],
+    thresholds: Optional[Dict[str, ThresholdScores]],
+    skipped: Optional[SkippedDocs],
+    unknown: Optional[Dict[str, int]],
+) -> CatScores:
+    """The textcat section: macro/micro F, macro AUC and the per-label table from per-label
+    counts, next to the mode's own figures."""
     per_label = {}
     for label, score in counts.items():
         golds, scores = _label_column(rows, label)
-        per_label[label] = {
-            **_prf(score, empty=0.0),
-            "auc": roc_auc(golds=golds, scores=scores),
-            "support": sum(golds),
-            "n_docs": len(golds),
-        }
-    active = [label for label, score in counts.items() if len(score)]
+        p, r, f = _prf(score, empty=0.0)
+        per_label[label] = CatLabelScores(
+            p=p,
+            r=r,
+            f=f,
+            auc=roc_auc(golds=golds, scores=scores),
+            support=sum(golds),
+            n_docs=len(golds),
+        )
+    active = [score for score in counts.values() if len(score)]
     aucs = [values["auc"] for values in per_label.values() if values["auc"] is not None]
     micro = sum(counts.values(), PRFScore())
-    return {
-        "macro_f": sum(per_label[label]["f"] for label in active) / len(active) if active else None,
-        "micro_f": micro.fscore if len(micro) else None,
-        "macro_auc": sum(aucs) / len(aucs) if aucs else None,
-        "n_docs": len(rows),
-        "per_label": per_label,
-    }
+    skipped = skipped or no_skipped_docs()
+    return CatScores(
+        mode=mode,
+        accuracy=accuracy,
+        macro_f=sum(score.fscore for score in active) / len(active) if active else None,
+        micro_f=micro.fscore if len(micro) else None,
+        macro_auc=sum(aucs) / len(aucs) if aucs else None,
+        n_docs=len(rows),
+        per_label=per_label,
+        confusion=confusion,
+        thresholds=thresholds,
+        n_skipped=sum(skipped.values()),
+        skipped=skipped,
+        unknown_labels=dict(sorted((unknown or {}).items())),
+    )
 
 
 def roc_auc(*, golds: Sequence[bool], scores: Sequence[float]) -> Optional[float]:
@@ -393,31 +603,25 @@ def f_at(*, golds: Sequence[bool], scores: Sequence[float], threshold: float) ->
 
 def find_threshold(
     *, golds: Sequence[bool], scores: Sequence[float], model_threshold: float
-) -> Dict[str, Optional[float]]:
-    """The threshold with the best F on this data (midway between the scores it separates; ties go to the
-    one nearest the model's), next to the F at the model's own threshold. Example: golds [1, 0], scores
-    [0.4, 0.2] -> best 0.3."""
-    result: Dict[str, Optional[float]] = {
-        "model": model_threshold,
-        "best": None,
-        "f_at_model": None,
-        "f_at_best": None,
-    }
+) -> ThresholdScores:
+    """The threshold with the best F on this data (midway between the scores it separates; ties go
+    to the one nearest the model's), next to the F at the model's own threshold. Example: golds
+    [1, 0], scores [0.4, 0.2] -> best 0.3."""
     if not any(golds):
-        return result
+        return ThresholdScores(model=model_threshold, best=None, f_at_model=None, f_at_best=None)
     cuts = f_by_cut(golds=golds, scores=scores)
     best, f_best = max(cuts, key=lambda cut: (cut[1], -abs(cut[0] - model_threshold)))
-    result.update(
+    return ThresholdScores(
+        model=model_threshold,
         best=best,
         f_at_model=f_at(golds=golds, scores=scores, threshold=model_threshold),
         f_at_best=f_best,
     )
-    return result
 
 
 def f_by_cut(*, golds: Sequence[bool], scores: Sequence[float]) -> List[Tuple[float, float]]:
-    """(threshold, F) for every distinct score, in one sweep from the highest: the threshold lies midway
-    to the next lower score (the lowest score is its own threshold)."""
+    """(threshold, F) for every distinct score, in one sweep from the highest: the threshold lies
+    midway to the next lower score (the lowest score is its own threshold)."""
     pairs = sorted(zip(scores, golds), reverse=True)
     n_pos = sum(golds)
     cuts: List[Tuple[float, float]] = []
@@ -443,8 +647,8 @@ def threshold_curves(
     return curves
 
 
-def misclassified(*, rows: Sequence[CatRow], tasks: Tasks) -> List[Dict[str, Any]]:
-    """Wrongly classified docs, most confidently wrong first: {"text", "gold", "pred", "scores", "margin"}."""
+def misclassified(*, rows: Sequence[CatRow], tasks: Tasks) -> List[CatError]:
+    """Wrongly classified docs, most confidently wrong first."""
     labels = list(tasks.cat_labels or ())
     errors = []
     for row in rows:
@@ -458,12 +662,6 @@ def misclassified(*, rows: Sequence[CatRow], tasks: Tasks) -> List[Dict[str, Any
             margin = max((abs(row.scores[k] - tasks.threshold) for k in wrong), default=0.0)
         if gold != pred:
             errors.append(
-                {
-                    "text": row.text,
-                    "gold": gold,
-                    "pred": pred,
-                    "scores": row.scores,
-                    "margin": margin,
-                }
+                CatError(text=row.text, gold=gold, pred=pred, scores=row.scores, margin=margin)
             )
     return sorted(errors, key=lambda e: -e["margin"])

@@ -1,4 +1,4 @@
-"""Render an evaluation (scripts.metrics) as one self-contained HTML page and PNG plots.
+"""Render an evaluation (scripts.evaluation.metrics) as one self-contained HTML page and PNG plots.
 
     report = render_report(metrics=evaluation.metrics, details=evaluation.details)
     report.html   # str: no scripts, fonts or images by URL; the plots are embedded as data URIs
@@ -16,6 +16,21 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from matplotlib.figure import Figure
 from spacy import displacy
 
+from scripts.evaluation.metrics import (
+    CatError,
+    CatLabelScores,
+    CatScores,
+    Confusion,
+    Details,
+    EntErrorDoc,
+    EntLabelScores,
+    EntMatch,
+    EntScores,
+    Metrics,
+    ThresholdScores,
+    format_score,
+)
+
 PLOT_NAMES = (
     "ents_per_label.png",
     "textcat_per_label.png",
@@ -31,17 +46,18 @@ KIND_NOTES = {
 }
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:2em auto;
-max-width:70em;padding:0 1em;color:#222;line-height:1.4}
-h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.6em 0 1.2em}th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
-th{background:#f4f4f4}td.l,th.l{text-align:left}.meta td{text-align:left}
-.cards{display:flex;flex-wrap:wrap;gap:.8em;margin:1em 0}.card{border:1px solid #ddd;border-radius:.4em;
-padding:.5em 1em;min-width:8em}.card b{display:block;font-size:1.5em}.card span{color:#666;font-size:.85em}
-.warn{background:#fff4d6;border-left:4px solid #e0a800;padding:.5em 1em;margin:.5em 0}
-.note{color:#555}.example{border:1px solid #e4e4e4;border-radius:.4em;padding:.3em .8em;margin:.8em 0}
-.row{display:flex;gap:.6em;align-items:baseline}.row>.tag{flex:0 0 5.5em;font-size:.8em;color:#555;
-font-weight:bold;text-transform:uppercase}.row>.entities{flex:1}img{max-width:100%;height:auto}
-td.text{text-align:left;max-width:40em}.legend mark{padding:.1em .4em;border-radius:.3em;margin-right:.3em}
+max-width:70em;padding:0 1em;color:#222;line-height:1.4}h1{font-size:1.6em;margin-bottom:.2em}
+h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}table{border-collapse:collapse;
+margin:.6em 0 1.2em}th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4}td.l,th.l{text-align:left}.meta td{text-align:left}.cards{display:flex;
+flex-wrap:wrap;gap:.8em;margin:1em 0}.card{border:1px solid #ddd;border-radius:.4em;
+padding:.5em 1em;min-width:8em}.card b{display:block;font-size:1.5em}.card span{color:#666;
+font-size:.85em}.warn{background:#fff4d6;border-left:4px solid #e0a800;padding:.5em 1em;
+margin:.5em 0}.note{color:#555}.example{border:1px solid #e4e4e4;border-radius:.4em;
+padding:.3em .8em;margin:.8em 0}.row{display:flex;gap:.6em;align-items:baseline}
+.row>.tag{flex:0 0 5.5em;font-size:.8em;color:#555;font-weight:bold;text-transform:uppercase}
+.row>.entities{flex:1}img{max-width:100%;height:auto}td.text{text-align:left;max-width:40em}
+.legend mark{padding:.1em .4em;border-radius:.3em;margin-right:.3em}
 """
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -52,10 +68,9 @@ class Report:
     plots: Dict[str, bytes]
 
 
-def render_report(
-    *, metrics: Dict[str, Any], details: Dict[str, Any], max_examples: int = 50
-) -> Report:
-    """The HTML page and the PNG plots for an evaluation; at most max_examples error examples per task."""
+def render_report(*, metrics: Metrics, details: Details, max_examples: int = 50) -> Report:
+    """The HTML page and the PNG plots for an evaluation; at most max_examples error examples per
+    task."""
     plots = make_plots(metrics=metrics, details=details)
     parts = [_header(metrics)]
     if metrics.get("ents") is not None:
@@ -81,10 +96,6 @@ def render_report(
 # ---------------------------------------------------------------- HTML pieces
 
 
-def _fmt(value: Optional[float]) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
 def _esc(value: Any) -> str:
     return html.escape(str(value))
 
@@ -92,7 +103,8 @@ def _esc(value: Any) -> str:
 def _table(
     header: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int = 1, cls: str = ""
 ) -> str:
-    """A table whose first `left` columns are left-aligned text; cells are escaped unless pre-rendered."""
+    """A table whose first `left` columns are left-aligned text; cells are escaped unless
+    pre-rendered (a 1-tuple holding markup)."""
 
     def cell(tag: str, i: int, value: Any) -> str:
         text = value[0] if isinstance(value, tuple) else _esc(value)
@@ -106,7 +118,7 @@ def _table(
 
 
 def _card(label: str, value: Optional[float]) -> str:
-    return f'<div class="card"><b>{_fmt(value)}</b><span>{_esc(label)}</span></div>'
+    return f'<div class="card"><b>{format_score(value)}</b><span>{_esc(label)}</span></div>'
 
 
 def _img(plots: Dict[str, bytes], name: str, alt: str) -> str:
@@ -116,7 +128,7 @@ def _img(plots: Dict[str, bytes], name: str, alt: str) -> str:
     return f'<p><img src="data:image/png;base64,{data}" alt="{_esc(alt)}"></p>'
 
 
-def _header(metrics: Dict[str, Any]) -> str:
+def _header(metrics: Metrics) -> str:
     model, data = metrics.get("model", {}), metrics.get("data", {})
     rows = [
         ("Model", f"{model.get('name', '?')} {model.get('version', '')}".strip()),
@@ -146,22 +158,25 @@ def _header(metrics: Dict[str, Any]) -> str:
     )
 
 
-def _counted(section: Dict[str, Any], skipped: str) -> str:
+def _counted(section: EntScores | CatScores, skipped: str) -> str:
     return (
         f'<p class="note">Scored on {section["n_docs"]} documents; {section["n_skipped"]} skipped '
         f"({_esc(skipped)}).</p>"
     )
 
 
-def _unknown(section: Dict[str, Any], what: str) -> str:
-    if not section.get("unknown_labels"):
+def _unknown(section: EntScores | CatScores, what: str) -> str:
+    if not section["unknown_labels"]:
         return ""
     items = ", ".join(f"{_esc(k)} ({v})" for k, v in section["unknown_labels"].items())
-    return f'<div class="warn">Labels in the data that the model does not know, not scored ({what}): {items}</div>'
+    return (
+        '<div class="warn">Labels in the data that the model does not know, not scored '
+        f"({what}): {items}</div>"
+    )
 
 
 def _ents_section(
-    ents: Dict[str, Any], errors: List[Dict[str, Any]], plots: Dict[str, bytes], cap: int
+    ents: EntScores, errors: List[EntErrorDoc], plots: Dict[str, bytes], cap: int
 ) -> str:
     how = (
         "the model's own tokenization of the raw text, aligned to the gold tokens"
@@ -169,15 +184,15 @@ def _ents_section(
         else "the gold tokenization (--gold-preproc: the pipeline ran on the gold words)"
     )
     rows = [
-        (label, _fmt(v["p"]), _fmt(v["r"]), _fmt(v["f"]), v["support"])
+        (label, format_score(v["p"]), format_score(v["r"]), format_score(v["f"]), v["support"])
         for label, v in sorted(ents["per_label"].items(), key=lambda kv: -kv[1]["support"])
     ]
     rows.append(
         (
             ("<b>all</b>",),
-            _fmt(ents["p"]),
-            _fmt(ents["r"]),
-            _fmt(ents["f"]),
+            format_score(ents["p"]),
+            format_score(ents["r"]),
+            format_score(ents["f"]),
             sum(v["support"] for v in ents["per_label"].values()),
         )
     )
@@ -197,8 +212,8 @@ def _ents_section(
             left=0,
         )
         + _img(plots, "ents_per_label.png", "entity scores per label")
-        + f"<h3>Errors in context ({len(shown)} of {len(errors)} documents with errors, most errors first)</h3>"
-        + examples
+        + f"<h3>Errors in context ({len(shown)} of {len(errors)} documents with errors, "
+        "most errors first)</h3>" + examples
     )
 
 
@@ -212,7 +227,7 @@ def _legend() -> str:
     )
 
 
-def _ent_example(doc: Dict[str, Any], *, context: int = 200) -> str:
+def _ent_example(doc: EntErrorDoc, *, context: int = 200) -> str:
     text = doc["text"]
     wrong = [e for e in doc["gold"] + doc["pred"] if e["kind"] != "correct"]
     start = max(0, min(e["start_char"] for e in wrong) - context)
@@ -230,7 +245,7 @@ def _ent_example(doc: Dict[str, Any], *, context: int = 200) -> str:
     return f'<div class="example">{"".join(rows)}{more}</div>'
 
 
-def _ent_row(side: str, ents: List[Dict[str, Any]], text: str, start: int, end: int) -> str:
+def _ent_row(side: str, ents: List[EntMatch], text: str, start: int, end: int) -> str:
     colours = GOLD_COLOURS if side == "gold" else PRED_COLOURS
     offset = start - (1 if start > 0 else 0)  # the leading "…" takes one character
     spans, palette = [], {}
@@ -259,7 +274,7 @@ def _ent_row(side: str, ents: List[Dict[str, Any]], text: str, start: int, end: 
 
 
 def _textcat_section(
-    tc: Dict[str, Any], errors: List[Dict[str, Any]], plots: Dict[str, bytes], cap: int
+    tc: CatScores, errors: List[CatError], plots: Dict[str, bytes], cap: int
 ) -> str:
     multi = tc["mode"] == "multilabel"
     mode = (
@@ -278,21 +293,26 @@ def _textcat_section(
     for label, v in tc["per_label"].items():
         row: List[Any] = [
             label,
-            _fmt(v["p"]),
-            _fmt(v["r"]),
-            _fmt(v["f"]),
-            _fmt(v["auc"]),
+            format_score(v["p"]),
+            format_score(v["r"]),
+            format_score(v["f"]),
+            format_score(v["auc"]),
             v["support"],
             v["n_docs"],
         ]
-        if multi:
+        if tc["thresholds"] is not None:
             t = tc["thresholds"][label]
-            row += [_fmt(t["model"]), _fmt(t["best"]), _fmt(t["f_at_best"])]
+            row += [format_score(t["model"]), format_score(t["best"]), format_score(t["f_at_best"])]
         rows.append(row)
     if multi:
         header += ["threshold", "best threshold", "F at best"]
     summary = [
-        (_fmt(tc["accuracy"]), _fmt(tc["macro_f"]), _fmt(tc["micro_f"]), _fmt(tc["macro_auc"]))
+        (
+            format_score(tc["accuracy"]),
+            format_score(tc["macro_f"]),
+            format_score(tc["micro_f"]),
+            format_score(tc["macro_auc"]),
+        )
     ]
     parts = [
         f"<h2>Text classification</h2><p>Mode: {mode}.</p>",
@@ -310,15 +330,15 @@ def _textcat_section(
         ]
     if multi:
         parts += [
-            "<h3>F by threshold</h3><p class=note>Scored with the model's threshold; the best one on this"
-            " data is a hint for tuning, not used in the scores.</p>",
+            "<h3>F by threshold</h3><p class=note>Scored with the model's threshold; the best one "
+            "on this data is a hint for tuning, not used in the scores.</p>",
             _img(plots, "textcat_thresholds.png", "F by threshold per label"),
         ]
     parts.append(_misclassified(errors, cap, multi))
     return "".join(parts)
 
 
-def _confusion_table(confusion: Dict[str, Any]) -> str:
+def _confusion_table(confusion: Confusion) -> str:
     labels, matrix = confusion["labels"], confusion["matrix"]
     rows = []
     for i, (label, counts) in enumerate(zip(labels, matrix)):
@@ -329,15 +349,16 @@ def _confusion_table(confusion: Dict[str, Any]) -> str:
             rgb = "84,162,75" if i == j else "228,87,86"
             cells.append(
                 (
-                    f'<div title="{n / total:.0%} of gold {_esc(label)}" style="background:rgba({rgb},'
-                    f'{alpha});margin:-.25em -.6em;padding:.25em .6em">{n}</div>',
+                    f'<div title="{n / total:.0%} of gold {_esc(label)}" '
+                    f'style="background:rgba({rgb},{alpha});'
+                    f'margin:-.25em -.6em;padding:.25em .6em">{n}</div>',
                 )
             )
         rows.append([label] + cells)
     return _table(["gold \\ predicted"] + list(labels), rows)
 
 
-def _misclassified(errors: List[Dict[str, Any]], cap: int, multi: bool) -> str:
+def _misclassified(errors: List[CatError], cap: int, multi: bool) -> str:
     shown = errors[:cap]
     rows = []
     for e in shown:
@@ -363,7 +384,7 @@ def _misclassified(errors: List[Dict[str, Any]], cap: int, multi: bool) -> str:
 # ---------------------------------------------------------------- PNG plots
 
 
-def make_plots(*, metrics: Dict[str, Any], details: Dict[str, Any]) -> Dict[str, bytes]:
+def make_plots(*, metrics: Metrics, details: Details) -> Dict[str, bytes]:
     """PNG bytes by file name (a subset of PLOT_NAMES, depending on the tasks)."""
     plots = {}
     if metrics.get("ents") and metrics["ents"]["per_label"]:
@@ -377,9 +398,10 @@ def make_plots(*, metrics: Dict[str, Any], details: Dict[str, Any]) -> Dict[str,
         )
         if tc.get("confusion"):
             plots["textcat_confusion.png"] = plot_confusion(**tc["confusion"])
-        if details.get("threshold_curves"):
+        curves = details.get("threshold_curves")
+        if curves and tc["thresholds"] is not None:
             plots["textcat_thresholds.png"] = plot_thresholds(
-                curves=details["threshold_curves"], thresholds=tc["thresholds"]
+                curves=curves, thresholds=tc["thresholds"]
             )
     return plots
 
@@ -394,7 +416,9 @@ def _height(n: int) -> float:
     return min(40.0, max(2.5, 0.45 * n + 1.2))
 
 
-def plot_per_label(*, per_label: Dict[str, Dict[str, Any]], title: str) -> bytes:
+def plot_per_label(
+    *, per_label: Dict[str, EntLabelScores] | Dict[str, CatLabelScores], title: str
+) -> bytes:
     """Horizontal bars of precision, recall and F per label."""
     labels = list(per_label)[::-1]
     fig = Figure(figsize=(7, _height(len(labels))))
@@ -418,7 +442,8 @@ def plot_per_label(*, per_label: Dict[str, Dict[str, Any]], title: str) -> bytes
 
 
 def plot_confusion(*, labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> bytes:
-    """Heatmap of the confusion matrix, coloured by the share of each gold label, with the counts."""
+    """Heatmap of the confusion matrix, coloured by the share of each gold label, with the
+    counts."""
     n = len(labels)
     shares = [[c / (sum(row) or 1) for c in row] for row in matrix]
     size = min(30.0, max(3.5, 0.6 * n + 2))
@@ -446,7 +471,7 @@ def plot_confusion(*, labels: Sequence[str], matrix: Sequence[Sequence[int]]) ->
 
 
 def plot_thresholds(
-    *, curves: Dict[str, List[Tuple[float, float]]], thresholds: Dict[str, Dict[str, Any]]
+    *, curves: Dict[str, List[Tuple[float, float]]], thresholds: Dict[str, ThresholdScores]
 ) -> bytes:
     """F against the decision threshold per label, the model's threshold as a dashed line."""
     fig = Figure(figsize=(7, 4))

@@ -1,25 +1,41 @@
-"""Evaluate a trained pipeline on gold data: metrics.json, report.html and plots/*.png in one folder.
+"""Evaluate a trained pipeline on gold data: metrics.json, report.html and plots/*.png in a folder.
 
     python -m scripts.evaluate training/model-best corpus/test.spacy --output training/evaluation
 
-The layout of metrics.json is documented at the top of scripts/metrics.py.
+The layout of metrics.json is documented at the top of scripts/evaluation/metrics.py.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
-import spacy
 from spacy.language import Language
-from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
 from spacy.tokens import Doc, DocBin
 
 from scripts.common.device import activate, resolve_device
 from scripts.common.errors import UserError, info, one_line
 from scripts.common.files import sha256_of, write_bytes_atomic
-from scripts.evaluation.metrics import Tasks, evaluate_docs, has_cat_annotation, has_ent_annotation
+from scripts.evaluation.metrics import (
+    DataInfo,
+    Metrics,
+    ModelInfo,
+    Tasks,
+    evaluate_docs,
+    format_score,
+    has_cat_annotation,
+    has_ent_annotation,
+    words_doc,
+)
+from scripts.evaluation.model import (
+    Components,
+    cat_decision_rule,
+    find_components,
+    labels_of,
+    load_pipeline,
+    pipeline_name,
+)
 from scripts.evaluation.report import PLOT_NAMES, Report, render_report
 
 TRANSFORMER_FACTORIES = ("transformer", "curated_transformer")
@@ -34,17 +50,18 @@ def evaluate_model(
     batch_size: int = 64,
     gpu_id: str = "-1",
     max_examples: int = 50,
-) -> Dict[str, Any]:
-    """Run MODEL over DATA_PATH, score it, write metrics.json, report.html and plots/ to output_dir and
-    return the metrics dict. Raises UserError for bad input; gpu_id is 'auto', -1 or a GPU index."""
+) -> Metrics:
+    """Run MODEL over DATA_PATH, score it, write metrics.json, report.html and plots/ to output_dir
+    and return the metrics. Raises UserError for bad input; gpu_id is 'auto', -1 or a GPU index."""
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(
-            f"--output {output_dir} is a file; pass a folder for metrics.json, report.html and plots/"
+            f"--output {output_dir} is a file; pass a folder for metrics.json, report.html and "
+            "plots/"
         )
     device = resolve_device(gpu_id)
     info(f"Evaluating on {device.description}")
     activate(device)
-    nlp = load_model(model=model)
+    nlp = load_pipeline(model)
     tasks, components = find_tasks(nlp=nlp, model=model)
     golds = read_docs(data_path=data_path, nlp=nlp)
     check_annotation(golds=golds, tasks=tasks, components=components, data_path=data_path)
@@ -54,85 +71,53 @@ def evaluate_model(
     evaluation = evaluate_docs(
         golds=golds, preds=preds, tasks=tasks, tokenization="gold" if gold_preproc else "model"
     )
-    metrics = {
-        "format": evaluation.metrics["format"],
-        "model": describe_model(nlp=nlp, model=model, components=components),
-        "data": {
-            "path": str(data_path),
-            "sha256": sha256_of(data_path),
-            "n_docs": len(golds),
-            "gold_preproc": gold_preproc,
-        },
-        "warnings": find_warnings(metrics=evaluation.metrics, data_path=data_path),
-        "ents": evaluation.metrics["ents"],
-        "textcat": evaluation.metrics["textcat"],
-    }
+    scores = evaluation.metrics
+    metrics = Metrics(
+        format=scores["format"],
+        model=describe_model(nlp=nlp, model=model, components=components),
+        data=DataInfo(
+            path=str(data_path),
+            sha256=sha256_of(data_path),
+            n_docs=len(golds),
+            gold_preproc=gold_preproc,
+        ),
+        warnings=find_warnings(metrics=scores, data_path=data_path),
+        ents=scores["ents"],
+        textcat=scores["textcat"],
+    )
     report = render_report(metrics=metrics, details=evaluation.details, max_examples=max_examples)
     write_outputs(output_dir=output_dir, metrics=metrics, report=report)
     return metrics
 
 
-def load_model(*, model: str) -> Language:
-    if not Path(model).exists() and not spacy.util.is_package(model):
-        raise UserError(
-            f"model not found: '{model}' is neither a directory nor an installed spaCy package; "
-            "train one first (python -m spacy project run train) or pass an installed package name"
-        )
-    try:
-        return spacy.load(model)
-    except (
-        Exception
-    ) as err:  # spaCy raises OSError, ValueError, config errors...: report them alike
-        raise UserError(
-            f"cannot load the model '{model}' ({one_line(err)}); pass a pipeline directory such as "
-            "training/model-best, which holds config.cfg and meta.json"
-        ) from None
-
-
-def find_tasks(*, nlp: Language, model: str) -> Tuple[Tasks, Dict[str, List[str]]]:
-    """The labels the model predicts: components that set doc.ents and the one that sets doc.cats."""
-    ents = [name for name in nlp.pipe_names if "doc.ents" in nlp.get_pipe_meta(name).assigns]
-    cats = [name for name in nlp.pipe_names if "doc.cats" in nlp.get_pipe_meta(name).assigns]
+def find_tasks(*, nlp: Language, model: str) -> Tuple[Tasks, Components]:
+    """What the model predicts: the components that set doc.ents, and the one that sets
+    doc.cats."""
+    components = find_components(nlp)
+    ents, cats = components.ents, components.cats
     if not ents and not cats:
         raise UserError(
             f"the model '{model}' predicts neither entities nor categories (pipeline: "
-            f"{', '.join(nlp.pipe_names) or 'empty'}); evaluate a model with ner, textcat or textcat_multilabel"
+            f"{', '.join(nlp.pipe_names) or 'empty'}); evaluate a model with ner, textcat or "
+            "textcat_multilabel"
         )
     if len(cats) > 1:
         raise UserError(
-            f"the model '{model}' has {len(cats)} components that set categories ({', '.join(cats)}); "
-            "this evaluation scores one: disable the others (nlp.disable_pipe) and save the model again"
+            f"the model '{model}' has {len(cats)} components that set categories "
+            f"({', '.join(cats)}); this evaluation scores one: disable the others "
+            "(nlp.disable_pipe) and save the model again"
         )
-    ent_labels = tuple(
-        sorted({label for name in ents for label in getattr(nlp.get_pipe(name), "labels", ())})
-    )
-    tasks = Tasks(ent_labels=ent_labels if ents else None)
+    tasks = Tasks(ent_labels=labels_of(nlp, ents) if ents else None)
     if cats:
-        exclusive, threshold = textcat_mode(pipe=nlp.get_pipe(cats[0]), name=cats[0])
+        pipe = nlp.get_pipe(cats[0])
+        exclusive, threshold = cat_decision_rule(pipe, name=cats[0])
         tasks = Tasks(
             ent_labels=tasks.ent_labels,
-            cat_labels=tuple(nlp.get_pipe(cats[0]).labels),
+            cat_labels=tuple(pipe.labels),
             exclusive=exclusive,
             threshold=threshold,
         )
-    return tasks, {"ents": ents, "textcat": cats}
-
-
-def textcat_mode(*, pipe: Any, name: str) -> Tuple[bool, float]:
-    """(exclusive, threshold): textcat is exclusive, textcat_multilabel is not; another component that
-    sets doc.cats says so in its cfg, e.g. {"exclusive_classes": False, "threshold": 0.5}."""
-    cfg = getattr(pipe, "cfg", {}) or {}
-    threshold = float(cfg.get("threshold", 0.5))
-    if isinstance(pipe, MultiLabel_TextCategorizer):
-        return False, threshold
-    if isinstance(pipe, TextCategorizer):
-        return True, threshold
-    if "exclusive_classes" not in cfg:
-        raise UserError(
-            f"component '{name}' sets doc.cats but is neither textcat nor textcat_multilabel, and its cfg has no "
-            "'exclusive_classes'; set cfg['exclusive_classes'] (and 'threshold') on the component"
-        )
-    return bool(cfg["exclusive_classes"]), threshold
+    return tasks, components
 
 
 def read_docs(*, data_path: Path, nlp: Language) -> List[Doc]:
@@ -154,29 +139,30 @@ def read_docs(*, data_path: Path, nlp: Language) -> List[Doc]:
 
 
 def check_annotation(
-    *, golds: Sequence[Doc], tasks: Tasks, components: Dict[str, List[str]], data_path: Path
+    *, golds: Sequence[Doc], tasks: Tasks, components: Components, data_path: Path
 ) -> None:
     """Fail when no document is annotated for any of the model's tasks."""
     found = []
     if tasks.ent_labels is not None:
-        found.append((components["ents"], sum(map(has_ent_annotation, golds)), "entity annotation"))
+        found.append((components.ents, sum(map(has_ent_annotation, golds)), "entity annotation"))
     if tasks.cat_labels is not None:
-        found.append((components["textcat"], sum(map(has_cat_annotation, golds)), "categories"))
+        found.append((components.cats, sum(map(has_cat_annotation, golds)), "categories"))
     if not any(n for _, n, _ in found):
         counts = "; ".join(
             f"{', '.join(names)}: 0 of {len(golds)} docs have {what}" for names, _, what in found
         )
         raise UserError(
             f"{data_path} has no annotation for any of the model's components ({counts}); "
-            "evaluate on data annotated for this model, e.g. the corpus/test.spacy it was trained with"
+            "evaluate on data annotated for this model, e.g. the corpus/test.spacy it was trained "
+            "with"
         )
 
 
 def predict(
     *, nlp: Language, golds: Sequence[Doc], tasks: Tasks, gold_preproc: bool, batch_size: int
 ) -> List[Doc]:
-    """Run the pipeline on the raw text, or on the gold words with --gold-preproc. Docs the model's tasks
-    skip anyway are not run: they get an empty Doc."""
+    """Run the pipeline on the raw text, or on the gold words with --gold-preproc. Docs the model's
+    tasks skip anyway are not run: they get an empty Doc."""
 
     def wanted(doc: Doc) -> bool:
         return bool(
@@ -184,74 +170,74 @@ def predict(
             or (tasks.cat_labels is not None and has_cat_annotation(doc))
         )
 
-    def words(
-        doc: Doc,
-    ) -> Doc:  # a fresh Doc: the gold annotation must not leak into the prediction
-        return Doc(
-            nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc]
-        )
-
     todo = [i for i, doc in enumerate(golds) if wanted(doc)]
-    inputs = [words(golds[i]) if gold_preproc else golds[i].text for i in todo]
-    preds = [words(doc) for doc in golds]
+    # fresh Docs on the gold words: the gold annotation must not leak into the prediction
+    inputs = [words_doc(golds[i]) if gold_preproc else golds[i].text for i in todo]
+    preds = [words_doc(doc) for doc in golds]
     for i, doc in zip(todo, nlp.pipe(inputs, batch_size=batch_size)):
         preds[i] = doc
     return preds
 
 
-def describe_model(
-    *, nlp: Language, model: str, components: Dict[str, List[str]]
-) -> Dict[str, Any]:
+def describe_model(*, nlp: Language, model: str, components: Components) -> ModelInfo:
     meta = nlp.meta
-    return {
-        "name": f"{meta.get('lang', nlp.lang)}_{meta.get('name', 'pipeline')}",
-        "version": meta.get("version"),
-        "path": str(Path(model).resolve()) if Path(model).exists() else model,
-        "spacy_version": meta.get("spacy_version"),
-        "pipeline": list(nlp.pipe_names),
-        "transformer": base_transformer(config=nlp.config),
-        "ents_components": components["ents"],
-        "textcat_component": components["textcat"][0] if components["textcat"] else None,
-    }
+    return ModelInfo(
+        name=pipeline_name(nlp),
+        version=meta.get("version"),
+        path=str(Path(model).resolve()) if Path(model).exists() else model,
+        spacy_version=meta.get("spacy_version"),
+        pipeline=list(nlp.pipe_names),
+        transformer=base_transformer(config=nlp.config),
+        ents_components=list(components.ents),
+        textcat_component=components.cats[0] if components.cats else None,
+    )
 
 
-def base_transformer(*, config: Dict[str, Any]) -> Any:
-    """components.<transformer>.model.name from the model's config, or None without a transformer."""
+def base_transformer(*, config: Mapping[str, Any]) -> Optional[str]:
+    """components.<transformer>.model.name from the model's config, or None without a
+    transformer."""
     for component in config.get("components", {}).values():
         if component.get("factory") in TRANSFORMER_FACTORIES:
             return component.get("model", {}).get("name")
     return None
 
 
-def find_warnings(*, metrics: Dict[str, Any], data_path: Path) -> List[str]:
-    """One line per problem the user should know about; scoring went on without the offending items."""
+def find_warnings(*, metrics: Metrics, data_path: Path) -> List[str]:
+    """One line per problem the user should know about; scoring went on without the offending
+    items."""
     warnings = []
+    ents, textcat = metrics["ents"], metrics["textcat"]
     unknown = [
-        f"{task}: "
-        + ", ".join(f"{label} ({n})" for label, n in metrics[task]["unknown_labels"].items())
-        for task in ("ents", "textcat")
-        if metrics[task] and metrics[task]["unknown_labels"]
+        f"{task}: " + ", ".join(f"{label} ({n})" for label, n in labels.items())
+        for task, labels in (
+            ("ents", ents["unknown_labels"] if ents else {}),
+            ("textcat", textcat["unknown_labels"] if textcat else {}),
+        )
+        if labels
     ]
     if unknown:
         warnings.append(
-            f"labels in {data_path} that the model does not know, not scored: {'; '.join(unknown)}; "
-            "fix their names in the data or retrain the model with them"
+            f"labels in {data_path} that the model does not know, not scored: "
+            f"{'; '.join(unknown)}; fix their names in the data or retrain the model with them"
         )
-    for task, what in (("ents", "entity annotation"), ("textcat", "categories")):
-        if metrics[task] and metrics[task]["n_docs"] == 0:
+    for task, n_docs, what in (
+        ("ents", ents["n_docs"] if ents else None, "entity annotation"),
+        ("textcat", textcat["n_docs"] if textcat else None, "categories"),
+    ):
+        if n_docs == 0:
             warnings.append(
                 f"no document in {data_path} has {what}, so the {task} scores are empty"
             )
-    textcat = metrics["textcat"]
     if textcat and textcat["skipped"]["not_one_label"]:
         warnings.append(
             f"{textcat['skipped']['not_one_label']} documents in {data_path} skipped for textcat: "
-            "the model is exclusive but their gold categories do not have exactly one positive label"
+            "the model is exclusive but their gold categories do not have exactly one positive "
+            "label"
         )
     return warnings
 
 
-def write_outputs(*, output_dir: Path, metrics: Dict[str, Any], report: Report) -> None:
+def write_outputs(*, output_dir: Path, metrics: Metrics, report: Report) -> None:
     """Each file atomically; metrics.json last, so its presence means the whole run was written."""
     try:
         (output_dir / "plots").mkdir(parents=True, exist_ok=True)
@@ -270,12 +256,9 @@ def write_outputs(*, output_dir: Path, metrics: Dict[str, Any], report: Report) 
         ) from None
 
 
-def summary(metrics: Dict[str, Any], output_dir: Path) -> List[str]:
+def summary(metrics: Metrics, output_dir: Path) -> List[str]:
     """The lines the command prints: key figures, documents counted, where the files went."""
-
-    def fmt(value: Any) -> str:
-        return "–" if value is None else f"{value:.3f}"
-
+    fmt = format_score
     lines = []
     if metrics["ents"]:
         e = metrics["ents"]
@@ -291,6 +274,7 @@ def summary(metrics: Dict[str, Any], output_dir: Path) -> List[str]:
             f"({t['n_skipped']} skipped)"
         )
     lines.append(
-        f"Wrote {output_dir / 'metrics.json'}, {output_dir / 'report.html'} and {output_dir / 'plots'}/"
+        f"Wrote {output_dir / 'metrics.json'}, {output_dir / 'report.html'} and "
+        f"{output_dir / 'plots'}/"
     )
     return lines

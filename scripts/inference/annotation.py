@@ -2,12 +2,13 @@
 
     python -m scripts.annotate training/model-best texts.jsonl annotated.jsonl
     python -m scripts.annotate en_job_postings texts.csv tasks.json --format labelstudio
-    python -m scripts.annotate en_job_postings texts.jsonl annotated.jsonl --engine ray --address auto
+    python -m scripts.annotate en_job_postings texts.jsonl out.jsonl --engine ray --address auto
 
 Input: JSON lines or a JSON array (a "text" field; the record's other fields are kept), CSV (a text
-column) or plain text (one text per line). Output line i belongs to input record i, so a rerun resumes
-after the last complete line (a partial last line from an interrupted run is dropped). Both engines
-cut the input into the same batches and predict through scripts.predict, so they write the same bytes.
+column) or plain text (one text per line). Output line i belongs to input record i, so a rerun
+resumes after the last complete line (a partial last line from an interrupted run is dropped). Both
+engines cut the input into the same batches and predict through scripts.inference.predict, so they
+write the same bytes.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import warnings
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, TypedDict
 
 from scripts.common.errors import UserError, info, one_line
 from scripts.common.files import write_bytes_atomic
 from scripts.inference.predict import (
     LabelConfig,
+    LabelStudioPrediction,
     Predictor,
     labelstudio_prediction,
     load_predictor,
@@ -46,9 +48,14 @@ class Job:
     text_field: str = "text"
     fmt: str = "jsonl"
     batch_size: Optional[int] = None
-    label_config: Optional[str] = (
-        None  # Label Studio labeling config XML (tag names), None: the defaults
-    )
+    label_config: Optional[str] = None  # Label Studio labeling config XML; None: the defaults
+
+
+class LabelStudioTask(TypedDict):
+    """One task of a Label Studio import file: the record, and the model's prediction for it."""
+
+    data: dict[str, Any]
+    predictions: list[LabelStudioPrediction]
 
 
 @dataclass(frozen=True)
@@ -78,14 +85,14 @@ def annotate_file(
     if job.fmt not in FORMATS:
         raise UserError(f"--format {job.fmt} is not one of: {', '.join(FORMATS)}")
     parse_label_config(job.label_config)  # a bad labeling config fails here, not on a worker
-    total = sum(
-        1 for _ in read_records(input_path, text_field=job.text_field)
-    )  # reads it all: bad lines fail now
+    # reads it all: bad lines fail now
+    total = sum(1 for _ in read_records(input_path, text_field=job.text_field))
     work_path = working_file(output_path, fmt=job.fmt)
     done = resume_point(work_path, output_path=output_path, job=job, input_path=input_path)
     if done > total:
         raise UserError(
-            f"{output_path} holds {done} records but {input_path} only {total}; pass a new output file or delete it to start over"
+            f"{output_path} holds {done} records but {input_path} only {total}; pass a new "
+            "output file or delete it to start over"
         )
     remaining = islice(read_records(input_path, text_field=job.text_field), done, None)
     chunks = chunked(remaining, size=job.batch_size or default_batch_size(job.model))
@@ -112,21 +119,22 @@ def annotate_file(
 
 
 def annotate_chunk(predictor: Predictor, records: list[dict[str, Any]], *, job: Job) -> list[str]:
-    """The output lines of one batch of records: the record plus "entities" and "cats", or a Label Studio task."""
+    """The output lines of one batch of records: the record plus "entities" and "cats", or a
+    Label Studio task."""
     predictions = predict_texts(
         predictor, [record[job.text_field] for record in records], batch_size=len(records) or None
     )
     config = parse_label_config(job.label_config) if job.fmt == "labelstudio" else LabelConfig()
     lines = []
     for record, prediction in zip(records, predictions):
+        output: LabelStudioTask | dict[str, Any]
         if job.fmt == "labelstudio":
-            data = {**record, config.text_field: record[job.text_field]}
-            output = {
-                "data": data,
-                "predictions": [
+            output = LabelStudioTask(
+                data={**record, config.text_field: record[job.text_field]},
+                predictions=[
                     labelstudio_prediction(prediction, predictor=predictor, config=config)
                 ],
-            }
+            )
         else:
             output = {**record, **prediction}
         lines.append(json.dumps(output, ensure_ascii=False))
@@ -141,8 +149,8 @@ def run_local(
 
 
 class RayAnnotator:
-    """Ray Data callable class: loads the pipeline by name or path once per worker, then annotates one
-    batch of records (a JSON-lines string) per row. The loaded nlp never travels through Ray."""
+    """Ray Data callable class: loads the pipeline by name or path once per worker, then annotates
+    one batch of records (a JSON-lines string) per row. The loaded nlp never travels through Ray."""
 
     def __init__(self, job: Job, threads: int, use_gpu: bool) -> None:
         import torch
@@ -170,9 +178,10 @@ def run_ray(
     cpus_per_worker: float,
     gpus_per_worker: float,
 ) -> Iterator[list[str]]:
-    """Each row is one batch, so Ray workers see exactly the batches the local engine makes. The driver
-    puts the remaining input into Ray's object store (one row per batch) and writes the lines in order;
-    on a cluster, MODEL must be an installed package name or a path every node can read."""
+    """Each row is one batch, so Ray workers see exactly the batches the local engine makes. The
+    driver puts the remaining input into Ray's object store (one row per batch) and writes the lines
+    in order; on a cluster, MODEL must be an installed package name or a path every node can
+    read."""
     try:
         import ray
     except ImportError:
@@ -189,9 +198,8 @@ def run_ray(
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # output line i is input record i
     context.enable_progress_bars = False  # ours counts documents
-    with (
-        warnings.catch_warnings()
-    ):  # max_restarts has no named parameter yet (requirements-ray.txt pins Ray below 2.64)
+    # max_restarts has no named parameter yet (requirements-ray.txt pins Ray below 2.64)
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
         dataset = ray.data.from_items(rows).map_batches(
             RayAnnotator,
@@ -219,7 +227,8 @@ def ray_lines(dataset: Any, *, shutdown: Optional[Callable[[], None]]) -> Iterat
 
 
 def init_ray(address: Optional[str], **options: Any) -> None:
-    """Connect to the cluster at address, or start a local Ray; workers get this repo's scripts package."""
+    """Connect to the cluster at address, or start a local Ray; workers get this repo's scripts
+    package."""
     import logging
 
     import ray
@@ -231,20 +240,20 @@ def init_ray(address: Optional[str], **options: Any) -> None:
             address=address,
             include_dashboard=False,
             logging_level=logging.ERROR,
-            runtime_env={
-                "py_modules": [str(Path(scripts.__file__).parent)]
-            },  # the workers import scripts.*
+            # the workers import scripts.*
+            runtime_env={"py_modules": [str(Path(scripts.__file__).parent)]},
             **options,
         )
     except (ConnectionError, ValueError, RuntimeError) as err:
         hint = "check --address"
-        if address and not os.environ.get(
-            "RAY_AUTH_MODE"
-        ):  # `ray start` turns token authentication on since Ray 2.59
-            hint += "; a cluster with token authentication also needs RAY_AUTH_MODE=token (and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token)"
-        raise UserError(
-            f"cannot start or reach Ray at {address or 'a new local instance'} ({one_line(err)}); {hint}"
-        ) from None
+        # `ray start` turns token authentication on since Ray 2.59
+        if address and not os.environ.get("RAY_AUTH_MODE"):
+            hint += (
+                "; a cluster with token authentication also needs RAY_AUTH_MODE=token (and its "
+                "token in RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+            )
+        where = address or "a new local instance"
+        raise UserError(f"cannot start or reach Ray at {where} ({one_line(err)}); {hint}") from None
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
@@ -266,12 +275,13 @@ def default_batch_size(model: str) -> int:
     return 64
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Output: complete lines only, flushed per batch; a rerun resumes after the last complete line
 
 
 def working_file(output_path: Path, *, fmt: str) -> Path:
-    """JSON lines are the output itself; a Label Studio JSON array is built from OUTPUT.part at the end."""
+    """JSON lines are the output itself; a Label Studio JSON array is built from OUTPUT.part at the
+    end."""
     return (
         output_path.with_name(output_path.name + PART_SUFFIX)
         if fmt == "labelstudio"
@@ -280,7 +290,8 @@ def working_file(output_path: Path, *, fmt: str) -> Path:
 
 
 def resume_point(work_path: Path, *, output_path: Path, job: Job, input_path: Path) -> int:
-    """How many records are already written; drops a partial last line left by an interrupted run."""
+    """How many records are already written; drops a partial last line left by an interrupted
+    run."""
     if job.fmt == "labelstudio" and not work_path.exists() and output_path.exists():
         seed_from_labelstudio(output_path, work_path)
     if not work_path.exists():
@@ -298,7 +309,8 @@ def resume_point(work_path: Path, *, output_path: Path, job: Job, input_path: Pa
 
 
 def check_same_input(lines: list[bytes], *, job: Job, input_path: Path, work_path: Path) -> None:
-    """Every line written must belong to the input record at its position, or this is another input."""
+    """Every line written must belong to the input record at its position, or this is another
+    input."""
     text_field = (
         parse_label_config(job.label_config).text_field
         if job.fmt == "labelstudio"
@@ -311,7 +323,8 @@ def check_same_input(lines: list[bytes], *, job: Job, input_path: Path, work_pat
             text = written["data"][text_field] if job.fmt == "labelstudio" else written[text_field]
         except (ValueError, KeyError, TypeError):
             raise UserError(
-                f"{work_path}:{number}: not a {job.fmt} record written by annotate; pass a new output file"
+                f"{work_path}:{number}: not a {job.fmt} record written by annotate; pass a new "
+                "output file"
             ) from None
         if text != record[job.text_field]:
             raise UserError(
@@ -323,7 +336,8 @@ def check_same_input(lines: list[bytes], *, job: Job, input_path: Path, work_pat
 def append_lines(
     work_path: Path, batches: Iterable[list[str]], *, total: int, done: int, progress: bool
 ) -> None:
-    """Write whole lines and flush after each batch, so an interruption leaves only complete records."""
+    """Write whole lines and flush after each batch, so an interruption leaves only complete
+    records."""
     from tqdm import tqdm
 
     work_path.parent.mkdir(parents=True, exist_ok=True)
@@ -345,7 +359,8 @@ def append_lines(
 
 
 def seed_from_labelstudio(output_path: Path, work_path: Path) -> None:
-    """Continue a finished Label Studio file (the input grew): its tasks become the working lines."""
+    """Continue a finished Label Studio file (the input grew): its tasks become the working
+    lines."""
     try:
         tasks = json.loads(output_path.read_text(encoding="utf8"))
     except ValueError:
@@ -363,7 +378,8 @@ def seed_from_labelstudio(output_path: Path, work_path: Path) -> None:
 
 
 def finish_labelstudio(work_path: Path, *, output_path: Path) -> None:
-    """The Label Studio import file: a JSON array, one task per line, moved into place atomically."""
+    """The Label Studio import file: a JSON array, one task per line, moved into place
+    atomically."""
     if not work_path.exists():
         return
     lines = [line for line in work_path.read_text(encoding="utf8").split("\n") if line]

@@ -1,19 +1,22 @@
-"""Serve a trained pipeline over HTTP: our JSON API and the Label Studio ML backend protocol.
+"""The HTTP app over one loaded pipeline: our JSON API and the Label Studio ML backend protocol.
 
-    python -m scripts.serve training/model-best --host 127.0.0.1 --port 8000
-    curl -s localhost:8000/predict -H 'content-type: application/json' -d '{"texts": ["Python and SQL are required."]}'
+    app = create_app(load_predictor("training/model-best"), limits=Limits(max_texts=64))
+    uvicorn.run(app, host="127.0.0.1", port=8000)
 
 Routes:
-    GET  /health                 {"status": "UP", "model_version", "pipeline"}
-    POST /predict                {"texts": [...]} -> {"model_version", "predictions": [{"entities", "cats"}]}
-    GET  /labelstudio/config     a labeling config (XML) for the model's labels
+    GET  /health              {"status": "UP", "model_version", "pipeline"}
+    POST /predict             {"texts": [...]}
+                              -> {"model_version", "predictions": [{"entities", "cats"}]}
+    GET  /labelstudio/config  a labeling config (XML) for the model's labels
     GET  /labelstudio/, /labelstudio/health, /labelstudio/metrics
-    POST /labelstudio/setup, /labelstudio/predict; /labelstudio/webhook and /train answer 200 and do nothing
+    POST /labelstudio/setup, /labelstudio/predict
+    POST /labelstudio/webhook, /labelstudio/train: answer 200 and do nothing
 
-Label Studio calls <backend URL>/health, /setup and /predict, and its /predict body ({"tasks": [...],
-"label_config": ...}) differs from ours, so its routes live under /labelstudio: connect the backend as
-http://HOST:PORT/labelstudio in the project's Model settings. Requests that arrive while a batch runs are
-joined into the next one (one nlp.pipe call at a time: no thread contention, and busy servers batch).
+Label Studio calls <backend URL>/health, /setup and /predict, and its /predict body ({"tasks":
+[...], "label_config": ...}) differs from ours, so its routes live under /labelstudio: connect the
+backend as http://HOST:PORT/labelstudio in the project's Model settings. Requests that arrive while
+a batch runs are joined into the next one (one nlp.pipe call at a time: no thread contention, and
+busy servers batch).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pydantic import BaseModel
 
 from scripts.common.errors import UserError
 from scripts.inference.predict import (
+    Prediction,
     Predictor,
     labelstudio_config,
     labelstudio_prediction,
@@ -42,7 +46,7 @@ class Limits:
 
     @property
     def max_body_bytes(self) -> int:
-        # Generous: JSON escapes (\uXXXX) can take six bytes per character, plus the labeling config.
+        # Generous: JSON escapes (\uXXXX) take up to six bytes a character, plus the label config.
         return self.max_texts * self.max_chars * 6 + 1_000_000
 
 
@@ -55,17 +59,16 @@ class TooLarge(Exception):
 
 
 class Batcher:
-    """Runs predictions one batch at a time in a worker thread; requests that arrive meanwhile wait and
-    go together into the next batch, up to max_texts texts. Adds no delay when the server is idle."""
+    """Runs predictions one batch at a time in a worker thread; requests that arrive meanwhile wait
+    and go together into the next batch, up to max_texts texts. Adds no delay when the server is
+    idle."""
 
-    def __init__(
-        self, predict: Callable[[list[str]], list[dict[str, Any]]], *, max_texts: int
-    ) -> None:
+    def __init__(self, predict: Callable[[list[str]], list[Prediction]], *, max_texts: int) -> None:
         self.predict = predict
         self.max_texts = max_texts
         self.queue: asyncio.Queue[tuple[list[str], asyncio.Future]] = asyncio.Queue()
 
-    async def submit(self, texts: list[str]) -> list[dict[str, Any]]:
+    async def submit(self, texts: list[str]) -> list[Prediction]:
         if not texts:
             return []
         future: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -73,9 +76,7 @@ class Batcher:
         return await future
 
     async def run(self) -> None:
-        waiting: Optional[tuple[list[str], asyncio.Future]] = (
-            None  # did not fit into the last batch
-        )
+        waiting: Optional[tuple[list[str], asyncio.Future]] = None  # did not fit the last batch
         while True:
             batch = [waiting or await self.queue.get()]
             waiting, size = None, len(batch[0][0])
@@ -89,9 +90,7 @@ class Batcher:
             texts = [text for request, _ in batch for text in request]
             try:
                 predictions = await asyncio.to_thread(self.predict, texts)
-            except (
-                Exception
-            ) as err:  # one bad batch answers 500 to its requests; the server goes on
+            except Exception as err:  # a bad batch answers 500 to its requests; serving goes on
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(err)
@@ -106,12 +105,14 @@ class Batcher:
 def check_limits(texts: list[str], *, limits: Limits, what: str = "texts") -> None:
     if len(texts) > limits.max_texts:
         raise TooLarge(
-            f"{len(texts)} {what} in one request; the limit is {limits.max_texts} (--max-texts): send fewer per request"
+            f"{len(texts)} {what} in one request; the limit is {limits.max_texts} (--max-texts): "
+            "send fewer per request"
         )
     for i, text in enumerate(texts):
         if len(text) > limits.max_chars:
             raise TooLarge(
-                f"{what} {i} has {len(text)} characters; the limit is {limits.max_chars} (--max-chars): split long texts"
+                f"{what} {i} has {len(text)} characters; the limit is {limits.max_chars} "
+                "(--max-chars): split long texts"
             )
 
 
@@ -139,12 +140,8 @@ def create_app(
     async def refuse_huge_bodies(request: Request, call_next: Callable) -> Any:
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > limits.max_body_bytes:
-            return JSONResponse(
-                {
-                    "detail": f"request body of {length} bytes is over the {limits.max_body_bytes} limit"
-                },
-                status_code=413,
-            )
+            detail = f"request body of {length} bytes is over the {limits.max_body_bytes} limit"
+            return JSONResponse({"detail": detail}, status_code=413)
         return await call_next(request)
 
     @app.exception_handler(TooLarge)
@@ -182,14 +179,13 @@ def create_app(
 
     @studio.post("/setup")
     async def setup(payload: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        parse_label_config(
-            payload.get("schema")
-        )  # a config we cannot read fails at connection time
+        parse_label_config(payload.get("schema"))  # a config we cannot read fails on connecting
         return {"model_version": predictor.version}
 
     @studio.post("/predict")
     async def studio_predict(payload: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        """{"tasks": [{"id", "data": {...}}], "label_config": XML} -> {"results": [one prediction per task]}"""
+        """{"tasks": [{"id", "data": {...}}], "label_config": XML} -> {"results": [one
+        prediction per task]}"""
         tasks = payload.get("tasks")
         if not isinstance(tasks, list):
             raise UserError("the Label Studio request has no 'tasks' list")
@@ -209,12 +205,8 @@ def create_app(
     async def no_training(payload: dict[str, Any] = Body(...)) -> dict[str, Any]:
         return {"status": "ignored: this backend predicts only; train with the project workflow"}
 
-    studio.add_api_route(
-        "/webhook", no_training, methods=["POST"]
-    )  # newer Label Studio: annotation events
-    studio.add_api_route(
-        "/train", no_training, methods=["POST"]
-    )  # older Label Studio: the Start Training button
+    studio.add_api_route("/webhook", no_training, methods=["POST"])  # newer: annotation events
+    studio.add_api_route("/train", no_training, methods=["POST"])  # older: Start Training button
 
     @studio.get("/metrics")
     async def metrics() -> dict[str, Any]:
@@ -225,7 +217,8 @@ def create_app(
 
 
 def task_text(task: Any, *, field: str) -> Optional[str]:
-    """The text a Label Studio task holds under data[field]; None when it has none (an empty result)."""
+    """The text a Label Studio task holds under data[field]; None when it has none (an empty
+    result)."""
     data = task.get("data") if isinstance(task, dict) else None
     value = data.get(field) if isinstance(data, dict) else None
     return value if isinstance(value, str) else None
