@@ -1,6 +1,7 @@
 """Benchmark the training recipe on a corpus: quality on its test split, words/s and wall time.
 
-    python -m scripts.bench_train --train data/train.tsv --dev data/dev.tsv --test data/test.tsv --components ner
+    python -m scripts.bench_train --train data/train.tsv --dev data/dev.tsv --test data/test.tsv \
+        --components ner
 
 It runs the workflow's own stages (convert, config, train, evaluate) into --output and prints
 one JSON line. Training speed counts the words of every training pass, evaluation included in
@@ -19,7 +20,7 @@ import typer
 from scripts.bench.recipe import bench_train
 from scripts.common.errors import reported_as_one_line
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -1,20 +1,15 @@
-"""Measure the pipeline against its own transformer run bare: words/s of each, their ratio, peak memory.
+"""Measure the pipeline against its own transformer run bare: words/s of each, their ratio, memory.
 
     python -m scripts.benchmark training/model-best
     python -m scripts.benchmark en_job_postings --texts texts.jsonl --batch-size 64 --device cpu
     python -m scripts.benchmark training/model-best --components.transformer.max_batch_items 8192
     python -m scripts.benchmark en_job_postings --breakdown     # also words/s up to each component
 
-The bare pass is the physical limit of the pipeline: the same Hugging Face model and tokenizer object the
-pipeline's transformer component holds, on the same texts, in the same batches and the same length-sorted
-sub-batches of at most `max_batch_items` padded tokens (spacy-transformers' rule, on spaCy token counts
-made beforehand), in the same process and threads, under torch.inference_mode, without spaCy: the ratio
-is what spaCy adds around the forward passes (its tokenizer, alignment, the NER and the classifier).
-Texts longer than the span getter's window cost the pipeline more (overlapping windows) and are cut at the
-model's maximum length in the bare pass. Both are timed `--repeats` times, taking turns batch by batch,
-and each batch counts with its fastest time (timeit's rule: load from elsewhere only ever adds time, and
-on a shared machine it added up to 30% to single passes).
-Extra `--section.key value` options override the pipeline's config as `spacy.load(config=...)` does.
+The bare pass runs the Hugging Face model and tokenizer that the pipeline's transformer component
+holds, on the same texts in the same sub-batches, without spaCy: the ratio is what spaCy adds around
+the forward passes (how it is measured: scripts/bench/throughput.py). Each batch counts with its
+fastest of `--repeats` timed passes. Extra `--section.key value` options override the pipeline's
+config as `spacy.load(config=...)` does.
 """
 
 from __future__ import annotations
@@ -65,20 +60,22 @@ def main(
         help="Also time the pipeline cut after each component: what each one costs",
     ),
 ) -> None:
-    """Print one JSON line: words/s of nlp.pipe and of the bare transformer, their ratio, peak memory, device."""
-    from spacy.cli._util import parse_config_overrides
+    """Print one JSON line: words/s of nlp.pipe and of the bare transformer, their ratio, peak
+    memory, device."""
+    # it loads spaCy's CLI and spacy-transformers: not for --help
+    from scripts.common.spacy_internals import parse_config_overrides
 
     with reported_as_one_line():
         try:
             overrides = parse_config_overrides(ctx.args)
         except SystemExit:  # spaCy's parser exits on a malformed option
             raise UserError(
-                f"cannot read the config overrides {' '.join(ctx.args)}; write them as --section.key value"
+                f"cannot read the config overrides {' '.join(ctx.args)}; write them as "
+                "--section.key value"
             ) from None
         texts = load_texts(texts_path, text_field=text_field)
-        info(
-            f"Benchmarking {model} on {len(texts)} texts ({'sample corpus' if texts_path is None else texts_path}), {device}"
-        )
+        source = "sample corpus" if texts_path is None else texts_path
+        info(f"Benchmarking {model} on {len(texts)} texts ({source}), {device}")
         result = benchmark(
             model=model,
             texts=texts,

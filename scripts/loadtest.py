@@ -1,11 +1,11 @@
-"""Load-test the HTTP server on this machine: requests/s, p50/p99 latency and errors per concurrency.
+"""Load-test the HTTP server on this machine: requests/s, p50/p99 latency and errors per level.
 
-    python -m scripts.loadtest training/model-best                 # starts scripts.serve on a free loopback port
-    python -m scripts.loadtest --url http://127.0.0.1:8000         # a server already running on this machine
+    python -m scripts.loadtest training/model-best          # serves it on a free loopback port
+    python -m scripts.loadtest --url http://127.0.0.1:8000  # a server running on this machine
 
-Each level sends POST /predict with the sample corpus's texts (or --texts), `--texts-per-request` per
-request, from `concurrency` clients at once, until `--requests` requests or `--seconds` have passed,
-after a few warm-up requests. Only loopback addresses are accepted. One JSON line per level.
+Each level sends POST /predict with the sample corpus's texts (or --texts), `--texts-per-request`
+per request, from `concurrency` clients at once, until `--requests` requests or `--seconds` have
+passed, after a few warm-up requests. Only loopback addresses are accepted. One JSON line per level.
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ def main(
     with reported_as_one_line():
         levels = parse_levels(concurrency)
         texts = load_texts(texts_path)
+        clients = ", ".join(map(str, levels))
         info(
-            f"Load test: {', '.join(map(str, levels))} concurrent clients, up to {max_requests} requests or {max_seconds:.0f} s each"
+            f"Load test: {clients} concurrent clients, up to {max_requests} requests or "
+            f"{max_seconds:.0f} s each"
         )
         results = loadtest(
             model=model,

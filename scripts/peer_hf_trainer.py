@@ -2,17 +2,18 @@
 Hugging Face `transformers.Trainer` on the same corpus split, to compare with scripts.bench_train
 at equal epochs.
 
-    python -m scripts.convert --train data/train.tsv --dev "" --test data/test.tsv --output-dir corpus
+    python -m scripts.convert --train data/train.tsv --dev "" --test data/test.tsv \
+        --output-dir corpus
     python -m scripts.peer_hf_trainer corpus --task ner --epochs 3
 
 It needs `accelerate` (pip install -r requirements-peer.txt). It reads train/dev/test.spacy from
 CORPUS_DIR, keeps the docs annotated for the task, trains with the Trainer's defaults (AdamW, linear
 decay, no warmup), keeps the epoch with the best F on dev (as our recipe keeps model-best), scores
-the test docs with scripts.metrics, the scorer scripts.evaluate uses, and prints one JSON line
-shaped like scripts.bench_train's. train_seconds is the Trainer's train_runtime (the per-epoch dev
-evaluation included, as ours); wall_seconds runs from loading the model to the end of training.
-train_words counts the words the model saw: those of truncated texts past the cut are not counted,
-as scripts.bench_train counts the words of the training reader's pieces.
+the test docs with scripts.evaluation.metrics (the scorer scripts.evaluate uses), and prints one
+JSON line shaped like scripts.bench_train's. train_seconds is the Trainer's train_runtime (the
+per-epoch dev evaluation included, as ours); wall_seconds runs from loading the model to the end of
+training. train_words counts the words the model saw: those of truncated texts past the cut are not
+counted, as scripts.bench_train counts the words of the training reader's pieces.
 
 - ner: token classification on the gold words, IOB2 tags on the first word piece of each word.
   Docs longer than the model's 512 word pieces are cut into consecutive chunks of whole words that
@@ -29,52 +30,44 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Optional
 
 import transformers
 import typer
 
 from scripts.bench.peer_hf_trainer import peer_train
+from scripts.common.cats import POSITIVE
 from scripts.common.errors import reported_as_one_line
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 @app.command()
 def main(
-    corpus_dir: Annotated[
-        Path, typer.Argument(help="Folder with train.spacy, dev.spacy and test.spacy")
-    ],
-    task: Annotated[str, typer.Option("--task", help="ner, textcat or textcat_multilabel")],
-    epochs: Annotated[
-        int, typer.Option("--epochs", help="Training epochs (compare at the recipe's count)")
-    ],
-    transformer: Annotated[
-        str, typer.Option("--transformer", help="As the transformer var")
-    ] = "auto",
-    lang: Annotated[str, typer.Option("--lang", help="Language code")] = "en",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per training step")] = 8,
-    learning_rate: Annotated[
-        float, typer.Option("--learning-rate", help="Peak learning rate")
-    ] = 5e-5,
-    seed: Annotated[
-        int, typer.Option("--seed", help="Seed of the head's init and the shuffling")
-    ] = 0,
-    threshold: Annotated[
-        float,
-        typer.Option("--threshold", help="textcat_multilabel: a label is predicted at >= this"),
-    ] = 0.5,
-    output_dir: Annotated[
-        Path | None,
-        typer.Option("--output", help="Trainer checkpoints (default: a temporary folder)"),
-    ] = None,
+    corpus_dir: Path = typer.Argument(
+        ..., help="Folder with train.spacy, dev.spacy and test.spacy"
+    ),
+    task: str = typer.Option(..., "--task", help="ner, textcat or textcat_multilabel"),
+    epochs: int = typer.Option(
+        ..., "--epochs", help="Training epochs (compare at the recipe's count)"
+    ),
+    transformer: str = typer.Option("auto", "--transformer", help="As the transformer var"),
+    lang: str = typer.Option("en", "--lang", help="Language code"),
+    batch_size: int = typer.Option(8, "--batch-size", help="Examples per training step"),
+    learning_rate: float = typer.Option(5e-5, "--learning-rate", help="Peak learning rate"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the head's init and the shuffling"),
+    threshold: float = typer.Option(
+        POSITIVE, "--threshold", help="textcat_multilabel: a label is predicted at >= this"
+    ),
+    output_dir: Optional[Path] = typer.Option(
+        None, "--output", help="Trainer checkpoints (default: a temporary folder)"
+    ),
 ) -> None:
-    """Fine-tune with a plain Hugging Face Trainer; print quality and training words/s as one JSON line."""
+    """Fine-tune with a plain Hugging Face Trainer; print quality and training words/s as one JSON
+    line."""
     transformers.logging.set_verbosity_warning()
-    with (
-        reported_as_one_line(),
-        contextlib.redirect_stdout(sys.stderr),
-    ):  # the Trainer prints its logs
+    # the Trainer prints its logs to stdout, which carries only the result line
+    with reported_as_one_line(), contextlib.redirect_stdout(sys.stderr):
         result = peer_train(
             corpus_dir=corpus_dir,
             task=task,

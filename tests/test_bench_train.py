@@ -1,5 +1,5 @@
-"""scripts.bench_train runs convert, config, train and evaluate and prints one JSON line; a multi-label
-model comes out of training with its threshold tuned on dev."""
+"""scripts.bench_train runs convert, config, train and evaluate and prints one JSON line; a
+multi-label model comes out of training with its threshold tuned on dev."""
 
 import json
 import subprocess

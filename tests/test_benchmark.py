@@ -1,4 +1,5 @@
-"""scripts.benchmark and scripts.loadtest: they print the right figures. Speed itself is never asserted here."""
+"""scripts.benchmark and scripts.loadtest: they print the right figures. Speed itself is never
+asserted here."""
 
 from __future__ import annotations
 
@@ -135,7 +136,7 @@ def test_length_groups_sort_and_respect_the_padded_budget():
     assert groups[0] == [0, 2, 4]
 
 
-# --- loadtest ----------------------------------------------------------------------------------------
+# --- loadtest -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

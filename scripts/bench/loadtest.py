@@ -1,11 +1,11 @@
-"""Load-test the HTTP server on this machine: requests/s, p50/p99 latency and errors per concurrency.
+"""Load-test the HTTP server on this machine: requests/s, p50/p99 latency and errors per level.
 
-    python -m scripts.loadtest training/model-best                 # starts scripts.serve on a free loopback port
-    python -m scripts.loadtest --url http://127.0.0.1:8000         # a server already running on this machine
+    python -m scripts.loadtest training/model-best          # serves it on a free loopback port
+    python -m scripts.loadtest --url http://127.0.0.1:8000  # a server running on this machine
 
-Each level sends POST /predict with the sample corpus's texts (or --texts), `--texts-per-request` per
-request, from `concurrency` clients at once, until `--requests` requests or `--seconds` have passed,
-after a few warm-up requests. Only loopback addresses are accepted. One JSON line per level.
+Each level sends POST /predict with the sample corpus's texts (or --texts), `--texts-per-request`
+per request, from `concurrency` clients at once, until `--requests` requests or `--seconds` have
+passed, after a few warm-up requests. Only loopback addresses are accepted. One JSON line per level.
 """
 
 from __future__ import annotations
@@ -19,14 +19,28 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence, TypedDict
 from urllib.parse import urlparse
 
-from scripts.bench.throughput import PROJECT_ROOT
 from scripts.common.errors import UserError
+from scripts.common.files import PROJECT_ROOT
 
 WARMUP_REQUESTS = 4
 START_TIMEOUT_S = 300.0
+
+
+class LevelResult(TypedDict):
+    """One JSON line of scripts.loadtest: one concurrency level."""
+
+    concurrency: int
+    requests: int
+    texts_per_request: int
+    seconds: float
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    error_kinds: dict[str, int]  # "http 500", "ReadTimeout", ...: how many
 
 
 def check_loopback(url: str) -> str:
@@ -38,7 +52,8 @@ def check_loopback(url: str) -> str:
         loopback = False
     if not loopback or urlparse(url).scheme not in ("http", "https"):
         raise UserError(
-            f"--url {url}: the load test only targets a server on this machine (http://127.0.0.1:PORT, localhost or [::1])"
+            f"--url {url}: the load test only targets a server on this machine "
+            "(http://127.0.0.1:PORT, localhost or [::1])"
         )
     return url.rstrip("/")
 
@@ -57,7 +72,7 @@ async def run_level(
     max_requests: int,
     max_seconds: float,
     texts_per_request: int,
-) -> dict[str, Any]:
+) -> LevelResult:
     """Send up to max_requests requests from `concurrency` clients, for at most max_seconds."""
     import httpx
 
@@ -102,17 +117,17 @@ async def run_level(
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     done = len(latencies) + sum(errors.values())
-    return {
-        "concurrency": concurrency,
-        "requests": done,
-        "texts_per_request": texts_per_request,
-        "seconds": round(elapsed, 2),
-        "requests_per_s": round(done / elapsed, 2),
-        "p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
-        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
-        "errors": sum(errors.values()),
-        "error_kinds": errors,
-    }
+    return LevelResult(
+        concurrency=concurrency,
+        requests=done,
+        texts_per_request=texts_per_request,
+        seconds=round(elapsed, 2),
+        requests_per_s=round(done / elapsed, 2),
+        p50_ms=round(percentile(latencies, 0.50) * 1000, 1),
+        p99_ms=round(percentile(latencies, 0.99) * 1000, 1),
+        errors=sum(errors.values()),
+        error_kinds=errors,
+    )
 
 
 def free_port() -> int:
@@ -148,11 +163,10 @@ def wait_until_up(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            last = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][
-                -1:
-            ]
+            lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+            last = lines[-1] if lines else "no output"
             raise UserError(
-                f"the server exited with status {server.returncode} before it answered: {' '.join(last) or 'no output'}"
+                f"the server exited with status {server.returncode} before it answered: {last}"
             )
         try:
             if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
@@ -182,27 +196,31 @@ def loadtest(
     max_seconds: float,
     texts_per_request: int,
     gpu_id: str = "-1",
-) -> list[dict[str, Any]]:
+) -> list[LevelResult]:
     """Run every concurrency level against url, or against a server started here for model."""
-    if (model is None) == (url is None):
-        raise UserError(
-            "pass either MODEL (a server is started on a free loopback port) or --url of a running server"
-        )
-    if url is not None:
-        url = check_loopback(url)
+
+    def run_levels(target: str) -> list[LevelResult]:
         return [
             asyncio.run(
                 run_level(
-                    url=url,
+                    url=target,
                     texts=texts,
-                    concurrency=c,
+                    concurrency=concurrency,
                     max_requests=max_requests,
                     max_seconds=max_seconds,
                     texts_per_request=texts_per_request,
                 )
             )
-            for c in levels
+            for concurrency in levels
         ]
+
+    if url is not None and model is None:
+        return run_levels(check_loopback(url))
+    if model is None or url is not None:
+        raise UserError(
+            "pass either MODEL (a server is started on a free loopback port) or --url of a "
+            "running server"
+        )
     port = free_port()
     local = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -210,19 +228,7 @@ def loadtest(
         server = start_server(model, port=port, gpu_id=gpu_id, log=log)
         try:
             wait_until_up(local, server=server, log=log)
-            return [
-                asyncio.run(
-                    run_level(
-                        url=local,
-                        texts=texts,
-                        concurrency=c,
-                        max_requests=max_requests,
-                        max_seconds=max_seconds,
-                        texts_per_request=texts_per_request,
-                    )
-                )
-                for c in levels
-            ]
+            return run_levels(local)
         finally:
             stop_server(server)
 

@@ -2,17 +2,18 @@
 Hugging Face `transformers.Trainer` on the same corpus split, to compare with scripts.bench_train
 at equal epochs.
 
-    python -m scripts.convert --train data/train.tsv --dev "" --test data/test.tsv --output-dir corpus
+    python -m scripts.convert --train data/train.tsv --dev "" --test data/test.tsv \
+        --output-dir corpus
     python -m scripts.peer_hf_trainer corpus --task ner --epochs 3
 
 It needs `accelerate` (pip install -r requirements-peer.txt). It reads train/dev/test.spacy from
 CORPUS_DIR, keeps the docs annotated for the task, trains with the Trainer's defaults (AdamW, linear
 decay, no warmup), keeps the epoch with the best F on dev (as our recipe keeps model-best), scores
-the test docs with scripts.metrics, the scorer scripts.evaluate uses, and prints one JSON line
-shaped like scripts.bench_train's. train_seconds is the Trainer's train_runtime (the per-epoch dev
-evaluation included, as ours); wall_seconds runs from loading the model to the end of training.
-train_words counts the words the model saw: those of truncated texts past the cut are not counted,
-as scripts.bench_train counts the words of the training reader's pieces.
+the test docs with scripts.evaluation.metrics (the scorer scripts.evaluate uses), and prints one
+JSON line shaped like scripts.bench_train's. train_seconds is the Trainer's train_runtime (the
+per-epoch dev evaluation included, as ours); wall_seconds runs from loading the model to the end of
+training. train_words counts the words the model saw: those of truncated texts past the cut are not
+counted, as scripts.bench_train counts the words of the training reader's pieces.
 
 - ner: token classification on the gold words, IOB2 tags on the first word piece of each word.
   Docs longer than the model's 512 word pieces are cut into consecutive chunks of whole words that
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from timeit import default_timer
-from typing import Any
+from typing import Any, NotRequired, Optional, TypedDict
 
 import numpy as np
 import spacy
@@ -53,14 +54,18 @@ from transformers import (
     TrainingArguments,
 )
 
+from scripts.bench.recipe import EntsHeadline, TextcatHeadline, ents_headline, textcat_headline
 from scripts.common.base_model import resolve_base_model
+from scripts.common.cats import POSITIVE
 from scripts.common.errors import UserError, info
 from scripts.evaluation.metrics import (
+    Metrics,
     Tasks,
     evaluate_docs,
     has_cat_annotation,
     has_ent_annotation,
     top_category,
+    words_doc,
 )
 
 TASKS = ("ner", "textcat", "textcat_multilabel")
@@ -68,6 +73,21 @@ SPLITS = ("train", "dev", "test")
 MAX_PIECES = 512
 IGNORED = -100  # label id the loss skips
 PREFIX_SPACE_MODELS = {"bloom", "gpt2", "roberta", "deberta"}  # as HF's run_ner.py example
+
+
+class PeerResult(TypedDict):
+    """The JSON line scripts.peer_hf_trainer prints: scripts.bench_train's keys, and "peer"."""
+
+    peer: str
+    components: str
+    base_model: str
+    epochs: int
+    train_words: int
+    train_seconds: float
+    train_words_per_second: Optional[int]
+    wall_seconds: float
+    ents: NotRequired[EntsHeadline]
+    textcat: NotRequired[TextcatHeadline]
 
 
 @dataclass
@@ -82,7 +102,8 @@ class Encoded:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Words start..end of doc `doc`, and the position of each word's first piece (None: no piece)."""
+    """Words start..end of doc `doc`, and the position of each word's first piece (None: no
+    piece)."""
 
     doc: int
     start: int
@@ -97,8 +118,8 @@ def read_split(path: Path, *, vocab: Vocab, task: str) -> list[Doc]:
     """The docs of one .spacy file that are annotated for the task."""
     if not path.is_file():
         raise UserError(
-            f"{path} not found; write the corpus first: python -m scripts.convert --train ... --dev ... "
-            f"--test ... --output-dir {path.parent}"
+            f"{path} not found; write the corpus first: python -m scripts.convert --train ... "
+            f"--dev ... --test ... --output-dir {path.parent}"
         )
     docs = list(DocBin().from_disk(path).get_docs(vocab))
     kept = [
@@ -130,11 +151,6 @@ def find_labels(docs: Sequence[Doc], *, task: str) -> tuple[str, ...]:
     return tuple(sorted(labels))
 
 
-def words_doc(gold: Doc) -> Doc:
-    """A fresh Doc on the gold words, without their annotation."""
-    return Doc(gold.vocab, words=[t.text for t in gold], spaces=[bool(t.whitespace_) for t in gold])
-
-
 # ---------------------------------------------------------------- ner
 
 
@@ -147,8 +163,8 @@ def iob_tags(doc: Doc) -> list[str | None]:
 
 
 def chunk_words(piece_counts: Sequence[int], limit: int) -> list[tuple[int, int]]:
-    """Consecutive (start, end) word ranges whose piece counts sum to at most `limit`, filled greedily.
-    A single word over the limit gets a chunk of its own (the tokenizer truncates it)."""
+    """Consecutive (start, end) word ranges whose piece counts sum to at most `limit`, filled
+    greedily. A single word over the limit gets a chunk of its own (the tokenizer truncates it)."""
     chunks: list[tuple[int, int]] = []
     start = used = 0
     for i, count in enumerate(piece_counts):
@@ -216,7 +232,8 @@ def encode_ner(
 def ner_docs(
     logits: np.ndarray, *, chunks: Sequence[Chunk], golds: Sequence[Doc], tag_names: Sequence[str]
 ) -> list[Doc]:
-    """Predicted docs on the gold words: each word takes the tag of its first piece (no piece: O)."""
+    """Predicted docs on the gold words: each word takes the tag of its first piece (no piece:
+    O)."""
     tags: list[list[str]] = [["O"] * len(doc) for doc in golds]
     for chunk, chunk_logits in zip(chunks, logits):
         for offset, position in enumerate(chunk.first_pieces):
@@ -243,7 +260,8 @@ def encode_cats(
     multilabel: bool,
     max_length: int,
 ) -> Encoded:
-    """One example per doc, truncated to the model's length. Exclusive: the label with the top gold value."""
+    """One example per doc, truncated to the model's length. Exclusive: the label with the top
+    gold value."""
     features = []
     words = 0
     for doc in golds:
@@ -272,18 +290,23 @@ def encode_cats(
 # ---------------------------------------------------------------- training
 
 
-def scores_of(encoded: Encoded, logits: np.ndarray, tasks: Tasks) -> dict[str, Any]:
-    """The scripts.metrics section of the task: "ents" or "textcat"."""
-    metrics = evaluate_docs(golds=encoded.golds, preds=encoded.to_docs(logits), tasks=tasks).metrics
-    return metrics["ents"] if tasks.ent_labels is not None else metrics["textcat"]
+def scores_of(encoded: Encoded, logits: np.ndarray, tasks: Tasks) -> Metrics:
+    """The scores of the predicted docs, as scripts.evaluate computes them."""
+    return evaluate_docs(golds=encoded.golds, preds=encoded.to_docs(logits), tasks=tasks).metrics
+
+
+def main_score(metrics: Metrics) -> float:
+    """Entity F, or the macro F of the categories: what picks the best epoch (0 when null)."""
+    ents, textcat = metrics["ents"], metrics["textcat"]
+    score = ents["f"] if ents is not None else textcat["macro_f"] if textcat is not None else None
+    return score or 0.0
 
 
 def dev_metric(dev: Encoded, tasks: Tasks) -> Callable[[EvalPrediction], dict[str, float]]:
     """compute_metrics for the Trainer: {"f": entity F, or macro F of the categories} on dev."""
 
     def compute(prediction: EvalPrediction) -> dict[str, float]:
-        scores = scores_of(dev, prediction.predictions, tasks)
-        return {"f": scores["f" if tasks.ent_labels is not None else "macro_f"] or 0.0}
+        return {"f": main_score(scores_of(dev, prediction.predictions, tasks))}
 
     return compute
 
@@ -368,9 +391,9 @@ def peer_train(
     batch_size: int = 8,
     learning_rate: float = 5e-5,
     seed: int = 0,
-    threshold: float = 0.5,
+    threshold: float = POSITIVE,
     output_dir: Path | None = None,
-) -> dict[str, Any]:
+) -> PeerResult:
     """Fine-tune, keep the best epoch on dev, score on test; the result line as a dict."""
     if task not in TASKS:
         raise UserError(f"unknown --task {task}; pass one of {', '.join(TASKS)}")
@@ -387,9 +410,8 @@ def peer_train(
         else Tasks(cat_labels=labels, exclusive=task == "textcat", threshold=threshold)
     )
     base_model = resolve_base_model(transformer, lang=lang)
-    info(
-        f"Peer baseline: {base_model.name}, {task}, {len(train)} train / {len(dev)} dev / {len(test)} test docs"
-    )
+    sizes = f"{len(train)} train / {len(dev)} dev / {len(test)} test docs"
+    info(f"Peer baseline: {base_model.name}, {task}, {sizes}")
     transformers.set_seed(seed)  # the new head's initial weights
     started = default_timer()
     tokenizer, model, names = load_model(base_model.location, task=task, labels=labels)
@@ -415,7 +437,7 @@ def peer_train(
         inputs = [
             {key: value for key, value in f.items() if key != "labels"} for f in test_set.features
         ]
-        scores = scores_of(test_set, trainer.predict(inputs).predictions, tasks)
+        metrics = scores_of(test_set, trainer.predict(inputs).predictions, tasks)
     return summarize(
         task=task,
         base_model=base_model.name,
@@ -423,7 +445,7 @@ def peer_train(
         words=train_set.words * epochs,
         runtime=runtime,
         wall=wall,
-        scores=scores,
+        metrics=metrics,
     )
 
 
@@ -435,23 +457,21 @@ def summarize(
     words: int,
     runtime: float,
     wall: float,
-    scores: dict[str, Any],
-) -> dict[str, Any]:
+    metrics: Metrics,
+) -> PeerResult:
     """The result line, with scripts.bench_train's keys."""
-    result: dict[str, Any] = {
-        "peer": "hf_trainer",
-        "components": task,
-        "base_model": base_model,
-        "epochs": epochs,
-        "train_words": words,
-        "train_seconds": round(runtime, 1),
-        "train_words_per_second": round(words / runtime) if runtime else None,
-        "wall_seconds": round(wall, 1),
-    }
-    if task == "ner":
-        result["ents"] = {key: scores[key] for key in ("p", "r", "f", "n_docs")}
-    else:
-        result["textcat"] = {
-            key: scores[key] for key in ("mode", "accuracy", "macro_f", "micro_f", "n_docs")
-        }
+    result = PeerResult(
+        peer="hf_trainer",
+        components=task,
+        base_model=base_model,
+        epochs=epochs,
+        train_words=words,
+        train_seconds=round(runtime, 1),
+        train_words_per_second=round(words / runtime) if runtime else None,
+        wall_seconds=round(wall, 1),
+    )
+    if metrics["ents"] is not None:
+        result["ents"] = ents_headline(metrics["ents"])
+    if metrics["textcat"] is not None:
+        result["textcat"] = textcat_headline(metrics["textcat"])
     return result

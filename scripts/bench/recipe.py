@@ -1,6 +1,7 @@
 """Benchmark the training recipe on a corpus: quality on its test split, words/s and wall time.
 
-    python -m scripts.bench_train --train data/train.tsv --dev data/dev.tsv --test data/test.tsv --components ner
+    python -m scripts.bench_train --train data/train.tsv --dev data/dev.tsv --test data/test.tsv \
+        --components ner
 
 It runs the workflow's own stages (convert, config, train, evaluate) into --output and prints
 one JSON line. Training speed counts the words of every training pass, evaluation included in
@@ -15,13 +16,70 @@ import subprocess
 import sys
 from pathlib import Path
 from timeit import default_timer
-from typing import Any, Optional
+from typing import NotRequired, Optional, TypedDict
 
 from scripts.common.base_model import resolve_base_model
 from scripts.common.errors import UserError
 from scripts.common.files import PROJECT_ROOT
+from scripts.evaluation.metrics import CatScores, EntScores, Metrics
 
 BASE_CONFIG = PROJECT_ROOT / "configs" / "base.cfg"
+
+
+class EntsHeadline(TypedDict):
+    p: Optional[float]
+    r: Optional[float]
+    f: Optional[float]
+    n_docs: int
+
+
+class TextcatHeadline(TypedDict):
+    mode: str
+    accuracy: Optional[float]
+    macro_f: Optional[float]
+    micro_f: Optional[float]
+    n_docs: int
+
+
+class SpeedLog(TypedDict):
+    """What the training's speed logger writes (speed.json), as far as it is read here."""
+
+    epochs: int  # the last epoch's index, from 0
+    steps: int
+    words: int
+    seconds: float
+
+
+class TrainBenchResult(TypedDict):
+    """The JSON line scripts.bench_train prints."""
+
+    components: str
+    base_model: str
+    epochs: int
+    steps: int
+    train_words: int
+    train_seconds: float
+    train_words_per_second: Optional[int]
+    wall_seconds: float
+    output: Optional[str]  # None when the run went to a temporary folder
+    ents: NotRequired[EntsHeadline]
+    textcat: NotRequired[TextcatHeadline]
+
+
+def ents_headline(ents: EntScores) -> EntsHeadline:
+    """The entity figures a benchmark line carries, from metrics.json's "ents"."""
+    return EntsHeadline(p=ents["p"], r=ents["r"], f=ents["f"], n_docs=ents["n_docs"])
+
+
+def textcat_headline(textcat: CatScores) -> TextcatHeadline:
+    """The category figures a benchmark line carries, from metrics.json's "textcat"."""
+    return TextcatHeadline(
+        mode=textcat["mode"],
+        accuracy=textcat["accuracy"],
+        macro_f=textcat["macro_f"],
+        micro_f=textcat["micro_f"],
+        n_docs=textcat["n_docs"],
+    )
 
 
 def run_stage(name: str, args: list[str]) -> None:
@@ -45,7 +103,8 @@ def bench_train(
     seed: int = 0,
     convert_options: str = "",
     config_overrides: Optional[list[str]] = None,
-) -> dict[str, Any]:
+) -> TrainBenchResult:
+    """Convert, configure, train and evaluate into output_dir; the result line as a dict."""
     corpus = output_dir / "corpus"
     config = output_dir / "config.cfg"
     run_stage(
@@ -122,8 +181,10 @@ def bench_train(
             gpu_id,
         ],
     )
-    speed = json.loads(speed_log.read_text(encoding="utf8"))
-    metrics = json.loads((output_dir / "evaluation" / "metrics.json").read_text(encoding="utf8"))
+    speed: SpeedLog = json.loads(speed_log.read_text(encoding="utf8"))
+    metrics: Metrics = json.loads(
+        (output_dir / "evaluation" / "metrics.json").read_text(encoding="utf8")
+    )
     base_model = resolve_base_model(transformer, lang=lang, check_hub=False).name
     return summarize(
         metrics=metrics,
@@ -137,31 +198,28 @@ def bench_train(
 
 def summarize(
     *,
-    metrics: dict,
-    speed: dict,
+    metrics: Metrics,
+    speed: SpeedLog,
     train_wall: float,
     components: str,
     output_dir: Path,
     base_model: str,
-) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "components": components,
-        "base_model": base_model,
-        "epochs": speed["epochs"] + 1,
-        "steps": speed["steps"],
-        "train_words": speed["words"],
-        "train_seconds": round(speed["seconds"], 1),
-        "train_words_per_second": round(speed["words"] / speed["seconds"])
+) -> TrainBenchResult:
+    result = TrainBenchResult(
+        components=components,
+        base_model=base_model,
+        epochs=speed["epochs"] + 1,
+        steps=speed["steps"],
+        train_words=speed["words"],
+        train_seconds=round(speed["seconds"], 1),
+        train_words_per_second=round(speed["words"] / speed["seconds"])
         if speed["seconds"]
         else None,
-        "wall_seconds": round(train_wall, 1),
-        "output": str(output_dir),
-    }
-    if metrics.get("ents"):
-        result["ents"] = {key: metrics["ents"][key] for key in ("p", "r", "f", "n_docs")}
-    if metrics.get("textcat"):
-        result["textcat"] = {
-            key: metrics["textcat"][key]
-            for key in ("mode", "accuracy", "macro_f", "micro_f", "n_docs")
-        }
+        wall_seconds=round(train_wall, 1),
+        output=str(output_dir),
+    )
+    if metrics["ents"]:
+        result["ents"] = ents_headline(metrics["ents"])
+    if metrics["textcat"]:
+        result["textcat"] = textcat_headline(metrics["textcat"])
     return result

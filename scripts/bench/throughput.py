@@ -1,20 +1,17 @@
-"""Measure the pipeline against its own transformer run bare: words/s of each, their ratio, peak memory.
+"""Throughput of a pipeline against its own transformer run bare: words/s, ratio, peak memory.
 
-    python -m scripts.benchmark training/model-best
-    python -m scripts.benchmark en_job_postings --texts texts.jsonl --batch-size 64 --device cpu
-    python -m scripts.benchmark training/model-best --components.transformer.max_batch_items 8192
-    python -m scripts.benchmark en_job_postings --breakdown     # also words/s up to each component
+    result = benchmark(model="training/model-best", texts=sample_texts())
+    result["ratio"]  # pipeline words/s over bare transformer words/s
 
-The bare pass is the physical limit of the pipeline: the same Hugging Face model and tokenizer object the
-pipeline's transformer component holds, on the same texts, in the same batches and the same length-sorted
-sub-batches of at most `max_batch_items` padded tokens (spacy-transformers' rule, on spaCy token counts
-made beforehand), in the same process and threads, under torch.inference_mode, without spaCy: the ratio
-is what spaCy adds around the forward passes (its tokenizer, alignment, the NER and the classifier).
-Texts longer than the span getter's window cost the pipeline more (overlapping windows) and are cut at the
-model's maximum length in the bare pass. Both are timed `--repeats` times, taking turns batch by batch,
-and each batch counts with its fastest time (timeit's rule: load from elsewhere only ever adds time, and
-on a shared machine it added up to 30% to single passes).
-Extra `--section.key value` options override the pipeline's config as `spacy.load(config=...)` does.
+The bare pass is the physical limit of the pipeline: the same Hugging Face model and tokenizer
+object the pipeline's transformer component holds, on the same texts, in the same batches and the
+same length-sorted sub-batches of at most `max_batch_items` padded tokens (spacy-transformers'
+rule, on spaCy token counts made beforehand), in the same process and threads, under
+torch.inference_mode, without spaCy: the ratio is what spaCy adds around the forward passes (its
+tokenizer, alignment, the NER and the classifier). Texts longer than the span getter's window cost
+the pipeline more (overlapping windows) and are cut at the model's maximum length in the bare
+pass. Both are timed `repeats` times, taking turns batch by batch, and each batch counts with its
+fastest time (timeit's rule: load from elsewhere only ever adds time).
 """
 
 from __future__ import annotations
@@ -23,17 +20,47 @@ import functools
 import resource
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, NotRequired, Optional, Sequence, TypedDict
 
 from scripts.common.errors import UserError
 from scripts.common.files import PROJECT_ROOT
+from scripts.evaluation.model import load_pipeline
 from scripts.inference.predict import read_records
 
 DEVICES = ("cpu", "gpu")
 
 
+class BreakdownRow(TypedDict):
+    components: str  # "transformer+ner": the pipeline cut after the last one
+    words_per_s: float
+    ratio: float  # against the bare transformer
+
+
+class BenchmarkResult(TypedDict):
+    """The JSON line scripts.benchmark prints."""
+
+    model: str
+    device: str
+    threads: int
+    texts: int
+    words: int
+    batch_size: int
+    max_batch_items: int
+    repeats: int
+    pipeline_words_per_s: float
+    transformer_words_per_s: float
+    ratio: float
+    peak_memory_mb: float
+    overrides: dict[str, Any]
+    baseline: NotRequired[str]  # with a baseline pipeline
+    baseline_words_per_s: NotRequired[float]
+    speedup: NotRequired[float]
+    breakdown: NotRequired[list[BreakdownRow]]  # with breakdown=True
+
+
 def sample_texts(*, assets: Path = PROJECT_ROOT / "assets") -> list[str]:
-    """The sample corpus's texts (job postings and their sentences, every split), or generated ones without it."""
+    """The sample corpus's texts (job postings and their sentences, every split), or generated
+    ones without it."""
     from scripts.corpus.readers import READERS, Log, ReadOptions
 
     texts: list[str] = []
@@ -110,11 +137,13 @@ def load_texts(path: Optional[Path], *, text_field: str = "text") -> list[str]:
 
 
 def bare_transformer(nlp: Any) -> tuple[Any, Any, int]:
-    """(Hugging Face model, tokenizer, max_batch_items) of the pipeline's transformer component."""
+    """(Hugging Face model, tokenizer, max_batch_items) of the pipeline's transformer component,
+    through spacy-transformers' TransformerModel properties and the component's cfg."""
     names = [name for name in nlp.pipe_names if nlp.get_pipe_meta(name).factory == "transformer"]
     if not names:
         raise UserError(
-            f"the pipeline ({', '.join(nlp.pipe_names)}) has no spacy-transformers 'transformer' component to compare with"
+            f"the pipeline ({', '.join(nlp.pipe_names)}) has no spacy-transformers "
+            "'transformer' component to compare with"
         )
     component = nlp.get_pipe(names[0])
     return (
@@ -134,13 +163,14 @@ def bare_pass(
     max_batch_items: int,
     device: str,
 ) -> None:
-    """Tokenize and run the forward pass over all texts without spaCy, in the sub-batches the pipeline's
-    transformer makes: batch_size texts at a time, grouped by length (lengths: spaCy tokens per text,
-    counted beforehand) into at most max_batch_items padded tokens."""
+    """Tokenize and run the forward pass over all texts without spaCy, in the sub-batches the
+    pipeline's transformer makes: batch_size texts at a time, grouped by length (lengths: spaCy
+    tokens per text, counted beforehand) into at most max_batch_items padded tokens."""
     import torch
 
     max_length = min(int(tokenizer.model_max_length), int(model.config.max_position_embeddings))
-    model.eval()  # thinc's predict puts the model back in train mode (dropout on) after each pipeline batch
+    # thinc's predict puts the model back in train mode (dropout on) after each pipeline batch
+    model.eval()
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             batch = list(texts[start : start + batch_size])
@@ -163,8 +193,9 @@ def bare_pass(
 
 
 def length_groups(lengths: Sequence[int], *, max_items: int) -> list[list[int]]:
-    """Indices sorted by length, cut where the padded size (longest x count) would pass max_items: the
-    rule of spacy-transformers' batch_by_length, e.g. length_groups([5, 50, 6], max_items=100) -> [[0, 2], [1]]."""
+    """Indices sorted by length, cut where the padded size (longest x count) would pass max_items:
+    the rule of spacy-transformers' batch_by_length, e.g.
+    length_groups([5, 50, 6], max_items=100) -> [[0, 2], [1]]."""
     groups: list[list[int]] = []
     for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
         if groups and lengths[i] * (len(groups[-1]) + 1) <= max_items:
@@ -195,14 +226,14 @@ def benchmark(
     batch_size: Optional[int] = None,
     device: str = "cpu",
     repeats: int = 5,
-    overrides: Optional[dict[str, Any]] = None,
+    overrides: Optional[Mapping[str, Any]] = None,
     baseline: Optional[str] = None,
     breakdown: bool = False,
-) -> dict[str, Any]:
-    """Time nlp.pipe and the bare forward pass on the same texts (and nlp.pipe of a baseline pipeline,
-    e.g. the float32 one an int8 build came from); return the figures benchmark prints. With breakdown,
-    also time the pipeline cut after each component (transformer; transformer and ner; ...), so that
-    the words/s lost to each component after the transformer can be read off."""
+) -> BenchmarkResult:
+    """Time nlp.pipe and the bare forward pass on the same texts (and nlp.pipe of a baseline
+    pipeline, e.g. the float32 one an int8 build came from); return the figures benchmark prints.
+    With breakdown, also time the pipeline cut after each component (transformer; transformer and
+    ner; ...), so that the words/s lost to each component after the transformer can be read off."""
     import torch
 
     from scripts.common.device import activate, resolve_device
@@ -218,9 +249,8 @@ def benchmark(
     words = sum(len(text.split()) for text in texts)
 
     batches = [texts[start : start + size] for start in range(0, len(texts), size)]
-    lengths = {
-        id(batch): [len(doc) for doc in nlp.tokenizer.pipe(batch)] for batch in batches
-    }  # untimed
+    # spaCy token counts for the bare pass's sub-batches, made untimed
+    lengths = {id(batch): [len(doc) for doc in nlp.tokenizer.pipe(batch)] for batch in batches}
     runs: dict[str, Callable[[list[str]], Any]] = {
         "pipeline": lambda batch: list(nlp.pipe(batch, batch_size=size)),
         "bare": lambda batch: bare_pass(
@@ -243,66 +273,57 @@ def benchmark(
             run(batch)
     fastest = {name: [float("inf")] * len(batches) for name in runs}
     for _ in range(repeats):
-        for i, batch in enumerate(
-            batches
-        ):  # batch by batch in turn, so that load from elsewhere hits all alike
+        # batch by batch in turn, so that load from elsewhere hits all alike
+        for i, batch in enumerate(batches):
             for name, run in runs.items():
                 fastest[name][i] = min(fastest[name][i], timed(run, batch))
     seconds = {name: sum(times) for name, times in fastest.items()}
     pipe_wps, bare_wps = (words / seconds[name] for name in ("pipeline", "bare"))
-    result = {
-        "model": model,
-        "device": device,
-        "threads": torch.get_num_threads(),
-        "texts": len(texts),
-        "words": words,
-        "batch_size": size,
-        "max_batch_items": max_batch_items,
-        "repeats": repeats,
-        "pipeline_words_per_s": round(pipe_wps, 1),
-        "transformer_words_per_s": round(bare_wps, 1),
-        "ratio": round(pipe_wps / bare_wps, 3),
-        "peak_memory_mb": round(peak_memory_mb(torch_device), 1),
-        "overrides": overrides or {},
-    }
-    if other is not None:
+    result = BenchmarkResult(
+        model=model,
+        device=device,
+        threads=torch.get_num_threads(),
+        texts=len(texts),
+        words=words,
+        batch_size=size,
+        max_batch_items=max_batch_items,
+        repeats=repeats,
+        pipeline_words_per_s=round(pipe_wps, 1),
+        transformer_words_per_s=round(bare_wps, 1),
+        ratio=round(pipe_wps / bare_wps, 3),
+        peak_memory_mb=round(peak_memory_mb(torch_device), 1),
+        overrides=dict(overrides or {}),
+    )
+    if baseline:  # `other` is loaded
         baseline_wps = words / seconds["baseline"]
-        result.update(
-            baseline=baseline,
-            baseline_words_per_s=round(baseline_wps, 1),
-            speedup=round(pipe_wps / baseline_wps, 3),
-        )
+        result["baseline"] = baseline
+        result["baseline_words_per_s"] = round(baseline_wps, 1)
+        result["speedup"] = round(pipe_wps / baseline_wps, 3)
     if prefixes:
         cuts = [("+".join(names), words / seconds[f"upto:{names[-1]}"]) for names in prefixes]
         result["breakdown"] = [
-            {
-                "components": components,
-                "words_per_s": round(wps, 1),
-                "ratio": round(wps / bare_wps, 3),
-            }
+            BreakdownRow(
+                components=components,
+                words_per_s=round(wps, 1),
+                ratio=round(wps / bare_wps, 3),
+            )
             for components, wps in cuts + [("+".join(nlp.pipe_names), pipe_wps)]
         ]
     return result
 
 
 def pipe_prefix(nlp: Any, names: list[str], batch: list[str], *, size: int) -> list[Any]:
-    """nlp.pipe with only the components `names` (a prefix of the pipeline, so listeners keep their transformer)."""
+    """nlp.pipe with only the components `names` (a prefix of the pipeline, so listeners keep
+    their transformer)."""
     with nlp.select_pipes(enable=names):
         return list(nlp.pipe(batch, batch_size=size))
 
 
-def load(model: str, *, overrides: Optional[dict[str, Any]]) -> Any:
-    import spacy
-
-    try:
-        nlp = spacy.load(model, config=overrides or {})
-    except Exception as err:  # a missing model, a bad override: one line
-        raise UserError(
-            f"cannot load '{model}' with overrides {overrides or {}} ({' '.join(str(err).split())[:300]})"
-        ) from None
-    for key, value in (
-        overrides or {}
-    ).items():  # settings a component keeps in its saved cfg win over the config
+def load(model: str, *, overrides: Optional[Mapping[str, Any]]) -> Any:
+    """The pipeline with config overrides applied, also to settings its components keep in cfg."""
+    nlp = load_pipeline(model, overrides=overrides)
+    # settings a component keeps in its saved cfg win over the config
+    for key, value in (overrides or {}).items():
         section, name, *setting = key.split(".")
         if (
             section == "components"
