@@ -28,6 +28,7 @@ from spacy.tokens import Doc
 from scripts.common.cats import POSITIVE
 from scripts.common.device import activate, resolve_device
 from scripts.common.errors import UserError
+from scripts.evaluation.metrics import top_category
 from scripts.evaluation.model import (
     cat_decision_rule,
     find_components,
@@ -253,7 +254,7 @@ def predicted_labels(cats: dict[str, float], *, exclusive: bool, threshold: floa
     if not cats:
         return []
     if exclusive:
-        return [max(cats, key=lambda label: cats[label])]
+        return [top_category(cats, list(cats))]
     return [label for label, score in cats.items() if score >= threshold]
 
 
