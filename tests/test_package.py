@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,8 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from spacy.language import Language
-from spacy.util import load_config, registry
+from spacy.util import registry
 from thinc.api import Config
 
 from scripts.common import spacy_internals
@@ -161,20 +159,6 @@ def stock_origin(registry_name: str, name: str) -> str:
     return registry.get(registry_name, name).__module__.split(".")[0]
 
 
-def as_trained(pipeline: Path, target: Path) -> Path:
-    """A copy of a pipeline whose components each name spaCy's factory of their own name, with its
-    settings and scorer only: what the train step saves as model-best, whatever tiny_pipeline's."""
-    shutil.copytree(pipeline, target)
-    config = load_config(target / "config.cfg", interpolate=False)
-    for name, block in config["components"].items():
-        if block.get("factory") != name and Language.has_factory(name):
-            stock = Language.get_factory_meta(name).default_config
-            kept = {key: value for key, value in block.items() if key in stock}
-            config["components"][name] = {**kept, "factory": name, "scorer": stock["scorer"]}
-    config.to_disk(target / "config.cfg", interpolate=False)
-    return target
-
-
 LOAD_BOTH = (
     "import json, sys, spacy\n"
     "out = {}\n"
@@ -191,7 +175,7 @@ LOAD_BOTH = (
 def test_the_default_wheel_ships_no_code_and_fast_ner_is_opt_in(tiny_pipeline, tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({"ents": None, "textcat": None}))
     options = dict(
-        model_dir=as_trained(tiny_pipeline, tmp_path / "model-best"),
+        model_dir=tiny_pipeline,
         output_dir=tmp_path / "packages",
         version="0.0.1",
         metrics_path=tmp_path / "metrics.json",
