@@ -3,9 +3,12 @@ repaired or dropped.
 
     python -m scripts.convert assets/ner.tsv assets/cats.csv --output corpus/all.spacy
     python -m scripts.convert data.jsonl --output corpus --split 0.8,0.1,0.1 --seed 0
-    python -m scripts.convert --train "A.tsv,B.csv" --dev "C.tsv" --test "" --output-dir corpus --lang en --seed 0
+    python -m scripts.convert --train "A.tsv,B.csv" --dev "C.tsv" --test "" --output-dir corpus
 """
 
+from __future__ import annotations
+
+import gc
 from pathlib import Path
 from typing import Optional
 
@@ -26,7 +29,7 @@ FORMATS_EPILOG = "Formats (--format): " + "; ".join(
 )
 
 
-@app.command(help=__doc__.split("\n\n")[0] if __doc__ else None, epilog=FORMATS_EPILOG)
+@app.command(epilog=FORMATS_EPILOG)
 def main(
     sources: Optional[list[Path]] = typer.Argument(
         None, help="Files or folders to convert and merge (a folder: all its files, sorted)"
@@ -83,21 +86,15 @@ def main(
         False, "--lenient", help="Skip malformed lines and count them instead of stopping"
     ),
 ) -> None:
+    """Convert annotations in the formats users bring into .spacy files, with a report of what was
+    repaired or dropped."""
+    labels_path = Path(labels_file) if labels_file else None
     try:
-        common = dict(
-            fmt=fmt,
-            lang=lang,
-            tag_column=tag_column,
-            token_column=token_column,
-            labels_file=Path(labels_file) if labels_file else None,
-            misaligned=misaligned,
-            lenient=lenient,
-            echo=typer.echo,
-        )
         if train is not None or output_dir is not None:
             if sources or output is not None or split is not None:
                 raise ConvertError(
-                    "give either SOURCE... --output (with --split) or --train/--dev/--test --output-dir, not both"
+                    "give either SOURCE... --output (with --split) "
+                    "or --train/--dev/--test --output-dir, not both"
                 )
             if output_dir is None:
                 raise ConvertError(
@@ -108,28 +105,49 @@ def main(
                 dev=parse_file_list(dev),
                 test=parse_file_list(test),
                 output_dir=output_dir,
+                fmt=fmt,
+                lang=lang,
                 seed=seed,
-                **common,
-            )  # type: ignore[arg-type]
+                tag_column=tag_column,
+                token_column=token_column,
+                labels_file=labels_path,
+                misaligned=misaligned,
+                lenient=lenient,
+                echo=typer.echo,
+            )
         else:
             if output is None:
                 raise ConvertError(
                     "--output is missing; name the .spacy file to write (or a folder with --split)"
                 )
-            fractions = parse_split(split) if split is not None else None
             convert_files(
-                sources=list(sources or []), output=output, split=fractions, seed=seed, **common
-            )  # type: ignore[arg-type]
+                sources=list(sources or []),
+                output=output,
+                fmt=fmt,
+                lang=lang,
+                split=parse_split(split) if split is not None else None,
+                seed=seed,
+                tag_column=tag_column,
+                token_column=token_column,
+                labels_file=labels_path,
+                misaligned=misaligned,
+                lenient=lenient,
+                echo=typer.echo,
+            )
     except ConvertError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
     except (OSError, UnicodeError) as error:
+        where = getattr(error, "filename", None) or "input"
         typer.echo(
-            f"{getattr(error, 'filename', None) or 'input'}: {error.__class__.__name__}: {error}; check the file and its permissions",
+            f"{where}: {error.__class__.__name__}: {error}; check the file and its permissions",
             err=True,
         )
         raise typer.Exit(1) from None
 
 
 if __name__ == "__main__":
+    # What the imports made (spaCy, and torch through thinc) lives until exit: frozen, the garbage
+    # collector skips it at every collection and at exit instead of walking it each time.
+    gc.freeze()
     app()

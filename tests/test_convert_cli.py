@@ -16,7 +16,10 @@ from scripts.corpus.readers import READERS
 
 runner = CliRunner()
 ONE_LINE_ERROR = re.compile(r"^[^\n]+: [^\n]+; [^\n]+\n$")
-IOB = "-DOCSTART- -X- O O\nEU\tB-ORG\nrejects\tO\n\n-DOCSTART- -X- O O\nPeter\tB-PER\nBlackburn\tI-PER\n"
+IOB = (
+    "-DOCSTART- -X- O O\nEU\tB-ORG\nrejects\tO\n\n"
+    "-DOCSTART- -X- O O\nPeter\tB-PER\nBlackburn\tI-PER\n"
+)
 
 
 def write(folder: Path, name: str, content: str | bytes) -> Path:
@@ -54,7 +57,8 @@ def test_bom_crlf_and_single_label_rule(tmp_path):
     source = write(
         tmp_path,
         "b.jsonl",
-        b'\xef\xbb\xbf{"text": "Add FAQ", "label": "DOCS", "answer": "accept"}\r\n{"text": "Crash", "label": "DOCS", "answer": "reject"}\r\n',
+        b'\xef\xbb\xbf{"text": "Add FAQ", "label": "DOCS", "answer": "accept"}\r\n'
+        b'{"text": "Crash", "label": "DOCS", "answer": "reject"}\r\n',
     )
     result = invoke(source, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 0, result.stderr
@@ -84,22 +88,26 @@ def test_repairs_are_reported_with_file_line_and_text(tmp_path):
         (
             "bad.tsv",
             "a\tO\nb\tBX\n",
-            "{f}:2: tag 'BX' is not O or B-/I-/E-/S-/L-/U-/M- followed by a label; fix the tag, or pick the column that holds the tags with --tag-column N",
+            "{f}:2: tag 'BX' is not O or B-/I-/E-/S-/L-/U-/M- followed by a label; "
+            "fix the tag, or pick the column that holds the tags with --tag-column N",
         ),
         (
             "notag.tsv",
             "a\tO\nb\tO\nc\n",
-            "{f}:3: token line has 1 column(s) and no tag (token column 1, tag column -1); write TOKEN<TAB>TAG, or pick the columns with --token-column and --tag-column",
+            "{f}:3: token line has 1 column(s) and no tag (token column 1, tag column -1); "
+            "write TOKEN<TAB>TAG, or pick the columns with --token-column and --tag-column",
         ),
         (
             "span.jsonl",
             '{"text": "ab", "entities": [[0, 9, "X"]]}\n',
-            "{f}:1: span [0, 9) X is beyond the text (length 2) or empty; offsets are character positions into the text, end exclusive",
+            "{f}:1: span [0, 9) X is beyond the text (length 2) or empty; "
+            "offsets are character positions into the text, end exclusive",
         ),
         (
             "bad.jsonl",
             '{"text": "ab", "cats": {"A": 1}}\n{"text": \n',
-            "{f}:2: invalid JSON (Expecting value at column 10); fix the line: each line must be one JSON object",
+            "{f}:2: invalid JSON (Expecting value at column 10); "
+            "fix the line: each line must be one JSON object",
         ),
         (
             "bytes.tsv",
@@ -122,8 +130,8 @@ def test_lenient_skips_and_counts(tmp_path):
     result = invoke(source, "-o", tmp_path / "o.spacy", "--lenient")
     assert result.exit_code == 0
     assert (
-        f"Skipped: 1 x tag 'BX' is not O or B-/I-/E-/S-/L-/U-/M- followed by a label\n    {source}:2:"
-        in result.stdout
+        "Skipped: 1 x tag 'BX' is not O or B-/I-/E-/S-/L-/U-/M- followed by a label\n"
+        f"    {source}:2:" in result.stdout
     )
 
 
@@ -227,7 +235,8 @@ def test_project_mode_with_given_dev_and_too_small_train(tmp_path):
     assert result.exit_code == 1
     assert (
         result.stderr
-        == "too few documents to split: 1 document(s) cannot give train, dev (1) and test (1) at least one each; add documents, or give --dev and --test files\n"
+        == "too few documents to split: 1 document(s) cannot give train, dev (1) and test (1) "
+        "at least one each; add documents, or give --dev and --test files\n"
     )
     assert not (tmp_path / "c2").exists() or not any((tmp_path / "c2").iterdir())
 

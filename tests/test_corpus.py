@@ -5,19 +5,18 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-from scripts import corpus
-from scripts.corpus.docbins import DocBinWriter, complete_cats, write_docbin
-from scripts.corpus.segment import cut_points
+from scripts.common import files
+from scripts.corpus import docbins
+from scripts.corpus.docbins import READER_ATTRS, DocStore, complete_cats, write_docbin
+from scripts.corpus.segment import MAX_DOC_TOKENS, MAX_SENTENCE_TOKENS, cut_points
 from scripts.corpus.split import SplitError, assign_splits, split_sizes, stratum
 from scripts.corpus.stats import textcat_mode
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import PROJECT_ROOT
 
 
 def docs():
@@ -88,12 +87,80 @@ def test_writer_matches_docbin_and_keeps_missing_annotation(tmp_path):
     for doc in expected:
         if doc.cats:
             doc.cats = complete_cats(doc.cats, ["neg", "pos"])
-    assert out.read_bytes() == DocBin(docs=expected).to_bytes()
+    assert out.read_bytes() == DocBin(attrs=READER_ATTRS, docs=expected).to_bytes()
     ner, textcat, both = DocBin().from_disk(out).get_docs(Vocab())
     assert ner.has_annotation("ENT_IOB") and ner.cats == {}
     assert not textcat.has_annotation("ENT_IOB") and textcat.cats == {"neg": 0.0, "pos": 1.0}
     assert [e.text for e in both.ents] == ["Paris"] and both.cats == {"neg": 1.0, "pos": 0.0}
     assert [s.text for s in ner.sents] == ["EU rejects it."]
+
+
+def test_completing_categories_keeps_every_other_annotation(tmp_path):
+    vocab = Vocab()
+    parsed = Doc(
+        vocab,
+        words=["Alice", "saw", "Bob", "."],
+        spaces=[True, True, False, False],
+        tags=["NNP", "VBD", "NNP", "."],
+        pos=["PROPN", "VERB", "PROPN", "PUNCT"],
+        morphs=["Number=Sing", "Tense=Past", "Number=Sing", ""],
+        lemmas=["Alice", "see", "Bob", "."],
+        heads=[1, 1, 1, 1],
+        deps=["nsubj", "ROOT", "dobj", "punct"],
+        ents=["B-PER", "O", "B-PER", "O"],
+    )
+    parsed.spans["sc"] = [parsed[0:1], parsed[0:3]]
+    parsed.cats = {"b": 1}  # an int, and only one of the labels
+    out = tmp_path / "out.spacy"
+    write_docbin([parsed], out, labels=["a", "b"])
+    parsed.cats = {"a": 0.0, "b": 1.0}
+    assert out.read_bytes() == DocBin(docs=[parsed]).to_bytes()
+
+
+def test_docs_without_categories_between_docs_with_them_keep_their_order(tmp_path):
+    vocab = Vocab()
+    texts = ["one", "two", "three", "four", "five"]
+    batch = [Doc(vocab, words=[text], spaces=[False]) for text in texts]
+    batch[1].cats = {"x": 1.0}
+    batch[3].cats = {"y": 1.0}
+    store = DocStore()
+    for doc in batch:
+        store.add(doc)
+    assert len(store) == 5 and store.labels == {"x", "y"}
+    read = list(DocBin().from_bytes(store.pop_bytes()).get_docs(Vocab()))
+    assert len(store) == 0
+    assert [d.text for d in read] == texts
+    assert [d.cats for d in read] == [{}, {"x": 1.0, "y": 0.0}, {}, {"x": 0.0, "y": 1.0}, {}]
+
+
+def test_a_parsed_doc_makes_the_file_keep_every_attribute(tmp_path):
+    vocab = Vocab()
+    parsed = Doc(vocab, words=["Bob", "left"], tags=["NNP", "VBD"], lemmas=["Bob", "leave"])
+    out = tmp_path / "out.spacy"
+    write_docbin([*docs(), parsed], out, labels=["neg", "pos"])
+    expected = [*docs(), parsed]
+    for doc in expected:
+        doc.cats = complete_cats(doc.cats, ["neg", "pos"])
+    assert out.read_bytes() == DocBin(docs=expected).to_bytes()
+    assert [t.lemma_ for t in list(DocBin().from_disk(out).get_docs(Vocab()))[-1]] == [
+        "Bob",
+        "leave",
+    ]
+
+
+def test_bytes_do_not_depend_on_how_the_store_cuts_its_docbins(monkeypatch):
+    def store() -> DocStore:
+        docs_in = DocStore()
+        for doc in docs() * 3:
+            docs_in.add(doc)
+        return docs_in
+
+    whole = store().pop_bytes()
+    monkeypatch.setattr(docbins, "RUN_TOKENS", 2)
+    assert store().pop_bytes() == whole
+    cut = store()
+    assert [(d.text, d.cats) for d in cut.pop_docs()] == [(d.text, d.cats) for d in docs() * 3]
+    assert len(cut) == 0
 
 
 def test_same_bytes_leave_the_target_untouched(tmp_path):
@@ -108,12 +175,11 @@ def test_same_bytes_leave_the_target_untouched(tmp_path):
 def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
     out = tmp_path / "out.spacy"
 
-    def broken(self, labels):
-        yield b"\x89"
+    def broken(source, target):
         raise OSError("disk full")
 
-    monkeypatch.setattr(DocBinWriter, "_msgpack_chunks", broken)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(files.os, "replace", broken)
+    with pytest.raises(OSError, match="disk full"):
         write_docbin(docs(), out)
     assert list(tmp_path.iterdir()) == []
 
@@ -129,15 +195,18 @@ def test_failure_while_reading_docs_leaves_nothing(tmp_path):
 
 
 CHILD = """
-import sys; sys.modules["torch"] = None
+import sys
 from pathlib import Path
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from scripts.corpus.docbins import write_docbin
 vocab = Vocab()
-docs = [Doc(vocab, words=[f"w{i}{j}" for j in range(30)], ents=["B-L%d" % (i %% 7)] + ["O"] * 29) for i in range(50)]
+docs = [
+    Doc(vocab, words=[f"w{i}{j}" for j in range(30)], ents=[f"B-L{i % 7}"] + ["O"] * 29)
+    for i in range(50)
+]
 for i, doc in enumerate(docs):
-    doc.cats = {f"c{i %% 5}": 1.0}
+    doc.cats = {f"c{i % 5}": 1.0}
 write_docbin(docs, Path(sys.argv[1]))
 """
 
@@ -148,8 +217,8 @@ def test_bytes_identical_across_hash_seeds(tmp_path):
         out = tmp_path / f"{seed}.spacy"
         env = {**os.environ, "PYTHONHASHSEED": seed}
         subprocess.run(
-            [sys.executable, "-c", CHILD.replace("%%", "%"), str(out)],
-            cwd=ROOT,
+            [sys.executable, "-c", CHILD, str(out)],
+            cwd=PROJECT_ROOT,
             env=env,
             check=True,
         )
@@ -158,4 +227,4 @@ def test_bytes_identical_across_hash_seeds(tmp_path):
 
 
 def test_constants_keep_batches_bounded():
-    assert corpus.MAX_SENTENCE_TOKENS < corpus.MAX_DOC_TOKENS <= 2000
+    assert MAX_SENTENCE_TOKENS < MAX_DOC_TOKENS <= 2000

@@ -18,7 +18,10 @@ def test_iob2_tab_separated():
 
 
 def test_conll2003_columns_and_iob1():
-    text = "-DOCSTART- -X- -X- O\n\nPeter NNP B-NP I-PER\nBlackburn NNP I-NP I-PER\nand CC O O\nNew NNP I-NP I-LOC\nYork NNP I-NP B-LOC"
+    text = (
+        "-DOCSTART- -X- -X- O\n\nPeter NNP B-NP I-PER\nBlackburn NNP I-NP I-PER\nand CC O O\n"
+        "New NNP I-NP I-LOC\nYork NNP I-NP B-LOC"
+    )
     (doc,), log = read(text, "conll")
     assert ents(doc) == [("Peter Blackburn", "PER"), ("New", "LOC"), ("York", "LOC")]
     assert "IOB1" in log.notes[0]

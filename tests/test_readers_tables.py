@@ -43,7 +43,11 @@ def test_goemotions_like_tsv_ids_into_labels_file_and_id_column_ignored():
 
 
 def test_ag_news_like_one_based_classes_and_two_text_columns():
-    text = '"3","Wall St. Bears","Reuters - Short sellers"\n"4","New chip","A faster chip"\n"1","Vote","Polls close"'
+    text = (
+        '"3","Wall St. Bears","Reuters - Short sellers"\n'
+        '"4","New chip","A faster chip"\n'
+        '"1","Vote","Polls close"'
+    )
     docs, log = read(text, "csv", labels=("World", "Sports", "Business", "Sci/Tech"))
     assert cats(docs) == [
         ("Wall St. Bears\nReuters - Short sellers", ["Business"]),

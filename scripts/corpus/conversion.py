@@ -3,29 +3,33 @@ repaired or dropped.
 
     python -m scripts.convert assets/ner.tsv assets/cats.csv --output corpus/all.spacy
     python -m scripts.convert data.jsonl --output corpus --split 0.8,0.1,0.1 --seed 0
-    python -m scripts.convert --train "A.tsv,B.csv" --dev "C.tsv" --test "" --output-dir corpus --lang en --seed 0
+    python -m scripts.convert --train "A.tsv,B.csv" --dev "C.tsv" --test "" --output-dir corpus
 """
 
-import sys
+from __future__ import annotations
 
-if __name__ == "__main__" and "torch" not in sys.modules:
-    # Converting needs no torch, but thinc imports it when installed (~1.5 s, ~180 MB).
-    sys.modules["torch"] = None  # type: ignore[assignment]
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple, TypedDict, TypeGuard
 
-import json  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Callable, Iterator, Optional  # noqa: E402
-
-from spacy.tokens import Doc, DocBin  # noqa: E402
+from spacy.tokens import Doc
 
 from scripts.common.cats import NEGATION_PREFIX, POSITIVE
 from scripts.common.files import write_text_atomic
-from scripts.corpus.docbins import DocBinWriter, DocRecord, to_record
+from scripts.corpus.docbins import DocStore, category_names, complete_cats, write_if_changed
 from scripts.corpus.readers import READERS, DataError, Log, ReadOptions, detect_format, head_of
-from scripts.corpus.readers.spans import MISALIGNED_POLICIES, shorten
+from scripts.corpus.readers.spans import MISALIGNED_POLICIES, Misaligned, shorten
 from scripts.corpus.split import SplitError, assign_splits, split_sizes, stratum
-from scripts.corpus.stats import DocSummary, Stats, stats_json, summarize, textcat_mode
+from scripts.corpus.stats import (
+    DocSummary,
+    Stats,
+    StatsReport,
+    stats_json,
+    summarize,
+    textcat_mode,
+)
 
 SPLITS = ("train", "dev", "test")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -48,21 +52,78 @@ class Job:
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
 
 
+# ---- the report (report.json holds a Report) -------------------------------------------------
+
+
+class SourceReport(TypedDict):
+    file: str
+    format: str | None  # None: no reader fits (the run stops, or "skipped" in a folder)
+    reason: str
+    docs: int
+
+
+class OutputReport(StatsReport):
+    path: str
+
+
+class TextcatReport(TypedDict):
+    mode: str  # none | exclusive | multilabel
+    why: str
+
+
+class EventReport(TypedDict):
+    kind: str
+    reason: str
+    count: int
+    examples: list[str]
+
+
+class DuplicatesReport(TypedDict):
+    texts: int
+    in_several_outputs: int
+    examples: list[str]
+
+
+class Report(TypedDict):
+    lang: str
+    seed: int
+    sources: list[SourceReport]
+    outputs: dict[str, OutputReport]
+    total: StatsReport
+    entity_labels: list[str]
+    categories: list[str]
+    textcat: TextcatReport
+    events: list[EventReport]
+    notes: list[str]
+    duplicates: DuplicatesReport
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What a run did: its report, and which outputs it wrote (the others held the same bytes)."""
+
+    report: Report
+    changed: dict[str, bool]
+
+
+# ---- the two ways to call it -----------------------------------------------------------------
+
+
 def convert_files(
     *,
     sources: list[Path],
     output: Path,
     fmt: str = "auto",
     lang: str = "en",
-    split: Optional[tuple[float, float, float]] = None,
+    split: tuple[float, float, float] | None = None,
     seed: int = 0,
     tag_column: int = -1,
     token_column: int = 1,
-    labels_file: Optional[Path] = None,
+    labels_file: Path | None = None,
     misaligned: str = "expand",
     lenient: bool = False,
     echo: Echo = print,
-) -> dict[str, object]:
+) -> Conversion:
     """Sources -> one .spacy file, or with split fractions OUTPUT/{train,dev,test}.spacy."""
     if not sources:
         raise ConvertError("no SOURCE given; name the files or folders to convert")
@@ -96,11 +157,11 @@ def convert_project(
     seed: int = 0,
     tag_column: int = -1,
     token_column: int = 1,
-    labels_file: Optional[Path] = None,
+    labels_file: Path | None = None,
     misaligned: str = "expand",
     lenient: bool = False,
     echo: Echo = print,
-) -> dict[str, object]:
+) -> Conversion:
     """--train/--dev/--test -> OUTPUT_DIR/{train,dev,test}.spacy + report.json; an empty --dev or
     --test is split off --train (10% each, at least one document)."""
     if not train:
@@ -117,7 +178,7 @@ def convert_project(
         targets=targets,
         direct=direct,
         pooled=pooled,
-        fractions=(1.0 - sum(fractions), *fractions[1:]),
+        fractions=(1.0 - sum(fractions), fractions[1], fractions[2]),
     )
     options = make_options(
         lang=lang,
@@ -138,7 +199,7 @@ def convert_project(
 
 
 def make_options(
-    *, lang: str, tag_column: int, token_column: int, labels_file: Optional[Path], misaligned: str
+    *, lang: str, tag_column: int, token_column: int, labels_file: Path | None, misaligned: str
 ) -> ReadOptions:
     try:
         from spacy.util import get_lang_class
@@ -146,11 +207,13 @@ def make_options(
         get_lang_class(lang)
     except Exception:
         raise ConvertError(
-            f"--lang {lang!r}: spaCy has no language with that code; use a code such as en, de, fr, zh"
+            f"--lang {lang!r}: spaCy has no language with that code; "
+            "use a code such as en, de, fr, zh"
         ) from None
-    if misaligned not in MISALIGNED_POLICIES:
+    if not is_policy(misaligned):
         raise ConvertError(
-            f"--misaligned {misaligned!r} is not a policy; use one of {', '.join(MISALIGNED_POLICIES)}"
+            f"--misaligned {misaligned!r} is not a policy; "
+            f"use one of {', '.join(MISALIGNED_POLICIES)}"
         )
     for option, value in (("--tag-column", tag_column), ("--token-column", token_column)):
         if value == 0:
@@ -165,10 +228,14 @@ def make_options(
         labels=labels,
         labels_path=labels_file,
         misaligned=misaligned,
-    )  # type: ignore[arg-type]
+    )
 
 
-def read_labels_file(path: Optional[Path]) -> Optional[tuple[str, ...]]:
+def is_policy(value: str) -> TypeGuard[Misaligned]:
+    return value in MISALIGNED_POLICIES
+
+
+def read_labels_file(path: Path | None) -> tuple[str, ...] | None:
     if path is None:
         return None
     if not path.is_file():
@@ -183,14 +250,16 @@ def read_labels_file(path: Optional[Path]) -> Optional[tuple[str, ...]]:
 
 def parse_split(value: str) -> tuple[float, float, float]:
     try:
-        parts = tuple(float(x) for x in value.split(","))
+        parts = [float(x) for x in value.split(",")]
     except ValueError:
-        parts = ()
+        parts = []
     if len(parts) != 3 or min(parts) < 0 or parts[0] <= 0 or abs(sum(parts) - 1.0) > 1e-6:
         raise ConvertError(
-            f"--split {value!r}: give three fractions for train,dev,test that sum to 1, e.g. 0.8,0.1,0.1"
+            f"--split {value!r}: give three fractions for train,dev,test that sum to 1, "
+            "e.g. 0.8,0.1,0.1"
         )
-    return parts  # type: ignore[return-value]
+    train, dev, test = parts
+    return train, dev, test
 
 
 def parse_file_list(value: str) -> list[Path]:
@@ -204,10 +273,27 @@ def parse_file_list(value: str) -> list[Path]:
 @dataclass
 class Progress:
     log: Log
-    sources: list[dict[str, object]] = field(default_factory=list)
-    seen: dict[bytes, set[str]] = field(default_factory=dict)
+    sources: list[SourceReport] = field(default_factory=list)
+    seen: dict[bytes, set[str]] = field(default_factory=dict)  # text hash -> outputs holding it
     duplicates: int = 0
     duplicate_examples: list[str] = field(default_factory=list)
+
+
+class ReadDoc(NamedTuple):
+    """A document read, with what the report and the split need of it."""
+
+    doc: Doc
+    summary: DocSummary
+    text_hash: bytes
+
+
+@dataclass
+class Pool:
+    """Documents whose split is decided once all are read, with what the split needs of them."""
+
+    docs: DocStore
+    summaries: list[DocSummary] = field(default_factory=list)
+    text_hashes: list[bytes] = field(default_factory=list)
 
 
 def run_job(
@@ -218,8 +304,8 @@ def run_job(
     lenient: bool,
     seed: int,
     echo: Echo = print,
-    report_path: Optional[Path] = None,
-) -> dict[str, object]:
+    report_path: Path | None = None,
+) -> Conversion:
     if fmt != "auto" and fmt not in READERS:
         raise ConvertError(
             f"--format {fmt!r} is not a reader; use auto or one of: {', '.join(READERS)}"
@@ -232,63 +318,57 @@ def run_job(
         outputs, [s.path for sources in [*direct.values(), pooled] for s in sources]
     )
     progress = Progress(Log(lenient=lenient))
-    writers = {name: DocBinWriter(path) for name, path in job.targets.items()}
+    outputs_docs = {name: DocStore(options.vocab) for name in job.targets}
     stats = {name: Stats() for name in job.targets}
-    try:
-        staged: list[tuple[DocRecord, DocSummary]] = []
-        for path in pooled:
-            staged.extend(_staged(path, fmt, options, progress))
-        for name, paths in direct.items():
-            for path in paths:
-                for record, info in _staged(path, fmt, options, progress):
-                    writers[name].add_record(record)
-                    stats[name].add_summary(info)
-                    progress.seen.setdefault(record.text_hash, set()).add(name)
-        if staged:
-            _route(staged, job.fractions, seed, writers, stats, progress)
-        total = Stats()
-        for one in stats.values():
-            total.merge(one)
-        if total.docs == 0:
-            names = [
-                str(s.path) for s in [*pooled, *[s for sources in direct.values() for s in sources]]
-            ]
-            raise ConvertError(
-                f"{', '.join(names)}: no documents were read; check the files and --format"
-            )
-        labels = sorted({label for writer in writers.values() for label in writer.labels()})
-        for writer in writers.values():
-            writer.finish(labels=labels)
-        changed = {name: writer.commit() for name, writer in writers.items()}
-    finally:
-        for writer in writers.values():
-            writer.close()
-    report = build_report(job, stats, total, labels, changed, progress, options, seed)
+    pool = Pool(DocStore(options.vocab))
+    for source in pooled:
+        for read in read_docs(source, fmt=fmt, options=options, progress=progress):
+            pool.docs.add(read.doc)
+            pool.summaries.append(read.summary)
+            pool.text_hashes.append(read.text_hash)
+    for name, sources in direct.items():
+        for source in sources:
+            for read in read_docs(source, fmt=fmt, options=options, progress=progress):
+                outputs_docs[name].add(read.doc)
+                stats[name].add_summary(read.summary)
+                progress.seen[read.text_hash].add(name)
+    labels = sorted(
+        {label for docs in outputs_docs.values() for label in docs.labels} | pool.docs.labels
+    )
+    if len(pool.docs):
+        _route(pool, job.fractions, seed, labels, outputs_docs, stats, progress)
+    total = Stats()
+    for one in stats.values():
+        total.merge(one)
+    if total.docs == 0:
+        names = [
+            str(s.path) for s in [*pooled, *[s for sources in direct.values() for s in sources]]
+        ]
+        raise ConvertError(
+            f"{', '.join(names)}: no documents were read; check the files and --format"
+        )
+    # Every output is built before any is written, so that a failure leaves the old set in place;
+    # each output's documents are let go once its bytes are built.
+    data = {name: outputs_docs.pop(name).pop_bytes(labels=labels) for name in job.targets}
+    changed = {name: write_if_changed(path, data[name]) for name, path in job.targets.items()}
+    report = build_report(job, stats, total, labels, progress, options, seed)
     if (
         report_path is not None
-    ):  # without the run state `changed`, so a re-run with the same data rewrites nothing
-        stored = {
-            **report,
-            "outputs": {
-                name: {k: v for k, v in out.items() if k != "changed"}
-                for name, out in report["outputs"].items()
-            },
-        }  # type: ignore[attr-defined]
-        write_text_atomic(json.dumps(stored, indent=2, ensure_ascii=False) + "\n", report_path)
-    echo(format_report(report))
-    return report
+    ):  # without `changed`, so a re-run with the same data rewrites nothing
+        write_text_atomic(json.dumps(report, indent=2, ensure_ascii=False) + "\n", report_path)
+    echo(format_report(report, changed))
+    return Conversion(report, changed)
 
 
 @dataclass(frozen=True)
 class Source:
     path: Path
-    in_folder: (
-        bool  # found in a folder: skipped (and said) when auto-detection knows no reader for it
-    )
+    in_folder: bool  # found in a folder: skipped (and said) when no reader knows it
 
 
 def expand_sources(paths: list[Path], *, exclude: tuple[Path, ...] = ()) -> list[Source]:
-    """Files as given; a folder gives its files, sorted (hidden files, subfolders and `exclude` left out)."""
+    """Files as given; a folder gives its files, sorted (hidden files, subfolders and `exclude`
+    left out)."""
     skip = {p.resolve() for p in exclude}
     files: list[Source] = []
     for path in paths:
@@ -319,28 +399,28 @@ def refuse_overwriting_sources(outputs: list[Path], sources: list[Path]) -> None
             )
         if output.is_dir():
             raise ConvertError(
-                f"{output}: is a folder, a file is expected here; choose a file name ending in .spacy"
+                f"{output}: is a folder, a file is expected here; "
+                "choose a file name ending in .spacy"
             )
 
 
-def _staged(
-    source: Source, fmt: str, options: ReadOptions, progress: Progress
-) -> Iterator[tuple[DocRecord, DocSummary]]:
-    """Read one source: each doc as a DocBin record plus what the report needs of it."""
-    scratch = DocBin()
+def read_docs(
+    source: Source, *, fmt: str, options: ReadOptions, progress: Progress
+) -> Iterator[ReadDoc]:
+    """Read one source: each doc with its summary and text hash; repeated texts are counted."""
     count = 0
     path = source.path
     try:
         for doc in read_source(source, fmt=fmt, options=options, progress=progress):
             count += 1
-            record = to_record(doc, scratch)
-            info = summarize(doc)
-            if record.text_hash in progress.seen:
+            text_hash = hashlib.blake2b(doc.text.encode("utf8"), digest_size=8).digest()
+            if text_hash in progress.seen:
                 progress.duplicates += 1
                 if len(progress.duplicate_examples) < 3:
                     progress.duplicate_examples.append(f"{path}: doc {count}: {shorten(doc.text)}")
-            progress.seen.setdefault(record.text_hash, set())
-            yield record, info
+            else:
+                progress.seen[text_hash] = set()
+            yield ReadDoc(doc, summarize(doc), text_hash)
     except DataError as error:
         raise ConvertError(error.format(str(path))) from None
     progress.sources[-1]["docs"] = count
@@ -354,9 +434,8 @@ def read_source(
     name, reason = (fmt, "--format") if fmt != "auto" else detect_format(path, head_of(path))
     progress.sources.append({"file": str(path), "format": name, "reason": reason, "docs": 0})
     if name is None and source.in_folder:
-        progress.sources[-1].update(
-            format="skipped", reason=f"{reason}; name it with --format to read it"
-        )
+        progress.sources[-1]["format"] = "skipped"
+        progress.sources[-1]["reason"] = f"{reason}; name it with --format to read it"
         return
     if path.stat().st_size == 0 or (name is None and reason == "the file is empty"):
         raise DataError(1, "the file is empty", "remove it from the sources or fill it in")
@@ -375,50 +454,80 @@ def read_source(
 
 def numbered_lines(path: Path, log: Log) -> Iterator[tuple[int, str]]:
     """The file's lines, decoded as UTF-8 without BOM and line ends (CRLF too), streamed."""
+    number = 0
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            if number == 1:
-                if raw.startswith(UTF16_BOMS):
-                    raise DataError(1, "the file is UTF-16", "save it as UTF-8")
-                raw = raw.removeprefix(b"\xef\xbb\xbf")
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                log.skip(
-                    DataError(
-                        number,
-                        f"bytes that are not UTF-8 ({raw[error.start : error.start + 4]!r} at byte {error.start + 1})",
-                        "save the file as UTF-8",
-                    )
-                )
-                continue
-            yield number, text.removesuffix("\n").removesuffix("\r")
+        first = handle.readline()
+        if first.startswith(UTF16_BOMS):
+            raise DataError(1, "the file is UTF-16", "save it as UTF-8")
+        block = [first.removeprefix(b"\xef\xbb\xbf")] if first else []
+        while block:
+            try:  # a block at once; a line ending never falls inside a UTF-8 character
+                lines: list[str] | None = b"".join(block).decode("utf-8").split("\n")
+            except UnicodeDecodeError:
+                lines = None
+            if lines is not None:
+                if block[-1].endswith(b"\n"):  # nothing follows the last line's ending
+                    lines.pop()
+                for text in lines:
+                    number += 1
+                    yield number, text.removesuffix("\r")
+            else:
+                for raw in block:
+                    number += 1
+                    decoded = _decoded(raw, number, log)
+                    if decoded is not None:
+                        yield number, decoded.removesuffix("\n").removesuffix("\r")
+            block = handle.readlines(_BLOCK_BYTES)
+
+
+_BLOCK_BYTES = 1 << 16
+
+
+def _decoded(raw: bytes, number: int, log: Log) -> str | None:
+    """A line as text; None (with --lenient) for a line that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = raw[error.start : error.start + 4]
+        log.skip(
+            DataError(
+                number,
+                f"bytes that are not UTF-8 ({bad!r} at byte {error.start + 1})",
+                "save the file as UTF-8",
+            )
+        )
+        return None
 
 
 def _route(
-    staged: list[tuple[DocRecord, DocSummary]],
+    pool: Pool,
     fractions: tuple[float, float, float],
     seed: int,
-    writers: dict[str, DocBinWriter],
+    labels: list[str],
+    outputs_docs: dict[str, DocStore],
     stats: dict[str, Stats],
     progress: Progress,
 ) -> None:
-    """Split the pooled documents (stratified by rarest positive category) and write them."""
+    """Split the pooled documents (stratified by rarest positive category) among the outputs."""
     try:
-        sizes = split_sizes(len(staged), fractions)
+        sizes = split_sizes(len(pool.summaries), fractions)
     except SplitError as error:
         raise ConvertError(
             f"too few documents to split: {error}; add documents, or give --dev and --test files"
         ) from None
     frequency = Stats()
-    for _, info in staged:
-        frequency.add_summary(info)
-    keys = [stratum(info.cats, frequency.categories) for _, info in staged]
-    for (record, info), index in zip(staged, assign_splits(keys, sizes=sizes, seed=seed)):
+    for summary in pool.summaries:
+        frequency.add_summary(summary)
+    keys = [stratum(summary.cats, frequency.categories) for summary in pool.summaries]
+    assignment = assign_splits(keys, sizes=sizes, seed=seed)
+    for doc, index, summary, text_hash in zip(
+        pool.docs.pop_docs(), assignment, pool.summaries, pool.text_hashes
+    ):
         name = SPLITS[index]
-        writers[name].add_record(record)
-        stats[name].add_summary(info)
-        progress.seen.setdefault(record.text_hash, set()).add(name)
+        doc.cats = complete_cats(doc.cats, labels)  # complete now, not in a second pass at the end
+        outputs_docs[name].add(doc)
+        stats[name].add_summary(summary)
+        progress.seen[text_hash].add(name)
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -429,11 +538,10 @@ def build_report(
     stats: dict[str, Stats],
     total: Stats,
     labels: list[str],
-    changed: dict[str, bool],
     progress: Progress,
     options: ReadOptions,
     seed: int,
-) -> dict[str, object]:
+) -> Report:
     mode = textcat_mode(labels, total.positives)
     log = progress.log
     return {
@@ -441,12 +549,12 @@ def build_report(
         "seed": seed,
         "sources": progress.sources,
         "outputs": {
-            name: {"path": str(path), "changed": changed[name], **stats_json(stats[name], labels)}
+            name: {"path": str(path), **stats_json(stats[name], labels)}
             for name, path in job.targets.items()
         },
         "total": stats_json(total, labels),
         "entity_labels": sorted(total.entities),
-        "categories": labels if len(labels) != 1 else [*labels, NEGATION_PREFIX + labels[0]],
+        "categories": category_names(labels),
         "textcat": {"mode": mode, "why": _textcat_why(mode, labels, total)},
         "events": [
             {"kind": e.kind, "reason": e.reason, "count": e.count, "examples": e.examples}
@@ -471,7 +579,10 @@ def _textcat_why(mode: str, labels: list[str], total: Stats) -> str:
     if mode == "none":
         return "no document has categories"
     if len(labels) == 1:
-        return f"one category in the data: every document also gets {NEGATION_PREFIX}{labels[0]} = 1 - {labels[0]}, so the two are exclusive"
+        return (
+            f"one category in the data: every document also gets "
+            f"{NEGATION_PREFIX}{labels[0]} = 1 - {labels[0]}, so the two are exclusive"
+        )
     if mode == "exclusive":
         return f"every document has exactly one positive category (of {len(labels)})"
     spread = ", ".join(f"{n} positive: {docs}" for n, docs in sorted(total.positives.items()))
@@ -480,9 +591,9 @@ def _textcat_why(mode: str, labels: list[str], total: Stats) -> str:
     )
 
 
-def format_report(report: dict[str, object]) -> str:
+def format_report(report: Report, changed: dict[str, bool]) -> str:
     lines = ["Sources:"]
-    for source in report["sources"]:  # type: ignore[attr-defined]
+    for source in report["sources"]:
         lines.append(
             f"  {source['file']}: {source['format']} ({source['reason']}), {source['docs']} docs"
         )
@@ -491,12 +602,11 @@ def format_report(report: dict[str, object]) -> str:
             f"    {note.removeprefix(prefix)}"
             for note in report["notes"]
             if note.startswith(prefix)
-        )  # type: ignore[attr-defined]
-    lines.append("Outputs:")
-    for out in report["outputs"].values():  # type: ignore[attr-defined]
-        lines.append(
-            f"  {out['path']} ({'written' if out['changed'] else 'unchanged'}): {_counts(out)}"
         )
+    lines.append("Outputs:")
+    for name, out in report["outputs"].items():
+        state = "written" if changed[name] else "unchanged"
+        lines.append(f"  {out['path']} ({state}): {_counts(out)}")
         if out["entities_per_label"]:
             lines.append(
                 "    entities: "
@@ -508,25 +618,24 @@ def format_report(report: dict[str, object]) -> str:
                 + ", ".join(f"{k} {v}" for k, v in out["docs_per_category"].items())
             )
     textcat = report["textcat"]
-    if textcat["mode"] != "none":  # type: ignore[index]
-        lines.append(f"Text classification: {textcat['mode']} ({textcat['why']})")  # type: ignore[index]
-    for event in report["events"]:  # type: ignore[attr-defined]
+    if textcat["mode"] != "none":
+        lines.append(f"Text classification: {textcat['mode']} ({textcat['why']})")
+    for event in report["events"]:
         lines.append(f"{event['kind'].capitalize()}: {event['count']} x {event['reason']}")
         lines.extend(f"    {example}" for example in event["examples"])
     duplicates = report["duplicates"]
-    if duplicates["texts"] or duplicates["in_several_outputs"]:  # type: ignore[index]
+    if duplicates["texts"] or duplicates["in_several_outputs"]:
         lines.append(
-            f"Duplicate texts: {duplicates['texts']} repeated, {duplicates['in_several_outputs']} in more than one output"
-        )  # type: ignore[index]
-        lines.extend(f"    {example}" for example in duplicates["examples"])  # type: ignore[index]
+            f"Duplicate texts: {duplicates['texts']} repeated, "
+            f"{duplicates['in_several_outputs']} in more than one output"
+        )
+        lines.extend(f"    {example}" for example in duplicates["examples"])
     return "\n".join(lines)
 
 
-def _counts(out: dict[str, object]) -> str:
+def _counts(out: OutputReport) -> str:
     return (
         f"{out['docs']} docs, {out['sentences']} sentences, {out['tokens']} tokens; "
-        f"{out['docs_with_ner']} with NER ({out['docs_with_entities']} with entities), {out['docs_with_cats']} with categories"
+        f"{out['docs_with_ner']} with NER ({out['docs_with_entities']} with entities), "
+        f"{out['docs_with_cats']} with categories"
     )
-
-
-# ---- the command -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 from spacy.tokens import Doc
 
@@ -26,9 +26,7 @@ class Stats:
     docs_with_cats: int = 0
     entities: Counter[str] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)  # positive documents per label
-    positives: Counter[int] = field(
-        default_factory=Counter
-    )  # documents by number of positive labels
+    positives: Counter[int] = field(default_factory=Counter)  # documents by positive labels
 
     def add(self, doc: Doc) -> None:
         self.add_summary(summarize(doc))
@@ -86,7 +84,21 @@ def textcat_mode(labels: list[str], positives: Counter[int]) -> str:
     return "multilabel"
 
 
-def stats_json(stats: Stats, labels: list[str]) -> dict[str, object]:
+class StatsReport(TypedDict):
+    """The counts of one output as the report shows them (report.json)."""
+
+    docs: int
+    sentences: int
+    tokens: int
+    docs_with_ner: int
+    docs_with_entities: int
+    docs_with_cats: int
+    entities_per_label: dict[str, int]
+    docs_per_category: dict[str, int]
+    docs_by_positive_labels: dict[str, int]
+
+
+def stats_json(stats: Stats, labels: list[str]) -> StatsReport:
     categories = dict(sorted(stats.categories.items()))
     if len(labels) == 1:  # NOT_<LABEL> is positive wherever the one label is not
         categories[NEGATION_PREFIX + labels[0]] = stats.docs_with_cats - stats.categories[labels[0]]

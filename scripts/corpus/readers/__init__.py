@@ -1,7 +1,7 @@
 """The readers, by name (their keys make the --format help), and auto-detection.
 
 name, reason = detect_format(Path("train.tsv"), ["-DOCSTART- -X- O O", "EU\tB-ORG"])
-docs = list(read_string("EU\tB-ORG\nrejects\tO\n", "conll"))
+docs = READERS[name].read([(1, "EU\tB-ORG"), (2, "rejects\tO")], options=ReadOptions(), log=Log())
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .spacy_formats import read_docbin, read_spacy_json, read_train_data
 from .spans import DataError, Log, ReadOptions
 from .tables import read_csv, read_fasttext, read_text_label, read_tsv
 
-__all__ = ["READERS", "Reader", "DataError", "Log", "ReadOptions", "detect_format", "read_string"]
+__all__ = ["READERS", "Reader", "DataError", "Log", "ReadOptions", "detect_format", "head_of"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class Reader:
 READERS: dict[str, Reader] = {
     "conll": Reader(
         read_conll,
-        "token per line: TOKEN, other columns, TAG; IOB1/IOB2/BIOES/BILUO/BMES, -DOCSTART-, blank-line sentences",
+        "token per line: TOKEN, other columns, TAG; IOB1/IOB2/BIOES/BILUO/BMES, -DOCSTART-, "
+        "blank-line sentences",
     ),
     "iob": Reader(read_iob, "sentence per line: word|TAG or word|POS|TAG"),
     "jsonl": Reader(
@@ -61,14 +62,6 @@ READERS: dict[str, Reader] = {
 _TAG = re.compile(r"O|[BIMESLU]-\S+")
 _SPLIT = re.compile(r"[ \t]+")
 _MAJORITY = 0.8
-
-
-def read_string(
-    text: str, fmt: str, *, options: ReadOptions | None = None, log: Log | None = None
-) -> Iterator[Doc]:
-    """Read a string in a named format (for tests and quick checks)."""
-    lines = enumerate(text.split("\n"), 1)
-    return READERS[fmt].read(lines, options=options or ReadOptions(), log=log or Log())
 
 
 def detect_format(path: Path, head_lines: list[str]) -> tuple[str | None, str]:
@@ -171,13 +164,12 @@ def _detect_table(lines: list[str]) -> tuple[str | None, str]:
         rows = list(csv.reader(lines, delimiter=delimiter))
         widths = {len(row) for row in rows[:-1] or rows}
         if len(widths) == 1 and widths.pop() >= 2:
-            return (
-                name,
-                f"a {'tab' if delimiter == chr(9) else 'comma'}-separated table with {len(rows[0])} columns",
-            )
+            kind = "tab" if delimiter == "\t" else "comma"
+            return name, f"a {kind}-separated table with {len(rows[0])} columns"
     return (
         None,
-        "no known format: not JSON, token/tag lines, word|TAG, text;label, fastText or a table of text and labels",
+        "no known format: not JSON, token/tag lines, word|TAG, text;label, fastText "
+        "or a table of text and labels",
     )
 
 

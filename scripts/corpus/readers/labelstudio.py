@@ -2,7 +2,8 @@
 
     [{"data": {"text": "Sundar Pichai is the CEO."}, "annotations": [{"result": [{"type": "labels",
       "to_name": "text", "value": {"start": 0, "end": 13, "labels": ["PERSON"]}}]}]}]
-    [{"text": "...", "label": [{"start": 0, "end": 13, "labels": ["PERSON"]}], "sentiment": "Neutral"}]
+    [{"text": "...", "label": [{"start": 0, "end": 13, "labels": ["PERSON"]}],
+      "sentiment": "Neutral"}]
 
 One annotation per task: not cancelled, ground truth first, else the latest (legacy `completions`
 too). Spans come from results with start/end/labels, categories from `choices`; relations and other

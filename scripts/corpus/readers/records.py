@@ -1,9 +1,11 @@
 """Readers for JSON records with character offsets: spaCy, Prodigy and doccano JSONL, cats JSONL.
 
-    {"text": "Who is Shaka Khan?", "entities": [[7, 17, "PERSON"]]}                      spaCy
-    {"text": "Old Navy", "spans": [{"start": 0, "end": 8, "label": "BRAND"}], "answer": "accept"}  Prodigy
-    {"text": "EU rejects ...", "label": [[0, 2, "ORG"]]}       {"text": "Great.", "label": ["positive"]}  doccano
-    {"text": "add please", "cats": {"DOCUMENTATION": 0.0, "OTHER": 1.0}}                 cats JSONL
+    spaCy:       {"text": "Who is Shaka Khan?", "entities": [[7, 17, "PERSON"]]}
+    Prodigy:     {"text": "Old Navy", "spans": [{"start": 0, "end": 8, "label": "BRAND"}],
+                  "answer": "accept"}
+    doccano:     {"text": "EU rejects ...", "label": [[0, 2, "ORG"]]}
+                 {"text": "Great.", "label": ["positive"]}
+    cats JSONL:  {"text": "add please", "cats": {"DOCUMENTATION": 0.0, "OTHER": 1.0}}
 
 Prodigy: only accepted answers give spans; a binary label gives 1.0 (accept) or 0.0 (reject);
 `ignore` answers are dropped; several answers for one _input_hash merge into one document.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 from spacy.tokens import Doc
 
@@ -23,13 +25,12 @@ from .spans import (
     DataError,
     Log,
     NumberedLines,
+    RawSpan,
     ReadOptions,
     set_entities,
     shorten,
     structure_error,
 )
-
-Span3 = tuple[int, int, str]
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Annotated:
 
     text: str
     line: int
-    spans: list[Span3] | None = None
+    spans: list[RawSpan] | None = None
     cats: dict[str, float] = field(default_factory=dict)
     partial: bool = (
         False  # binary NER answers (Prodigy ner.teach): tokens outside the spans stay missing
@@ -48,7 +49,7 @@ class Annotated:
 def make_doc(item: Annotated, *, options: ReadOptions, log: Log) -> Doc:
     doc = options.tokenizer(item.text)
     if item.spans is not None:
-        default = "missing" if item.partial else "outside"
+        default: Literal["outside", "missing"] = "missing" if item.partial else "outside"
         set_entities(
             doc, item.spans, policy=options.misaligned, log=log, line=item.line, default=default
         )
@@ -194,7 +195,7 @@ class RecordParser:
             return {label: 1.0 if label in chosen else 0.0 for label in ids}
         return {}
 
-    def _spans(self, record: dict[str, Any], line: int) -> list[Span3] | None:
+    def _spans(self, record: dict[str, Any], line: int) -> list[RawSpan] | None:
         for key in ("spans", "entities", "label", "labels"):
             value = record.get(key)
             if isinstance(value, list) and value and not all(isinstance(x, str) for x in value):
@@ -211,7 +212,7 @@ def record_text(record: dict[str, Any], line: int) -> str:
     raise DataError(line, 'record has no "text" string', 'give every record a "text" field')
 
 
-def span_tuple(item: Any, line: int) -> Span3:
+def span_tuple(item: Any, line: int) -> RawSpan:
     """[start, end, label] or {"start"|"start_offset", "end"|"end_offset", "label"}."""
     if isinstance(item, (list, tuple)) and len(item) >= 3:
         return item[0], item[1], item[2]
@@ -221,10 +222,11 @@ def span_tuple(item: Any, line: int) -> Span3:
         label = item.get("label")
         if label is None and isinstance(item.get("labels"), list) and item["labels"]:
             label = item["labels"][0]
-        return start, end, label  # type: ignore[return-value]
+        return start, end, label
     raise DataError(
         line,
-        f"span {shorten(json.dumps(item))} is not [start, end, label] or an object with start, end, label",
+        f"span {shorten(json.dumps(item))} is not [start, end, label] "
+        "or an object with start, end, label",
         "fix the span",
     )
 
@@ -244,7 +246,7 @@ def _has_empty_label(record: dict[str, Any]) -> bool:
 
 
 def read_jsonl(lines: NumberedLines, *, options: ReadOptions, log: Log) -> Iterator[Doc]:
-    """One JSON record per line (spaCy, Prodigy, doccano, cats JSONL shapes, detected per record)."""
+    """One JSON record per line (spaCy, Prodigy, doccano, cats JSONL; the shape of each record)."""
     loaders = ((line, partial(load_json, text, line)) for line, text in lines if text.strip())
     yield from read_records(loaders, options=options, log=log)
 
@@ -262,7 +264,8 @@ def _same(record: object) -> object:
 def read_records(
     loaders: Iterable[tuple[int, Callable[[], object]]], *, options: ReadOptions, log: Log
 ) -> Iterator[Doc]:
-    """Docs from (line, load record) pairs; a record that fails to load or parse is one error of its line."""
+    """Docs from (line, load record) pairs; a record that fails to load or parse is one error of
+    its line."""
     parser = RecordParser(log)
     merged: dict[object, Annotated] = {}
     for line, load in loaders:

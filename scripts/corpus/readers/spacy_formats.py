@@ -1,6 +1,7 @@
-"""spaCy's own formats: v2 JSON (BILUO `ner`), v2 TRAIN_DATA JSON, and .spacy DocBins (passed through).
+"""spaCy's own formats: v2 JSON (BILUO `ner`), v2 TRAIN_DATA JSON, .spacy DocBins (passed through).
 
-[{"id": 0, "paragraphs": [{"raw": "...", "sentences": [{"tokens": [{"orth": "Chicago", "ner": "U-GPE"}]}]}]}]
+[{"id": 0, "paragraphs": [{"raw": "...",
+  "sentences": [{"tokens": [{"orth": "Chicago", "ner": "U-GPE"}]}]}]}]
 [["Who is Shaka Khan?", {"entities": [[7, 17, "PERSON"]], "cats": {"Q": 1.0}}]]
 """
 
@@ -16,7 +17,7 @@ from .spans import STRUCTURE_ERRORS, DataError, Log, NumberedLines, ReadOptions,
 
 
 def read_spacy_json(lines: NumberedLines, *, options: ReadOptions, log: Log) -> Iterator[Doc]:
-    """spaCy v2 JSON: one Doc per paragraph; sentences from the token lists; text from `raw` if given."""
+    """spaCy v2 JSON: a Doc per paragraph; sentences from token lists; text from `raw` if given."""
     decoder = TagDecoder()
     for line, document in iter_json_array(lines):
         try:
@@ -43,7 +44,7 @@ def _paragraph_doc(
 ) -> Doc | None:
     words: list[str] = []
     tags: list[str | None] = []
-    starts: list[bool] = []
+    starts: list[bool | int | None] = []
     for sentence in paragraph.get("sentences", []) if isinstance(paragraph, dict) else []:
         decoder.reset()
         for i, token in enumerate(sentence.get("tokens", [])):

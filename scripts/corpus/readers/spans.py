@@ -20,6 +20,7 @@ from spacy.vocab import Vocab
 Misaligned = Literal["expand", "contract", "drop"]
 MISALIGNED_POLICIES: tuple[str, ...] = ("expand", "contract", "drop")
 NumberedLines = Iterable[tuple[int, str]]
+RawSpan = tuple[object, object, object]  # start, end, label as the file gave them, not yet checked
 MAX_EXAMPLES = 3
 
 
@@ -145,7 +146,7 @@ def shorten(text: str, limit: int = 80) -> str:
 
 def set_entities(
     doc: Doc,
-    spans: Iterable[tuple[int, int, str]],
+    spans: Iterable[RawSpan],
     *,
     policy: Misaligned,
     log: Log,
@@ -159,23 +160,23 @@ def set_entities(
 
 def align_spans(
     doc: Doc,
-    spans: Iterable[tuple[int, int, str]],
+    spans: Iterable[RawSpan],
     *,
     policy: Misaligned,
     log: Log,
     line: int,
 ) -> list[Span]:
-    """Character spans -> non-overlapping token Spans. Raises DataError for a span beyond the text."""
+    """Character spans -> non-overlapping token Spans. DataError for a span beyond the text."""
     aligned = [span for span in _align_each(doc, spans, policy, log, line) if span is not None]
     return keep_longest(aligned, log=log, line=line)
 
 
 def _align_each(
-    doc: Doc, spans: Iterable[tuple[int, int, str]], policy: Misaligned, log: Log, line: int
+    doc: Doc, spans: Iterable[RawSpan], policy: Misaligned, log: Log, line: int
 ) -> Iterator[Span | None]:
     text = doc.text
-    for start, end, label in spans:
-        check_span(start, end, label, len(text), line)
+    for raw in spans:
+        start, end, label = check_span(*raw, len(text), line)
         quoted = f"{text[start:end]!r} ({label})"
         trimmed_start, trimmed_end = trim_whitespace(text, start, end)
         if trimmed_start >= trimmed_end:
@@ -187,7 +188,10 @@ def _align_each(
         yield _fit_to_tokens(doc, trimmed_start, trimmed_end, label, policy, log, line)
 
 
-def check_span(start: object, end: object, label: object, length: int, line: int) -> None:
+def check_span(
+    start: object, end: object, label: object, length: int, line: int
+) -> tuple[int, int, str]:
+    """The span, once its offsets are integers within the text and its label is a string."""
     if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool):
         raise DataError(
             line,
@@ -204,6 +208,7 @@ def check_span(start: object, end: object, label: object, length: int, line: int
             f"span [{start}, {end}) {label} is beyond the text (length {length}) or empty",
             "offsets are character positions into the text, end exclusive",
         )
+    return start, end, label
 
 
 def trim_whitespace(text: str, start: int, end: int) -> tuple[int, int]:

@@ -25,10 +25,12 @@ from .records import Annotated, make_doc
 from .spans import DataError, Log, NumberedLines, ReadOptions
 
 TEXT_NAMES = frozenset(
-    "text sentence content review comment document title description body message tweet utterance query question abstract headline post".split()
+    "text sentence content review comment document title description body message tweet "
+    "utterance query question abstract headline post".split()
 )
 LABEL_NAMES = frozenset(
-    "label labels class classes class_index category categories sentiment emotion emotions target intent tag tags topic cats polarity".split()
+    "label labels class classes class_index category categories sentiment emotion emotions "
+    "target intent tag tags topic cats polarity".split()
 )
 SAMPLE_ROWS = 200
 _IDS = re.compile(r"\d+(\s*,\s*\d+)*")
@@ -93,7 +95,8 @@ def _rows(lines: NumberedLines, delimiter: str) -> Iterator[tuple[int, list[str]
             raise DataError(
                 source.first or source.last,
                 f"unreadable row ({error})",
-                "quote fields that contain the delimiter or line breaks, and double quotes inside quotes",
+                "quote fields that contain the delimiter or line breaks, "
+                "and double quotes inside quotes",
             ) from None
         if any(cell.strip() for cell in row):
             yield source.first or source.last, row
@@ -111,9 +114,8 @@ def _read_table(
         options.labels,
         [row[columns.label] for _, row in sample[columns.header :] if len(row) > columns.label],
     )
-    log.note(
-        f"table ({'tab' if delimiter == chr(9) else 'comma'}-separated), {columns.describe()}; {labels.describe()}"
-    )
+    kind = "tab" if delimiter == "\t" else "comma"
+    log.note(f"table ({kind}-separated), {columns.describe()}; {labels.describe()}")
     width = len(columns.names)
     for line, row in [*sample[columns.header :], *rows]:
         try:
@@ -121,7 +123,8 @@ def _read_table(
                 raise DataError(
                     line,
                     f"row has {len(row)} fields, expected {width}",
-                    'quote fields that contain the delimiter or line breaks ("...") and double the quotes inside',
+                    'quote fields that contain the delimiter or line breaks ("...") '
+                    "and double the quotes inside",
                 )
             text = "\n".join(row[i].strip() for i in columns.text if row[i].strip())
             item = _item(text, labels.cats(row[columns.label], line), line, log)
@@ -207,7 +210,7 @@ def _mean_length(values: list[str]) -> float:
 
 
 class LabelMapper:
-    """Label cells -> categories: names, several labels per cell, numeric classes and a labels file."""
+    """Label cells -> categories: names, several labels per cell, numeric classes, a labels file."""
 
     def __init__(self, names: tuple[str, ...] | None, sample: list[str]) -> None:
         self.names = names
@@ -222,7 +225,10 @@ class LabelMapper:
     def describe(self) -> str:
         if not self.names:
             return "labels as written"
-        return f"numeric classes counted from {self.base} into the {len(self.names)} names of --labels-file"
+        return (
+            f"numeric classes counted from {self.base} "
+            f"into the {len(self.names)} names of --labels-file"
+        )
 
     def cats(self, cell: str, line: int) -> dict[str, float]:
         return {label: 1.0 for label in self.labels(cell.strip(), line)}
@@ -248,7 +254,8 @@ class LabelMapper:
         if not 0 <= index < len(self.names):
             raise DataError(
                 line,
-                f"class {number} is outside the {len(self.names)} names of --labels-file (counted from {self.base})",
+                f"class {number} is outside the {len(self.names)} names of --labels-file "
+                f"(counted from {self.base})",
                 "check the labels file or the class column",
             )
         return self.names[index]
