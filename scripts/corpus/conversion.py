@@ -352,9 +352,8 @@ def run_job(
     data = {name: outputs_docs.pop(name).pop_bytes(labels=labels) for name in job.targets}
     changed = {name: write_if_changed(path, data[name]) for name, path in job.targets.items()}
     report = build_report(job, stats, total, labels, progress, options, seed)
-    if (
-        report_path is not None
-    ):  # without `changed`, so a re-run with the same data rewrites nothing
+    if report_path is not None:
+        # The report leaves `changed` out, so that a re-run with the same data rewrites nothing.
         write_text_atomic(json.dumps(report, indent=2, ensure_ascii=False) + "\n", report_path)
     echo(format_report(report, changed))
     return Conversion(report, changed)

@@ -6,9 +6,8 @@ cut_points(words, tags, max_tokens=200)   # -> [187, 391]: cut after these token
 from __future__ import annotations
 
 MAX_SENTENCE_TOKENS = 200  # longer runs without a sentence break are cut into pieces this long
-MAX_DOC_TOKENS = (
-    1000  # bounded documents keep batches bounded (batch_by_padded discards oversize docs)
-)
+# Bounded documents keep batches bounded (batch_by_padded discards oversize docs).
+MAX_DOC_TOKENS = 1000
 SENTENCES_PER_DOC = 10  # without -DOCSTART- markers, like `spacy convert -n 10`
 SENTENCE_END = frozenset({".", "!", "?", "。", "！", "？", "…", ";", "；"})
 

@@ -41,9 +41,8 @@ class Annotated:
     line: int
     spans: list[RawSpan] | None = None
     cats: dict[str, float] = field(default_factory=dict)
-    partial: bool = (
-        False  # binary NER answers (Prodigy ner.teach): tokens outside the spans stay missing
-    )
+    # Binary NER answers (Prodigy ner.teach): tokens outside the spans stay missing.
+    partial: bool = False
 
 
 def make_doc(item: Annotated, *, options: ReadOptions, log: Log) -> Doc:
