@@ -1,6 +1,6 @@
 """Remove what the workflow generated, keeping each folder and its .gitkeep.
 
-    python -m scripts.clean corpus training packages
+python -m scripts.clean corpus training packages
 """
 
 import shutil

@@ -5,6 +5,7 @@ reader helpers."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import spacy
 from spacy.tokens import Doc
@@ -99,11 +100,11 @@ def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
     return path
 
 
-def read(text: str, fmt: str, *, lenient: bool = False, **options: object) -> tuple[list[Doc], Log]:
+def read(text: str, fmt: str, *, lenient: bool = False, **options: Any) -> tuple[list[Doc], Log]:
     """Docs and the log from reading `text` (lines split on \\n) with the named reader."""
     log = Log(file="f", lenient=lenient)
     lines = enumerate(text.split("\n"), 1)
-    docs = list(READERS[fmt].read(lines, options=ReadOptions(**options), log=log))  # type: ignore[arg-type]
+    docs = list(READERS[fmt].read(lines, options=ReadOptions(**options), log=log))
     return docs, log
 
 

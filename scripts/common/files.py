@@ -25,6 +25,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as file_:
             file_.write(data)
+            file_.flush()
+            os.fsync(file_.fileno())  # on disk before the rename makes it visible
         os.chmod(temp, 0o666 & ~_current_umask())  # mkstemp makes 0600; outputs are for sharing
         os.replace(temp, path)
     except BaseException:

@@ -52,8 +52,10 @@ def quantize_pipeline(
     return nlp
 
 
-def check_int8_inputs(*, test_path: Optional[Path], calibration_path: Optional[Path]) -> None:
-    """Stop before any work where the test or the calibration split is missing."""
+def check_int8_inputs(
+    *, test_path: Optional[Path], calibration_path: Optional[Path]
+) -> tuple[Path, Path]:
+    """The test and calibration splits; stop before any work where one is missing."""
     if test_path is None or not test_path.is_file():
         raise UserError(
             f"{test_path}: no test split to score the int8 build on; "
@@ -64,6 +66,7 @@ def check_int8_inputs(*, test_path: Optional[Path], calibration_path: Optional[P
             f"{calibration_path}: no texts to calibrate the int8 build on; "
             "pass --calibration with a .spacy file (corpus/dev.spacy)"
         )
+    return test_path, calibration_path
 
 
 def quantize_staged(staged: Path, *, calibration_path: Path) -> int:

@@ -81,8 +81,9 @@ def package_pipeline(
             f"{metrics_path}: test metrics not found; "
             "run the evaluate step first (spacy project run evaluate)"
         )
-    if int8:
-        check_int8_inputs(test_path=test_path, calibration_path=calibration_path)
+    int8_inputs = (
+        check_int8_inputs(test_path=test_path, calibration_path=calibration_path) if int8 else None
+    )
     metrics = json.loads(metrics_path.read_text(encoding="utf8"))
     base_model = resolve_base_model(transformer, lang=lang, check_hub=False)
     if int8:
@@ -102,11 +103,14 @@ def package_pipeline(
         components = [c for c in config["nlp"]["pipeline"] if c != "transformer"]
         model_meta = srsly.read_json(staged / "meta.json")
         scores = metrics
-        if int8:
-            n_texts = quantize_staged(staged, calibration_path=calibration_path)  # type: ignore[arg-type]
+        calibration = ""
+        if int8_inputs is not None:
+            test_split, calibration_split = int8_inputs
+            n_texts = quantize_staged(staged, calibration_path=calibration_split)
+            calibration = f"{n_texts} texts of {calibration_split.name}"
             scores = score_staged(
                 staged,
-                test_path=test_path,  # type: ignore[arg-type]
+                test_path=test_split,
                 output_dir=Path(tmp) / "evaluation",
                 gold_preproc=bool(metrics.get("data", {}).get("gold_preproc")),
             )
@@ -123,8 +127,7 @@ def package_pipeline(
             base_model=base_model,
             components=components,
         )
-        if int8:
-            calibration = f"{n_texts} texts of {calibration_path.name}"  # type: ignore[union-attr]
+        if int8_inputs is not None:
             meta["description"] = (
                 int8_description(float_metrics=metrics, calibration=calibration)
                 + " "
