@@ -1,4 +1,4 @@
-"""scripts.metrics against figures counted by hand on fixtures small enough to count."""
+"""scripts.evaluation.metrics against figures counted by hand on fixtures small enough to count."""
 
 from typing import Dict, List, Optional, Tuple
 
