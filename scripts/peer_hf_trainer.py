@@ -2,26 +2,11 @@
 Hugging Face `transformers.Trainer` on the same corpus split, to compare with scripts.bench_train
 at equal epochs.
 
-    python -m scripts.convert --train data/train.tsv --dev "" --test data/test.tsv \
-        --output-dir corpus
+    python -m scripts.convert --train train.tsv --dev "" --test test.tsv --output-dir corpus
     python -m scripts.peer_hf_trainer corpus --task ner --epochs 3
 
-It needs `accelerate` (pip install -r requirements-peer.txt). It reads train/dev/test.spacy from
-CORPUS_DIR, keeps the docs annotated for the task, trains with the Trainer's defaults (AdamW, linear
-decay, no warmup), keeps the epoch with the best F on dev (as our recipe keeps model-best), scores
-the test docs with scripts.evaluation.metrics (the scorer scripts.evaluate uses), and prints one
-JSON line shaped like scripts.bench_train's. train_seconds is the Trainer's train_runtime (the
-per-epoch dev evaluation included, as ours); wall_seconds runs from loading the model to the end of
-training. train_words counts the words the model saw: those of truncated texts past the cut are not
-counted, as scripts.bench_train counts the words of the training reader's pieces.
-
-- ner: token classification on the gold words, IOB2 tags on the first word piece of each word.
-  Docs longer than the model's 512 word pieces are cut into consecutive chunks of whole words that
-  fit; predictions are stitched back per doc. Words without annotation are not trained on.
-- textcat: single-label sequence classification; texts are truncated to the model's maximum length,
-  as a plain fine-tune does; predicted cats are softmax probabilities.
-- textcat_multilabel: multi-label classification (sigmoid, float targets; a label missing from a
-  doc's cats counts as 0); scored at --threshold.
+It needs `accelerate` (pip install -r requirements-peer.txt). How each task is trained and scored:
+scripts/bench/peer_hf_trainer.py.
 """
 
 from __future__ import annotations

@@ -1,23 +1,11 @@
 """Serve a trained pipeline over HTTP: our JSON API and the Label Studio ML backend protocol.
 
     python -m scripts.serve training/model-best --host 127.0.0.1 --port 8000
-    curl -s localhost:8000/predict -H 'content-type: application/json' \
+    curl -s localhost:8000/predict -H 'content-type: application/json' \\
         -d '{"texts": ["Python and SQL are required."]}'
 
-Routes:
-    GET  /health              {"status": "UP", "model_version", "pipeline"}
-    POST /predict             {"texts": [...]}
-                              -> {"model_version", "predictions": [{"entities", "cats"}]}
-    GET  /labelstudio/config  a labeling config (XML) for the model's labels
-    GET  /labelstudio/, /labelstudio/health, /labelstudio/metrics
-    POST /labelstudio/setup, /labelstudio/predict
-    POST /labelstudio/webhook, /labelstudio/train: answer 200 and do nothing
-
-Label Studio calls <backend URL>/health, /setup and /predict, and its /predict body ({"tasks":
-[...], "label_config": ...}) differs from ours, so its routes live under /labelstudio: connect the
-backend as http://HOST:PORT/labelstudio in the project's Model settings. Requests that arrive while
-a batch runs are joined into the next one (one nlp.pipe call at a time: no thread contention, and
-busy servers batch).
+Connect Label Studio to http://HOST:PORT/labelstudio in the project's Model settings. The routes
+are listed in scripts/inference/server.py.
 """
 
 from __future__ import annotations

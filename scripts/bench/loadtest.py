@@ -1,11 +1,9 @@
-"""Load-test the HTTP server on this machine: requests/s, p50/p99 latency and errors per level.
+"""The load test behind scripts/loadtest.py: levels of concurrent clients posting /predict to a
+server on this machine, each level measured as requests/s, p50/p99 latency and errors.
 
-    python -m scripts.loadtest training/model-best          # serves it on a free loopback port
-    python -m scripts.loadtest --url http://127.0.0.1:8000  # a server running on this machine
+    loadtest(model=None, url="http://127.0.0.1:8000", texts=texts, levels=[1, 16], ...)
 
-Each level sends POST /predict with the sample corpus's texts (or --texts), `--texts-per-request`
-per request, from `concurrency` clients at once, until `--requests` requests or `--seconds` have
-passed, after a few warm-up requests. Only loopback addresses are accepted. One JSON line per level.
+Only loopback addresses are accepted.
 """
 
 from __future__ import annotations

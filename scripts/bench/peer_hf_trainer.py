@@ -1,10 +1,6 @@
-"""Peer baseline, NOT part of the project's workflow: fine-tune the same base model with a plain
+"""The peer baseline behind scripts/peer_hf_trainer.py: the same base model fine-tuned with a plain
 Hugging Face `transformers.Trainer` on the same corpus split, to compare with scripts.bench_train
-at equal epochs.
-
-    python -m scripts.convert --train data/train.tsv --dev "" --test data/test.tsv \
-        --output-dir corpus
-    python -m scripts.peer_hf_trainer corpus --task ner --epochs 3
+at equal epochs. Not part of the project's workflow.
 
 It needs `accelerate` (pip install -r requirements-peer.txt). It reads train/dev/test.spacy from
 CORPUS_DIR, keeps the docs annotated for the task, trains with the Trainer's defaults (AdamW, linear

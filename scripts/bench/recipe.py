@@ -1,11 +1,9 @@
-"""Benchmark the training recipe on a corpus: quality on its test split, words/s and wall time.
+"""The training benchmark behind scripts/bench_train.py: the workflow's own stages (convert, config,
+train, evaluate) run once into a folder, summed up as one JSON line of test quality, words/s and
+wall time.
 
-    python -m scripts.bench_train --train data/train.tsv --dev data/dev.tsv --test data/test.tsv \
-        --components ner
-
-It runs the workflow's own stages (convert, config, train, evaluate) into --output and prints
-one JSON line. Training speed counts the words of every training pass, evaluation included in
-the time, as the training log reports them.
+Training speed counts the words of every training pass, evaluation included in the time, as the
+training log reports them.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""Convert annotations in the formats users bring into .spacy files, with a report of what was
-repaired or dropped.
+"""Conversion: annotation files through the readers into .spacy DocBins, with the report of what was
+repaired or dropped (the code behind scripts/convert.py).
 
-    python -m scripts.convert assets/ner.tsv assets/cats.csv --output corpus/all.spacy
-    python -m scripts.convert data.jsonl --output corpus --split 0.8,0.1,0.1 --seed 0
-    python -m scripts.convert --train "A.tsv,B.csv" --dev "C.tsv" --test "" --output-dir corpus
+    convert_files(sources=[Path("a.tsv")], output=Path("corpus/all.spacy"))
+    convert_project(train=[Path("a.tsv")], dev=[], test=[], output_dir=Path("corpus"), seed=0)
 """
 
 from __future__ import annotations

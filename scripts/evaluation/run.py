@@ -1,6 +1,8 @@
-"""Evaluate a trained pipeline on gold data: metrics.json, report.html and plots/*.png in a folder.
+"""Run a trained pipeline on gold data and write what it scored: metrics.json, report.html and
+plots/*.png in one folder (the code behind scripts/evaluate.py).
 
-    python -m scripts.evaluate training/model-best corpus/test.spacy --output training/evaluation
+    evaluate_model(model="training/model-best", data_path=Path("corpus/test.spacy"),
+                   output_dir=Path("training"))
 
 The layout of metrics.json is documented at the top of scripts/evaluation/metrics.py.
 """

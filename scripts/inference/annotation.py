@@ -1,8 +1,8 @@
-"""Annotate a corpus with a trained pipeline: JSON lines with entities and label scores per record.
+"""Batch annotation: records in, one JSON line (or Label Studio task) out per record, predicted in
+batches in this process or on Ray Data workers (the code behind scripts/annotate.py).
 
-    python -m scripts.annotate training/model-best texts.jsonl annotated.jsonl
-    python -m scripts.annotate en_job_postings texts.csv tasks.json --format labelstudio
-    python -m scripts.annotate en_job_postings texts.jsonl out.jsonl --engine ray --address auto
+    annotate_file(job=Job(model="training/model-best"), input_path=Path("texts.jsonl"),
+                  output_path=Path("annotated.jsonl"))
 
 Input: JSON lines or a JSON array (a "text" field; the record's other fields are kept), CSV (a text
 column) or plain text (one text per line). Output line i belongs to input record i, so a rerun
