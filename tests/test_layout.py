@@ -123,10 +123,21 @@ def stage_of(name: str) -> str | None:
 
 def test_scripts_holds_only_commands():
     for name in COMMANDS:
-        source = (SCRIPTS / f"{name}.py").read_text(encoding="utf8")
-        assert (
-            "app = typer.Typer(" in source and 'if __name__ == "__main__":\n    app()' in source
-        ), f"scripts/{name}.py is not a typer command"
+        tree = ast.parse((SCRIPTS / f"{name}.py").read_text(encoding="utf8"))
+        apps = [
+            node
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            and ast.unparse(node.targets[0]) == "app"
+            and ast.unparse(node.value).startswith("typer.Typer(")
+        ]
+        mains = [
+            node
+            for node in tree.body
+            if isinstance(node, ast.If) and ast.unparse(node.test) == "__name__ == '__main__'"
+        ]
+        assert apps and mains, f"scripts/{name}.py is not a typer command (app = typer.Typer(...))"
+        assert ast.unparse(mains[0].body[-1]) == "app()", f"scripts/{name}.py does not end in app()"
 
 
 @pytest.mark.parametrize("path", PACKAGE_FILES, ids=lambda p: str(p.relative_to(SCRIPTS)))
