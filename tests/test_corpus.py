@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 
 import pytest
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc, DocBin, Span
 from spacy.vocab import Vocab
 
 from scripts.common import files
@@ -131,6 +131,27 @@ def test_docs_without_categories_between_docs_with_them_keep_their_order(tmp_pat
     assert len(store) == 0
     assert [d.text for d in read] == texts
     assert [d.cats for d in read] == [{}, {"x": 1.0, "y": 0.0}, {}, {"x": 0.0, "y": 1.0}, {}]
+
+
+def test_span_groups_survive_the_store_and_category_completion():
+    vocab = Vocab()
+    doc = Doc(
+        vocab, words=["Bank", "of", "England", "staff"], ents=["B-ORG", "I-ORG", "I-ORG", "O"]
+    )
+    doc.spans["sc"] = [Span(doc, 0, 3, "ORG"), Span(doc, 2, 3, "GPE")]
+    doc.cats = {"b": 1.0}
+    store = DocStore(vocab)
+    store.add(doc)
+    store.add(Doc(vocab, words=["plain"]))
+    (read, plain) = DocBin().from_bytes(store.pop_bytes(labels=["a", "b"])).get_docs(Vocab())
+    assert [(s.text, s.label_) for s in read.spans["sc"]] == [
+        ("Bank of England", "ORG"),
+        ("England", "GPE"),
+    ]
+    assert read.cats == {"a": 0.0, "b": 1.0} and "sc" not in plain.spans
+    store.add(doc)
+    (again,) = store.pop_docs()
+    assert [s.text for s in again.spans["sc"]] == ["Bank of England", "England"]
 
 
 def test_a_parsed_doc_makes_the_file_keep_every_attribute(tmp_path):

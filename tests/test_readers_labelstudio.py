@@ -2,6 +2,7 @@
 
 import json
 
+from scripts.corpus.readers.spans import OVERLAP_REASON, SPAN_KEY
 from tests.helpers import ents, read, reasons
 
 
@@ -106,11 +107,23 @@ def test_utf16_offsets_after_emoji_are_converted():
     assert log.total("repaired") == 1
 
 
-def test_overlapping_spans_keep_longest():
-    data = [task({"text": "New York City"}, ann(span(0, 8, "GPE"), span(0, 13, "GPE")))]
+def test_overlapping_spans_all_kept_in_doc_spans_the_longest_as_entity():
+    data = [
+        task(
+            {"text": "New York City mayor"},
+            ann(span(0, 8, "GPE"), span(0, 13, "GPE"), span(9, 19, "ROLE"), span(14, 19, "ROLE")),
+        )
+    ]
     (doc,), log = read(json.dumps(data), "labelstudio")
-    assert ents(doc) == [("New York City", "GPE")]
-    assert log.total("dropped") == 1
+    assert ents(doc) == [("New York City", "GPE"), ("mayor", "ROLE")]
+    assert [(s.text, s.label_) for s in doc.spans[SPAN_KEY]] == [
+        ("New York", "GPE"),
+        ("New York City", "GPE"),
+        ("City mayor", "ROLE"),
+        ("mayor", "ROLE"),
+    ]
+    assert reasons(log) == {f"kept: {OVERLAP_REASON}": 2}
+    assert log.total("dropped") == 0
 
 
 def test_json_min():

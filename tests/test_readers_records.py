@@ -5,6 +5,7 @@ import json
 import pytest
 
 from scripts.corpus.readers import DataError
+from scripts.corpus.readers.spans import OVERLAP_REASON, SPAN_KEY
 from tests.helpers import ents, read, reasons
 
 
@@ -173,10 +174,64 @@ def test_overlapping_spans_keep_the_longest():
         "jsonl",
     )
     assert ents(doc) == [("New York City", "GPE")]
-    assert reasons(log) == {
-        "dropped: overlapping span dropped, longest kept": 2,
-        "dropped: duplicate span": 1,
-    }
+    assert [(s.text, s.label_) for s in doc.spans[SPAN_KEY]] == [
+        ("New York", "GPE"),
+        ("New York City", "GPE"),
+        ("York City", "LOC"),
+    ]
+    assert reasons(log) == {f"kept: {OVERLAP_REASON}": 2, "dropped: duplicate span": 1}
+
+
+def test_doccano_overlapping_and_conflicting_spans_are_all_kept():
+    (doc,), _ = read(
+        jsonl(
+            {
+                "text": "Apple Park opened",
+                "label": [[0, 5, "ORG"], [0, 10, "LOC"], [0, 5, "PRODUCT"]],
+            }
+        ),
+        "jsonl",
+    )
+    assert ents(doc) == [("Apple Park", "LOC")]
+    assert [(s.text, s.label_) for s in doc.spans[SPAN_KEY]] == [
+        ("Apple", "ORG"),
+        ("Apple", "PRODUCT"),
+        ("Apple Park", "LOC"),
+    ]
+
+
+def test_prodigy_answers_merged_keep_every_span():
+    docs, _ = read(
+        jsonl(
+            {
+                "text": "Old Navy jeans",
+                "spans": [{"start": 0, "end": 8, "label": "BRAND"}],
+                "answer": "accept",
+                "_input_hash": 7,
+            },
+            {
+                "text": "Old Navy jeans",
+                "spans": [{"start": 4, "end": 14, "label": "PRODUCT"}],
+                "answer": "accept",
+                "_input_hash": 7,
+            },
+        ),
+        "jsonl",
+    )
+    (doc,) = docs
+    assert len(doc.spans[SPAN_KEY]) == 2 and len(doc.ents) == 1
+
+
+def test_spans_without_overlap_are_in_both_and_cats_only_docs_have_no_span_group():
+    docs, _ = read(
+        jsonl(
+            {"text": "EU rejects German call", "label": [[0, 2, "ORG"], [11, 17, "MISC"]]},
+            {"text": "add please", "cats": {"DOC": 1.0}},
+        ),
+        "jsonl",
+    )
+    assert [(s.text, s.label_) for s in docs[0].spans[SPAN_KEY]] == ents(docs[0])
+    assert SPAN_KEY not in docs[1].spans
 
 
 @pytest.mark.parametrize(

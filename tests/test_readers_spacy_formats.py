@@ -7,6 +7,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
 from scripts.corpus.readers import READERS, DataError, Log, ReadOptions
+from scripts.corpus.readers.spans import SPAN_KEY
 from tests.helpers import ents, read
 
 
@@ -51,6 +52,18 @@ def test_train_data():
     assert ents(doc) == [("Shaka Khan", "PERSON")]
     with pytest.raises(DataError, match=r"^1: element is not \[text"):
         read('[["only text"]]', "train-data")
+
+
+def test_train_data_overlapping_entities_are_kept_in_doc_spans():
+    (doc,), _ = read(
+        json.dumps([["Bank of England staff", {"entities": [[0, 15, "ORG"], [8, 15, "GPE"]]}]]),
+        "train-data",
+    )
+    assert ents(doc) == [("Bank of England", "ORG")]
+    assert [(s.text, s.label_) for s in doc.spans[SPAN_KEY]] == [
+        ("Bank of England", "ORG"),
+        ("England", "GPE"),
+    ]
 
 
 def test_docbin_pass_through_keeps_missing_annotation():

@@ -12,6 +12,7 @@ from typing import NamedTuple, TypedDict
 from spacy.tokens import Doc
 
 from scripts.common.cats import NEGATION_PREFIX, POSITIVE
+from scripts.corpus.readers.spans import SPAN_KEY
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Stats:
     docs_with_ner: int = 0
     docs_with_entities: int = 0
     docs_with_cats: int = 0
+    spans_only: int = 0  # spans in doc.spans[SPAN_KEY] that are not entities
     entities: Counter[str] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)  # positive documents per label
     positives: Counter[int] = field(default_factory=Counter)  # documents by positive labels
@@ -35,6 +37,7 @@ class Stats:
         self.docs += 1
         self.tokens += summary.tokens
         self.sentences += summary.sentences
+        self.spans_only += summary.spans_only
         if summary.entities is not None:
             self.docs_with_ner += 1
             self.docs_with_entities += bool(summary.entities)
@@ -53,6 +56,7 @@ class Stats:
             "docs_with_ner",
             "docs_with_entities",
             "docs_with_cats",
+            "spans_only",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.entities.update(other.entities)
@@ -67,12 +71,23 @@ class DocSummary(NamedTuple):
     sentences: int
     entities: tuple[str, ...] | None  # None: no NER annotation
     cats: dict[str, float]
+    spans_only: int  # spans in doc.spans[SPAN_KEY] that are not among doc.ents
 
 
 def summarize(doc: Doc) -> DocSummary:
     sentences = sum(1 for _ in doc.sents) if doc.has_annotation("SENT_START") else 1
     entities = tuple(ent.label_ for ent in doc.ents) if doc.has_annotation("ENT_IOB") else None
-    return DocSummary(len(doc), sentences, entities, dict(doc.cats))
+    return DocSummary(len(doc), sentences, entities, dict(doc.cats), spans_only(doc))
+
+
+def spans_only(doc: Doc) -> int:
+    """How many of the doc's spans under SPAN_KEY are not also entities."""
+    if SPAN_KEY not in doc.spans:
+        return 0
+    entities = {(ent.start, ent.end, ent.label) for ent in doc.ents}
+    return sum(
+        1 for span in doc.spans[SPAN_KEY] if (span.start, span.end, span.label) not in entities
+    )
 
 
 def textcat_mode(labels: list[str], positives: Counter[int]) -> str:
@@ -93,6 +108,7 @@ class StatsReport(TypedDict):
     docs_with_ner: int
     docs_with_entities: int
     docs_with_cats: int
+    spans_only: int  # spans kept in doc.spans[SPAN_KEY] only, not in doc.ents
     entities_per_label: dict[str, int]
     docs_per_category: dict[str, int]
     docs_by_positive_labels: dict[str, int]
@@ -109,6 +125,7 @@ def stats_json(stats: Stats, labels: list[str]) -> StatsReport:
         "docs_with_ner": stats.docs_with_ner,
         "docs_with_entities": stats.docs_with_entities,
         "docs_with_cats": stats.docs_with_cats,
+        "spans_only": stats.spans_only,
         "entities_per_label": dict(sorted(stats.entities.items(), key=lambda kv: (-kv[1], kv[0]))),
         "docs_per_category": dict(sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))),
         "docs_by_positive_labels": {str(k): v for k, v in sorted(stats.positives.items())},

@@ -8,7 +8,8 @@
 One annotation per task: not cancelled, ground truth first, else the latest (legacy `completions`
 too). Spans come from results with start/end/labels, categories from `choices`; relations and other
 result types are ignored and counted. When a file has spans anywhere, tasks without spans are NER
-documents with no entities.
+documents with no entities. Overlapping spans (Label Studio allows them) are all kept in
+doc.spans["sc"]; doc.ents gets the longest of them.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@
 
 Prodigy: only accepted answers give spans; a binary label gives 1.0 (accept) or 0.0 (reject);
 `ignore` answers are dropped; several answers for one _input_hash merge into one document.
+Every span is kept in doc.spans["sc"], overlapping ones too (doccano allows them); doc.ents gets
+those that do not overlap, and the longest where spans overlap.
 """
 
 from __future__ import annotations

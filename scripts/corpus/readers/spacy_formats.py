@@ -3,6 +3,9 @@
 [{"id": 0, "paragraphs": [{"raw": "...",
   "sentences": [{"tokens": [{"orth": "Chicago", "ner": "U-GPE"}]}]}]}]
 [["Who is Shaka Khan?", {"entities": [[7, 17, "PERSON"]], "cats": {"Q": 1.0}}]]
+
+TRAIN_DATA entities are character offsets: all of them go to doc.spans["sc"], overlapping ones too,
+and to doc.ents those that do not overlap (the longest where they do).
 """
 
 from __future__ import annotations

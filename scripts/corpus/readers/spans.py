@@ -1,8 +1,9 @@
 """What every reader shares: options, the error type, the log of repairs and drops, and the span
-alignment policies (trim whitespace; expand | contract | drop spans that cut into a word; keep the
-longest of overlapping spans). Every repair or drop is recorded with file, line and text.
+alignment policies (trim whitespace; expand | contract | drop spans that cut into a word). Every
+span a file holds is kept in doc.spans[SPAN_KEY]; doc.ents gets those that do not overlap, and the
+longest where spans overlap. Every repair, drop or overlap is recorded with file, line and text.
 
-    ents = align_spans(doc, [(0, 14, "PERSON")], policy="expand", log=log, line=3)
+    spans = align_spans(doc, [(0, 14, "PERSON")], policy="expand", log=log, line=3)
 """
 
 from __future__ import annotations
@@ -22,16 +23,20 @@ MISALIGNED_POLICIES: tuple[str, ...] = ("expand", "contract", "drop")
 NumberedLines = Iterable[tuple[int, str]]
 RawSpan = tuple[object, object, object]  # start, end, label as the file gave them, not yet checked
 MAX_EXAMPLES = 3
+# Where every annotated span is kept, overlapping ones too: spaCy's span categorizer reads this key.
+SPAN_KEY = "sc"
+OVERLAP_REASON = f"overlapping span in doc.spans[{SPAN_KEY!r}] only (the longest is the entity)"
 
 
 class DataError(Exception):
     """A malformed line or record: what is wrong there and how to fix it."""
 
-    def __init__(self, line: int, what: str, fix: str) -> None:
+    def __init__(self, line: int, what: str, fix: str, *, group: str | None = None) -> None:
         super().__init__(f"{line}: {what}; {fix}")
         self.line = line
         self.what = what
         self.fix = fix
+        self.group = group  # the reason --lenient counts it under, when `what` names details
 
     def format(self, file: str) -> str:
         return f"{file}:{self.line}: {self.what}; {self.fix}"
@@ -65,6 +70,7 @@ class ReadOptions:
     labels: tuple[str, ...] | None = None  # class names for numeric classes (--labels-file)
     labels_path: Path | None = None  # where they came from (left out when a folder is read)
     misaligned: Misaligned = "expand"
+    encoding: str | None = None  # --encoding: files without a byte-order mark (None: UTF-8)
 
     @property
     def vocab(self) -> Vocab:
@@ -96,7 +102,7 @@ def tokenizer_for(lang: str) -> Callable[[str], Doc]:
 
 @dataclass
 class Event:
-    kind: str  # repaired | dropped | skipped | segmented
+    kind: str  # repaired | dropped | skipped | kept | warning | suspect | merged | segmented
     reason: str
     count: int
     examples: list[str]
@@ -105,11 +111,15 @@ class Event:
 class Log:
     """Counts repairs, drops, skipped lines and notes per reason, keeping the first examples.
 
-    The command sets `file` before reading each source; `lenient` turns DataErrors into skips."""
+    The command sets `file` before reading each source; `lenient` turns DataErrors into skips,
+    `strict` turns warnings into DataErrors."""
 
-    def __init__(self, *, file: str = "<input>", lenient: bool = False) -> None:
+    def __init__(
+        self, *, file: str = "<input>", lenient: bool = False, strict: bool = False
+    ) -> None:
         self.file = file
         self.lenient = lenient
+        self.strict = strict
         self.events: dict[tuple[str, str], Event] = {}
         self.notes: list[str] = []
         self.counts: Counter[str] = Counter()
@@ -130,7 +140,16 @@ class Log:
         """A malformed line: an error, or with --lenient skipped and counted."""
         if not self.lenient:
             raise error
-        self.record("skipped", error.what, error.line, error.fix)
+        if error.group is None:
+            self.record("skipped", error.what, error.line, error.fix)
+        else:
+            self.record("skipped", error.group, error.line, error.what)
+
+    def warn(self, error: DataError, text: str, *, outcome: str) -> None:
+        """A suspicious line: a warning saying what was done with it, or with --strict an error."""
+        if self.strict:
+            raise error
+        self.record("warning", f"{error.what} ({outcome})", error.line, text)
 
     def note(self, message: str) -> None:
         self.notes.append(f"{self.file}: {message}")
@@ -153,8 +172,11 @@ def set_entities(
     line: int,
     default: Literal["outside", "missing"] = "outside",
 ) -> Doc:
-    """Set doc.ents from character spans (every other token O), applying the alignment policies."""
-    doc.set_ents(align_spans(doc, spans, policy=policy, log=log, line=line), default=default)
+    """Character spans -> doc.spans[SPAN_KEY], all of them, and doc.ents, those that do not overlap
+    (the longest where they do; every other token O), after the alignment policies."""
+    aligned = align_spans(doc, spans, policy=policy, log=log, line=line)
+    doc.spans[SPAN_KEY] = aligned
+    doc.set_ents(keep_longest(aligned, log=log, line=line), default=default)
     return doc
 
 
@@ -166,9 +188,18 @@ def align_spans(
     log: Log,
     line: int,
 ) -> list[Span]:
-    """Character spans -> non-overlapping token Spans. DataError for a span beyond the text."""
-    aligned = [span for span in _align_each(doc, spans, policy, log, line) if span is not None]
-    return keep_longest(aligned, log=log, line=line)
+    """Character spans -> token Spans, in text order, exact duplicates once (and reported).
+    DataError for a span beyond the text."""
+    unique: dict[tuple[int, int, str], Span] = {}
+    for span in _align_each(doc, spans, policy, log, line):
+        if span is None:
+            continue
+        key = (span.start, span.end, span.label_)
+        if key in unique:
+            log.drop("duplicate span", line, f"{span.text!r} ({span.label_})")
+            continue
+        unique[key] = span
+    return sorted(unique.values(), key=lambda s: (s.start, s.end))
 
 
 def _align_each(
@@ -240,17 +271,19 @@ def _fit_to_tokens(
 
 
 def keep_longest(spans: list[Span], *, log: Log, line: int) -> list[Span]:
-    """Overlapping spans: keep the longest (the earliest on ties), report the others."""
+    """The entities among spans: the longest of overlapping spans (the earliest on ties); the
+    others stay in doc.spans only, and are reported."""
     kept: list[Span] = []
     taken: set[int] = set()
     for span in sorted(spans, key=lambda s: (-(s.end - s.start), s.start)):
         tokens = set(range(span.start, span.end))
         if tokens & taken:
             winner = next(k for k in kept if k.start < span.end and span.start < k.end)
-            same = (winner.start, winner.end, winner.label_) == (span.start, span.end, span.label_)
-            reason = "duplicate span" if same else "overlapping span dropped, longest kept"
-            log.drop(
-                reason, line, f"{span.text!r} ({span.label_}) vs {winner.text!r} ({winner.label_})"
+            log.record(
+                "kept",
+                OVERLAP_REASON,
+                line,
+                f"{span.text!r} ({span.label_}) vs {winner.text!r} ({winner.label_})",
             )
             continue
         kept.append(span)
