@@ -93,3 +93,31 @@ def test_fasttext():
     assert cats(docs) == [("Great movie", ["fun", "pos"]), ("Bad", ["neg"])]
     with pytest.raises(DataError, match=r"^1: no __label__"):
         read("just text", "fasttext")
+
+
+def test_repeated_header_row_is_left_out_with_a_warning():
+    docs, log = read('text,label\na,x\n"\ufefftext", LABEL \nb,y', "csv")
+    assert cats(docs) == [("a", ["x"]), ("b", ["y"])]
+    assert reasons(log) == {
+        "warning: row repeats the header, as when two exports are joined into one file "
+        "(not read as a document)": 1
+    }
+    assert log.events[next(iter(log.events))].examples == ["f:3: text, LABEL"]
+
+
+def test_repeated_header_is_an_error_when_strict():
+    from scripts.corpus.readers import Log, ReadOptions
+    from scripts.corpus.readers.tables import read_tsv
+
+    lines = enumerate("text\tlabel\na\tx\ntext\tlabel".split("\n"), 1)
+    with pytest.raises(DataError, match=r"^3: row repeats the header"):
+        list(read_tsv(lines, options=ReadOptions(), log=Log(strict=True)))
+
+
+def test_text_label_header_line_and_its_repeat():
+    docs, log = read(
+        "sentence;emotion\ni feel fine;joy\n\ufeffsentence;emotion\nmeh;sadness", "text-label"
+    )
+    assert cats(docs) == [("i feel fine", ["joy"]), ("meh", ["sadness"])]
+    assert "f: line 1 (sentence;emotion) is a header: not read as a document" in log.notes
+    assert log.total("warning") == 1

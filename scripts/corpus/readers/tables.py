@@ -8,7 +8,9 @@
 Label cells may hold several labels: `3,27` (indices into --labels-file), `a#b`, `["a", "b"]`.
 Without a header the columns are inferred from the first rows: the label column has integer lists or
 the fewest distinct short values, a column of distinct single words is an id (ignored), the rest is
-text (several text columns are joined with a newline).
+text (several text columns are joined with a newline). A row equal to the header (two exports joined
+into one file) is left out with a warning; with --strict it is an error. `text;label` files may
+start with a header line too.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ LABEL_NAMES = frozenset(
     "target intent tag tags topic cats polarity".split()
 )
 SAMPLE_ROWS = 200
+REPEATED_HEADER = "row repeats the header, as when two exports are joined into one file"
 _IDS = re.compile(r"\d+(\s*,\s*\d+)*")
 
 
@@ -117,8 +120,16 @@ def _read_table(
     kind = "tab" if delimiter == "\t" else "comma"
     log.note(f"table ({kind}-separated), {columns.describe()}; {labels.describe()}")
     width = len(columns.names)
+    header = header_key(columns.names) if columns.header else None
     for line, row in [*sample[columns.header :], *rows]:
         try:
+            if header is not None and header_key(row) == header:
+                log.warn(
+                    DataError(line, REPEATED_HEADER, "delete the repeated header row"),
+                    delimiter.join(row).replace("\ufeff", ""),
+                    outcome="not read as a document",
+                )
+                continue
             if len(row) != width:
                 raise DataError(
                     line,
@@ -132,6 +143,12 @@ def _read_table(
                 yield make_doc(item, options=options, log=log)
         except DataError as error:
             log.skip(error)
+
+
+def header_key(row: list[str]) -> tuple[str, ...]:
+    """A row as a header compares: cells without case, surrounding space and a byte-order mark
+    (the second export's, when files are joined byte for byte)."""
+    return tuple(cell.replace("\ufeff", "").strip().lower() for cell in row)
 
 
 def _item(text: str, cats: dict[str, float], line: int, log: Log) -> Annotated | None:
@@ -262,12 +279,28 @@ class LabelMapper:
 
 
 def read_text_label(lines: NumberedLines, *, options: ReadOptions, log: Log) -> Iterator[Doc]:
-    """`text;label` lines: the label follows the last semicolon."""
+    """`text;label` lines: the label follows the last semicolon. A first line of column names
+    (`text;label`, as Excel writes a semicolon CSV) is a header; a later copy of it, a warning."""
+    header: tuple[str, ...] | None = None
+    first = True
     for line, raw in lines:
         if not raw.strip():
             continue
         try:
             text, sep, label = raw.rpartition(";")
+            key = header_key([text, label])
+            if first and key[0] in TEXT_NAMES and key[1] in LABEL_NAMES:
+                header, first = key, False
+                log.note(f"line {line} ({raw.strip()}) is a header: not read as a document")
+                continue
+            first = False
+            if key == header:
+                log.warn(
+                    DataError(line, REPEATED_HEADER, "delete the repeated header row"),
+                    raw.replace("\ufeff", ""),
+                    outcome="not read as a document",
+                )
+                continue
             if not sep or not label.strip():
                 raise DataError(line, "no label after a ';'", "write one `text;label` per line")
             item = _item(
