@@ -32,7 +32,9 @@ FORMATS_EPILOG = "Formats (--format): " + "; ".join(
 @app.command(epilog=FORMATS_EPILOG)
 def main(
     sources: Optional[list[Path]] = typer.Argument(
-        None, help="Files or folders to convert and merge (a folder: all its files, sorted)"
+        None,
+        help="Files or folders to convert and merge (a folder: its files, sorted; what it skips "
+        "is listed)",
     ),
     output: Optional[Path] = typer.Option(
         None,
@@ -82,8 +84,22 @@ def main(
     misaligned: str = typer.Option(
         "expand", "--misaligned", help="Spans that cut into a word: expand, contract or drop"
     ),
+    encoding: str = typer.Option(
+        "",
+        "--encoding",
+        help="Encoding of files without a byte-order mark, e.g. cp1252 (empty: UTF-8; UTF-16 and "
+        "UTF-8 with a mark are always read)",
+    ),
+    recursive: bool = typer.Option(
+        False, "--recursive", "-r", help="Folder sources: read their sub-folders too"
+    ),
     lenient: bool = typer.Option(
         False, "--lenient", help="Skip malformed lines and count them instead of stopping"
+    ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Stop at suspicious lines (a table row repeating the header) instead of warning",
     ),
 ) -> None:
     """Convert annotations in the formats users bring into .spacy files, with a report of what was
@@ -112,7 +128,10 @@ def main(
                 token_column=token_column,
                 labels_file=labels_path,
                 misaligned=misaligned,
+                encoding=encoding or None,
+                recursive=recursive,
                 lenient=lenient,
+                strict=strict,
                 echo=typer.echo,
             )
         else:
@@ -131,7 +150,10 @@ def main(
                 token_column=token_column,
                 labels_file=labels_path,
                 misaligned=misaligned,
+                encoding=encoding or None,
+                recursive=recursive,
                 lenient=lenient,
+                strict=strict,
                 echo=typer.echo,
             )
     except ConvertError as error:

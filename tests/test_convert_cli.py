@@ -112,7 +112,8 @@ def test_repairs_are_reported_with_file_line_and_text(tmp_path):
         (
             "bytes.tsv",
             b"a\tO\nb\xff\tO\n",
-            "{f}:2: bytes that are not UTF-8 (b'\\xff\\tO\\n' at byte 2); save the file as UTF-8",
+            "{f}:2: bytes that are not UTF-8 (b'\\xff' at byte 2; as CP-1252/Latin-1: 'ÿ' in "
+            "'bÿ O'); save the file as UTF-8, or read it with --encoding cp1252",
         ),
         ("empty.tsv", "", "{f}:1: the file is empty; remove it from the sources or fill it in"),
     ],

@@ -1,2 +1,2 @@
-"""From annotation files to .spacy DocBins: readers (one module per family of formats), segmenting
-long documents, merging, splitting and the conversion report."""
+"""From annotation files to .spacy DocBins: decoding text files, readers (one module per family of
+formats), segmenting long documents, merging, splitting and the conversion report."""

@@ -18,8 +18,8 @@ from spacy.tokens import Doc
 from scripts.common.cats import NEGATION_PREFIX, POSITIVE
 from scripts.common.files import write_text_atomic
 from scripts.corpus.docbins import DocStore, category_names, complete_cats, write_if_changed
-from scripts.corpus.readers import READERS, DataError, Log, ReadOptions, detect_format, head_of
-from scripts.corpus.readers.spans import MISALIGNED_POLICIES, Misaligned, shorten
+from scripts.corpus.readers import NO_TEXT, READERS, DataError, Log, ReadOptions, detect_format
+from scripts.corpus.readers.spans import MISALIGNED_POLICIES, SPAN_KEY, Misaligned, shorten
 from scripts.corpus.split import SplitError, assign_splits, split_sizes, stratum
 from scripts.corpus.stats import (
     DocSummary,
@@ -29,11 +29,20 @@ from scripts.corpus.stats import (
     summarize,
     textcat_mode,
 )
+from scripts.corpus.textfiles import (
+    Encoding,
+    check_decodes,
+    check_encoding,
+    file_encoding,
+    head_lines,
+    numbered_lines,
+)
 
 SPLITS = ("train", "dev", "test")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 HELD_OUT = 0.1  # the share of --train split off for an empty --dev or --test
-UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# A label seen once among this many documents with its kind of annotation is worth a warning.
+RARE_LABEL_CORPUS = 100
 Echo = Callable[[str], None]
 
 
@@ -49,6 +58,7 @@ class Job:
     direct: dict[str, list[Path]]
     pooled: list[Path] = field(default_factory=list)
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+    recursive: bool = False  # a folder source gives the files of its sub-folders too
 
 
 # ---- the report (report.json holds a Report) -------------------------------------------------
@@ -56,7 +66,8 @@ class Job:
 
 class SourceReport(TypedDict):
     file: str
-    format: str | None  # None: no reader fits (the run stops, or "skipped" in a folder)
+    # None: no reader fits (the run stops); "skipped": an entry of a folder that was not read
+    format: str | None
     reason: str
     docs: int
 
@@ -120,20 +131,24 @@ def convert_files(
     token_column: int = 1,
     labels_file: Path | None = None,
     misaligned: str = "expand",
+    encoding: str | None = None,
+    recursive: bool = False,
     lenient: bool = False,
+    strict: bool = False,
     echo: Echo = print,
 ) -> Conversion:
     """Sources -> one .spacy file, or with split fractions OUTPUT/{train,dev,test}.spacy."""
     if not sources:
         raise ConvertError("no SOURCE given; name the files or folders to convert")
     if split is None:
-        job = Job(targets={"all": output}, direct={"all": sources})
+        job = Job(targets={"all": output}, direct={"all": sources}, recursive=recursive)
     else:
         job = Job(
             targets={name: output / f"{name}.spacy" for name in SPLITS},
             direct={},
             pooled=sources,
             fractions=split,
+            recursive=recursive,
         )
     options = make_options(
         lang=lang,
@@ -141,8 +156,11 @@ def convert_files(
         token_column=token_column,
         labels_file=labels_file,
         misaligned=misaligned,
+        encoding=encoding,
     )
-    return run_job(job, fmt=fmt, options=options, lenient=lenient, seed=seed, echo=echo)
+    return run_job(
+        job, fmt=fmt, options=options, lenient=lenient, strict=strict, seed=seed, echo=echo
+    )
 
 
 def convert_project(
@@ -158,7 +176,10 @@ def convert_project(
     token_column: int = 1,
     labels_file: Path | None = None,
     misaligned: str = "expand",
+    encoding: str | None = None,
+    recursive: bool = False,
     lenient: bool = False,
+    strict: bool = False,
     echo: Echo = print,
 ) -> Conversion:
     """--train/--dev/--test -> OUTPUT_DIR/{train,dev,test}.spacy + report.json; an empty --dev or
@@ -178,6 +199,7 @@ def convert_project(
         direct=direct,
         pooled=pooled,
         fractions=(1.0 - sum(fractions), fractions[1], fractions[2]),
+        recursive=recursive,
     )
     options = make_options(
         lang=lang,
@@ -185,12 +207,14 @@ def convert_project(
         token_column=token_column,
         labels_file=labels_file,
         misaligned=misaligned,
+        encoding=encoding,
     )
     return run_job(
         job,
         fmt=fmt,
         options=options,
         lenient=lenient,
+        strict=strict,
         seed=seed,
         echo=echo,
         report_path=output_dir / "report.json",
@@ -198,7 +222,13 @@ def convert_project(
 
 
 def make_options(
-    *, lang: str, tag_column: int, token_column: int, labels_file: Path | None, misaligned: str
+    *,
+    lang: str,
+    tag_column: int,
+    token_column: int,
+    labels_file: Path | None,
+    misaligned: str,
+    encoding: str | None = None,
 ) -> ReadOptions:
     try:
         from spacy.util import get_lang_class
@@ -219,7 +249,8 @@ def make_options(
             raise ConvertError(
                 f"{option} 0: columns count from 1 (negative numbers count from the end, -1 = last)"
             )
-    labels = read_labels_file(labels_file)
+    codec = parse_encoding(encoding)
+    labels = read_labels_file(labels_file, encoding=codec)
     return ReadOptions(
         lang=lang,
         tag_column=tag_column,
@@ -227,21 +258,38 @@ def make_options(
         labels=labels,
         labels_path=labels_file,
         misaligned=misaligned,
+        encoding=codec,
     )
+
+
+def parse_encoding(name: str | None) -> str | None:
+    """--encoding NAME as Python's codecs call it; None (UTF-8) when not given."""
+    if not name:
+        return None
+    try:
+        return check_encoding(name)
+    except LookupError:
+        raise ConvertError(
+            f"--encoding {name!r}: Python knows no such text encoding; "
+            "use a name such as cp1252, latin-1, utf-16, shift_jis"
+        ) from None
 
 
 def is_policy(value: str) -> TypeGuard[Misaligned]:
     return value in MISALIGNED_POLICIES
 
 
-def read_labels_file(path: Path | None) -> tuple[str, ...] | None:
+def read_labels_file(path: Path | None, *, encoding: str | None = None) -> tuple[str, ...] | None:
     if path is None:
         return None
     if not path.is_file():
         raise ConvertError(f"{path}: no such labels file; give a file with one class name per line")
-    names = tuple(
-        line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()
-    )
+    log = Log(file=str(path))
+    try:
+        lines = numbered_lines(path, log, encoding=file_encoding(path, named=encoding))
+        names = tuple(text.strip() for _, text in lines if text.strip())
+    except DataError as error:
+        raise ConvertError(error.format(str(path))) from None
     if not names:
         raise ConvertError(f"{path}:1: the labels file is empty; write one class name per line")
     return names
@@ -276,6 +324,8 @@ class Progress:
     seen: dict[bytes, set[str]] = field(default_factory=dict)  # text hash -> outputs holding it
     duplicates: int = 0
     duplicate_examples: list[str] = field(default_factory=list)
+    # ("entity" | "category", label) -> where it was first seen, for the rare-label warnings
+    first_seen: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 class ReadDoc(NamedTuple):
@@ -302,6 +352,7 @@ def run_job(
     options: ReadOptions,
     lenient: bool,
     seed: int,
+    strict: bool = False,
     echo: Echo = print,
     report_path: Path | None = None,
 ) -> Conversion:
@@ -309,14 +360,23 @@ def run_job(
         raise ConvertError(
             f"--format {fmt!r} is not a reader; use auto or one of: {', '.join(READERS)}"
         )
+    if lenient and strict:
+        raise ConvertError(
+            "--lenient skips bad lines, --strict stops at suspicious ones; give one of them"
+        )
     outputs = [*job.targets.values(), *([report_path] if report_path else [])]
-    exclude = (*outputs, *([options.labels_path] if options.labels_path else []))
-    direct = {name: expand_sources(paths, exclude=exclude) for name, paths in job.direct.items()}
-    pooled = expand_sources(job.pooled, exclude=exclude)
+    exclude = {path: "an output of this run" for path in outputs}
+    if options.labels_path:
+        exclude[options.labels_path] = "the --labels-file"
+    direct = {
+        name: expand_sources(paths, exclude=exclude, recursive=job.recursive)
+        for name, paths in job.direct.items()
+    }
+    pooled = expand_sources(job.pooled, exclude=exclude, recursive=job.recursive)
     refuse_overwriting_sources(
-        outputs, [s.path for sources in [*direct.values(), pooled] for s in sources]
+        outputs, [s.path for sources in [*direct.values(), pooled] for s in sources if s.readable]
     )
-    progress = Progress(Log(lenient=lenient))
+    progress = Progress(Log(lenient=lenient, strict=strict))
     outputs_docs = {name: DocStore(options.vocab) for name in job.targets}
     stats = {name: Stats() for name in job.targets}
     pool = Pool(DocStore(options.vocab))
@@ -341,7 +401,9 @@ def run_job(
         total.merge(one)
     if total.docs == 0:
         names = [
-            str(s.path) for s in [*pooled, *[s for sources in direct.values() for s in sources]]
+            str(s.path)
+            for s in [*pooled, *[s for sources in direct.values() for s in sources]]
+            if s.readable
         ]
         raise ConvertError(
             f"{', '.join(names)}: no documents were read; check the files and --format"
@@ -362,30 +424,70 @@ def run_job(
 class Source:
     path: Path
     in_folder: bool  # found in a folder: skipped (and said) when no reader knows it
+    skipped: str = ""  # why a folder's entry is not read at all (said in the report)
+
+    @property
+    def readable(self) -> bool:
+        return not self.skipped
 
 
-def expand_sources(paths: list[Path], *, exclude: tuple[Path, ...] = ()) -> list[Source]:
-    """Files as given; a folder gives its files, sorted (hidden files, subfolders and `exclude`
-    left out)."""
-    skip = {p.resolve() for p in exclude}
-    files: list[Source] = []
+def expand_sources(
+    paths: list[Path], *, exclude: dict[Path, str] | None = None, recursive: bool = False
+) -> list[Source]:
+    """Files as given; a folder gives its entries, sorted: its files to read, and what it holds
+    that is not read (hidden entries, sub-folders unless recursive, `exclude`), with why."""
+    skip = {path.resolve(): why for path, why in (exclude or {}).items()}
+    sources: list[Source] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.iterdir()
-                if p.is_file() and not p.name.startswith(".") and p.resolve() not in skip
-            )
-            if not found:
-                raise ConvertError(
-                    f"{path}: the folder holds no files; put the annotation files in it"
-                )
-            files.extend(Source(p, True) for p in found)
+            found = list(_folder_entries(path, skip=skip, recursive=recursive, seen=set()))
+            if not any(source.readable for source in found):
+                raise ConvertError(_no_files_in(path, found))
+            sources.extend(found)
         elif path.is_file():
-            files.append(Source(path, False))
+            sources.append(Source(path, False))
         else:
             raise ConvertError(f"{path}: no such file or folder; check the path")
-    return files
+    return sources
+
+
+SUB_FOLDER = "a sub-folder; add --recursive to read sub-folders"
+
+
+def _folder_entries(
+    folder: Path, *, skip: dict[Path, str], recursive: bool, seen: set[Path]
+) -> Iterator[Source]:
+    seen.add(folder.resolve())
+    for entry in sorted(folder.iterdir()):
+        kind = "folder" if entry.is_dir() else "file"
+        if entry.name.startswith("."):
+            yield Source(entry, True, f"a hidden {kind}; name it as a source to read it")
+        elif entry.is_dir() and not recursive:
+            yield Source(entry, True, SUB_FOLDER)
+        elif entry.is_dir() and entry.resolve() in seen:
+            yield Source(entry, True, "a link to a folder read already")
+        elif entry.is_dir():
+            inside = list(_folder_entries(entry, skip=skip, recursive=recursive, seen=seen))
+            yield from inside or [Source(entry, True, "an empty folder")]
+        elif not entry.is_file():
+            yield Source(entry, True, "not a regular file")
+        elif entry.resolve() in skip:
+            yield Source(entry, True, skip[entry.resolve()])
+        else:
+            yield Source(entry, True)
+
+
+def _no_files_in(folder: Path, found: list[Source]) -> str:
+    if not found:
+        return f"{folder}: the folder holds no files; put the annotation files in it"
+    listed = ", ".join(f"{s.path.name} ({s.skipped.partition(';')[0]})" for s in found[:3])
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    hint = (
+        "add --recursive to read sub-folders"
+        if any(s.skipped == SUB_FOLDER for s in found)
+        else "put the annotation files in it"
+    )
+    return f"{folder}: nothing to read in the folder, only {listed}{more}; {hint}"
 
 
 def refuse_overwriting_sources(outputs: list[Path], sources: list[Path]) -> None:
@@ -418,10 +520,26 @@ def read_docs(
                     progress.duplicate_examples.append(f"{path}: doc {count}: {shorten(doc.text)}")
             else:
                 progress.seen[text_hash] = set()
-            yield ReadDoc(doc, summarize(doc), text_hash)
+            summary = summarize(doc)
+            remember_labels(progress.first_seen, doc, summary, f"{path}: doc {count}")
+            yield ReadDoc(doc, summary, text_hash)
     except DataError as error:
         raise ConvertError(error.format(str(path))) from None
     progress.sources[-1]["docs"] = count
+
+
+def remember_labels(
+    first_seen: dict[tuple[str, str], str], doc: Doc, summary: DocSummary, where: str
+) -> None:
+    """Where each entity label and positive category is first seen (few labels: rarely new)."""
+    if summary.entities:
+        for label in set(summary.entities):
+            if ("entity", label) not in first_seen:
+                text = next(ent.text for ent in doc.ents if ent.label_ == label)
+                first_seen["entity", label] = f"{where}: {shorten(text, 40)!r}"
+    for label, value in summary.cats.items():
+        if value >= POSITIVE and ("category", label) not in first_seen:
+            first_seen["category", label] = f"{where}: {shorten(doc.text, 60)}"
 
 
 def read_source(
@@ -429,72 +547,72 @@ def read_source(
 ) -> Iterator[Doc]:
     path, log = source.path, progress.log
     log.file = str(path)
-    name, reason = (fmt, "--format") if fmt != "auto" else detect_format(path, head_of(path))
-    progress.sources.append({"file": str(path), "format": name, "reason": reason, "docs": 0})
-    if name is None and source.in_folder:
-        progress.sources[-1]["format"] = "skipped"
-        progress.sources[-1]["reason"] = f"{reason}; name it with --format to read it"
+    report: SourceReport = {"file": str(path), "format": None, "reason": "", "docs": 0}
+    progress.sources.append(report)
+    if source.skipped:
+        report["format"], report["reason"] = "skipped", source.skipped
         return
-    if path.stat().st_size == 0 or (name is None and reason == "the file is empty"):
-        raise DataError(1, "the file is empty", "remove it from the sources or fill it in")
-    if name is None:
-        raise DataError(
-            1,
-            f"cannot tell the format ({reason})",
-            f"choose one with --format: {', '.join(READERS)}",
-        )
+    name, reason, encoding = choose_reader(path, fmt=fmt, options=options)
+    report["format"], report["reason"] = name, reason
+    if name is None and not source.in_folder:
+        if encoding is not None and not encoding.binary:
+            check_decodes(path, encoding)  # bytes of another encoding say more than "no format"
+        raise _unreadable(reason)
+    if name is None:  # a file of a folder that no reader knows: listed, not read
+        report["format"] = "skipped"
+        if reason not in _NOT_ANNOTATIONS:
+            report["reason"] = f"{reason}; name it with --format to read it"
+        return
     reader = READERS[name]
     if reader.binary:
         yield from reader.read(path.read_bytes(), options=options, log=log)
-    else:
-        yield from reader.read(numbered_lines(path, log), options=options, log=log)
+        return
+    encoding = encoding or file_encoding(path, named=options.encoding)
+    if encoding.codec != "utf-8":
+        log.note(f"read as {encoding.how}")
+    yield from reader.read(numbered_lines(path, log, encoding=encoding), options=options, log=log)
 
 
-def numbered_lines(path: Path, log: Log) -> Iterator[tuple[int, str]]:
-    """The file's lines, decoded as UTF-8 without BOM and line ends (CRLF too), streamed."""
-    number = 0
-    with open(path, "rb") as handle:
-        first = handle.readline()
-        if first.startswith(UTF16_BOMS):
-            raise DataError(1, "the file is UTF-16", "save it as UTF-8")
-        block = [first.removeprefix(b"\xef\xbb\xbf")] if first else []
-        while block:
-            try:  # a block at once; a line ending never falls inside a UTF-8 character
-                lines: list[str] | None = b"".join(block).decode("utf-8").split("\n")
-            except UnicodeDecodeError:
-                lines = None
-            if lines is not None:
-                if block[-1].endswith(b"\n"):  # nothing follows the last line's ending
-                    lines.pop()
-                for text in lines:
-                    number += 1
-                    yield number, text.removesuffix("\r")
-            else:
-                for raw in block:
-                    number += 1
-                    decoded = _decoded(raw, number, log)
-                    if decoded is not None:
-                        yield number, decoded.removesuffix("\n").removesuffix("\r")
-            block = handle.readlines(_BLOCK_BYTES)
+EMPTY = "the file is empty"
+BINARY = "binary data, not text (a spreadsheet or a document?)"
+_NOT_ANNOTATIONS = (EMPTY, NO_TEXT, BINARY)  # said as they are when a folder's file is skipped
 
 
-_BLOCK_BYTES = 1 << 16
+def choose_reader(
+    path: Path, *, fmt: str, options: ReadOptions
+) -> tuple[str | None, str, Encoding | None]:
+    """The reader's name (None: none fits), why, and the file's encoding if it was worked out."""
+    if path.stat().st_size == 0:
+        return None, EMPTY, None
+    if fmt != "auto":
+        return fmt, "--format", None
+    if path.suffix == ".spacy":
+        name, reason = detect_format(path, [])
+        return name, reason, None
+    encoding = file_encoding(path, named=options.encoding)
+    if encoding.binary:
+        return None, BINARY, encoding
+    name, reason = detect_format(path, head_lines(path, encoding))
+    return name, reason, encoding
 
 
-def _decoded(raw: bytes, number: int, log: Log) -> str | None:
-    """A line as text; None (with --lenient) for a line that is not UTF-8."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        bad = raw[error.start : error.start + 4]
-        log.skip(
-            DataError(
-                number,
-                f"bytes that are not UTF-8 ({bad!r} at byte {error.start + 1})",
-                "save the file as UTF-8",
-            )
+def _unreadable(reason: str) -> DataError:
+    """The error for a file named as a source that no reader fits."""
+    if reason == EMPTY:
+        return DataError(1, EMPTY, "remove it from the sources or fill it in")
+    if reason == NO_TEXT:
+        return DataError(
+            1,
+            "the file holds no text, only blank lines (or a byte-order mark)",
+            "remove it from the sources or fill it in",
         )
-        return None
+    if reason == BINARY:
+        return DataError(1, BINARY, "export it as CSV, TSV or JSON")
+    return DataError(
+        1,
+        f"cannot tell the format ({reason})",
+        f"choose one with --format: {', '.join(READERS)}",
+    )
 
 
 def _route(
@@ -554,13 +672,7 @@ def build_report(
         "entity_labels": sorted(total.entities),
         "categories": category_names(labels),
         "textcat": {"mode": mode, "why": _textcat_why(mode, labels, total)},
-        "events": [
-            {"kind": e.kind, "reason": e.reason, "count": e.count, "examples": e.examples}
-            for e in sorted(
-                log.events.values(),
-                key=lambda e: (_KIND_ORDER.index(e.kind) if e.kind in _KIND_ORDER else 9, -e.count),
-            )
-        ],
+        "events": _events(log, rare_label_warnings(total, progress.first_seen)),
         "notes": log.notes,
         "duplicates": {
             "texts": progress.duplicates,
@@ -570,7 +682,55 @@ def build_report(
     }
 
 
-_KIND_ORDER = ("skipped", "dropped", "repaired", "suspect", "merged", "segmented")
+def _events(log: Log, warnings: list[EventReport]) -> list[EventReport]:
+    """The log's events and the corpus warnings, warnings first, then by kind and count."""
+    events: list[EventReport] = [
+        {"kind": e.kind, "reason": e.reason, "count": e.count, "examples": e.examples}
+        for e in log.events.values()
+    ]
+    return sorted(
+        [*events, *warnings],
+        key=lambda e: (
+            _KIND_ORDER.index(e["kind"]) if e["kind"] in _KIND_ORDER else 9,
+            -e["count"],
+        ),
+    )
+
+
+_KIND_ORDER = (
+    "warning",
+    "skipped",
+    "dropped",
+    "kept",
+    "repaired",
+    "suspect",
+    "merged",
+    "segmented",
+)
+
+
+def rare_label_warnings(total: Stats, first_seen: dict[tuple[str, str], str]) -> list[EventReport]:
+    """A warning for each entity label or category seen once in a corpus of RARE_LABEL_CORPUS
+    documents or more with that annotation: a typo, or a label too rare to learn."""
+    warnings: list[EventReport] = []
+    for kind, counts, docs, what in (
+        ("entity", total.entities, total.docs_with_ner, "documents with entities"),
+        ("category", total.categories, total.docs_with_cats, "documents with categories"),
+    ):
+        if docs < RARE_LABEL_CORPUS:
+            continue
+        for label, count in sorted(counts.items()):
+            if count == 1:
+                warnings.append(
+                    {
+                        "kind": "warning",
+                        "reason": f"{kind} label {label!r} occurs once in {docs} {what} "
+                        "(a typo, or too rare to learn?)",
+                        "count": 1,
+                        "examples": [first_seen.get((kind, label), "")],
+                    }
+                )
+    return warnings
 
 
 def _textcat_why(mode: str, labels: list[str], total: Stats) -> str:
@@ -592,6 +752,9 @@ def _textcat_why(mode: str, labels: list[str], total: Stats) -> str:
 def format_report(report: Report, changed: dict[str, bool]) -> str:
     lines = ["Sources:"]
     for source in report["sources"]:
+        if source["format"] == "skipped":
+            lines.append(f"  {source['file']}: skipped ({source['reason']})")
+            continue
         lines.append(
             f"  {source['file']}: {source['format']} ({source['reason']}), {source['docs']} docs"
         )
@@ -609,6 +772,10 @@ def format_report(report: Report, changed: dict[str, bool]) -> str:
             lines.append(
                 "    entities: "
                 + ", ".join(f"{k} {v}" for k, v in out["entities_per_label"].items())
+            )
+        if out["spans_only"]:
+            lines.append(
+                f"    spans in doc.spans[{SPAN_KEY!r}] only, not entities: {out['spans_only']}"
             )
         if out["docs_per_category"]:
             lines.append(

@@ -22,7 +22,7 @@ from .spacy_formats import read_docbin, read_spacy_json, read_train_data
 from .spans import DataError, Log, ReadOptions
 from .tables import read_csv, read_fasttext, read_text_label, read_tsv
 
-__all__ = ["READERS", "Reader", "DataError", "Log", "ReadOptions", "detect_format", "head_of"]
+__all__ = ["READERS", "NO_TEXT", "Reader", "DataError", "Log", "ReadOptions", "detect_format"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ READERS: dict[str, Reader] = {
 _TAG = re.compile(r"O|[BIMESLU]-\S+")
 _SPLIT = re.compile(r"[ \t]+")
 _MAJORITY = 0.8
+NO_TEXT = "no text: the file is empty or holds only blank lines"
 
 
 def detect_format(path: Path, head_lines: list[str]) -> tuple[str | None, str]:
@@ -70,7 +71,7 @@ def detect_format(path: Path, head_lines: list[str]) -> tuple[str | None, str]:
         return "spacy", "the .spacy suffix"
     lines = [line for line in head_lines if line.strip()]
     if not lines:
-        return None, "the file is empty"
+        return None, NO_TEXT
     start = lines[0].lstrip()
     if start.startswith("{"):
         return _detect_jsonl(lines)
@@ -171,17 +172,3 @@ def _detect_table(lines: list[str]) -> tuple[str | None, str]:
         "no known format: not JSON, token/tag lines, word|TAG, text;label, fastText "
         "or a table of text and labels",
     )
-
-
-def head_of(path: Path, *, limit: int = 50) -> list[str]:
-    """The first lines of a text file (BOM and line ends removed) for detection; [] if not text."""
-    lines: list[str] = []
-    with open(path, "rb") as handle:
-        for raw in handle:
-            try:
-                lines.append(raw.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n"))
-            except UnicodeDecodeError:
-                break
-            if len(lines) >= limit:
-                break
-    return lines

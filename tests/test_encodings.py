@@ -1,0 +1,255 @@
+"""Files as Excel, Windows editors and annotation tools save them: byte-order marks, UTF-16, CP-1252
+and Latin-1, binary files. Every file here is written by the test."""
+
+import codecs
+import json
+from pathlib import Path
+
+import pytest
+from spacy.tokens import DocBin
+from spacy.vocab import Vocab
+from typer.testing import CliRunner
+
+from scripts.convert import app
+from scripts.corpus import textfiles
+from scripts.corpus.readers import DataError, Log
+from scripts.corpus.textfiles import Encoding, file_encoding, numbered_lines
+
+runner = CliRunner()
+ENCODINGS = {
+    "utf-8": b"",
+    "utf-8-bom": codecs.BOM_UTF8,
+    "utf-16-le": codecs.BOM_UTF16_LE,
+    "utf-16-be": codecs.BOM_UTF16_BE,
+    "utf-32-le": codecs.BOM_UTF32_LE,
+}
+# One small file per reader, in the shape its tool writes, with a character beyond ASCII.
+SAMPLES = {
+    "conll": "-DOCSTART- -X- O O\r\nJosé\tB-PER\r\nrejects\tO\r\n\r\nZürich\tB-LOC\r\n",
+    "iob": "José|B-PER rejects|O Zürich|B-LOC\n",
+    "jsonl": '{"text": "José rejects", "entities": [[0, 4, "PER"]]}\n',
+    "json": '[\n {"text": "José rejects", "label": [[0, 4, "PER"]]}\n]\n',
+    "labelstudio": json.dumps(
+        [
+            {
+                "data": {"text": "José rejects"},
+                "annotations": [{"result": [{"value": {"start": 0, "end": 4, "labels": ["PER"]}}]}],
+            }
+        ],
+        ensure_ascii=False,
+    ),
+    "spacy-json": json.dumps(
+        [
+            {
+                "id": 0,
+                "paragraphs": [{"sentences": [{"tokens": [{"orth": "José", "ner": "U-PER"}]}]}],
+            }
+        ],
+        ensure_ascii=False,
+    ),
+    "train-data": '[["José rejects", {"entities": [[0, 4, "PER"]]}]]',
+    "csv": 'text,label\r\n"Café, great",pos\r\nBad,neg\r\n',
+    "tsv": "text\tlabel\r\nCafé great\tpos\r\nBad\tneg\r\n",
+    "text-label": "café great;pos\nbad;neg\n",
+    "fasttext": "__label__pos café great\n__label__neg bad\n",
+}
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    codec = "utf-8" if encoding == "utf-8-bom" else encoding
+    path.write_bytes(ENCODINGS[encoding] + text.encode(codec))
+    return path
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def load(path: Path):
+    return list(DocBin().from_disk(path).get_docs(Vocab()))
+
+
+@pytest.mark.parametrize("fmt", sorted(SAMPLES))
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_every_format_reads_the_same_in_every_encoding_with_a_mark(tmp_path, fmt, encoding):
+    plain = write(tmp_path / "plain.txt", SAMPLES[fmt])
+    marked = write(tmp_path / "marked.txt", SAMPLES[fmt], encoding)
+    first = invoke(plain, "-o", tmp_path / "plain.spacy")
+    result = invoke(marked, "-o", tmp_path / "marked.spacy")
+    assert first.exit_code == 0 and result.exit_code == 0, result.stderr
+    assert f"marked.txt: {fmt} (" in result.stdout
+    assert (tmp_path / "marked.spacy").read_bytes() == (tmp_path / "plain.spacy").read_bytes()
+
+
+def test_excel_unicode_text_is_read_with_crlf_and_tabs(tmp_path):
+    # Excel's "Unicode Text" and Notepad's "Unicode": UTF-16 LE with a mark, CRLF, tabs.
+    source = write(
+        tmp_path / "export.txt", "text\tlabel\r\nGreat film\tpos\r\nBad film\tneg\r\n", "utf-16-le"
+    )
+    result = invoke(source, "-o", tmp_path / "o.spacy")
+    assert result.exit_code == 0, result.stderr
+    assert "export.txt: tsv (a tab-separated table with 2 columns), 2 docs" in result.stdout
+    assert "read as utf-16-le, from its byte-order mark" in result.stdout
+    assert [(d.text, d.cats) for d in load(tmp_path / "o.spacy")] == [
+        ("Great film", {"neg": 0.0, "pos": 1.0}),
+        ("Bad film", {"neg": 1.0, "pos": 0.0}),
+    ]
+
+
+def test_latin1_token_file_names_file_line_bytes_and_fix(tmp_path):
+    source = tmp_path / "names.tsv"
+    source.write_bytes(b"Jos\xe9 B-PER\nrejects O\n")
+    result = invoke(source, "-o", tmp_path / "o.spacy")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"{source}:1: bytes that are not UTF-8 (b'\\xe9' at byte 4; as CP-1252/Latin-1: 'é' in "
+        "'José B-PER'); save the file as UTF-8, or read it with --encoding cp1252\n"
+    )
+
+
+def test_cp1252_csv_stops_at_its_line_and_reads_with_encoding(tmp_path):
+    rows = [f"review {i},pos" for i in range(40)]
+    rows[30] = "It\u2019s great \u2013 really,pos"
+    source = tmp_path / "reviews.csv"
+    source.write_bytes(("text,label\r\n" + "\r\n".join(rows) + "\r\n").encode("cp1252"))
+    result = invoke(source, "-o", tmp_path / "o.spacy")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"{source}:32: bytes that are not UTF-8 (b'\\x92' at byte 3; as CP-1252: '\u2019' in "
+    )
+    assert result.stderr.endswith("; save the file as UTF-8, or read it with --encoding cp1252\n")
+    result = invoke(source, "-o", tmp_path / "o.spacy", "--encoding", "cp1252")
+    assert result.exit_code == 0, result.stderr
+    assert "read as cp1252, from --encoding" in result.stdout
+    assert load(tmp_path / "o.spacy")[30].text == "It\u2019s great \u2013 really"
+
+
+def test_bytes_that_are_no_cp1252_character_get_the_general_fix(tmp_path):
+    source = tmp_path / "odd.tsv"
+    source.write_bytes(b"a\tO\nb\x81\tO\n")
+    result = invoke(source, "-o", tmp_path / "o.spacy")
+    assert result.stderr == (
+        f"{source}:2: bytes that are not UTF-8 (b'\\x81' at byte 2); "
+        "save the file as UTF-8, or name its encoding with --encoding\n"
+    )
+
+
+def test_unknown_format_in_another_encoding_names_the_bytes_first(tmp_path):
+    source = tmp_path / "notes.txt"
+    source.write_bytes(b"Quelques mots\nUne id\xe9e simple\n")
+    result = invoke(source, "-o", tmp_path / "o.spacy")
+    assert result.stderr.startswith(f"{source}:2: bytes that are not UTF-8 (b'\\xe9' at byte 7; ")
+
+
+def test_lenient_counts_undecodable_lines_under_one_reason(tmp_path):
+    source = tmp_path / "names.tsv"
+    source.write_bytes(b"Jos\xe9\tB-PER\nMar\xeda\tB-PER\nok\tO\n")
+    result = invoke(source, "-o", tmp_path / "o.spacy", "--lenient")
+    assert result.exit_code == 0, result.stderr
+    assert "Skipped: 2 x bytes that are not UTF-8\n" in result.stdout
+    assert [d.text for d in load(tmp_path / "o.spacy")] == ["ok"]
+
+
+def test_encoding_name_is_checked(tmp_path):
+    source = write(tmp_path / "a.tsv", "a\tO\n")
+    for name in ("klingon", "rot13"):
+        result = invoke(source, "-o", tmp_path / "o.spacy", "--encoding", name)
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"--encoding {name!r}: Python knows no such text encoding; "
+            "use a name such as cp1252, latin-1, utf-16, shift_jis\n"
+        )
+
+
+def test_a_byte_order_mark_wins_over_encoding(tmp_path):
+    source = write(tmp_path / "a.tsv", "Zürich\tB-LOC\n", "utf-8-bom")
+    result = invoke(source, "-o", tmp_path / "o.spacy", "--encoding", "cp1252")
+    assert result.exit_code == 0, result.stderr
+    assert load(tmp_path / "o.spacy")[0].text == "Zürich"
+
+
+def test_labels_file_saved_as_unicode_text(tmp_path):
+    source = write(tmp_path / "a.tsv", "good\t1\nbad\t0\n")
+    labels = write(tmp_path / "labels.txt", "négatif\r\npositif\r\n", "utf-16-le")
+    result = invoke(source, "-o", tmp_path / "o.spacy", "--labels-file", labels)
+    assert result.exit_code == 0, result.stderr
+    assert [d.cats for d in load(tmp_path / "o.spacy")] == [
+        {"négatif": 0.0, "positif": 1.0},
+        {"négatif": 1.0, "positif": 0.0},
+    ]
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (
+            "text\tlabel\nGreat\tpos\n".encode("utf-16-le"),
+            "{f}:1: the file looks like utf-16-le without a byte-order mark (every other byte is "
+            "0); read it with --encoding utf-16-le, or save it as UTF-8",
+        ),
+        (
+            # the start of a .docx (a zip file)
+            b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xdf\xa4\xd2lZ\x01\x00\x00 \x05"
+            b"\x00\x00\x13\x00\x08\x02[Content_Types].xml \xa2\x04\x02(\xa0\x00\x02\x00\x00",
+            "{f}:1: binary data, not text (a spreadsheet or a document?); "
+            "export it as CSV, TSV or JSON",
+        ),
+        (
+            b"\n  \r\n\t\n",
+            "{f}:1: the file holds no text, only blank lines (or a byte-order mark); "
+            "remove it from the sources or fill it in",
+        ),
+        (
+            codecs.BOM_UTF16_LE,
+            "{f}:1: the file holds no text, only blank lines (or a byte-order mark); "
+            "remove it from the sources or fill it in",
+        ),
+        (
+            codecs.BOM_UTF16_LE + "a\tO\nb\tO\n".encode("utf-16-le") + b"\x00\xd8\n\x00",
+            "{f}:3: bytes that are not utf-16-le (b'\\x00\\xd8'); "
+            "the file is damaged: save it again as UTF-8",
+        ),
+    ],
+)
+def test_files_that_are_not_readable_text_say_why(tmp_path, content, message):
+    source = tmp_path / "in.txt"
+    source.write_bytes(content)
+    result = invoke(source, "-o", tmp_path / "o.spacy")
+    assert result.exit_code == 1
+    assert result.stderr == message.format(f=source) + "\n"
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_numbered_lines_across_blocks(tmp_path, monkeypatch, encoding):
+    text = "a\tO\r\nZürich\tB-LOC\n\n😀 x\r\nlast"
+    path = write(tmp_path / "f.txt", text, encoding)
+    expected = list(enumerate(["a\tO", "Zürich\tB-LOC", "", "😀 x", "last"], 1))
+    assert list(numbered_lines(path, Log())) == expected
+    monkeypatch.setattr(textfiles, "BLOCK_BYTES", 3)  # blocks that cut characters in two
+    assert list(numbered_lines(path, Log())) == expected
+
+
+@pytest.mark.parametrize(
+    "content,named,expected",
+    [
+        (b"a\tO\n", None, Encoding("utf-8")),
+        (codecs.BOM_UTF8 + b"a", None, Encoding("utf-8", 3, "utf-8, from its byte-order mark")),
+        (
+            codecs.BOM_UTF16_BE + "a".encode("utf-16-be"),
+            "cp1252",
+            Encoding("utf-16-be", 2, "utf-16-be, from its byte-order mark"),
+        ),
+        (b"caf\xe9", "cp1252", Encoding("cp1252", 0, "cp1252, from --encoding", named=True)),
+    ],
+)
+def test_file_encoding(tmp_path, content, named, expected):
+    path = tmp_path / "f"
+    path.write_bytes(content)
+    assert file_encoding(path, named=named) == expected
+
+
+def test_damaged_utf16_stops_even_when_lenient(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_bytes(codecs.BOM_UTF16_LE + "a\n".encode("utf-16-le") + b"x")
+    with pytest.raises(DataError, match=r"^2: bytes that are not utf-16-le"):
+        list(numbered_lines(path, Log(lenient=True)))
