@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import spacy
-from spacy.tokens import Doc
+from click.testing import Result
+from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import load_config
+from spacy.vocab import Vocab
+from typer.testing import CliRunner
 
 from scripts.corpus.readers import READERS, Log, ReadOptions
 
@@ -114,3 +117,15 @@ def ents(doc: Doc) -> list[tuple[str, str]]:
 
 def reasons(log: Log) -> dict[str, int]:
     return {f"{e.kind}: {e.reason}": e.count for e in log.events.values()}
+
+
+def run_convert(*args: object) -> Result:
+    """python -m scripts.convert with these arguments, in this process."""
+    from scripts.convert import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def load_docs(path: Path) -> list[Doc]:
+    """The documents of a .spacy file."""
+    return list(DocBin().from_disk(path).get_docs(Vocab()))

@@ -7,14 +7,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spacy.tokens import DocBin
-from spacy.vocab import Vocab
-from typer.testing import CliRunner
 
-from scripts.convert import app
 from scripts.corpus.readers import READERS
+from tests.helpers import load_docs, run_convert
 
-runner = CliRunner()
 ONE_LINE_ERROR = re.compile(r"^[^\n]+: [^\n]+; [^\n]+\n$")
 IOB = (
     "-DOCSTART- -X- O O\nEU\tB-ORG\nrejects\tO\n\n"
@@ -28,18 +24,10 @@ def write(folder: Path, name: str, content: str | bytes) -> Path:
     return path
 
 
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def load(path: Path):
-    return list(DocBin().from_disk(path).get_docs(Vocab()))
-
-
 def test_merges_ner_and_classification_sources(tmp_path):
     ner = write(tmp_path, "ner.tsv", IOB)
     cats = write(tmp_path, "cats.csv", "text,label\nGreat film,pos\nBad film,neg\n")
-    result = invoke(ner, cats, "--output", tmp_path / "all.spacy")
+    result = run_convert(ner, cats, "--output", tmp_path / "all.spacy")
     assert result.exit_code == 0, result.stderr
     assert "ner.tsv: conll (token-per-line" in result.stdout
     assert "cats.csv: csv (a comma-separated table with 2 columns), 2 docs" in result.stdout
@@ -48,7 +36,7 @@ def test_merges_ner_and_classification_sources(tmp_path):
         "Text classification: exclusive (every document has exactly one positive category (of 2))"
         in result.stdout
     )
-    docs = load(tmp_path / "all.spacy")
+    docs = load_docs(tmp_path / "all.spacy")
     assert [d.has_annotation("ENT_IOB") for d in docs] == [True, True, False, False]
     assert [d.cats for d in docs] == [{}, {}, {"neg": 0.0, "pos": 1.0}, {"neg": 1.0, "pos": 0.0}]
 
@@ -60,10 +48,10 @@ def test_bom_crlf_and_single_label_rule(tmp_path):
         b'\xef\xbb\xbf{"text": "Add FAQ", "label": "DOCS", "answer": "accept"}\r\n'
         b'{"text": "Crash", "label": "DOCS", "answer": "reject"}\r\n',
     )
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 0, result.stderr
     assert "every document also gets NOT_DOCS = 1 - DOCS" in result.stdout
-    assert [d.cats for d in load(tmp_path / "o.spacy")] == [
+    assert [d.cats for d in load_docs(tmp_path / "o.spacy")] == [
         {"DOCS": 1.0, "NOT_DOCS": 0.0},
         {"DOCS": 0.0, "NOT_DOCS": 1.0},
     ]
@@ -75,7 +63,7 @@ def test_repairs_are_reported_with_file_line_and_text(tmp_path):
         "d.jsonl",
         '{"text": "a b", "cats": {"X": 1}}\n{"text": "EU rejects", "label": [[0, 3, "ORG"]]}\n',
     )
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert (
         f"Repaired: 1 x span trimmed of surrounding whitespace\n    {source}:2: 'EU ' (ORG)"
         in result.stdout
@@ -120,7 +108,7 @@ def test_repairs_are_reported_with_file_line_and_text(tmp_path):
 )
 def test_bad_input_gives_one_line_and_exit_1(tmp_path, name, content, message):
     source = write(tmp_path, name, content)
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 1
     assert result.stderr == message.format(f=source) + "\n"
     assert not (tmp_path / "o.spacy").exists()
@@ -128,7 +116,7 @@ def test_bad_input_gives_one_line_and_exit_1(tmp_path, name, content, message):
 
 def test_lenient_skips_and_counts(tmp_path):
     source = write(tmp_path, "bad.tsv", "a\tO\nb\tBX\nc\tO\n")
-    result = invoke(source, "-o", tmp_path / "o.spacy", "--lenient")
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--lenient")
     assert result.exit_code == 0
     assert (
         "Skipped: 1 x tag 'BX' is not O or B-/I-/E-/S-/L-/U-/M- followed by a label\n"
@@ -138,50 +126,52 @@ def test_lenient_skips_and_counts(tmp_path):
 
 def test_usage_errors(tmp_path):
     source = write(tmp_path, "a.tsv", IOB)
-    result = invoke(tmp_path / "missing.tsv", "-o", tmp_path / "o.spacy")
+    result = run_convert(tmp_path / "missing.tsv", "-o", tmp_path / "o.spacy")
     assert result.stderr == f"{tmp_path / 'missing.tsv'}: no such file or folder; check the path\n"
-    result = invoke(source, "-o", tmp_path / "o.spacy", "--format", "xml")
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--format", "xml")
     assert (
         result.exit_code == 1
         and result.stderr
         == f"--format 'xml' is not a reader; use auto or one of: {', '.join(READERS)}\n"
     )
-    result = invoke(source, "-o", source, "--format", "conll")
+    result = run_convert(source, "-o", source, "--format", "conll")
     assert (
         result.stderr
         == f"{source}: the output is one of the sources; write the output somewhere else\n"
     )
     assert source.read_text() == IOB
-    result = invoke(source, "-o", tmp_path / "o.spacy", "--split", "0.8,0.1")
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--split", "0.8,0.1")
     assert result.stderr.startswith("--split '0.8,0.1': give three fractions")
-    result = invoke(source, "-o", tmp_path / "o.spacy", "--lang", "qq")
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--lang", "qq")
     assert result.stderr.startswith("--lang 'qq': spaCy has no language with that code")
 
 
 def test_unknown_format_in_a_named_file_but_skipped_in_a_folder(tmp_path):
     write(tmp_path, "README.md", "# About\nSome words here.\n")
     write(tmp_path, "a.tsv", IOB)
-    result = invoke(tmp_path / "README.md", "-o", tmp_path / "out" / "o.spacy")
+    result = run_convert(tmp_path / "README.md", "-o", tmp_path / "out" / "o.spacy")
     assert result.stderr.startswith(f"{tmp_path / 'README.md'}:1: cannot tell the format")
-    result = invoke(tmp_path, "-o", tmp_path / "out" / "o.spacy")
+    result = run_convert(tmp_path, "-o", tmp_path / "out" / "o.spacy")
     assert result.exit_code == 0, result.stderr
-    assert "README.md: skipped" in result.stdout and len(load(tmp_path / "out" / "o.spacy")) == 2
+    assert (
+        "README.md: skipped" in result.stdout and len(load_docs(tmp_path / "out" / "o.spacy")) == 2
+    )
 
 
 def test_split_writes_three_files_deterministically(tmp_path):
     rows = "".join(f"text {i},{'pos' if i % 4 else 'neg'}\n" for i in range(40))
     source = write(tmp_path, "c.csv", "text,label\n" + rows)
-    result = invoke(source, "-o", tmp_path / "out", "--split", "0.8,0.1,0.1", "--seed", "3")
+    result = run_convert(source, "-o", tmp_path / "out", "--split", "0.8,0.1,0.1", "--seed", "3")
     assert result.exit_code == 0, result.stderr
     first = {
         name: (tmp_path / "out" / f"{name}.spacy").read_bytes() for name in ("train", "dev", "test")
     }
-    assert [len(load(tmp_path / "out" / f"{n}.spacy")) for n in ("train", "dev", "test")] == [
+    assert [len(load_docs(tmp_path / "out" / f"{n}.spacy")) for n in ("train", "dev", "test")] == [
         32,
         4,
         4,
     ]
-    result = invoke(source, "-o", tmp_path / "out", "--split", "0.8,0.1,0.1", "--seed", "3")
+    result = run_convert(source, "-o", tmp_path / "out", "--split", "0.8,0.1,0.1", "--seed", "3")
     assert "(unchanged)" in result.stdout
     assert first == {
         name: (tmp_path / "out" / f"{name}.spacy").read_bytes() for name in ("train", "dev", "test")
@@ -196,7 +186,7 @@ def test_project_mode_splits_off_dev_and_test_and_writes_report(tmp_path):
         "b.csv",
         "text,label\n" + "".join(f"t{i},{'a' if i % 2 else 'b'}\n" for i in range(20)),
     )
-    result = invoke(
+    result = run_convert(
         "--train",
         f"{ner},{cats}",
         "--dev",
@@ -226,13 +216,15 @@ def test_project_mode_splits_off_dev_and_test_and_writes_report(tmp_path):
 def test_project_mode_with_given_dev_and_too_small_train(tmp_path):
     train = write(tmp_path, "t.tsv", IOB)
     dev = write(tmp_path, "d.tsv", IOB)
-    result = invoke(
+    result = run_convert(
         "--train", str(train), "--dev", str(dev), "--test", "", "--output-dir", tmp_path / "c"
     )
     assert result.exit_code == 0, result.stderr
     assert "too few documents" not in result.stdout
     one = write(tmp_path, "one.tsv", "a\tO\n")
-    result = invoke("--train", str(one), "--dev", "", "--test", "", "--output-dir", tmp_path / "c2")
+    result = run_convert(
+        "--train", str(one), "--dev", "", "--test", "", "--output-dir", tmp_path / "c2"
+    )
     assert result.exit_code == 1
     assert (
         result.stderr
@@ -248,7 +240,7 @@ def test_project_mode_with_given_dev_and_too_small_train(tmp_path):
 @given(content=st.binary(max_size=300), fmt=st.sampled_from(["auto", *[n for n in READERS]]))
 def test_arbitrary_bytes_never_give_a_traceback(tmp_path, content, fmt):
     source = write(tmp_path, "in.txt", content)
-    result = invoke(source, "-o", tmp_path / "o.spacy", "--format", fmt)
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--format", fmt)
     assert result.exit_code in (0, 1), result.exception
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(
         result.exception
@@ -309,7 +301,7 @@ json_values = st.recursive(
 )
 def test_arbitrary_json_never_gives_a_traceback(tmp_path, value, fmt):
     source = write(tmp_path, "in.json", json.dumps(value) if fmt != "json" else json.dumps([value]))
-    result = invoke(source, "-o", tmp_path / "o.spacy", "--format", fmt)
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--format", fmt)
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(
         result.exception
     )

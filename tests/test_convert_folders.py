@@ -4,13 +4,8 @@ without --recursive, files of no known format, this run's own outputs)."""
 import json
 from pathlib import Path
 
-from spacy.tokens import DocBin
-from spacy.vocab import Vocab
-from typer.testing import CliRunner
+from tests.helpers import load_docs, run_convert
 
-from scripts.convert import app
-
-runner = CliRunner()
 IOB = "-DOCSTART- -X- O O\nEU\tB-ORG\nrejects\tO\n"
 
 
@@ -18,14 +13,6 @@ def write(path: Path, content: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content if isinstance(content, bytes) else content.encode("utf8"))
     return path
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def load(path: Path):
-    return list(DocBin().from_disk(path).get_docs(Vocab()))
 
 
 def user_folder(root: Path) -> Path:
@@ -43,7 +30,7 @@ def user_folder(root: Path) -> Path:
 
 def test_folder_lists_what_it_skips(tmp_path):
     folder = user_folder(tmp_path)
-    result = invoke(folder, "-o", tmp_path / "o.spacy")
+    result = run_convert(folder, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert (
@@ -63,24 +50,26 @@ def test_folder_lists_what_it_skips(tmp_path):
     assert any(
         line.startswith(f"  {folder / 'README.md'}: skipped (no known format") for line in lines
     )
-    assert [d.text for d in load(tmp_path / "o.spacy")] == ["EU rejects"]
+    assert [d.text for d in load_docs(tmp_path / "o.spacy")] == ["EU rejects"]
 
 
 def test_recursive_reads_sub_folders_and_still_skips_hidden_entries(tmp_path):
     folder = user_folder(tmp_path)
     (folder / "empty").mkdir()
-    result = invoke(folder, "-o", tmp_path / "o.spacy", "--recursive")
+    result = run_convert(folder, "-o", tmp_path / "o.spacy", "--recursive")
     assert result.exit_code == 0, result.stderr
     assert f"  {folder / 'empty'}: skipped (an empty folder)" in result.stdout
     assert f"{folder / 'more' / 'b.csv'}: csv (" in result.stdout
     assert f"  {folder / 'more' / '.DS_Store'}: skipped (a hidden file" in result.stdout
-    assert [d.text for d in load(tmp_path / "o.spacy")] == ["EU rejects", "Great", "Bad"]
+    assert [d.text for d in load_docs(tmp_path / "o.spacy")] == ["EU rejects", "Great", "Bad"]
 
 
 def test_report_json_lists_skipped_entries(tmp_path):
     folder = user_folder(tmp_path)
     write(folder / "c.tsv", "\n\n".join(f"-DOCSTART- -X- O O\nw{i}\tB-X" for i in range(9)))
-    result = invoke("--train", folder, "--dev", "", "--test", "", "--output-dir", tmp_path / "c")
+    result = run_convert(
+        "--train", folder, "--dev", "", "--test", "", "--output-dir", tmp_path / "c"
+    )
     assert result.exit_code == 0, result.stderr
     report = json.loads((tmp_path / "c" / "report.json").read_text())
     skipped = {
@@ -92,26 +81,26 @@ def test_report_json_lists_skipped_entries(tmp_path):
 def test_outputs_inside_the_folder_are_listed_not_read(tmp_path):
     folder = tmp_path / "data"
     write(folder / "a.tsv", IOB)
-    assert invoke(folder, "-o", folder / "all.spacy").exit_code == 0
-    result = invoke(folder, "-o", folder / "all.spacy")
+    assert run_convert(folder, "-o", folder / "all.spacy").exit_code == 0
+    result = run_convert(folder, "-o", folder / "all.spacy")
     assert result.exit_code == 0, result.stderr
     assert f"  {folder / 'all.spacy'}: skipped (an output of this run)" in result.stdout
-    assert len(load(folder / "all.spacy")) == 1
+    assert len(load_docs(folder / "all.spacy")) == 1
 
 
 def test_folder_without_a_file_to_read_says_what_it_holds(tmp_path):
     folder = tmp_path / "data"
     write(folder / ".hidden.tsv", IOB)
     write(folder / "sub" / "a.tsv", IOB)
-    result = invoke(folder, "-o", tmp_path / "o.spacy")
+    result = run_convert(folder, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 1
     assert result.stderr == (
         f"{folder}: nothing to read in the folder, only .hidden.tsv (a hidden file), "
         "sub (a sub-folder); add --recursive to read sub-folders\n"
     )
-    assert invoke(folder, "-o", tmp_path / "o.spacy", "-r").exit_code == 0
+    assert run_convert(folder, "-o", tmp_path / "o.spacy", "-r").exit_code == 0
     (tmp_path / "empty").mkdir()
-    result = invoke(tmp_path / "empty", "-o", tmp_path / "o.spacy")
+    result = run_convert(tmp_path / "empty", "-o", tmp_path / "o.spacy")
     assert result.stderr == (
         f"{tmp_path / 'empty'}: the folder holds no files; put the annotation files in it\n"
     )
@@ -122,7 +111,7 @@ def test_empty_and_blank_files_in_a_folder_are_listed(tmp_path):
     write(folder / "a.tsv", IOB)
     write(folder / "b.tsv", "")
     write(folder / "c.tsv", "\n\n")
-    result = invoke(folder, "-o", tmp_path / "o.spacy")
+    result = run_convert(folder, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 0, result.stderr
     assert f"  {folder / 'b.tsv'}: skipped (the file is empty)" in result.stdout
     assert (

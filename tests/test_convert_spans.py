@@ -8,21 +8,9 @@ from pathlib import Path
 import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
-from spacy.vocab import Vocab
-from typer.testing import CliRunner
 
-from scripts.convert import app
 from scripts.corpus.readers.spans import OVERLAP_REASON, SPAN_KEY
-
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def load(path: Path):
-    return list(DocBin().from_disk(path).get_docs(Vocab()))
+from tests.helpers import load_docs, run_convert
 
 
 def labelstudio_export(path: Path, tasks: int = 30) -> Path:
@@ -62,12 +50,12 @@ def spans_of(doc) -> list[tuple[str, str]]:
 
 def test_overlapping_spans_survive_conversion_and_are_counted(tmp_path):
     source = labelstudio_export(tmp_path / "export.json")
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 0, result.stderr
     assert "entities: GPE 30, ORG 30" in result.stdout
     assert f"spans in doc.spans['{SPAN_KEY}'] only, not entities: 30" in result.stdout
     assert f"Kept: 30 x {OVERLAP_REASON}" in result.stdout
-    docs = load(tmp_path / "o.spacy")
+    docs = load_docs(tmp_path / "o.spacy")
     assert len(docs) == 30
     for doc in docs:
         assert spans_of(doc) == [("Bank of England", "ORG"), ("England", "GPE"), ("London", "GPE")]
@@ -85,13 +73,15 @@ def test_spans_survive_merging_with_categories_and_the_split(tmp_path):
         encoding="utf8",
     )
     out = tmp_path / "corpus"
-    result = invoke(source, cats, "-o", out, "--split", "0.8,0.1,0.1")
+    result = run_convert(source, cats, "-o", out, "--split", "0.8,0.1,0.1")
     assert result.exit_code == 0, result.stderr
-    docs = [doc for name in ("train", "dev", "test") for doc in load(out / f"{name}.spacy")]
+    docs = [doc for name in ("train", "dev", "test") for doc in load_docs(out / f"{name}.spacy")]
     ner = [doc for doc in docs if doc.has_annotation("ENT_IOB")]
     assert len(ner) == 30 and all(len(doc.spans[SPAN_KEY]) == 3 for doc in ner)
     assert all(SPAN_KEY not in doc.spans for doc in docs if doc.cats)
-    report = invoke("--train", f"{source},{cats}", "--dev", "", "--test", "", "--output-dir", out)
+    report = run_convert(
+        "--train", f"{source},{cats}", "--dev", "", "--test", "", "--output-dir", out
+    )
     assert report.exit_code == 0, report.stderr
     outputs = json.loads((out / "report.json").read_text())["outputs"]
     assert sum(outputs[name]["spans_only"] for name in ("train", "dev", "test")) == 30
@@ -99,7 +89,7 @@ def test_spans_survive_merging_with_categories_and_the_split(tmp_path):
 
 def test_ner_trains_on_the_entities_only(tmp_path):
     source = labelstudio_export(tmp_path / "export.json", tasks=4)
-    assert invoke(source, "-o", tmp_path / "o.spacy").exit_code == 0
+    assert run_convert(source, "-o", tmp_path / "o.spacy").exit_code == 0
     nlp = spacy.blank("en")
     nlp.add_pipe("ner")
     docs = list(DocBin().from_disk(tmp_path / "o.spacy").get_docs(nlp.vocab))

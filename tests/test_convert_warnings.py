@@ -4,22 +4,9 @@ and labels seen once in a corpus of hundreds; --strict makes the repeated header
 import json
 from pathlib import Path
 
-from spacy.tokens import DocBin
-from spacy.vocab import Vocab
-from typer.testing import CliRunner
+from tests.helpers import load_docs, run_convert
 
-from scripts.convert import app
-
-runner = CliRunner()
 BOM = b"\xef\xbb\xbf"  # Excel's "CSV UTF-8" starts every export with one
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def load(path: Path):
-    return list(DocBin().from_disk(path).get_docs(Vocab()))
 
 
 def joined_exports(tmp_path: Path) -> Path:
@@ -33,20 +20,20 @@ def joined_exports(tmp_path: Path) -> Path:
 
 def test_repeated_header_is_a_warning_not_a_document(tmp_path):
     source = joined_exports(tmp_path)
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 0, result.stderr
     assert (
         "Warning: 1 x row repeats the header, as when two exports are joined into one file "
         f"(not read as a document)\n    {source}:4: text,label" in result.stdout
     )
-    docs = load(tmp_path / "o.spacy")
+    docs = load_docs(tmp_path / "o.spacy")
     assert [d.text for d in docs] == ["Great film", "Bad film", "Fine film"]
     assert all(set(d.cats) == {"neg", "pos"} for d in docs)
 
 
 def test_strict_makes_the_repeated_header_an_error_with_its_line(tmp_path):
     source = joined_exports(tmp_path)
-    result = invoke(source, "-o", tmp_path / "o.spacy", "--strict")
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--strict")
     assert result.exit_code == 1
     assert result.stderr == (
         f"{source}:4: row repeats the header, as when two exports are joined into one file; "
@@ -57,7 +44,7 @@ def test_strict_makes_the_repeated_header_an_error_with_its_line(tmp_path):
 
 def test_strict_and_lenient_together_are_refused(tmp_path):
     source = joined_exports(tmp_path)
-    result = invoke(source, "-o", tmp_path / "o.spacy", "--strict", "--lenient")
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--strict", "--lenient")
     assert result.exit_code == 1
     assert result.stderr == (
         "--lenient skips bad lines, --strict stops at suspicious ones; give one of them\n"
@@ -69,7 +56,7 @@ def test_category_seen_once_in_hundreds_of_documents_is_a_warning(tmp_path):
     rows[57] = "review number 57,pso"
     source = tmp_path / "reviews.csv"
     source.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf8")
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 0, result.stderr
     assert (
         "Warning: 1 x category label 'pso' occurs once in 150 documents with categories "
@@ -83,7 +70,7 @@ def test_entity_label_seen_once_is_a_warning_and_small_corpora_are_left_alone(tm
     records[3]["entities"] = [[0, 5, "LCO"]]
     source = tmp_path / "ner.jsonl"
     source.write_text("\n".join(json.dumps(r) for r in records), encoding="utf8")
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 0, result.stderr
     assert (
         "Warning: 1 x entity label 'LCO' occurs once in 120 documents with entities "
@@ -91,5 +78,5 @@ def test_entity_label_seen_once_is_a_warning_and_small_corpora_are_left_alone(tm
     )
     small = tmp_path / "small.jsonl"
     small.write_text("\n".join(json.dumps(r) for r in records[:20]), encoding="utf8")
-    result = invoke(small, "-o", tmp_path / "o.spacy")
+    result = run_convert(small, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 0 and "Warning" not in result.stdout

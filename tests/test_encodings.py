@@ -6,16 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from spacy.tokens import DocBin
-from spacy.vocab import Vocab
-from typer.testing import CliRunner
 
-from scripts.convert import app
 from scripts.corpus import textfiles
 from scripts.corpus.readers import DataError, Log
 from scripts.corpus.textfiles import Encoding, file_encoding, numbered_lines
+from tests.helpers import load_docs, run_convert
 
-runner = CliRunner()
 ENCODINGS = {
     "utf-8": b"",
     "utf-8-bom": codecs.BOM_UTF8,
@@ -61,21 +57,13 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def load(path: Path):
-    return list(DocBin().from_disk(path).get_docs(Vocab()))
-
-
 @pytest.mark.parametrize("fmt", sorted(SAMPLES))
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
 def test_every_format_reads_the_same_in_every_encoding_with_a_mark(tmp_path, fmt, encoding):
     plain = write(tmp_path / "plain.txt", SAMPLES[fmt])
     marked = write(tmp_path / "marked.txt", SAMPLES[fmt], encoding)
-    first = invoke(plain, "-o", tmp_path / "plain.spacy")
-    result = invoke(marked, "-o", tmp_path / "marked.spacy")
+    first = run_convert(plain, "-o", tmp_path / "plain.spacy")
+    result = run_convert(marked, "-o", tmp_path / "marked.spacy")
     assert first.exit_code == 0 and result.exit_code == 0, result.stderr
     assert f"marked.txt: {fmt} (" in result.stdout
     assert (tmp_path / "marked.spacy").read_bytes() == (tmp_path / "plain.spacy").read_bytes()
@@ -86,11 +74,11 @@ def test_excel_unicode_text_is_read_with_crlf_and_tabs(tmp_path):
     source = write(
         tmp_path / "export.txt", "text\tlabel\r\nGreat film\tpos\r\nBad film\tneg\r\n", "utf-16-le"
     )
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 0, result.stderr
     assert "export.txt: tsv (a tab-separated table with 2 columns), 2 docs" in result.stdout
     assert "read as utf-16-le, from its byte-order mark" in result.stdout
-    assert [(d.text, d.cats) for d in load(tmp_path / "o.spacy")] == [
+    assert [(d.text, d.cats) for d in load_docs(tmp_path / "o.spacy")] == [
         ("Great film", {"neg": 0.0, "pos": 1.0}),
         ("Bad film", {"neg": 1.0, "pos": 0.0}),
     ]
@@ -99,7 +87,7 @@ def test_excel_unicode_text_is_read_with_crlf_and_tabs(tmp_path):
 def test_latin1_token_file_names_file_line_bytes_and_fix(tmp_path):
     source = tmp_path / "names.tsv"
     source.write_bytes(b"Jos\xe9 B-PER\nrejects O\n")
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 1
     assert result.stderr == (
         f"{source}:1: bytes that are not UTF-8 (b'\\xe9' at byte 4; as CP-1252/Latin-1: 'é' in "
@@ -112,22 +100,22 @@ def test_cp1252_csv_stops_at_its_line_and_reads_with_encoding(tmp_path):
     rows[30] = "It\u2019s great \u2013 really,pos"
     source = tmp_path / "reviews.csv"
     source.write_bytes(("text,label\r\n" + "\r\n".join(rows) + "\r\n").encode("cp1252"))
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 1
     assert result.stderr.startswith(
         f"{source}:32: bytes that are not UTF-8 (b'\\x92' at byte 3; as CP-1252: '\u2019' in "
     )
     assert result.stderr.endswith("; save the file as UTF-8, or read it with --encoding cp1252\n")
-    result = invoke(source, "-o", tmp_path / "o.spacy", "--encoding", "cp1252")
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--encoding", "cp1252")
     assert result.exit_code == 0, result.stderr
     assert "read as cp1252, from --encoding" in result.stdout
-    assert load(tmp_path / "o.spacy")[30].text == "It\u2019s great \u2013 really"
+    assert load_docs(tmp_path / "o.spacy")[30].text == "It\u2019s great \u2013 really"
 
 
 def test_bytes_that_are_no_cp1252_character_get_the_general_fix(tmp_path):
     source = tmp_path / "odd.tsv"
     source.write_bytes(b"a\tO\nb\x81\tO\n")
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert result.stderr == (
         f"{source}:2: bytes that are not UTF-8 (b'\\x81' at byte 2); "
         "save the file as UTF-8, or name its encoding with --encoding\n"
@@ -137,23 +125,23 @@ def test_bytes_that_are_no_cp1252_character_get_the_general_fix(tmp_path):
 def test_unknown_format_in_another_encoding_names_the_bytes_first(tmp_path):
     source = tmp_path / "notes.txt"
     source.write_bytes(b"Quelques mots\nUne id\xe9e simple\n")
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert result.stderr.startswith(f"{source}:2: bytes that are not UTF-8 (b'\\xe9' at byte 7; ")
 
 
 def test_lenient_counts_undecodable_lines_under_one_reason(tmp_path):
     source = tmp_path / "names.tsv"
     source.write_bytes(b"Jos\xe9\tB-PER\nMar\xeda\tB-PER\nok\tO\n")
-    result = invoke(source, "-o", tmp_path / "o.spacy", "--lenient")
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--lenient")
     assert result.exit_code == 0, result.stderr
     assert "Skipped: 2 x bytes that are not UTF-8\n" in result.stdout
-    assert [d.text for d in load(tmp_path / "o.spacy")] == ["ok"]
+    assert [d.text for d in load_docs(tmp_path / "o.spacy")] == ["ok"]
 
 
 def test_encoding_name_is_checked(tmp_path):
     source = write(tmp_path / "a.tsv", "a\tO\n")
     for name in ("klingon", "rot13"):
-        result = invoke(source, "-o", tmp_path / "o.spacy", "--encoding", name)
+        result = run_convert(source, "-o", tmp_path / "o.spacy", "--encoding", name)
         assert result.exit_code == 1
         assert result.stderr == (
             f"--encoding {name!r}: Python knows no such text encoding; "
@@ -163,17 +151,17 @@ def test_encoding_name_is_checked(tmp_path):
 
 def test_a_byte_order_mark_wins_over_encoding(tmp_path):
     source = write(tmp_path / "a.tsv", "Zürich\tB-LOC\n", "utf-8-bom")
-    result = invoke(source, "-o", tmp_path / "o.spacy", "--encoding", "cp1252")
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--encoding", "cp1252")
     assert result.exit_code == 0, result.stderr
-    assert load(tmp_path / "o.spacy")[0].text == "Zürich"
+    assert load_docs(tmp_path / "o.spacy")[0].text == "Zürich"
 
 
 def test_labels_file_saved_as_unicode_text(tmp_path):
     source = write(tmp_path / "a.tsv", "good\t1\nbad\t0\n")
     labels = write(tmp_path / "labels.txt", "négatif\r\npositif\r\n", "utf-16-le")
-    result = invoke(source, "-o", tmp_path / "o.spacy", "--labels-file", labels)
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--labels-file", labels)
     assert result.exit_code == 0, result.stderr
-    assert [d.cats for d in load(tmp_path / "o.spacy")] == [
+    assert [d.cats for d in load_docs(tmp_path / "o.spacy")] == [
         {"négatif": 0.0, "positif": 1.0},
         {"négatif": 1.0, "positif": 0.0},
     ]
@@ -214,7 +202,7 @@ def test_labels_file_saved_as_unicode_text(tmp_path):
 def test_files_that_are_not_readable_text_say_why(tmp_path, content, message):
     source = tmp_path / "in.txt"
     source.write_bytes(content)
-    result = invoke(source, "-o", tmp_path / "o.spacy")
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
     assert result.exit_code == 1
     assert result.stderr == message.format(f=source) + "\n"
 
