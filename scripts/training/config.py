@@ -233,7 +233,7 @@ def write_filled_config(
         os.replace(filled_path, output)
 
 
-def check_class_balance(config: Config) -> None:
+def check_classifier_settings(config: Config) -> None:
     """Check each text classifier's class_balance now, so a bad value (2) stops here in one line,
     not in training."""
     from scripts.training.textcat import (
@@ -284,7 +284,7 @@ def make_config(
     names = parse_components(components)
     overrides = overrides or {}
     base = load_config(base_path, overrides=overrides, interpolate=False)
-    check_class_balance(base)
+    check_classifier_settings(base)
     stats = read_corpus_stats(train, max_length=int(base["corpora"]["train"]["max_length"]))
     check_corpus_fits(names, stats, corpus=train)
     if stats.docs_over_max_length:
