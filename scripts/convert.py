@@ -16,6 +16,7 @@ import typer
 
 from scripts.corpus.conversion import (
     ConvertError,
+    Settings,
     convert_files,
     convert_project,
     parse_file_list,
@@ -104,7 +105,18 @@ def main(
 ) -> None:
     """Convert annotations in the formats users bring into .spacy files, with a report of what was
     repaired or dropped."""
-    labels_path = Path(labels_file) if labels_file else None
+    settings = Settings(
+        fmt=fmt,
+        lang=lang,
+        tag_column=tag_column,
+        token_column=token_column,
+        labels_file=Path(labels_file) if labels_file else None,
+        misaligned=misaligned,
+        encoding=encoding or None,
+        recursive=recursive,
+        lenient=lenient,
+        strict=strict,
+    )
     try:
         if train is not None or output_dir is not None:
             if sources or output is not None or split is not None:
@@ -121,17 +133,8 @@ def main(
                 dev=parse_file_list(dev),
                 test=parse_file_list(test),
                 output_dir=output_dir,
-                fmt=fmt,
-                lang=lang,
                 seed=seed,
-                tag_column=tag_column,
-                token_column=token_column,
-                labels_file=labels_path,
-                misaligned=misaligned,
-                encoding=encoding or None,
-                recursive=recursive,
-                lenient=lenient,
-                strict=strict,
+                settings=settings,
                 echo=typer.echo,
             )
         else:
@@ -142,18 +145,9 @@ def main(
             convert_files(
                 sources=list(sources or []),
                 output=output,
-                fmt=fmt,
-                lang=lang,
                 split=parse_split(split) if split is not None else None,
                 seed=seed,
-                tag_column=tag_column,
-                token_column=token_column,
-                labels_file=labels_path,
-                misaligned=misaligned,
-                encoding=encoding or None,
-                recursive=recursive,
-                lenient=lenient,
-                strict=strict,
+                settings=settings,
                 echo=typer.echo,
             )
     except ConvertError as error:

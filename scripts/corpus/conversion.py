@@ -51,6 +51,22 @@ class ConvertError(Exception):
 
 
 @dataclass(frozen=True)
+class Settings:
+    """How every source of a run is read: the command's reader options, one place for both modes."""
+
+    fmt: str = "auto"
+    lang: str = "en"
+    tag_column: int = -1
+    token_column: int = 1
+    labels_file: Path | None = None
+    misaligned: str = "expand"
+    encoding: str | None = None
+    recursive: bool = False
+    lenient: bool = False
+    strict: bool = False
+
+
+@dataclass(frozen=True)
 class Job:
     """Which sources go where: straight into an output, or into a pool split into train/dev/test."""
 
@@ -123,44 +139,25 @@ def convert_files(
     *,
     sources: list[Path],
     output: Path,
-    fmt: str = "auto",
-    lang: str = "en",
     split: tuple[float, float, float] | None = None,
     seed: int = 0,
-    tag_column: int = -1,
-    token_column: int = 1,
-    labels_file: Path | None = None,
-    misaligned: str = "expand",
-    encoding: str | None = None,
-    recursive: bool = False,
-    lenient: bool = False,
-    strict: bool = False,
+    settings: Settings = Settings(),
     echo: Echo = print,
 ) -> Conversion:
     """Sources -> one .spacy file, or with split fractions OUTPUT/{train,dev,test}.spacy."""
     if not sources:
         raise ConvertError("no SOURCE given; name the files or folders to convert")
     if split is None:
-        job = Job(targets={"all": output}, direct={"all": sources}, recursive=recursive)
+        job = Job(targets={"all": output}, direct={"all": sources}, recursive=settings.recursive)
     else:
         job = Job(
             targets={name: output / f"{name}.spacy" for name in SPLITS},
             direct={},
             pooled=sources,
             fractions=split,
-            recursive=recursive,
+            recursive=settings.recursive,
         )
-    options = make_options(
-        lang=lang,
-        tag_column=tag_column,
-        token_column=token_column,
-        labels_file=labels_file,
-        misaligned=misaligned,
-        encoding=encoding,
-    )
-    return run_job(
-        job, fmt=fmt, options=options, lenient=lenient, strict=strict, seed=seed, echo=echo
-    )
+    return run_job(job, settings=settings, seed=seed, echo=echo)
 
 
 def convert_project(
@@ -169,17 +166,8 @@ def convert_project(
     dev: list[Path],
     test: list[Path],
     output_dir: Path,
-    fmt: str = "auto",
-    lang: str = "en",
     seed: int = 0,
-    tag_column: int = -1,
-    token_column: int = 1,
-    labels_file: Path | None = None,
-    misaligned: str = "expand",
-    encoding: str | None = None,
-    recursive: bool = False,
-    lenient: bool = False,
-    strict: bool = False,
+    settings: Settings = Settings(),
     echo: Echo = print,
 ) -> Conversion:
     """--train/--dev/--test -> OUTPUT_DIR/{train,dev,test}.spacy + report.json; an empty --dev or
@@ -199,37 +187,18 @@ def convert_project(
         direct=direct,
         pooled=pooled,
         fractions=(1.0 - sum(fractions), fractions[1], fractions[2]),
-        recursive=recursive,
-    )
-    options = make_options(
-        lang=lang,
-        tag_column=tag_column,
-        token_column=token_column,
-        labels_file=labels_file,
-        misaligned=misaligned,
-        encoding=encoding,
+        recursive=settings.recursive,
     )
     return run_job(
-        job,
-        fmt=fmt,
-        options=options,
-        lenient=lenient,
-        strict=strict,
-        seed=seed,
-        echo=echo,
-        report_path=output_dir / "report.json",
+        job, settings=settings, seed=seed, echo=echo, report_path=output_dir / "report.json"
     )
 
 
-def make_options(
-    *,
-    lang: str,
-    tag_column: int,
-    token_column: int,
-    labels_file: Path | None,
-    misaligned: str,
-    encoding: str | None = None,
-) -> ReadOptions:
+def make_options(settings: Settings) -> ReadOptions:
+    """The readers' options from the run's settings; ConvertError for a value no reader takes."""
+    lang, misaligned = settings.lang, settings.misaligned
+    tag_column, token_column = settings.tag_column, settings.token_column
+    labels_file = settings.labels_file
     try:
         from spacy.util import get_lang_class
 
@@ -249,7 +218,7 @@ def make_options(
             raise ConvertError(
                 f"{option} 0: columns count from 1 (negative numbers count from the end, -1 = last)"
             )
-    codec = parse_encoding(encoding)
+    codec = parse_encoding(settings.encoding)
     labels = read_labels_file(labels_file, encoding=codec)
     return ReadOptions(
         lang=lang,
@@ -348,14 +317,13 @@ class Pool:
 def run_job(
     job: Job,
     *,
-    fmt: str,
-    options: ReadOptions,
-    lenient: bool,
+    settings: Settings,
     seed: int,
-    strict: bool = False,
     echo: Echo = print,
     report_path: Path | None = None,
 ) -> Conversion:
+    options = make_options(settings)
+    fmt, lenient, strict = settings.fmt, settings.lenient, settings.strict
     if fmt != "auto" and fmt not in READERS:
         raise ConvertError(
             f"--format {fmt!r} is not a reader; use auto or one of: {', '.join(READERS)}"
