@@ -4,6 +4,10 @@ reader helpers."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +133,21 @@ def run_convert(*args: object) -> Result:
 def load_docs(path: Path) -> list[Doc]:
     """The documents of a .spacy file."""
     return list(DocBin().from_disk(path).get_docs(Vocab()))
+
+
+def run_outside_repo(script: str, *args: str, cwd: Path, site: Path | None = None) -> Any:
+    """Run a Python snippet in a fresh interpreter that cannot import this repository (only
+    `site` added to its path, if given) and return the JSON of its last line of output."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if site is not None:
+        env["PYTHONPATH"] = str(site)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -5,7 +5,6 @@ opt-in."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -25,7 +24,7 @@ from scripts.packaging.wheel import (
     registered_names,
     use_fast_ner,
 )
-from tests.helpers import TEXTS, TRAIN
+from tests.helpers import TEXTS, TRAIN, run_outside_repo
 
 ENTS = {
     "p": 0.5,
@@ -200,18 +199,10 @@ def test_the_default_wheel_ships_no_code_and_fast_ner_is_opt_in(tiny_pipeline, t
         + [str(default), str(fast)],
         check=True,
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
     texts = [text for text in TEXTS if text] + [text for text, _, _ in TRAIN]
-    done = subprocess.run(
-        [sys.executable, "-c", LOAD_BOTH, json.dumps(texts), "en_plain", "en_fast"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    out = run_outside_repo(
+        LOAD_BOTH, json.dumps(texts), "en_plain", "en_fast", cwd=tmp_path, site=site
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["repo"] == []
     assert out["en_plain"]["ner"] == "EntityRecognizer"
     assert out["en_fast"]["ner"] == "FastEntityRecognizer"

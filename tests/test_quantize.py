@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 import warnings
@@ -31,7 +30,7 @@ from scripts.inference.int8 import (
 from scripts.inference.predict import describe_pipeline, predict_texts
 from scripts.packaging.int8_pipeline import int8_comparison, quantize_pipeline
 from scripts.packaging.wheel import package_pipeline
-from tests.helpers import PROJECT_ROOT, TEXTS, TRAIN
+from tests.helpers import PROJECT_ROOT, TEXTS, TRAIN, run_outside_repo
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -187,18 +186,8 @@ def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_s
         "cats = [d.cats for d in docs]\n"
         "print(json.dumps({'meta': nlp.meta['name'], 'cats': cats, 'ents': ents}))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
     texts = [t for t in TEXTS if t]
-    done = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(texts)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_outside_repo(script, json.dumps(texts), cwd=tmp_path, site=site)
     assert out["meta"] == "tiny_int8"
     nonempty = [record for text, record in zip(TEXTS, expected) if text]
     assert out["ents"] == [

@@ -2,9 +2,6 @@
 skewed classes are weighed by frequency, and the trained pipeline loads with spaCy alone."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy
 import pytest
@@ -27,6 +24,7 @@ from scripts.training.textcat import (
     check_class_balance,
     stock_config,
 )
+from tests.helpers import run_outside_repo
 
 LABELS = ["bug", "question"]
 # spaCy's name for each text classifier -> the factory this project trains it with.
@@ -243,17 +241,7 @@ def test_trained_pipeline_loads_with_spacy_alone_and_predicts_the_same(tmp_path)
         "assert not [m for m in sys.modules if m.split('.')[0] == 'scripts'], 'project code'\n"
         "print(json.dumps([doc.cats for doc in nlp.pipe(json.loads(sys.argv[2]))]))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "model"), json.dumps(TEXTS)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    after = json.loads(done.stdout.strip().splitlines()[-1])
+    after = run_outside_repo(script, str(tmp_path / "model"), json.dumps(TEXTS), cwd=tmp_path)
     assert len(after) == len(before)
     for old, new in zip(before, after):
         assert new.keys() == old.keys() == {"bug", "question"}
