@@ -8,6 +8,7 @@ The layout of metrics.json is documented at the top of scripts/evaluation/metric
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -46,6 +47,11 @@ def main(
     max_examples: int = typer.Option(
         50, "--max-examples", help="Error examples per task in the report"
     ),
+    curves: Optional[Path] = typer.Option(
+        None,
+        "--curves",
+        help="The train step's curves.jsonl, drawn as plots/training_curves.png and in the report",
+    ),
 ) -> None:
     """Score a trained pipeline on gold data; write metrics.json, report.html and PNG plots."""
     with reported_as_one_line():
@@ -57,6 +63,7 @@ def main(
             batch_size=batch_size,
             gpu_id=gpu_id,
             max_examples=max_examples,
+            curves_path=curves,
         )
     for warning in metrics["warnings"]:
         typer.echo(f"⚠ {warning}", err=True)

@@ -37,6 +37,11 @@ def main(
     max_epochs: int = typer.Option(
         0, "--max-epochs", help="Epochs; 0 chooses from the corpus size"
     ),
+    logger: str = typer.Option(
+        "console",
+        "--logger",
+        help="Experiment tracker, a section of configs/loggers.cfg: console, mlflow or wandb",
+    ),
 ) -> None:
     """Write the training config for the chosen components and base model; extra
     --section.key value arguments override configs/base.cfg."""
@@ -50,6 +55,7 @@ def main(
             train=train,
             max_epochs=max_epochs,
             overrides=parse_config_overrides(ctx.args),
+            logger=logger,
         )
 
 

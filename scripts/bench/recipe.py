@@ -14,11 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 from timeit import default_timer
-from typing import NotRequired, Optional, TypedDict
+from typing import List, NotRequired, Optional, TypedDict
 
 from scripts.common.base_model import resolve_base_model
 from scripts.common.errors import UserError
 from scripts.common.files import PROJECT_ROOT
+from scripts.evaluation.curves import CurvePoint, read_curves
 from scripts.evaluation.metrics import CatScores, EntScores, Metrics
 
 BASE_CONFIG = PROJECT_ROOT / "configs" / "base.cfg"
@@ -40,7 +41,7 @@ class TextcatHeadline(TypedDict):
 
 
 class SpeedLog(TypedDict):
-    """What the training's speed logger writes (speed.json), as far as it is read here."""
+    """How far training got, from the last line of its curves.jsonl."""
 
     epochs: int  # the last epoch's index, from 0
     steps: int
@@ -143,7 +144,7 @@ def bench_train(
             *(config_overrides or []),
         ],
     )
-    speed_log = output_dir / "speed.json"
+    curves_path = output_dir / "curves.jsonl"
     started = default_timer()
     run_stage(
         "train",
@@ -160,10 +161,8 @@ def bench_train(
             str(corpus / "dev.spacy"),
             "--paths.labels",
             str(output_dir / "labels"),
-            "--training.logger.@loggers",
-            "ner_textcat.speed_logger.v1",
-            "--training.logger.path",
-            str(speed_log),
+            "--paths.curves",
+            str(curves_path),
         ],
     )
     train_wall = default_timer() - started
@@ -177,9 +176,11 @@ def bench_train(
             str(output_dir / "evaluation"),
             "--gpu-id",
             gpu_id,
+            "--curves",
+            str(curves_path),
         ],
     )
-    speed: SpeedLog = json.loads(speed_log.read_text(encoding="utf8"))
+    speed = speed_of(read_curves(path=curves_path))
     metrics: Metrics = json.loads(
         (output_dir / "evaluation" / "metrics.json").read_text(encoding="utf8")
     )
@@ -191,6 +192,16 @@ def bench_train(
         components=components,
         output_dir=output_dir,
         base_model=base_model,
+    )
+
+
+def speed_of(points: List[CurvePoint]) -> SpeedLog:
+    """The last evaluation's position and time, e.g. speed_of(read_curves(path=...))["words"]."""
+    if not points:
+        raise UserError("training logged no evaluation; train for at least one step")
+    last = points[-1]
+    return SpeedLog(
+        epochs=last["epoch"], steps=last["step"], words=last["words"], seconds=last["seconds"]
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from matplotlib.figure import Figure
 from spacy import displacy
 
+from scripts.evaluation.curves import CurvePoint, best_point, plotted_scores
 from scripts.evaluation.metrics import (
     CatError,
     CatLabelScores,
@@ -36,6 +37,7 @@ PLOT_NAMES = (
     "textcat_per_label.png",
     "textcat_confusion.png",
     "textcat_thresholds.png",
+    "training_curves.png",
 )
 GOLD_COLOURS = {"correct": "#d6e6ff", "error": "#7fb0ff"}
 PRED_COLOURS = {"correct": "#ffe6c7", "error": "#ffab57"}
@@ -68,10 +70,18 @@ class Report:
     plots: Dict[str, bytes]
 
 
-def render_report(*, metrics: Metrics, details: Details, max_examples: int = 50) -> Report:
+def render_report(
+    *,
+    metrics: Metrics,
+    details: Details,
+    max_examples: int = 50,
+    curves: Optional[List[CurvePoint]] = None,
+) -> Report:
     """The HTML page and the PNG plots for an evaluation; at most max_examples error examples per
-    task."""
+    task; curves: the training curves (scripts/evaluation/curves.py), for their own section."""
     plots = make_plots(metrics=metrics, details=details)
+    if curves:
+        plots["training_curves.png"] = plot_training_curves(points=curves)
     parts = [_header(metrics)]
     if metrics.get("ents") is not None:
         parts.append(
@@ -81,6 +91,8 @@ def render_report(*, metrics: Metrics, details: Details, max_examples: int = 50)
         parts.append(
             _textcat_section(metrics["textcat"], details.get("cat_errors", []), plots, max_examples)
         )
+    if curves:
+        parts.append(_curves_section(curves, plots))
     title = html.escape(f"Evaluation: {metrics.get('model', {}).get('name', 'model')}")
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -381,6 +393,22 @@ def _misclassified(errors: List[CatError], cap: int, multi: bool) -> str:
     )
 
 
+def _curves_section(points: List[CurvePoint], plots: Dict[str, bytes]) -> str:
+    best = best_point(points)
+    last = points[-1]
+    line = (
+        f"{len(points)} evaluations on the dev set over {last['step']} steps "
+        f"({last['epoch'] + 1} epochs, {last.get('seconds', 0):.0f} s)"
+    )
+    if best is not None:
+        line += f"; best dev score {format_score(best['score'])} at step {best['step']}"
+    return (
+        "<h2>Training curves</h2><p>Losses (summed per component between evaluations) and dev "
+        f"scores against the training step, from the train step's curves file. {_esc(line)}.</p>"
+        + _img(plots, "training_curves.png", "training losses and dev scores by step")
+    )
+
+
 # ---------------------------------------------------------------- PNG plots
 
 
@@ -467,6 +495,45 @@ def plot_confusion(*, labels: Sequence[str], matrix: Sequence[Sequence[int]]) ->
     ax.set_ylabel("gold")
     ax.set_title("Confusion matrix (colour: share of the gold label)")
     fig.colorbar(image, ax=ax, fraction=0.046)
+    return _png(fig)
+
+
+def plot_training_curves(*, points: List[CurvePoint]) -> bytes:
+    """Losses per component (top, log scale) and dev scores (bottom) against the step, the best
+    dev score marked with a dotted line."""
+    steps = [p["step"] for p in points]
+    fig = Figure(figsize=(8, 6.5))
+    losses_ax, scores_ax = fig.subplots(2, 1, sharex=True)
+    components = sorted({name for p in points for name in p["losses"]})
+    for name in components:
+        values = [p["losses"].get(name) for p in points]
+        losses_ax.plot(steps, [v if v is not None else float("nan") for v in values], label=name)
+    if components and all(v > 0 for p in points for v in p["losses"].values() if v is not None):
+        losses_ax.set_yscale("log")  # losses span orders of magnitude between components
+    losses_ax.set_ylabel("loss")
+    losses_ax.set_title("Training losses and dev scores by step")
+    scored = [p for p in points if p.get("score") is not None]
+    if scored:
+        scores_ax.plot(
+            [p["step"] for p in scored],
+            [p["score"] for p in scored],
+            color="black",
+            linewidth=2,
+            label="score (weighted)",
+        )
+        best_step = best_point(points)["step"]  # type: ignore[index]
+        for ax in (losses_ax, scores_ax):
+            ax.axvline(best_step, color="grey", linestyle=":")
+    for key in plotted_scores(points):
+        pairs = [(p["step"], p["scores"][key]) for p in points if p["scores"].get(key) is not None]
+        scores_ax.plot([s for s, _ in pairs], [v for _, v in pairs], marker=".", label=key)
+    scores_ax.set_ylim(0, 1.02)
+    scores_ax.set_xlabel("step")
+    scores_ax.set_ylabel("dev score")
+    for ax in (losses_ax, scores_ax):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return _png(fig)
 
 

@@ -19,6 +19,7 @@ from spacy.tokens import Doc, DocBin
 from scripts.common.device import activate, resolve_device
 from scripts.common.errors import UserError, info, one_line
 from scripts.common.files import sha256_of, write_bytes_atomic
+from scripts.evaluation.curves import CurvePoint, from_same_run, read_curves
 from scripts.evaluation.metrics import (
     DataInfo,
     Metrics,
@@ -52,14 +53,18 @@ def evaluate_model(
     batch_size: int = 64,
     gpu_id: str = "-1",
     max_examples: int = 50,
+    curves_path: Optional[Path] = None,
 ) -> Metrics:
     """Run MODEL over DATA_PATH, score it, write metrics.json, report.html and plots/ to output_dir
-    and return the metrics. Raises UserError for bad input; gpu_id is 'auto', -1 or a GPU index."""
+    and return the metrics. Raises UserError for bad input; gpu_id is 'auto', -1 or a GPU index;
+    curves_path: the train step's curves.jsonl, drawn as plots/training_curves.png and in the
+    report."""
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(
             f"--output {output_dir} is a file; pass a folder for metrics.json, report.html and "
             "plots/"
         )
+    curves = read_curves(path=curves_path) if curves_path is not None else None
     device = resolve_device(gpu_id)
     info(f"Evaluating on {device.description}")
     activate(device)
@@ -83,11 +88,14 @@ def evaluate_model(
             n_docs=len(golds),
             gold_preproc=gold_preproc,
         ),
-        warnings=find_warnings(metrics=scores, data_path=data_path),
+        warnings=find_warnings(metrics=scores, data_path=data_path)
+        + curve_warnings(curves=curves, curves_path=curves_path, nlp=nlp),
         ents=scores["ents"],
         textcat=scores["textcat"],
     )
-    report = render_report(metrics=metrics, details=evaluation.details, max_examples=max_examples)
+    report = render_report(
+        metrics=metrics, details=evaluation.details, max_examples=max_examples, curves=curves
+    )
     write_outputs(output_dir=output_dir, metrics=metrics, report=report)
     return metrics
 
@@ -237,6 +245,23 @@ def find_warnings(*, metrics: Metrics, data_path: Path) -> List[str]:
             "label"
         )
     return warnings
+
+
+def curve_warnings(
+    *, curves: Optional[List[CurvePoint]], curves_path: Optional[Path], nlp: Language
+) -> List[str]:
+    """A line when the curves are empty or come from another training run than the model's."""
+    if curves is None:
+        return []
+    if not curves:
+        return [f"{curves_path} holds no evaluation yet: no training curves to draw"]
+    if not from_same_run(curves, nlp.meta.get("performance") or {}):
+        return [
+            f"the training curves in {curves_path} do not include the dev scores this model was "
+            "saved with: they come from another training run (train again, or pass its own "
+            "curves.jsonl)"
+        ]
+    return []
 
 
 def write_outputs(*, output_dir: Path, metrics: Metrics, report: Report) -> None:

@@ -21,11 +21,14 @@ from thinc.api import Config
 from scripts.common.base_model import resolve_base_model
 from scripts.common.cats import POSITIVE
 from scripts.common.errors import UserError, info
+from scripts.common.files import PROJECT_ROOT
 
 TASK_COMPONENTS = ("ner", "textcat", "textcat_multilabel")
 VALID_COMPONENTS = ("ner", "textcat", "textcat_multilabel", "ner,textcat", "ner,textcat_multilabel")
 PADDED_BATCHER = "spacy.batch_by_padded.v1"
 DOCS_BATCHER = "ner_textcat.batch_by_docs.v1"
+LOGGERS_PATH = PROJECT_ROOT / "configs" / "loggers.cfg"
+CURVES_LOGGER = "ner_textcat.curves_logger.v1"
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,18 @@ def scale_schedule(
     )
 
 
+def tracker_block(name: str, *, loggers_path: Path = LOGGERS_PATH) -> dict:
+    """The experiment tracker the `logger` var names: its section of configs/loggers.cfg, for
+    [training.logger.tracker] (empty for console), e.g. tracker_block("mlflow")["@loggers"]."""
+    choices = Config().from_disk(loggers_path, interpolate=False)
+    if name not in choices:
+        raise UserError(
+            f"logger '{name}' is not one of: {' | '.join(choices)} (the sections of "
+            f"{loggers_path.name}); pass e.g. --vars.logger mlflow"
+        )
+    return dict(choices[name])
+
+
 def build_config(
     base: Config,
     *,
@@ -194,8 +209,10 @@ def build_config(
     transformer_location: str,
     schedule: Schedule,
     batcher: Optional[dict] = None,
+    tracker: Optional[dict] = None,
 ) -> Config:
-    """The base config with only the chosen components, the base model and the schedule set."""
+    """The base config with only the chosen components, the base model, the schedule and the
+    experiment tracker (tracker_block) set."""
     config = Config(base)
     config["nlp"]["lang"] = lang
     config["nlp"]["pipeline"] = ["transformer", *components]
@@ -212,6 +229,13 @@ def build_config(
     training["patience"] = schedule.patience
     training["optimizer"]["learn_rate"]["warmup_steps"] = schedule.warmup_steps
     training["optimizer"]["learn_rate"]["total_steps"] = schedule.total_steps
+    if tracker:
+        if training["logger"].get("@loggers") != CURVES_LOGGER:
+            raise UserError(
+                f"[training.logger] is {training['logger'].get('@loggers')}, which takes no "
+                f"experiment tracker; name {CURVES_LOGGER} there or pass --vars.logger console"
+            )
+        training["logger"] = {**training["logger"], "tracker": tracker}
     return config
 
 
@@ -278,10 +302,12 @@ def make_config(
     train: Path,
     max_epochs: int = 0,
     overrides: Optional[dict[str, Any]] = None,
+    logger: str = "console",
 ) -> Schedule:
     """Write the filled config; overrides ({"training.accumulate_gradient": 2}) change
-    configs/base.cfg first."""
+    configs/base.cfg first; logger names the experiment tracker (configs/loggers.cfg)."""
     names = parse_components(components)
+    tracker = tracker_block(logger)
     overrides = overrides or {}
     base = load_config(base_path, overrides=overrides, interpolate=False)
     check_classifier_settings(base)
@@ -309,6 +335,7 @@ def make_config(
         transformer_location=base_model.location,
         schedule=schedule,
         batcher=batcher,
+        tracker=tracker,
     )
     write_filled_config(
         config,

@@ -1,55 +1,201 @@
-"""A training logger that also records how many words were trained on and for how long.
+"""Training loggers: the console log with every evaluation also appended to a JSONL file of
+training curves, passed on to an experiment tracker (MLflow, Weights & Biases) when one is named.
 
-Used by scripts.bench_train through a config override of [training.logger]; like every
-[training] setting it is resolved when training only, never when a pipeline is loaded.
+[training.logger] of training/config.cfg names them: the config step writes
+ner_textcat.curves_logger.v1 there, with the tracker the `logger` var picks from
+configs/loggers.cfg as its `tracker` block. Like every [training] setting they are resolved when
+training only, never when a pipeline is loaded. scripts.bench_train swaps in speed_logger.
+
+    [training.logger]
+    @loggers = "ner_textcat.curves_logger.v1"
+    path = ${paths.curves}
+
+    [training.logger.tracker]
+    @loggers = "ner_textcat.mlflow_logger.v1"
+    tracking_uri = "training/mlruns"
 """
 
-from __future__ import annotations
-
+import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from timeit import default_timer
-from typing import IO, Any, Callable, Dict, Optional, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import urlparse
 
 from spacy.language import Language
 from spacy.training.loggers import console_logger
-from spacy.util import registry
+from spacy.util import SimpleFrozenList, registry
 
+from scripts.common.errors import UserError, info
 from scripts.common.files import write_bytes_atomic
+from scripts.evaluation.curves import curve_point
 
 LogStep = Callable[[Optional[Dict[str, Any]]], None]
+Setup = Callable[..., Tuple[LogStep, Callable[[], None]]]
+TRACKING_REQUIREMENTS = "requirements-tracking.txt"
 
 
-@registry.loggers("ner_textcat.speed_logger.v1")
-def speed_logger(
-    path: str, progress_bar: bool = False
-) -> Callable[..., Tuple[LogStep, Callable[[], None]]]:
-    """The console log, plus {"words", "seconds", "steps", "epochs"} written to `path` at the
-    end."""
+class CurvesFile:
+    """The JSONL file of one run: an empty file replaces the previous run's at the start
+    (atomically), then each evaluation appends one line and flushes it, so a killed run keeps
+    what it logged.
+
+    curves = CurvesFile(Path("training/curves.jsonl")); curves.append(info); curves.close()
+    """
+
+    def __init__(self, path: Path) -> None:
+        write_bytes_atomic(path, b"")
+        self.file = path.open("a", encoding="utf8")
+        self.start = self.last_time = default_timer()
+        self.last_words = 0
+
+    def append(self, info: Dict[str, Any]) -> None:
+        now = default_timer()
+        words = int(info.get("words", 0))
+        interval = now - self.last_time
+        point = curve_point(
+            info,
+            seconds=now - self.start,
+            words_per_second=(words - self.last_words) / interval if interval > 0 else None,
+        )
+        self.file.write(json.dumps(point, ensure_ascii=False) + "\n")
+        self.file.flush()
+        self.last_time, self.last_words = now, words
+
+    def close(self) -> None:
+        self.file.close()
+
+
+@registry.loggers("ner_textcat.curves_logger.v1")
+def curves_logger(path: str, progress_bar: bool = False, tracker: Optional[Setup] = None) -> Setup:
+    """spaCy's console log; every evaluation appended to the JSONL file at `path` (a fresh file
+    each run, read by scripts/evaluation/curves.py); and every step passed on to `tracker`, another
+    logger such as ner_textcat.mlflow_logger.v1, when there is one."""
     console = console_logger(progress_bar=progress_bar)
 
     def setup(
         nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr
     ) -> Tuple[LogStep, Callable[[], None]]:
-        log_console, finalize_console = console(nlp, stdout, stderr)
-        start = default_timer()
-        last: Dict[str, Any] = {}
+        loggers = [console(nlp, stdout, stderr)]
+        if tracker is not None:
+            loggers.append(tracker(nlp, stdout, stderr))
+        curves = CurvesFile(Path(path))
 
         def log_step(info: Optional[Dict[str, Any]]) -> None:
             if info is not None:
-                last.update(
-                    words=info["words"],
-                    steps=info["step"],
-                    epochs=info["epoch"],
-                    seconds=default_timer() - start,
-                )
-            log_console(info)
+                curves.append(info)  # first: a tracker that fails must not cost the line
+            for log, _ in loggers:
+                log(info)
 
         def finalize() -> None:
-            finalize_console()
-            write_bytes_atomic(Path(path), (json.dumps(last) + "\n").encode("utf8"))
+            curves.close()
+            for _, close in loggers:
+                close()
 
         return log_step, finalize
+
+    return setup
+
+
+def require(module: str, *, logger: str) -> None:
+    """Fail in one line before training starts when a tracker's package is not installed."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise UserError(
+            f"[training.logger.tracker] {logger} needs the {module} package, which is not "
+            f"installed; pip install -r {TRACKING_REQUIREMENTS}, or train with --vars.logger "
+            "console"
+        ) from None
+
+
+def tracking_uri_of(value: str) -> str:
+    """An MLflow tracking URI; a path, or a file: URI with a relative path, becomes an absolute
+    file URI, e.g. tracking_uri_of("training/mlruns") -> "file:///.../training/mlruns"."""
+    scheme = urlparse(value).scheme
+    if scheme == "file":
+        value = value[len("file:") :]
+        if value.startswith("//"):  # file:///abs/path or file://host/path: already absolute
+            return f"file:{value}"
+    elif len(scheme) > 1 or value == "databricks":  # http://, sqlite:///; C: is a Windows drive
+        return value
+    return Path(value).resolve().as_uri()
+
+
+@registry.loggers("ner_textcat.mlflow_logger.v1")
+def mlflow_logger(
+    tracking_uri: str = "training/mlruns",
+    experiment_name: str = "ner_textcat",
+    run_name: Optional[str] = None,
+    tags: Optional[Dict[str, Any]] = None,
+    remove_config_values: List[str] = SimpleFrozenList(),
+    log_model: bool = False,
+) -> Setup:
+    """spacy-loggers' spacy.MLflowLogger.v2 into the experiment `experiment_name` of the store at
+    `tracking_uri` (a folder: a local file store, offline). log_model: also store the pipeline in
+    MLflow at each new best score (a copy of the whole model each time)."""
+    require("mlflow", logger="ner_textcat.mlflow_logger.v1")
+    make_tracker = registry.loggers.get("spacy.MLflowLogger.v2")
+
+    def setup(
+        nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr
+    ) -> Tuple[LogStep, Callable[[], None]]:
+        import mlflow
+
+        uri = tracking_uri_of(tracking_uri)
+        if uri.startswith("file:"):
+            # MLflow 3 refuses its file store unless asked for it: the offline, server-less choice.
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(experiment_name)
+        tracker = make_tracker(
+            run_name=run_name, tags=tags, remove_config_values=remove_config_values
+        )
+        log_tracker, finalize = tracker(nlp, stdout, stderr)
+        run = mlflow.active_run()
+        info(f"MLflow run {run.info.run_id if run else '?'} in {uri}, experiment {experiment_name}")
+
+        def log_step(data: Optional[Dict[str, Any]]) -> None:
+            if data is not None and not log_model:  # output_path makes it log the model
+                data = {key: value for key, value in data.items() if key != "output_path"}
+            log_tracker(data)
+
+        return log_step, finalize
+
+    return setup
+
+
+@registry.loggers("ner_textcat.wandb_logger.v1")
+def wandb_logger(
+    project_name: str = "ner_textcat",
+    dir: str = "training",
+    mode: str = "offline",
+    run_name: Optional[str] = None,
+    entity: Optional[str] = None,
+    remove_config_values: List[str] = SimpleFrozenList(),
+    log_custom_stats: Optional[List[str]] = None,
+) -> Setup:
+    """spacy-loggers' spacy.WandbLogger.v5, writing its runs under `dir`/wandb; mode "offline"
+    needs no account or network (upload later with `wandb sync`), "online" logs to the server."""
+    require("wandb", logger="ner_textcat.wandb_logger.v1")
+    make_tracker = registry.loggers.get("spacy.WandbLogger.v5")
+
+    def setup(
+        nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr
+    ) -> Tuple[LogStep, Callable[[], None]]:
+        Path(dir).mkdir(parents=True, exist_ok=True)
+        # spacy-loggers calls wandb.init without dir or mode; wandb reads both from these.
+        os.environ["WANDB_DIR"] = str(Path(dir).resolve())
+        os.environ["WANDB_MODE"] = mode
+        tracker = make_tracker(
+            project_name=project_name,
+            run_name=run_name,
+            entity=entity,
+            remove_config_values=remove_config_values,
+            log_custom_stats=log_custom_stats,
+        )
+        return tracker(nlp, stdout, stderr)
 
     return setup

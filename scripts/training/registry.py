@@ -5,8 +5,8 @@
 [corpora.train] names the training reader (corpus_reader), [training.batcher] the batcher of
 text classification alone (batchers), [components.textcat] and [components.textcat_multilabel]
 the text classifiers' factories and scorers (textcat), [training.optimizer] the optimizer
-(optimizers); scripts.bench_train asks for the logger (logger). Loading a trained pipeline needs
-none of them: training leaves spaCy's own factories in its config.
+(optimizers), [training.logger] the logger of training curves and trackers (logger). Loading a
+trained pipeline needs none of them: training leaves spaCy's own factories in its config.
 """
 
 import scripts.training.batchers  # noqa: F401
