@@ -113,3 +113,20 @@ def test_unreadable_run_is_one_line_error_with_exit_2(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     result = runner.invoke(app, [str(a), str(tmp_path / "bad.json")])
     assert result.exit_code == 2 and "is not valid JSON" in result.stderr
+
+
+def test_weighted_and_macro_averages_are_overall_figures_when_the_runs_have_them():
+    averages = {"macro_p": 0.7, "weighted_p": 0.8, "weighted_r": 0.7, "weighted_f": 0.74}
+    a = copy.deepcopy(BASE)
+    a["ents"].update(averages)
+    a["textcat"].update(averages)
+    b = copy.deepcopy(a)
+    b["ents"]["weighted_f"] = 0.7
+    b["textcat"]["weighted_f"] = 0.74
+    rows = {row.figure: row for row in compare_metrics(a=a, b=b, margin=0.01)}
+    assert rows["ents.weighted_f"].worse and rows["ents.weighted_f"].overall
+    assert rows["ents.weighted_f"].delta == pytest.approx(-0.04)
+    assert not rows["textcat.weighted_f"].worse
+    assert rows["textcat.macro_p"].delta == pytest.approx(0.0)
+    # figures neither run has (metrics.json from before they existed) get no row
+    assert "ents.macro_r" not in rows and "textcat.micro_p" not in rows

@@ -336,3 +336,89 @@ def test_entity_scores_are_consistent_on_arbitrary_spans(gold, pred):
     same = evaluate_docs(golds=[g], preds=[g], tasks=Tasks(ent_labels=("A", "B"))).metrics["ents"]
     assert same["f"] == (approx(1.0) if g.ents else None)
     assert sum(same["errors"].values()) == 0
+
+
+def sklearn_averages(y_true, y_pred, **options) -> Dict[str, Tuple[float, float, float]]:
+    """sklearn's micro, macro and weighted precision, recall and F, for the cross-checks."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    return {
+        average: tuple(
+            precision_recall_fscore_support(
+                y_true, y_pred, average=average, zero_division=0, **options
+            )[:3]
+        )
+        for average in ("micro", "macro", "weighted")
+    }
+
+
+def averages(section, *, micro=("micro_p", "micro_r", "micro_f")):
+    return {
+        "micro": tuple(section[k] for k in micro),
+        "macro": (section["macro_p"], section["macro_r"], section["macro_f"]),
+        "weighted": (section["weighted_p"], section["weighted_r"], section["weighted_f"]),
+    }
+
+
+def test_exclusive_textcat_weighted_averages_by_hand_and_as_sklearn_counts():
+    tc = evaluate_docs(golds=CAT_GOLDS, preds=CAT_PREDS, tasks=EXCLUSIVE).metrics["textcat"]
+    # POS p .5 r 1 support 1; NEG p 1 r .5 support 2; NEU p 1 r 1 support 1
+    assert averages(tc)["weighted"] == (approx(0.875), approx(0.75), approx(0.75))
+    assert averages(tc)["macro"] == (approx(5 / 6), approx(5 / 6), approx(7 / 9))
+    assert averages(tc)["micro"] == (approx(0.75), approx(0.75), approx(0.75))
+    pytest.importorskip("sklearn")  # requirements-dev.txt installs it
+    expected = sklearn_averages(["POS", "NEG", "NEU", "NEG"], ["POS", "POS", "NEU", "NEG"])
+    for average, figures in averages(tc).items():
+        assert figures == approx(expected[average]), average
+
+
+def test_multilabel_weighted_averages_by_hand_and_as_sklearn_counts():
+    fully_annotated = Tasks(cat_labels=("A", "B"), exclusive=False, threshold=0.5)
+    tc = evaluate_docs(golds=ML_GOLDS[:3], preds=ML_PREDS[:3], tasks=fully_annotated).metrics[
+        "textcat"
+    ]
+    # A: p .5 r .5 support 2; B: p 1 r 1 support 2
+    assert averages(tc)["weighted"] == (approx(0.75), approx(0.75), approx(0.75))
+    # m4 is annotated for A only: a true negative of A, not scored for B
+    partial = evaluate_docs(golds=ML_GOLDS, preds=ML_PREDS, tasks=MULTI).metrics["textcat"]
+    assert averages(partial)["weighted"] == (approx(0.75), approx(0.75), approx(0.75))
+    pytest.importorskip("sklearn")
+    y_true = [[1, 0], [1, 1], [0, 1]]
+    y_pred = [[int(s["A"] >= 0.5), int(s["B"] >= 0.5)] for s in ML_SCORES[:3]]
+    expected = sklearn_averages(y_true, y_pred)
+    for average, figures in averages(tc).items():
+        assert figures == approx(expected[average]), average
+
+
+def test_entity_weighted_averages_by_hand_and_as_sklearn_counts():
+    ents = evaluate_docs(golds=ENT_GOLDS, preds=ENT_PREDS, tasks=ENT_TASKS).metrics["ents"]
+    # PER p 1 r 2/3 f .8 support 3; ORG (predicted only) 0 support 0; LOC 0 support 1
+    assert averages(ents, micro=("p", "r", "f"))["weighted"] == (
+        approx(0.75),
+        approx(0.5),
+        approx(0.6),
+    )
+    assert averages(ents, micro=("p", "r", "f"))["macro"] == (
+        approx(1 / 3),
+        approx(2 / 9),
+        approx(0.8 / 3),
+    )
+    pytest.importorskip("sklearn")
+    # each entity as a (gold, predicted) pair, "O" for no entity: Alice, Bob (wrong label),
+    # Paris (missed), Carol, Acme (spurious)
+    y_true = ["PER", "PER", "LOC", "PER", "O"]
+    y_pred = ["PER", "ORG", "O", "PER", "ORG"]
+    expected = sklearn_averages(y_true, y_pred, labels=["LOC", "ORG", "PER"])
+    for average, figures in averages(ents, micro=("p", "r", "f")).items():
+        assert figures == approx(expected[average]), average
+
+
+def test_averages_are_null_where_nothing_was_scored():
+    docs = [make_doc("I love it.", cats={"POS": 1.0})]
+    ents = evaluate_docs(golds=docs, preds=docs, tasks=ENT_TASKS).metrics["ents"]
+    assert (ents["macro_f"], ents["weighted_p"], ents["weighted_f"]) == (None, None, None)
+    # predictions of a label without gold support: a macro average, but no weight to average by
+    only_spurious = [make_doc("Acme hired Carol.", [])]
+    preds = [make_doc("Acme hired Carol.", [("Acme", "ORG")])]
+    ents = evaluate_docs(golds=only_spurious, preds=preds, tasks=ENT_TASKS).metrics["ents"]
+    assert (ents["macro_p"], ents["weighted_p"]) == (0.0, None)

@@ -16,7 +16,23 @@ from typing import Any, Dict, List, Optional
 from scripts.common.errors import UserError
 from scripts.evaluation.metrics import format_score
 
-OVERALL = {"ents": ("p", "r", "f"), "textcat": ("accuracy", "macro_f", "micro_f", "macro_auc")}
+AVERAGES = ("macro_p", "macro_r", "macro_f", "weighted_p", "weighted_r", "weighted_f")
+OVERALL = {
+    "ents": ("p", "r", "f", *AVERAGES),  # p, r, f: micro
+    "textcat": (
+        "accuracy",
+        "macro_f",
+        "micro_f",
+        "macro_auc",
+        "micro_p",
+        "micro_r",
+        "macro_p",
+        "macro_r",
+        "weighted_p",
+        "weighted_r",
+        "weighted_f",
+    ),
+}
 PER_LABEL = {"ents": ("f",), "textcat": ("f",)}
 EPSILON = 1e-9  # so that a drop of exactly the margin does not fail on float rounding
 
@@ -59,6 +75,8 @@ def compare_metrics(*, a: Dict[str, Any], b: Dict[str, Any], margin: float) -> L
         if not a.get(task) and not b.get(task):
             continue
         for key in keys:
+            if key not in (a.get(task) or {}) and key not in (b.get(task) or {}):
+                continue  # metrics.json files from before the figure existed
             va, vb = _get(a, task, key), _get(b, task, key)
             worse = va is not None and (vb is None or va - vb > margin + EPSILON)
             rows.append(Row(figure=f"{task}.{key}", a=va, b=vb, overall=True, worse=worse))

@@ -14,6 +14,8 @@ compute it on; a task the model does not have is null as a whole ("ents": null).
       "warnings": ["..."],
       "ents": {
         "p", "r", "f",        # micro over known labels; a hit: the exact span with the right label
+        "macro_p", "macro_r", "macro_f",           # mean over labels with gold or predictions
+        "weighted_p", "weighted_r", "weighted_f",  # mean weighted by each label's gold support
         "tokenization": "model" | "gold",  # on the raw text, or on the gold words (--gold-preproc)
         "n_docs", "n_skipped",             # docs scored / skipped for having no entity annotation
         "errors": {"missed", "spurious", "wrong_label", "wrong_span"},
@@ -24,6 +26,8 @@ compute it on; a task the model does not have is null as a whole ("ents": null).
         "mode": "exclusive" | "multilabel",
         "accuracy",           # exclusive: argmax is right; multilabel: every label is right
         "macro_f", "micro_f", "macro_auc",
+        "macro_p", "macro_r", "micro_p", "micro_r",
+        "weighted_p", "weighted_r", "weighted_f",  # mean weighted by each label's gold support
         "n_docs", "n_skipped", "skipped": {"no_annotation", "unknown_label", "not_one_label"},
         "unknown_labels": {LABEL: n_docs_where_positive},
         "per_label": {LABEL: {"p", "r", "f", "auc", "support", "n_docs"}},
@@ -35,9 +39,11 @@ compute it on; a task the model does not have is null as a whole ("ents": null).
 Rules: a document without a task's annotation is not counted for that task (no entity annotation:
 every token has ent_iob 0; no category annotation: doc.cats is empty). Multi-label docs are scored
 only on the labels their doc.cats lists. Macro averages run over labels with gold support or
-predictions. Gold categories count as positive at >= scripts.common.cats.POSITIVE; multi-label
-predictions at >= the model's threshold. `Evaluation.details` holds what the report shows beyond
-numbers: error examples and threshold curves.
+predictions; weighted averages weigh each label by its support (gold positives), as sklearn's
+average="weighted" does (null where no label has support). Gold categories count as positive at
+>= scripts.common.cats.POSITIVE; multi-label predictions at >= the model's threshold.
+`Evaluation.details` holds what the report shows beyond numbers: error examples and threshold
+curves.
 """
 
 from collections import Counter
@@ -75,6 +81,12 @@ class EntScores(TypedDict):
     p: Optional[float]
     r: Optional[float]
     f: Optional[float]
+    macro_p: Optional[float]
+    macro_r: Optional[float]
+    macro_f: Optional[float]
+    weighted_p: Optional[float]
+    weighted_r: Optional[float]
+    weighted_f: Optional[float]
     tokenization: str  # "model" or "gold"
     n_docs: int
     n_skipped: int
@@ -116,6 +128,13 @@ class CatScores(TypedDict):
     macro_f: Optional[float]
     micro_f: Optional[float]
     macro_auc: Optional[float]
+    macro_p: Optional[float]
+    macro_r: Optional[float]
+    micro_p: Optional[float]
+    micro_r: Optional[float]
+    weighted_p: Optional[float]
+    weighted_r: Optional[float]
+    weighted_f: Optional[float]
     n_docs: int
     per_label: Dict[str, CatLabelScores]
     confusion: Optional[Confusion]  # exclusive only
@@ -362,10 +381,17 @@ def score_ents(*, records: Sequence[EntRecord], tokenization: str) -> EntScores:
                 errors[p["kind"]] += 1
     p, r, f = _prf(sum(per_label.values(), PRFScore()))
     n_docs = sum(r.annotated for r in records)
+    averages = average_prf(counts=per_label, support=support)
     return EntScores(
         p=p,
         r=r,
         f=f,
+        macro_p=averages["macro_p"],
+        macro_r=averages["macro_r"],
+        macro_f=averages["macro_f"],
+        weighted_p=averages["weighted_p"],
+        weighted_r=averages["weighted_r"],
+        weighted_f=averages["weighted_f"],
         tokenization=tokenization,
         n_docs=n_docs,
         n_skipped=len(records) - n_docs,
@@ -380,6 +406,46 @@ def score_ents(*, records: Sequence[EntRecord], tokenization: str) -> EntScores:
             label: _ent_label_scores(per_label[label], support[label])
             for label in sorted(per_label)
         },
+    )
+
+
+class Averages(TypedDict):
+    macro_p: Optional[float]
+    macro_r: Optional[float]
+    macro_f: Optional[float]
+    weighted_p: Optional[float]
+    weighted_r: Optional[float]
+    weighted_f: Optional[float]
+
+
+def average_prf(*, counts: Dict[str, PRFScore], support: Dict[str, int]) -> Averages:
+    """Macro (labels with gold or predictions count alike) and support-weighted (each label by
+    its gold count, sklearn's average="weighted") precision, recall and F over per-label counts.
+
+    average_prf(counts={"A": PRFScore(tp=1, fn=1), "B": PRFScore(tp=2)}, support={"A": 2, "B": 2})
+    # -> weighted_r 0.75 = (0.5 * 2 + 1.0 * 2) / 4
+    """
+    active = [(label, score) for label, score in counts.items() if len(score)]
+    total = sum(support.get(label, 0) for label, _ in active)
+
+    def macro(values: List[float]) -> Optional[float]:
+        return sum(values) / len(values) if values else None
+
+    def weighted(values: List[float]) -> Optional[float]:
+        if not total:
+            return None
+        return sum(v * support.get(label, 0) for v, (label, _) in zip(values, active)) / total
+
+    ps = [score.precision for _, score in active]
+    rs = [score.recall for _, score in active]
+    fs = [score.fscore for _, score in active]
+    return Averages(
+        macro_p=macro(ps),
+        macro_r=macro(rs),
+        macro_f=macro(fs),
+        weighted_p=weighted(ps),
+        weighted_r=weighted(rs),
+        weighted_f=weighted(fs),
     )
 
 
@@ -560,16 +626,25 @@ def _cat_scores(
             support=sum(golds),
             n_docs=len(golds),
         )
-    active = [score for score in counts.values() if len(score)]
     aucs = [values["auc"] for values in per_label.values() if values["auc"] is not None]
-    micro = sum(counts.values(), PRFScore())
+    micro_p, micro_r, micro_f = _prf(sum(counts.values(), PRFScore()))
+    averages = average_prf(
+        counts=counts, support={label: v["support"] for label, v in per_label.items()}
+    )
     skipped = skipped or no_skipped_docs()
     return CatScores(
         mode=mode,
         accuracy=accuracy,
-        macro_f=sum(score.fscore for score in active) / len(active) if active else None,
-        micro_f=micro.fscore if len(micro) else None,
+        macro_f=averages["macro_f"],
+        micro_f=micro_f,
         macro_auc=sum(aucs) / len(aucs) if aucs else None,
+        macro_p=averages["macro_p"],
+        macro_r=averages["macro_r"],
+        micro_p=micro_p,
+        micro_r=micro_r,
+        weighted_p=averages["weighted_p"],
+        weighted_r=averages["weighted_r"],
+        weighted_f=averages["weighted_f"],
         n_docs=len(rows),
         per_label=per_label,
         confusion=confusion,

@@ -199,15 +199,13 @@ def _ents_section(
         (label, format_score(v["p"]), format_score(v["r"]), format_score(v["f"]), v["support"])
         for label, v in sorted(ents["per_label"].items(), key=lambda kv: -kv[1]["support"])
     ]
-    rows.append(
-        (
-            ("<b>all</b>",),
-            format_score(ents["p"]),
-            format_score(ents["r"]),
-            format_score(ents["f"]),
-            sum(v["support"] for v in ents["per_label"].values()),
+    support = sum(v["support"] for v in ents["per_label"].values())
+    rows += [
+        [name, *scores, support]
+        for name, scores in _averages(
+            ents, micro=(ents["p"], ents["r"], ents["f"]), micro_name="all (micro average)"
         )
-    )
+    ]
     err = ents["errors"]
     shown = errors[:cap]
     examples = (
@@ -318,6 +316,10 @@ def _textcat_section(
         rows.append(row)
     if multi:
         header += ["threshold", "best threshold", "F at best"]
+    support = sum(v["support"] for v in tc["per_label"].values())
+    for name, scores in _averages(tc, micro=(tc["micro_p"], tc["micro_r"], tc["micro_f"])):
+        auc = format_score(tc["macro_auc"]) if "macro" in name[0] else ""
+        rows.append([name, *scores, auc, support, ""] + [""] * (len(header) - 7))
     summary = [
         (
             format_score(tc["accuracy"]),
@@ -348,6 +350,24 @@ def _textcat_section(
         ]
     parts.append(_misclassified(errors, cap, multi))
     return "".join(parts)
+
+
+def _averages(
+    section: EntScores | CatScores,
+    *,
+    micro: Tuple[Optional[float], ...],
+    micro_name: str = "micro average",
+) -> List[Tuple[Tuple[str], List[str]]]:
+    """The rows under a per-label table: micro, macro and support-weighted precision, recall, F."""
+    figures = {
+        micro_name: micro,
+        "macro average": (section["macro_p"], section["macro_r"], section["macro_f"]),
+        "weighted average": (section["weighted_p"], section["weighted_r"], section["weighted_f"]),
+    }
+    return [
+        ((f"<b>{_esc(name)}</b>",), [format_score(v) for v in values])
+        for name, values in figures.items()
+    ]
 
 
 def _confusion_table(confusion: Confusion) -> str:
@@ -397,8 +417,8 @@ def _curves_section(points: List[CurvePoint], plots: Dict[str, bytes]) -> str:
     best = best_point(points)
     last = points[-1]
     line = (
-        f"{len(points)} evaluations on the dev set over {last['step']} steps "
-        f"({last['epoch'] + 1} epochs, {last.get('seconds', 0):.0f} s)"
+        f"{len(points)} evaluations on the dev set, the last at step {last['step']} "
+        f"(epoch {last['epoch']}, {last.get('seconds', 0):.0f} s into training)"
     )
     if best is not None:
         line += f"; best dev score {format_score(best['score'])} at step {best['step']}"

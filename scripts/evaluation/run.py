@@ -291,14 +291,15 @@ def summary(metrics: Metrics, output_dir: Path) -> List[str]:
         e = metrics["ents"]
         lines.append(
             f"Entities: P {fmt(e['p'])}  R {fmt(e['r'])}  F {fmt(e['f'])}  on {e['n_docs']} docs "
-            f"({e['n_skipped']} skipped: no entity annotation), {e['tokenization']} tokenization"
+            f"({e['n_skipped']} skipped: no entity annotation), {e['tokenization']} tokenization; "
+            f"macro F {fmt(e['macro_f'])}  weighted F {fmt(e['weighted_f'])}"
         )
     if metrics["textcat"]:
         t = metrics["textcat"]
         lines.append(
             f"Textcat ({t['mode']}): accuracy {fmt(t['accuracy'])}  macro F {fmt(t['macro_f'])}  "
-            f"micro F {fmt(t['micro_f'])}  macro AUC {fmt(t['macro_auc'])}  on {t['n_docs']} docs "
-            f"({t['n_skipped']} skipped)"
+            f"micro F {fmt(t['micro_f'])}  weighted F {fmt(t['weighted_f'])}  "
+            f"macro AUC {fmt(t['macro_auc'])}  on {t['n_docs']} docs ({t['n_skipped']} skipped)"
         )
     lines.append(
         f"Wrote {output_dir / 'metrics.json'}, {output_dir / 'report.html'} and "
