@@ -34,7 +34,6 @@ from scripts.evaluation.curves import curve_point
 
 LogStep = Callable[[Optional[Dict[str, Any]]], None]
 Setup = Callable[..., Tuple[LogStep, Callable[[], None]]]
-TRACKING_REQUIREMENTS = "requirements-tracking.txt"
 
 
 class CurvesFile:
@@ -99,15 +98,14 @@ def curves_logger(path: str, progress_bar: bool = False, tracker: Optional[Setup
     return setup
 
 
-def require(module: str, *, logger: str) -> None:
+def require(module: str, *, logger: str, install: str) -> None:
     """Fail in one line before training starts when a tracker's package is not installed."""
     try:
         importlib.import_module(module)
     except ImportError:
         raise UserError(
             f"[training.logger.tracker] {logger} needs the {module} package, which is not "
-            f"installed; pip install -r {TRACKING_REQUIREMENTS}, or train with --vars.logger "
-            "console"
+            f"installed; {install}, or train with --vars.logger console"
         ) from None
 
 
@@ -136,7 +134,11 @@ def mlflow_logger(
     """spacy-loggers' spacy.MLflowLogger.v2 into the experiment `experiment_name` of the store at
     `tracking_uri` (a folder: a local file store, offline). log_model: also store the pipeline in
     MLflow at each new best score (a copy of the whole model each time)."""
-    require("mlflow", logger="ner_textcat.mlflow_logger.v1")
+    require(
+        "mlflow",
+        logger="ner_textcat.mlflow_logger.v1",
+        install="pip install -r requirements-tracking.txt",
+    )
     make_tracker = registry.loggers.get("spacy.MLflowLogger.v2")
 
     def setup(
@@ -179,7 +181,7 @@ def wandb_logger(
 ) -> Setup:
     """spacy-loggers' spacy.WandbLogger.v5, writing its runs under `dir`/wandb; mode "offline"
     needs no account or network (upload later with `wandb sync`), "online" logs to the server."""
-    require("wandb", logger="ner_textcat.wandb_logger.v1")
+    require("wandb", logger="ner_textcat.wandb_logger.v1", install="pip install wandb")
     make_tracker = registry.loggers.get("spacy.WandbLogger.v5")
 
     def setup(
