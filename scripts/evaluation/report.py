@@ -423,8 +423,9 @@ def _curves_section(points: List[CurvePoint], plots: Dict[str, bytes]) -> str:
     if best is not None:
         line += f"; best dev score {format_score(best['score'])} at step {best['step']}"
     return (
-        "<h2>Training curves</h2><p>Losses (summed per component between evaluations) and dev "
-        f"scores against the training step, from the train step's curves file. {_esc(line)}.</p>"
+        "<h2>Training curves</h2><p>Losses (per component, the mean per step since the previous "
+        "evaluation) and dev scores against the training step, from the train step's curves "
+        f"file. {_esc(line)}.</p>"
         + _img(plots, "training_curves.png", "training losses and dev scores by step")
     )
 
@@ -519,18 +520,22 @@ def plot_confusion(*, labels: Sequence[str], matrix: Sequence[Sequence[int]]) ->
 
 
 def plot_training_curves(*, points: List[CurvePoint]) -> bytes:
-    """Losses per component (top, log scale) and dev scores (bottom) against the step, the best
-    dev score marked with a dotted line."""
+    """Losses per component (top: mean per step since the previous evaluation, log scale) and dev
+    scores (bottom) against the step, the best dev score marked with a dotted line."""
     steps = [p["step"] for p in points]
     fig = Figure(figsize=(8, 6.5))
     losses_ax, scores_ax = fig.subplots(2, 1, sharex=True)
+    # spaCy sums each loss since the previous evaluation: divide by the steps in between
+    spans = [max(1, step - before) for step, before in zip(steps, [-1, *steps[:-1]])]
     components = sorted({name for p in points for name in p["losses"]})
     for name in components:
         values = [p["losses"].get(name) for p in points]
-        losses_ax.plot(steps, [v if v is not None else float("nan") for v in values], label=name)
-    if components and all(v > 0 for p in points for v in p["losses"].values() if v is not None):
-        losses_ax.set_yscale("log")  # losses span orders of magnitude between components
-    losses_ax.set_ylabel("loss")
+        means = [v / n if v is not None else float("nan") for v, n in zip(values, spans)]
+        losses_ax.plot(steps, means, marker=".", label=name)
+    if any(v > 0 for p in points for v in p["losses"].values() if v is not None):
+        # losses span orders of magnitude between components; zeros are left out
+        losses_ax.set_yscale("log", nonpositive="mask")
+    losses_ax.set_ylabel("loss per step")
     losses_ax.set_title("Training losses and dev scores by step")
     scored = [p for p in points if p.get("score") is not None]
     if scored:
