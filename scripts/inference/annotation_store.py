@@ -197,7 +197,9 @@ class AnnotationStore:
         """The stored annotations as Label Studio's JSON export: tasks by id, each with its
         annotations (the reader picks one per task)."""
         by_task: dict[int, list[dict[str, Any]]] = {}
-        for item in self.annotations.values():
+        with self.lock:
+            items = list(self.annotations.values())
+        for item in items:
             by_task.setdefault(int(item["task"]["id"]), []).append(item["annotation"])
         return [
             {

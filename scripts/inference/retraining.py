@@ -120,15 +120,26 @@ def base_version(version: str) -> str:
 
 
 def split_tasks(tasks: list[dict[str, Any]], *, fixed_test: bool) -> tuple[list, list]:
-    """(train, test): every task whose id is a multiple of TEST_EVERY is held out (the last task
-    when none is); with a fixed test file, all train."""
+    """(train, test): every task whose id is a multiple of TEST_EVERY is held out (just one when
+    that leaves fewer than two to train on, the last task when none is); with a fixed test file,
+    all train."""
     if fixed_test:
         return tasks, []
     test = [task for task in tasks if int(task["id"]) % TEST_EVERY == 0]
-    if not test and tasks:
-        test = tasks[-1:]
+    if not test or len(tasks) - len(test) < 2:  # two tasks to train on come first
+        test = (test or tasks)[-1:]
     held = {id(task) for task in test}
     return [task for task in tasks if id(task) not in held], test
+
+
+def check_enough(tasks: int, *, fixed_test: bool) -> None:
+    """Two tasks to train on (one is split off for the dev set) and one to hold out."""
+    needed = 2 if fixed_test else 3
+    if tasks < needed:
+        raise UserError(
+            f"{tasks} annotated tasks are stored; retraining needs at least {needed} "
+            f"(2 to train on{'' if fixed_test else ', 1 held out'}): annotate more"
+        )
 
 
 def usable(task: dict[str, Any]) -> bool:
@@ -202,6 +213,9 @@ def _retrain(
     from scripts.training.run import train
 
     store = AnnotationStore.open(data_dir, upto=upto, repair=False)
+    tasks = [task for task in store.export() if usable(task)]
+    check_enough(len(tasks), fixed_test=settings.test is not None)
+    train_tasks, test_tasks = split_tasks(tasks, fixed_test=settings.test is not None)
     nlp = load_pipeline(model)
     served = describe_pipeline(nlp)
     # factory -> what `spacy init labels` writes for it (the NER's moves, the categories)
@@ -215,16 +229,9 @@ def _retrain(
     lang, name = nlp.lang, nlp.meta.get("name", "pipeline")
     version = f"{base_version(nlp.meta.get('version', '0.0.0'))}+ls{run}"
     del nlp
-    tasks = [task for task in store.export() if usable(task)]
     dropped = keep_known_labels(
         tasks, ent_labels=set(served.ent_labels), cat_labels=set(served.cat_labels)
     )
-    train_tasks, test_tasks = split_tasks(tasks, fixed_test=settings.test is not None)
-    if len(train_tasks) < 2 or (settings.test is None and not test_tasks):
-        raise UserError(
-            f"{len(tasks)} annotated tasks are stored; retraining needs at least "
-            f"{2 if settings.test else 3} (2 to train on, 1 held out): annotate more"
-        )
     for split, chosen in (("train", train_tasks), ("test", test_tasks)):
         if chosen:
             write_text_atomic(
@@ -433,6 +440,11 @@ class RetrainingLoop:
             self.request()
 
     async def _train(self, upto: int) -> Outcome:
+        tasks = sum(usable(task) for task in self.store.export())
+        try:
+            check_enough(tasks, fixed_test=self.settings.test is not None)
+        except UserError as err:
+            return Outcome("failed", str(err), "")
         run = next_run(self.data_dir)
         run_dir = self.data_dir / RUNS / str(run)
         run_dir.mkdir(parents=True, exist_ok=True)
