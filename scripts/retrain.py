@@ -1,7 +1,8 @@
 """Retrain on the annotations a server stored (serve --data-dir DIR) and say whether the candidate
 is no worse than the served model: what the server runs in the background, runnable by hand.
 
-    python -m scripts.retrain ls-data --model training/model-best --epochs 5
+    python -m scripts.retrain ls-data --model training/model-best --epochs 5 \
+        --with corpus/train.spacy --dev corpus/dev.spacy
 
 Writes DIR/runs/<run>/ (corpus, config, model-best, both evaluations, compare.txt, result.json);
 serve the candidate with python -m scripts.serve DIR/runs/<run>/model-best.
@@ -15,7 +16,13 @@ from typing import Optional
 import typer
 
 from scripts.common.errors import fail, reported_as_one_line
-from scripts.inference.retraining import RetrainSettings, next_run, retrain
+from scripts.inference.retraining import (
+    RetrainSettings,
+    check_data_files,
+    file_list,
+    next_run,
+    retrain,
+)
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -38,17 +45,38 @@ def main(
         None, "--test", help="Gold file to compare on (any format scripts.convert reads)"
     ),
     gpu_id: str = typer.Option("-1", "--gpu-id", help="'auto', -1 for the CPU, or a GPU index"),
+    with_data: Optional[list[str]] = typer.Option(
+        None,
+        "--with",
+        help=".spacy training data to train on with the annotations (repeat or comma-separate); "
+        "an annotated text is taken from the annotation",
+    ),
+    dev: Optional[list[str]] = typer.Option(
+        None,
+        "--dev",
+        help=".spacy data that picks model-best (repeat or comma-separate); "
+        "default: a tenth of the training data",
+    ),
 ) -> None:
     """Train a candidate on DIR's annotations and compare it with MODEL on held-out data."""
     with reported_as_one_line():
         if not (data_dir / "annotations.jsonl").is_file():
             fail(f"{data_dir}: no annotations.jsonl; pass the --data-dir of scripts.serve")
+        settings = RetrainSettings(
+            epochs=epochs,
+            margin=margin,
+            test=test,
+            gpu_id=gpu_id,
+            with_data=file_list(with_data),
+            dev=file_list(dev),
+        )
+        check_data_files(settings, with_option="--with", dev_option="--dev")
         outcome = retrain(
             data_dir=data_dir,
             model=model,
             run=run or next_run(data_dir),
             upto=upto,
-            settings=RetrainSettings(epochs=epochs, margin=margin, test=test, gpu_id=gpu_id),
+            settings=settings,
         )
     typer.echo(f"{outcome.result}: {outcome.reason}")
     if outcome.result == "failed":

@@ -9,7 +9,8 @@ are listed in scripts/inference/server.py. With --data-dir DIR the server keeps 
 Label Studio sends and retrains on them (--retrain-every N, Start Training), swapping in a model
 only when it is no worse on held-out annotations; a restart serves the last one swapped in.
 
-    python -m scripts.serve training/model-best --data-dir ls-data --retrain-every 50
+    python -m scripts.serve training/model-best --data-dir ls-data --retrain-every 50 \
+        --retrain-with corpus/train.spacy --retrain-dev corpus/dev.spacy
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from scripts.inference.retraining import (
     LivePredictor,
     RetrainingLoop,
     RetrainSettings,
+    check_data_files,
+    file_list,
     served_model,
 )
 from scripts.inference.server import Limits, create_app
@@ -83,6 +86,18 @@ def main(
         "--retrain-test",
         help="Gold file to compare the models on; default: the tasks whose id is a multiple of 5",
     ),
+    retrain_with: Optional[list[str]] = typer.Option(
+        None,
+        "--retrain-with",
+        help=".spacy training data (e.g. corpus/train.spacy) a retraining adds to the annotations "
+        "(repeat or comma-separate); an annotated text is taken from the annotation",
+    ),
+    retrain_dev: Optional[list[str]] = typer.Option(
+        None,
+        "--retrain-dev",
+        help=".spacy data that picks a retraining's model-best (e.g. corpus/dev.spacy); "
+        "default: a tenth of its training data",
+    ),
 ) -> None:
     """Serve MODEL: POST /predict {"texts": [...]}, GET /health, and the Label Studio ML backend
     under /labelstudio."""
@@ -94,17 +109,21 @@ def main(
         if source != model:
             info(f"Serving {source}, the last model retraining swapped in under {data_dir}")
         predictor = LivePredictor(load_predictor(source, gpu_id=gpu_id), source=source)
+        settings = RetrainSettings(
+            every=retrain_every,
+            epochs=retrain_epochs,
+            margin=retrain_margin,
+            test=retrain_test,
+            gpu_id=gpu_id,
+            with_data=file_list(retrain_with),
+            dev=file_list(retrain_dev),
+        )
+        check_data_files(settings, with_option="--retrain-with", dev_option="--retrain-dev")
         if data_dir is not None:
             retraining = RetrainingLoop(
                 live=predictor,
                 data_dir=data_dir,
-                settings=RetrainSettings(
-                    every=retrain_every,
-                    epochs=retrain_epochs,
-                    margin=retrain_margin,
-                    test=retrain_test,
-                    gpu_id=gpu_id,
-                ),
+                settings=settings,
                 load=lambda path: load_predictor(path, gpu_id=gpu_id),
             )
             info(

@@ -2,7 +2,9 @@
 
 One run (python -m scripts.retrain, in a subprocess of the server) writes into DIR/runs/<n>/:
     train.json, test.json   the stored annotations as Label Studio exports, split by task id
-    corpus/                 the project's convert step on them (the Label Studio reader)
+    corpus/                 the project's convert step on them (the Label Studio reader), plus
+                            the --with data (.spacy) less every text an annotation or the
+                            held-out data has, and the --dev data as the dev set
     labels/, config.cfg     the served model's labels; the project's config step (same base model,
                             components, --epochs)
     model-best/, model-last the project's train step
@@ -11,9 +13,11 @@ One run (python -m scripts.retrain, in a subprocess of the server) writes into D
 
     outcome = retrain(data_dir=Path("ls-data"), model="training/model-best", run=1)
 
-The held-out slice is every task whose id is a multiple of 5 (at least one task), or --test. The
-candidate is swapped in when scripts.compare's check (compare_metrics) finds no overall figure
-worse than the served model's by more than the margin. The server (RetrainingLoop) runs one
+The held-out slice is every task whose id is a multiple of 5 (at least one task), or --test; it
+is never trained on or used to pick model-best. The dev set that picks model-best is --dev, else
+a tenth of the annotations to train on and of the --with data. The candidate is swapped in when
+scripts.compare's check (compare_metrics) finds no overall figure worse than the served model's
+by more than the margin. The server (RetrainingLoop) runs one
 training at a time, queues at most one more, keeps serving meanwhile, and records in
 DIR/state.json which model it serves, so that a restart serves the last one swapped in.
 """
@@ -24,6 +28,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import re
 import sys
 from dataclasses import dataclass
@@ -31,8 +36,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from spacy.tokens import Doc
+
 from scripts.common.errors import UserError, one_line
-from scripts.common.files import PROJECT_ROOT, write_text_atomic
+from scripts.common.files import PROJECT_ROOT, write_bytes_atomic, write_text_atomic
 from scripts.inference.annotation_store import (
     AnnotationStore,
     BadEvent,
@@ -48,6 +55,7 @@ STATE = "state.json"
 RUNS = "runs"
 RESULT = "result.json"
 TEST_EVERY = 5  # tasks whose id is a multiple of this are held out
+DEV_SHARE = 0.1  # of the --with data, to pick model-best with the annotations' own share
 TASK_COMPONENTS = ("ner", "textcat", "textcat_multilabel")
 LOCAL_VERSION = re.compile(r"\+ls\d+$")
 
@@ -59,6 +67,8 @@ class RetrainSettings:
     margin: float = 0.01  # largest drop of an overall figure that still swaps
     test: Optional[Path] = None  # a fixed gold file instead of the held-out slice
     gpu_id: str = "-1"
+    with_data: tuple[Path, ...] = ()  # .spacy training data trained on with the annotations
+    dev: tuple[Path, ...] = ()  # .spacy data that picks model-best; default: split off training
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,30 @@ def check_enough(tasks: int, *, fixed_test: bool) -> None:
         )
 
 
+def file_list(values: Optional[list[str]]) -> tuple[Path, ...]:
+    """Repeated and comma-separated options as one tuple: ["a.spacy,b.spacy", "c.spacy"]."""
+    return tuple(Path(part.strip()) for value in values or [] for part in value.split(",") if part)
+
+
+def check_data_files(settings: RetrainSettings, *, with_option: str, dev_option: str) -> None:
+    """--with and --dev name existing .spacy files, none of them the held-out file."""
+    test = settings.test.resolve() if settings.test is not None else None
+    for option, paths in ((with_option, settings.with_data), (dev_option, settings.dev)):
+        for path in paths:
+            if path.suffix != ".spacy":
+                raise UserError(
+                    f"{option} {path}: not a .spacy file; give the convert step's output, "
+                    "e.g. corpus/train.spacy"
+                )
+            if not path.is_file():
+                raise UserError(f"{option} {path}: no such file; check the path")
+            if path.resolve() == test:
+                raise UserError(
+                    f"{option} {path} is also the held-out file: the swap would be decided on "
+                    "data the candidate was trained or picked on; give another file"
+                )
+
+
 def usable(task: dict[str, Any]) -> bool:
     return any(not a.get("was_cancelled") for a in task["annotations"])
 
@@ -167,6 +201,130 @@ def keep_known_labels(
                     kept.append(result)
             annotation["result"] = kept
     return dropped
+
+
+def drop_unknown_labels(doc: Doc, *, ent_labels: set[str], cat_labels: set[str]) -> int:
+    """keep_known_labels for a Doc of --with/--dev data: an entity of a label the served model
+    lacks becomes missing annotation (not "no entity"), such a category is removed."""
+    unknown = [ent for ent in doc.ents if ent_labels and ent.label_ not in ent_labels]
+    if unknown:
+        doc.set_ents([], missing=unknown, default="unmodified")
+    cats = {name: value for name, value in doc.cats.items() if not cat_labels or name in cat_labels}
+    dropped = len(unknown) + len(doc.cats) - len(cats)
+    doc.cats = cats
+    return dropped
+
+
+def add_data(
+    corpus: Path,
+    *,
+    settings: RetrainSettings,
+    lang: str,
+    ent_labels: set[str],
+    cat_labels: set[str],
+    echo: Callable[[str], None],
+) -> None:
+    """Add the --with data to corpus/train.spacy and make the --dev data corpus/dev.spacy (else
+    split a tenth of the --with data off to dev). A text that a stored annotation or the held-out
+    data has is taken from there only: the annotation wins, the held-out data is never trained on
+    or used to pick model-best."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    vocab = spacy.blank(lang).vocab
+
+    def read(path: Path) -> list[Doc]:
+        return list(DocBin().from_disk(path).get_docs(vocab))
+
+    train, dev, test = (read(corpus / f"{name}.spacy") for name in ("train", "dev", "test"))
+    held = {doc.text for doc in test}
+    train = [doc for doc in train if doc.text not in held]  # a task imported twice
+    dev = [doc for doc in dev if doc.text not in held]
+    annotated = {doc.text for doc in [*train, *dev]} | held
+    counts = {"replaced": 0, "dropped": 0}
+
+    def fresh(paths: tuple[Path, ...]) -> list[Doc]:
+        docs = []
+        for path in paths:
+            for doc in read(path):
+                if doc.text in annotated:
+                    counts["replaced"] += 1
+                    continue
+                counts["dropped"] += drop_unknown_labels(
+                    doc, ent_labels=ent_labels, cat_labels=cat_labels
+                )
+                docs.append(doc)
+        return docs
+
+    extra = fresh(settings.with_data)
+    if settings.dev:
+        train += dev  # the annotations' dev share trains; the given data picks model-best
+        dev = fresh(settings.dev)
+        if not dev:
+            raise UserError(
+                f"--retrain-dev {', '.join(map(str, settings.dev))}: every text in it is "
+                "annotated or held out; give other dev data"
+            )
+    elif extra:
+        order = list(range(len(extra)))
+        random.Random(0).shuffle(order)  # the same split every run
+        picked = set(order[: int(len(extra) * DEV_SHARE)])
+        dev += [doc for i, doc in enumerate(extra) if i in picked]
+        extra = [doc for i, doc in enumerate(extra) if i not in picked]
+    train += extra
+    for name, docs in (("train", train), ("dev", dev)):
+        write_bytes_atomic(corpus / f"{name}.spacy", DocBin(docs=docs).to_bytes())
+    echo(
+        f"Added {len(extra)} documents of {', '.join(map(str, settings.with_data)) or 'no file'} "
+        f"to train on; {counts['replaced']} left out as annotated or held out, "
+        f"{counts['dropped']} labels the model lacks dropped; dev: {len(dev)} documents"
+        + (f" of {', '.join(map(str, settings.dev))}" if settings.dev else "")
+    )
+
+
+def held_out_without_entities(corpus: Path, *, lang: str) -> None:
+    """The Label Studio reader's rule (a task without spans, in a file with spans, is a document
+    with no entities) across train.json and test.json, which are converted one file each."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    vocab = spacy.blank(lang).vocab
+    docs = {
+        name: list(DocBin().from_disk(corpus / f"{name}.spacy").get_docs(vocab))
+        for name in ("train", "dev", "test")
+    }
+    if not any(doc.has_annotation("ENT_IOB") for doc in [*docs["train"], *docs["dev"]]):
+        return
+    missing = [doc for doc in docs["test"] if not doc.has_annotation("ENT_IOB")]
+    for doc in missing:
+        doc.set_ents([], default="outside")
+    if missing:
+        write_bytes_atomic(corpus / "test.spacy", DocBin(docs=docs["test"]).to_bytes())
+
+
+def check_components(
+    train: Path, *, components: list[str], lang: str, with_data: tuple[Path, ...]
+) -> None:
+    """Each component of the served model has something to learn from; else one line that says
+    what to annotate or to pass --retrain-with."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    docs = list(DocBin().from_disk(train).get_docs(spacy.blank(lang).vocab))
+    for component in components:
+        what = "entities" if component == "ner" else "categories"
+        if any(doc.has_annotation("ENT_IOB") if component == "ner" else doc.cats for doc in docs):
+            continue
+        where = (
+            f"neither the stored annotations nor {', '.join(map(str, with_data))} carry"
+            if with_data
+            else "the stored annotations carry no"
+        )
+        raise UserError(
+            f"{where} {what}, and the served model's {component} needs them: annotate {what} "
+            f"too, or pass --retrain-with FILE with training data that has {what} "
+            "(e.g. corpus/train.spacy; scripts.retrain: --with FILE)"
+        )
 
 
 def retrain(
@@ -212,6 +370,7 @@ def _retrain(
     from scripts.training.config import make_config
     from scripts.training.run import train
 
+    check_data_files(settings, with_option="--with", dev_option="--dev")
     store = AnnotationStore.open(data_dir, upto=upto, repair=False)
     tasks = [task for task in store.export() if usable(task)]
     check_enough(len(tasks), fixed_test=settings.test is not None)
@@ -253,6 +412,20 @@ def _retrain(
         )
     except ConvertError as err:
         raise UserError(f"converting the annotations failed: {err}") from None
+    if settings.test is None:
+        held_out_without_entities(corpus, lang=lang)
+    if settings.with_data or settings.dev:
+        add_data(
+            corpus,
+            settings=settings,
+            lang=lang,
+            ent_labels=set(served.ent_labels),
+            cat_labels=set(served.cat_labels),
+            echo=echo,
+        )
+    check_components(
+        corpus / "train.spacy", components=components, lang=lang, with_data=settings.with_data
+    )
     labels = run_dir / "labels"
     labels.mkdir(exist_ok=True)
     for component, data in label_data.items():
@@ -457,6 +630,8 @@ class RetrainingLoop:
         ]  # fmt: skip
         if settings.test is not None:
             command += ["--test", str(settings.test.resolve())]
+        for option, paths in (("--with", settings.with_data), ("--dev", settings.dev)):
+            command += [part for path in paths for part in (option, str(path.resolve()))]
         with (run_dir / "train.log").open("ab") as output:
             process = await asyncio.create_subprocess_exec(
                 *command,
