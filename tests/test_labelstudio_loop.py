@@ -1,5 +1,6 @@
 """serve --data-dir: the annotation journal (updates, deletions, replay, a torn last line, a
-SIGKILL), malformed events, the training queue, and a retraining that swaps the model in."""
+SIGKILL), malformed events, the training queue, a retraining that swaps the model in, and one that
+adds --retrain-with data to annotations of entities only."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+import spacy
+from spacy.tokens import DocBin
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -35,6 +38,9 @@ from scripts.inference.retraining import (
     Outcome,
     RetrainingLoop,
     RetrainSettings,
+    add_data,
+    check_data_files,
+    file_list,
     keep_known_labels,
     served_model,
     split_tasks,
@@ -219,17 +225,112 @@ def test_one_training_at_a_time_and_at_most_one_queued(tmp_path, predictor, tiny
     assert runs == [2, 6]  # the queued run sees every annotation stored meanwhile
 
 
-@pytest.fixture()
-def studio(tmp_path, predictor, tiny_pipeline):
-    live = LivePredictor(predictor, source=str(tiny_pipeline))
-    loop = RetrainingLoop(
-        live=live,
-        data_dir=tmp_path,
-        settings=RetrainSettings(every=0, epochs=1, margin=1.0),
-        load=lambda path: load_predictor(path, gpu_id="-1"),
+def entities_only(event: dict) -> dict:
+    result = event["annotation"]["result"]
+    event["annotation"]["result"] = [r for r in result if r["type"] == "labels"]
+    return event
+
+
+def write_docs(path: Path, rows: list[tuple]) -> Path:
+    """rows: (text, [(start, end, label)], category or None, extra cats) as a .spacy file."""
+    nlp, docs = spacy.blank("en"), []
+    for text, spans, label, *extra in rows:
+        doc = nlp.make_doc(text)
+        doc.set_ents([doc.char_span(s, e, label=name) for s, e, name in spans], default="outside")
+        if label is not None:
+            doc.cats = {name: float(name == label) for name in CATEGORIES}
+            doc.cats.update(*extra)
+        docs.append(doc)
+    DocBin(docs=docs).to_disk(path)
+    return path
+
+
+def read_docs(path: Path) -> list:
+    return list(DocBin().from_disk(path).get_docs(spacy.blank("en").vocab))
+
+
+def test_retrain_with_data_yields_to_annotated_and_held_out_texts(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    annotated, dev_task, held = TRAIN[0], TRAIN[1], TRAIN[4]
+    write_docs(corpus / "train.spacy", [(annotated[0], annotated[1], None)])
+    write_docs(corpus / "dev.spacy", [dev_task])
+    write_docs(corpus / "test.spacy", [held])
+    new = [(f"Python task {i} daily.", [(0, 6, "SKILL")], "responsibilities") for i in range(19)]
+    tool = ("Docker and SQL.", [(0, 6, "TOOL"), (11, 14, "SKILL")], "requirements", {"other": 1.0})
+    extra = write_docs(tmp_path / "with.spacy", [(annotated[0], [], "benefits"), held, tool, *new])
+    lines: list[str] = []
+    settings = RetrainSettings(with_data=(extra,))
+    add_data(
+        corpus,
+        settings=settings,
+        lang="en",
+        ent_labels={"SKILL"},
+        cat_labels=set(CATEGORIES),
+        echo=lines.append,
     )
-    with TestClient(create_app(live, retraining=loop)) as client:
-        yield client
+    train, dev = read_docs(corpus / "train.spacy"), read_docs(corpus / "dev.spacy")
+    texts = [doc.text for doc in train + dev]
+    assert texts.count(annotated[0]) == 1 and held[0] not in texts  # the annotation wins
+    assert [(e.text, e.label_) for e in train[0].ents] == [("Python", "SKILL"), ("SQL", "SKILL")]
+    assert not train[0].cats  # as annotated: entities only
+    assert len(train) == 1 + 18 and len(dev) == 1 + 2  # a tenth of the 20 others to dev
+    assert dev[0].text == dev_task[0]
+    docker = next(doc for doc in train + dev if doc.text.startswith("Docker"))
+    assert [t.ent_iob_ for t in docker] == ["", "O", "B", "O"]  # TOOL unknown: missing, not O
+    assert "other" not in docker.cats and docker.cats["requirements"] == 1.0
+    assert "2 left out as annotated or held out, 2 labels the model lacks dropped" in lines[0]
+
+    # --retrain-dev: the given data picks model-best (never a held-out text); the annotations'
+    # dev share trains
+    write_docs(corpus / "train.spacy", [(annotated[0], annotated[1], None)])
+    write_docs(corpus / "dev.spacy", [dev_task])
+    given_dev = write_docs(tmp_path / "dev.spacy", [held, TRAIN[5]])
+    settings = RetrainSettings(with_data=(extra,), dev=(given_dev,))
+    add_data(corpus, settings=settings, lang="en", ent_labels=set(), cat_labels=set(), echo=print)
+    train, dev = read_docs(corpus / "train.spacy"), read_docs(corpus / "dev.spacy")
+    assert [doc.text for doc in dev] == [TRAIN[5][0]]
+    assert len(train) == 2 + 20 and dev_task[0] in {doc.text for doc in train}
+
+
+def test_retrain_with_and_dev_take_spacy_files_other_than_the_held_out_one(tmp_path):
+    gold = write_docs(tmp_path / "gold.spacy", [TRAIN[0]])
+    assert file_list(["a.spacy,b.spacy", " c.spacy"]) == tuple(
+        Path(p) for p in ("a.spacy", "b.spacy", "c.spacy")
+    )
+    for settings, fragment in (
+        (RetrainSettings(with_data=(tmp_path / "train.json",)), "not a .spacy file"),
+        (RetrainSettings(with_data=(tmp_path / "none.spacy",)), "no such file"),
+        (RetrainSettings(dev=(gold,), test=gold), "--retrain-dev"),
+    ):
+        with pytest.raises(UserError, match=fragment):
+            check_data_files(settings, with_option="--retrain-with", dev_option="--retrain-dev")
+
+
+@pytest.fixture()
+def make_studio(tmp_path, predictor, tiny_pipeline):
+    """A TestClient over a server with a RetrainingLoop in tmp_path: make_studio(with_data=...)."""
+    clients = []
+
+    def make(**settings) -> TestClient:
+        live = LivePredictor(predictor, source=str(tiny_pipeline))
+        loop = RetrainingLoop(
+            live=live,
+            data_dir=tmp_path,
+            settings=RetrainSettings(every=0, epochs=1, margin=1.0, **settings),
+            load=lambda path: load_predictor(path, gpu_id="-1"),
+        )
+        clients.append(TestClient(create_app(live, retraining=loop)))
+        return clients[-1].__enter__()
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture()
+def studio(make_studio):
+    return make_studio()
 
 
 def test_webhook_answers_422_for_malformed_events_and_200_for_unknown_ones(studio):
@@ -294,6 +395,38 @@ def test_retraining_swaps_in_a_new_model_version_that_a_restart_serves(studio, t
     assert (tmp_path / "runs/1/compare.txt").is_file()
     restarted = load_predictor(served_model(tmp_path, "unused"), gpu_id="-1")
     assert restarted.version == "en_tiny-0.0.1+ls1"
+
+
+def test_entities_only_fail_with_a_line_that_says_to_pass_retrain_with(make_studio):
+    studio = make_studio()
+    for i in range(1, 5):
+        studio.post("/labelstudio/webhook", json=entities_only(created(i, i)))
+    assert studio.post("/labelstudio/train", json={}).json()["training"] == "started"
+    last = wait_for_training(studio)["training"]["last"]
+    assert last["result"] == "failed" and "\n" not in last["reason"]
+    assert "carry no categories" in last["reason"] and "pass --retrain-with" in last["reason"]
+
+
+def test_entities_only_train_with_the_retrain_with_data(make_studio, tmp_path):
+    others = [
+        ("Knowledge of Excel required.", [(13, 18, "SKILL")], "requirements"),
+        ("You will write Python tools.", [(15, 21, "SKILL")], "responsibilities"),
+        ("Health insurance for the family.", [], "benefits"),
+    ]
+    extra = write_docs(tmp_path / "train.spacy", [*TRAIN, *others])
+    studio = make_studio(with_data=(extra,))
+    for i in range(1, 7):
+        studio.post("/labelstudio/webhook", json=entities_only(created(i, i)))
+    assert studio.post("/labelstudio/train", json={}).json()["training"] == "started"
+    health = wait_for_training(studio)
+    assert health["training"]["last"]["result"] == "swapped", health["training"]["last"]
+    assert health["model_version"] == "en_tiny-0.0.1+ls1"
+    corpus = tmp_path / "runs/1/corpus"
+    train = read_docs(corpus / "train.spacy") + read_docs(corpus / "dev.spacy")
+    with_cats = sorted(doc.text for doc in train if doc.cats)
+    assert len(train) == 5 + 3 and with_cats == sorted(text for text, _, _ in others)
+    (held,) = read_docs(corpus / "test.spacy")  # annotations only, as no entities: O, not missing
+    assert held.text == TRAIN[4][0] and not held.cats and held.has_annotation("ENT_IOB")
 
 
 def free_port() -> int:
