@@ -105,10 +105,6 @@ def main(
 
     retraining = None
     with reported_as_one_line():
-        source = served_model(data_dir, model) if data_dir is not None else model
-        if source != model:
-            info(f"Serving {source}, the last model retraining swapped in under {data_dir}")
-        predictor = LivePredictor(load_predictor(source, gpu_id=gpu_id), source=source)
         settings = RetrainSettings(
             every=retrain_every,
             epochs=retrain_epochs,
@@ -119,6 +115,10 @@ def main(
             dev=file_list(retrain_dev),
         )
         check_data_files(settings, with_option="--retrain-with", dev_option="--retrain-dev")
+        source = served_model(data_dir, model) if data_dir is not None else model
+        if source != model:
+            info(f"Serving {source}, the last model retraining swapped in under {data_dir}")
+        predictor = LivePredictor(load_predictor(source, gpu_id=gpu_id), source=source)
         if data_dir is not None:
             retraining = RetrainingLoop(
                 live=predictor,
