@@ -5,17 +5,31 @@
         -d '{"texts": ["Python and SQL are required."]}'
 
 Connect Label Studio to http://HOST:PORT/labelstudio in the project's Model settings. The routes
-are listed in scripts/inference/server.py.
+are listed in scripts/inference/server.py. With --data-dir DIR the server keeps the annotations
+Label Studio sends and retrains on them (--retrain-every N, Start Training), swapping in a model
+only when it is no worse on held-out annotations; a restart serves the last one swapped in.
+
+    python -m scripts.serve training/model-best --data-dir ls-data --retrain-every 50 \
+        --retrain-with corpus/train.spacy --retrain-dev corpus/dev.spacy
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
 
 from scripts.common.errors import info, reported_as_one_line
 from scripts.inference.predict import load_predictor
+from scripts.inference.retraining import (
+    LivePredictor,
+    RetrainingLoop,
+    RetrainSettings,
+    check_data_files,
+    file_list,
+    served_model,
+)
 from scripts.inference.server import Limits, create_app
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -45,17 +59,84 @@ def main(
     max_chars: int = typer.Option(
         Limits.max_chars, "--max-chars", min=1, help="Characters per text; longer texts answer 413"
     ),
+    data_dir: Optional[Path] = typer.Option(
+        None,
+        "--data-dir",
+        help="Keep Label Studio's annotations here (a journal) and retrain on them; "
+        "default: store nothing",
+    ),
+    retrain_every: int = typer.Option(
+        0,
+        "--retrain-every",
+        min=0,
+        help="Retrain after this many new or changed annotations (with --data-dir); "
+        "0: only on Start Training",
+    ),
+    retrain_epochs: int = typer.Option(
+        0, "--retrain-epochs", min=0, help="Epochs of a retraining; 0 chooses from the data size"
+    ),
+    retrain_margin: float = typer.Option(
+        0.01,
+        "--retrain-margin",
+        min=0.0,
+        help="Swap in a retrained model unless an overall figure drops by more than this",
+    ),
+    retrain_test: Optional[Path] = typer.Option(
+        None,
+        "--retrain-test",
+        help="Gold file to compare the models on; default: the tasks whose id is a multiple of 5",
+    ),
+    retrain_with: Optional[list[str]] = typer.Option(
+        None,
+        "--retrain-with",
+        help=".spacy training data (e.g. corpus/train.spacy) a retraining adds to the annotations "
+        "(repeat or comma-separate); an annotated text is taken from the annotation",
+    ),
+    retrain_dev: Optional[list[str]] = typer.Option(
+        None,
+        "--retrain-dev",
+        help=".spacy data that picks a retraining's model-best (e.g. corpus/dev.spacy); "
+        "default: a tenth of its training data",
+    ),
 ) -> None:
     """Serve MODEL: POST /predict {"texts": [...]}, GET /health, and the Label Studio ML backend
     under /labelstudio."""
     import uvicorn
 
+    retraining = None
     with reported_as_one_line():
-        predictor = load_predictor(model, gpu_id=gpu_id)
+        settings = RetrainSettings(
+            every=retrain_every,
+            epochs=retrain_epochs,
+            margin=retrain_margin,
+            test=retrain_test,
+            gpu_id=gpu_id,
+            with_data=file_list(retrain_with),
+            dev=file_list(retrain_dev),
+        )
+        check_data_files(settings, with_option="--retrain-with", dev_option="--retrain-dev")
+        source = served_model(data_dir, model) if data_dir is not None else model
+        if source != model:
+            info(f"Serving {source}, the last model retraining swapped in under {data_dir}")
+        predictor = LivePredictor(load_predictor(source, gpu_id=gpu_id), source=source)
+        if data_dir is not None:
+            retraining = RetrainingLoop(
+                live=predictor,
+                data_dir=data_dir,
+                settings=settings,
+                load=lambda path: load_predictor(path, gpu_id=gpu_id),
+            )
+            info(
+                f"Keeping Label Studio's annotations in {data_dir} "
+                f"({len(retraining.store.annotations)} stored)"
+            )
     url = f"http://{host}:{port}"
     info(f"Serving {predictor.version} on {url} (Label Studio ML backend URL: {url}/labelstudio)")
     server = create_app(
-        predictor, limits=Limits(max_texts=max_texts, max_chars=max_chars), batch_size=batch_size
+        predictor,
+        limits=Limits(max_texts=max_texts, max_chars=max_chars),
+        batch_size=batch_size,
+        retraining=retraining,
     )
     uvicorn.run(server, host=host, port=port, log_level="warning")
 

@@ -10,7 +10,13 @@ Routes:
     GET  /labelstudio/config  a labeling config (XML) for the model's labels
     GET  /labelstudio/, /labelstudio/health, /labelstudio/metrics
     POST /labelstudio/setup, /labelstudio/predict
-    POST /labelstudio/webhook, /labelstudio/train: answer 200 and do nothing
+    POST /labelstudio/webhook  Label Studio's annotation events and START_TRAINING
+    POST /labelstudio/train    the ML backend's older training call
+
+With a RetrainingLoop (serve --data-dir) the webhook and train routes store the annotations and
+retrain in the background (scripts/inference/retraining.py), and /health says how many
+annotations are stored and what training does; without one they answer 200 and say how to turn
+it on.
 
 Label Studio calls <backend URL>/health, /setup and /predict, and its /predict body ({"tasks":
 [...], "label_config": ...}) differs from ours, so its routes live under /labelstudio: connect the
@@ -36,6 +42,12 @@ from scripts.inference.predict import (
     labelstudio_prediction,
     parse_label_config,
     predict_texts,
+)
+from scripts.inference.retraining import LivePredictor, RetrainingLoop
+
+NOT_STORED = (
+    "ignored: annotations are not stored; serve with --data-dir DIR (and --retrain-every N) "
+    "to keep them and retrain"
 )
 
 
@@ -117,9 +129,13 @@ def check_limits(texts: list[str], *, limits: Limits, what: str = "texts") -> No
 
 
 def create_app(
-    predictor: Predictor, *, limits: Limits = Limits(), batch_size: Optional[int] = None
+    predictor: Predictor | LivePredictor,
+    *,
+    limits: Limits = Limits(),
+    batch_size: Optional[int] = None,
+    retraining: Optional[RetrainingLoop] = None,
 ) -> Any:
-    """The FastAPI app over one loaded pipeline."""
+    """The FastAPI app over one loaded pipeline (a LivePredictor: one that retraining swaps)."""
     from fastapi import APIRouter, Body, FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -131,8 +147,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(batcher.run())
+        if retraining is not None:
+            retraining.resume()
         yield
         task.cancel()
+        if retraining is not None:
+            await retraining.stop()
 
     app = FastAPI(title="spaCy pipeline", version=predictor.version, lifespan=lifespan)
 
@@ -159,6 +179,7 @@ def create_app(
             "model_version": predictor.version,
             "pipeline": predictor.nlp.pipe_names,
             "model_class": "spaCy",
+            **(retraining.health() if retraining is not None else {}),
         }
 
     @app.post("/predict")
@@ -202,11 +223,17 @@ def create_app(
         ]
         return {"results": results, "model_version": predictor.version}
 
-    async def no_training(payload: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        return {"status": "ignored: this backend predicts only; train with the project workflow"}
+    @studio.post("/webhook")  # newer: annotation events, START_TRAINING
+    async def webhook(payload: Any = Body(...)) -> dict[str, Any]:
+        if retraining is None:
+            return {"status": NOT_STORED}
+        return await retraining.webhook(payload)
 
-    studio.add_api_route("/webhook", no_training, methods=["POST"])  # newer: annotation events
-    studio.add_api_route("/train", no_training, methods=["POST"])  # older: Start Training button
+    @studio.post("/train")  # older: the Start Training button
+    async def train(payload: Any = Body(...)) -> dict[str, Any]:
+        if retraining is None:
+            return {"status": NOT_STORED}
+        return await retraining.train(payload)
 
     @studio.get("/metrics")
     async def metrics() -> dict[str, Any]:

@@ -1,0 +1,87 @@
+"""Retrain on the annotations a server stored (serve --data-dir DIR) and say whether the candidate
+is no worse than the served model: what the server runs in the background, runnable by hand.
+
+    python -m scripts.retrain ls-data --model training/model-best --epochs 5 \
+        --with corpus/train.spacy --dev corpus/dev.spacy
+
+Writes DIR/runs/<run>/ (corpus, config, model-best, both evaluations, compare.txt, result.json);
+serve the candidate with python -m scripts.serve DIR/runs/<run>/model-best.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from scripts.common.errors import fail, reported_as_one_line
+from scripts.inference.retraining import (
+    RetrainSettings,
+    check_data_files,
+    file_list,
+    next_run,
+    retrain,
+)
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def main(
+    data_dir: Path = typer.Argument(..., help="The --data-dir of scripts.serve"),
+    model: str = typer.Option(
+        ..., "--model", help="The served model to compare with (folder or package name)"
+    ),
+    run: int = typer.Option(0, "--run", min=0, help="Run number (DIR/runs/<run>); 0: the next"),
+    upto: Optional[int] = typer.Option(
+        None, "--upto", min=0, help="Use the journal up to this line; default: all of it"
+    ),
+    epochs: int = typer.Option(0, "--epochs", min=0, help="Epochs; 0 chooses from the corpus size"),
+    margin: float = typer.Option(
+        0.01, "--margin", min=0.0, help="Largest drop of an overall figure that still swaps"
+    ),
+    test: Optional[Path] = typer.Option(
+        None, "--test", help="Gold file to compare on (any format scripts.convert reads)"
+    ),
+    gpu_id: str = typer.Option("-1", "--gpu-id", help="'auto', -1 for the CPU, or a GPU index"),
+    with_data: Optional[list[str]] = typer.Option(
+        None,
+        "--with",
+        help=".spacy training data to train on with the annotations (repeat or comma-separate); "
+        "an annotated text is taken from the annotation",
+    ),
+    dev: Optional[list[str]] = typer.Option(
+        None,
+        "--dev",
+        help=".spacy data that picks model-best (repeat or comma-separate); "
+        "default: a tenth of the training data",
+    ),
+) -> None:
+    """Train a candidate on DIR's annotations and compare it with MODEL on held-out data."""
+    with reported_as_one_line():
+        if not (data_dir / "annotations.jsonl").is_file():
+            fail(f"{data_dir}: no annotations.jsonl; pass the --data-dir of scripts.serve")
+        settings = RetrainSettings(
+            epochs=epochs,
+            margin=margin,
+            test=test,
+            gpu_id=gpu_id,
+            with_data=file_list(with_data),
+            dev=file_list(dev),
+        )
+        check_data_files(settings, with_option="--with", dev_option="--dev")
+        outcome = retrain(
+            data_dir=data_dir,
+            model=model,
+            run=run or next_run(data_dir),
+            upto=upto,
+            settings=settings,
+        )
+    typer.echo(f"{outcome.result}: {outcome.reason}")
+    if outcome.result == "failed":
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,245 @@
+"""The Label Studio loop against a real Label Studio: a project with the backend's labeling config,
+the backend connected (POST /api/ml), pre-annotations retrieved, annotations submitted, updated and
+deleted through Label Studio's API, a webhook that delivers them, a retraining, and predictions
+with the new model_version.
+
+Label Studio's dependencies clash with the runtime's, so it lives in a virtual environment of its
+own: .ci/run installs it into .venvs/label-studio (requirements-labelstudio.txt); LABEL_STUDIO_BIN
+names another `label-studio` executable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import PROJECT_ROOT, TRAIN
+
+VENV_BIN = PROJECT_ROOT / ".venvs" / "label-studio" / "bin" / "label-studio"
+TOKEN = "spacy-ner-textcat-e2e-token"
+USER = {"LABEL_STUDIO_USERNAME": "e2e@example.com", "LABEL_STUDIO_PASSWORD": "e2e-password"}
+EVENTS = ["ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
+
+
+def label_studio_bin() -> Path:
+    found = os.environ.get("LABEL_STUDIO_BIN") or (str(VENV_BIN) if VENV_BIN.exists() else "")
+    if not found:
+        pytest.skip(
+            "label-studio is not installed: python -m venv .venvs/label-studio && "
+            ".venvs/label-studio/bin/pip install -r requirements-labelstudio.txt (.ci/run does)"
+        )
+    return Path(found)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, log: Path, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=5).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not come up: {log.read_text(errors='replace')[-3000:]}")
+
+
+def studio_env(data_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        **USER,
+        "LABEL_STUDIO_USER_TOKEN": TOKEN,
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+        # The backend listens on localhost, which Label Studio refuses to call by default.
+        "SSRF_PROTECTION_ENABLED": "false",
+        "ML_BLOCK_LOCAL_IP": "false",
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        "DJANGO_DB": "sqlite",
+        "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+    }
+
+
+def initialized_data(binary: Path, tmp: Path) -> Path:
+    """A copy of a migrated Label Studio database with the user and token: migrating takes most
+    of Label Studio's first start, so it is done once and kept beside its environment."""
+    template = binary.parent.parent.parent / f"{binary.parent.parent.name}-data"
+    if not (template / "label_studio.sqlite3").is_file():
+        building = template.with_name(template.name + f".{os.getpid()}.tmp")
+        shutil.rmtree(building, ignore_errors=True)
+        done = subprocess.run(
+            [str(binary), "init", "--data-dir", str(building), "--quiet",
+             "--enable-legacy-api-token"],
+            env=studio_env(building),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        if not (template / "label_studio.sqlite3").is_file():
+            shutil.rmtree(template, ignore_errors=True)
+            building.rename(template)
+    shutil.copytree(template, tmp / "label-studio-data")
+    return tmp / "label-studio-data"
+
+
+def start(command: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # stopped with its children
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def result_of(text: str, spans: list[tuple[int, int, str]], label: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = [
+        {
+            "from_name": "label",
+            "to_name": "text",
+            "type": "labels",
+            "value": {"start": s, "end": e, "text": text[s:e], "labels": [name]},
+        }
+        for s, e, name in spans
+    ]
+    items.append(
+        {
+            "from_name": "category",
+            "to_name": "text",
+            "type": "choices",
+            "value": {"choices": [label]},
+        }
+    )
+    return items
+
+
+def test_label_studio_sends_annotations_and_gets_a_retrained_model(tmp_path, tiny_pipeline):
+    binary = label_studio_bin()
+    data = initialized_data(binary, tmp_path)
+    studio_port, backend_port = free_port(), free_port()
+    studio_url, backend = f"http://127.0.0.1:{studio_port}", f"http://127.0.0.1:{backend_port}"
+    backend_log, studio_log = tmp_path / "backend.log", tmp_path / "studio.log"
+    server = start(
+        [sys.executable, "-m", "scripts.serve", str(tiny_pipeline), "--port", str(backend_port),
+         "--gpu-id", "-1", "--data-dir", str(tmp_path / "ls-data"), "--retrain-every", "5",
+         "--retrain-epochs", "1", "--retrain-margin", "1"],
+        env=dict(os.environ),
+        log=backend_log,
+    )  # fmt: skip
+    studio = start(
+        [str(binary), "start", "--no-browser", "--port", str(studio_port), "--data-dir",
+         str(data), "--enable-legacy-api-token"],
+        env=studio_env(data),
+        log=studio_log,
+    )  # fmt: skip
+    try:
+        wait_until_up(f"{backend}/health", server, backend_log, timeout=120)
+        wait_until_up(f"{studio_url}/health", studio, studio_log, timeout=240)
+        api = httpx.Client(
+            base_url=studio_url, headers={"Authorization": f"Token {TOKEN}"}, timeout=120
+        )
+
+        def call(method: str, path: str, **kw: Any) -> Any:
+            response = api.request(method, path, **kw)
+            assert response.is_success, f"{method} {path}: {response.status_code} {response.text}"
+            return response.json() if response.content else None
+
+        config = httpx.get(f"{backend}/labelstudio/config").text
+        project = call("POST", "/api/projects", json={"title": "jobs", "label_config": config})
+        pid = project["id"]
+        call(
+            "POST",
+            "/api/webhooks",
+            json={"project": pid, "url": f"{backend}/labelstudio/webhook", "send_payload": True,
+                  "send_for_all_actions": False, "actions": EVENTS},
+        )  # fmt: skip
+        ml = call(
+            "POST",
+            "/api/ml",
+            json={"url": f"{backend}/labelstudio", "project": pid, "title": "spaCy"},
+        )
+        assert ml["state"] == "CO", ml  # connected: /health and /setup answered
+        texts = [text for text, _, _ in TRAIN]
+        call("POST", f"/api/projects/{pid}/import", json=[{"text": text} for text in texts])
+        tasks = call("GET", "/api/tasks", params={"project": pid, "page_size": 100})
+        tasks = sorted(tasks["tasks"] if isinstance(tasks, dict) else tasks, key=lambda t: t["id"])
+        assert [t["data"]["text"] for t in tasks] == texts
+
+        call(
+            "POST",
+            "/api/dm/actions",
+            params={"id": "retrieve_tasks_predictions", "project": pid},
+            json={"selectedItems": {"all": True, "excluded": []}},
+        )
+        predictions = call("GET", "/api/predictions", params={"task": tasks[0]["id"]})
+        assert predictions and predictions[0]["model_version"] == "en_tiny-0.0.1"
+        assert isinstance(predictions[0]["result"], list)
+
+        ids = []
+        for task, (text, spans, label) in zip(tasks, TRAIN):
+            created = call(
+                "POST",
+                f"/api/tasks/{task['id']}/annotations",
+                json={"result": result_of(text, spans, label), "was_cancelled": False},
+            )
+            ids.append(created["id"])
+        # One update and one deletion: six created, one changed, one gone.
+        text, spans, _ = TRAIN[0]
+        call(
+            "PATCH",
+            f"/api/annotations/{ids[0]}",
+            json={"result": result_of(text, spans, "responsibilities")},
+        )
+        call("DELETE", f"/api/annotations/{ids[-1]}")
+        journal = tmp_path / "ls-data" / "annotations.jsonl"
+        assert len(journal.read_text(encoding="utf8").splitlines()) == 8
+
+        deadline, health = time.monotonic() + 150, {}
+        while time.monotonic() < deadline:
+            health = httpx.get(f"{backend}/health").json()
+            if health["training"]["last"] and health["training"]["state"] == "idle":
+                break
+            time.sleep(1)
+        assert health["annotations"] == 5
+        assert health["training"]["last"]["result"] == "swapped", health
+        assert health["model_version"] == "en_tiny-0.0.1+ls1"
+
+        call(
+            "POST",
+            "/api/dm/actions",
+            params={"id": "retrieve_tasks_predictions", "project": pid},
+            json={"selectedItems": {"all": True, "excluded": []}},
+        )
+        versions = {p["model_version"] for p in call("GET", "/api/predictions")}
+        assert "en_tiny-0.0.1+ls1" in versions, versions
+    finally:
+        stop(studio)
+        stop(server)
