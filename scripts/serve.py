@@ -1,22 +1,26 @@
-"""Serve a trained pipeline over HTTP: our JSON API and the Label Studio ML backend protocol.
+"""Serve a trained pipeline over HTTP: our JSON API, a demo page and the Label Studio ML backend.
 
     python -m scripts.serve training/model-best --host 127.0.0.1 --port 8000
     curl -s localhost:8000/predict -H 'content-type: application/json' \\
         -d '{"texts": ["Python and SQL are required."]}'
+    SERVE_KEY=$(openssl rand -hex 24) python -m scripts.serve en_job_postings --host 0.0.0.0 \\
+        --workers 2 --api-key-env SERVE_KEY --cors-origin https://app.example.com
 
-Connect Label Studio to http://HOST:PORT/labelstudio in the project's Model settings. The routes
-are listed in scripts/inference/server.py.
+Open http://HOST:PORT/ for the demo page. Connect Label Studio to http://HOST:PORT/labelstudio in
+the project's Model settings. Prometheus scrapes GET /metrics; every request is logged as one JSON
+line on stderr with its X-Request-ID. The routes are listed in scripts/inference/server.py, the
+API key, metrics and logs in scripts/inference/serving.py.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from scripts.common.errors import info, reported_as_one_line
-from scripts.inference.predict import load_predictor
-from scripts.inference.server import Limits, create_app
+from scripts.common.errors import reported_as_one_line
+from scripts.inference.server import Limits
+from scripts.inference.workers import ServeSettings, serve
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -45,19 +49,38 @@ def main(
     max_chars: int = typer.Option(
         Limits.max_chars, "--max-chars", min=1, help="Characters per text; longer texts answer 413"
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Worker processes sharing the port, each with its own copy of the pipeline",
+    ),
+    cors_origins: Optional[List[str]] = typer.Option(
+        None,
+        "--cors-origin",
+        help="A web origin whose pages may call the API (https://app.example.com); repeatable",
+    ),
+    api_key_env: Optional[str] = typer.Option(
+        None,
+        "--api-key-env",
+        help="Environment variable holding an API key: requests then need "
+        "'Authorization: Bearer KEY' (GET /health and the demo page stay open)",
+    ),
 ) -> None:
-    """Serve MODEL: POST /predict {"texts": [...]}, GET /health, and the Label Studio ML backend
-    under /labelstudio."""
-    import uvicorn
-
-    with reported_as_one_line():
-        predictor = load_predictor(model, gpu_id=gpu_id)
-    url = f"http://{host}:{port}"
-    info(f"Serving {predictor.version} on {url} (Label Studio ML backend URL: {url}/labelstudio)")
-    server = create_app(
-        predictor, limits=Limits(max_texts=max_texts, max_chars=max_chars), batch_size=batch_size
+    """Serve MODEL: POST /predict {"texts": [...]}, GET /health, GET /metrics, the demo page at
+    GET /, and the Label Studio ML backend under /labelstudio."""
+    settings = ServeSettings(
+        model=model,
+        gpu_id=gpu_id,
+        batch_size=batch_size,
+        max_texts=max_texts,
+        max_chars=max_chars,
+        cors_origins=tuple(cors_origins or ()),
+        api_key_env=api_key_env,
+        workers=workers,
     )
-    uvicorn.run(server, host=host, port=port, log_level="warning")
+    with reported_as_one_line():
+        serve(settings, host=host, port=port)
 
 
 if __name__ == "__main__":

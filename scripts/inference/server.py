@@ -11,12 +11,17 @@ Routes:
     GET  /labelstudio/, /labelstudio/health, /labelstudio/metrics
     POST /labelstudio/setup, /labelstudio/predict
     POST /labelstudio/webhook, /labelstudio/train: answer 200 and do nothing
+    GET  /, POST /render      the demo page (scripts/inference/demo.py)
+    GET  /metrics             Prometheus metrics (scripts/inference/serving.py: also request ids,
+                              the access log, the API key and CORS)
 
 Label Studio calls <backend URL>/health, /setup and /predict, and its /predict body ({"tasks":
 [...], "label_config": ...}) differs from ours, so its routes live under /labelstudio: connect the
 backend as http://HOST:PORT/labelstudio in the project's Model settings. Requests that arrive while
 a batch runs are joined into the next one (one nlp.pipe call at a time: no thread contention, and
-busy servers batch).
+busy servers batch). A text that is not Unicode (a lone surrogate) answers 422 before it is
+batched, and a batch that fails anyway is retried request by request, so that only the request at
+fault fails.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any, AsyncIterator, Callable, Optional
 from pydantic import BaseModel
 
 from scripts.common.errors import UserError
+from scripts.inference.demo import add_demo_routes
 from scripts.inference.predict import (
     Prediction,
     Predictor,
@@ -36,7 +42,9 @@ from scripts.inference.predict import (
     labelstudio_prediction,
     parse_label_config,
     predict_texts,
+    unreadable_text,
 )
+from scripts.inference.serving import ServeOptions, install, note_texts
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class Batcher:
     async def submit(self, texts: list[str]) -> list[Prediction]:
         if not texts:
             return []
+        note_texts(len(texts))
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         await self.queue.put((texts, future))
         return await future
@@ -90,16 +99,35 @@ class Batcher:
             texts = [text for request, _ in batch for text in request]
             try:
                 predictions = await asyncio.to_thread(self.predict, texts)
-            except Exception as err:  # a bad batch answers 500 to its requests; serving goes on
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(err)
+            except Exception as err:  # a bad request answers 500; the others and serving go on
+                if len(batch) == 1:
+                    settle(batch[0][1], error=err)
+                else:
+                    await self.one_by_one(batch)
                 continue
             start = 0
             for request, future in batch:
-                if not future.done():  # the client may have gone away
-                    future.set_result(predictions[start : start + len(request)])
+                settle(future, result=predictions[start : start + len(request)])
                 start += len(request)
+
+    async def one_by_one(self, batch: list[tuple[list[str], asyncio.Future]]) -> None:
+        """Retry the requests of a failed batch alone: only those that fail again fail."""
+        for texts, future in batch:
+            try:
+                settle(future, result=await asyncio.to_thread(self.predict, texts))
+            except Exception as err:
+                settle(future, error=err)
+
+
+def settle(
+    future: asyncio.Future, *, result: Any = None, error: Optional[BaseException] = None
+) -> None:
+    if future.done():  # the client may have gone away
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def check_limits(texts: list[str], *, limits: Limits, what: str = "texts") -> None:
@@ -114,12 +142,20 @@ def check_limits(texts: list[str], *, limits: Limits, what: str = "texts") -> No
                 f"{what} {i} has {len(text)} characters; the limit is {limits.max_chars} "
                 "(--max-chars): split long texts"
             )
+        problem = unreadable_text(text)
+        if problem is not None:
+            raise UserError(f"{what} {i} cannot be predicted: {problem}; send valid Unicode text")
 
 
 def create_app(
-    predictor: Predictor, *, limits: Limits = Limits(), batch_size: Optional[int] = None
+    predictor: Predictor,
+    *,
+    limits: Limits = Limits(),
+    batch_size: Optional[int] = None,
+    options: ServeOptions = ServeOptions(),
 ) -> Any:
-    """The FastAPI app over one loaded pipeline."""
+    """The FastAPI app over one loaded pipeline; options: API key, CORS, metrics
+    (scripts/inference/serving.py)."""
     from fastapi import APIRouter, Body, FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -213,6 +249,13 @@ def create_app(
         return {}
 
     app.include_router(studio)
+
+    async def predict_checked(texts: list[str]) -> list[Prediction]:
+        check_limits(texts, limits=limits, what="text")
+        return await batcher.submit(texts)
+
+    add_demo_routes(app, predictor=predictor, predict=predict_checked)
+    install(app, options=options)
     return app
 
 
