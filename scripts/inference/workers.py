@@ -113,7 +113,7 @@ def serve(settings: ServeSettings, *, host: str, port: int) -> None:
     if settings.workers == 1:
         app = build_app(settings)
         configure_logging()
-        info(f"Serving {settings.model} on {url} (Label Studio ML backend URL: {url}/labelstudio)")
+        info(f"Serving {app.version} on {url} (Label Studio ML backend URL: {url}/labelstudio)")
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return
     model = settings.model
