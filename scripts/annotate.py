@@ -8,7 +8,8 @@ Input: JSON lines or a JSON array (a "text" field; the record's other fields are
 column) or plain text (one text per line). Output line i belongs to input record i, so a rerun
 resumes after the last complete line (a partial last line from an interrupted run is dropped). Both
 engines cut the input into the same batches and predict through scripts.inference.predict, so they
-write the same bytes.
+write the same bytes. A record whose text spaCy cannot take (a lone surrogate such as "\\ud800" in
+JSON) keeps its line with an "error" field instead of predictions; --strict stops before writing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from scripts.common.errors import UserError, info, reported_as_one_line
 from scripts.inference.annotation import Job, annotate_file
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+MAX_WARNINGS = 20  # records not predicted, listed one a line; the rest are counted
 
 
 @app.command()
@@ -80,6 +82,12 @@ def main(
     progress: bool = typer.Option(
         True, "--progress/--no-progress", help="Show a progress bar with documents/s"
     ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Stop before writing when a text cannot be predicted (default: write it with an "
+        '"error" field and go on)',
+    ),
 ) -> None:
     """Annotate INPUT with MODEL into OUTPUT; rerun the same command to resume."""
     with reported_as_one_line():
@@ -106,7 +114,13 @@ def main(
             cpus_per_worker=cpus_per_worker,
             gpus_per_worker=gpus_per_worker,
             progress=progress,
+            strict=strict,
         )
+    for warning in summary.not_predicted[:MAX_WARNINGS]:
+        typer.echo(f"⚠ {warning}", err=True)
+    if len(summary.not_predicted) > MAX_WARNINGS:
+        more = len(summary.not_predicted) - MAX_WARNINGS
+        typer.echo(f'⚠ ... and {more} more records written with an "error" field', err=True)
     if summary.written == 0:
         info(f"Nothing to do: all {summary.total} records of {input_path} are in {output_path}")
         return

@@ -2,6 +2,7 @@
 
     python -m scripts.loadtest training/model-best          # serves it on a free loopback port
     python -m scripts.loadtest --url http://127.0.0.1:8000  # a server running on this machine
+    python -m scripts.loadtest training/model-best --workers 2 --concurrency 16
 
 Each level sends POST /predict with the sample corpus's texts (or --texts), `--texts-per-request`
 per request, from `concurrency` clients at once, until `--requests` requests or `--seconds` have
@@ -49,6 +50,9 @@ def main(
         "--gpu-id",
         help="Device of the server started for MODEL: -1 (CPU), 'auto' or a GPU index",
     ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Worker processes of the server started for MODEL"
+    ),
 ) -> None:
     """Print one JSON line per concurrency level: requests/s, p50/p99 latency (ms) and errors."""
     with reported_as_one_line():
@@ -68,6 +72,7 @@ def main(
             max_seconds=max_seconds,
             texts_per_request=texts_per_request,
             gpu_id=gpu_id,
+            workers=workers,
         )
     for result in results:
         print(json.dumps(result), flush=True)

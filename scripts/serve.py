@@ -1,36 +1,35 @@
-"""Serve a trained pipeline over HTTP: our JSON API and the Label Studio ML backend protocol.
+"""Serve a trained pipeline over HTTP: our JSON API, a demo page and the Label Studio ML backend.
 
     python -m scripts.serve training/model-best --host 127.0.0.1 --port 8000
     curl -s localhost:8000/predict -H 'content-type: application/json' \\
         -d '{"texts": ["Python and SQL are required."]}'
+    SERVE_KEY=$(openssl rand -hex 24) python -m scripts.serve en_job_postings --host 0.0.0.0 \\
+        --workers 2 --api-key-env SERVE_KEY --cors-origin https://app.example.com
 
-Connect Label Studio to http://HOST:PORT/labelstudio in the project's Model settings. The routes
-are listed in scripts/inference/server.py. With --data-dir DIR the server keeps the annotations
-Label Studio sends and retrains on them (--retrain-every N, Start Training), swapping in a model
-only when it is no worse on held-out annotations; a restart serves the last one swapped in.
+Open http://HOST:PORT/ for the demo page. Connect Label Studio to http://HOST:PORT/labelstudio in
+the project's Model settings. Prometheus scrapes GET /metrics; every request is logged as one JSON
+line on stderr with its X-Request-ID. The routes are listed in scripts/inference/server.py, the
+API key, metrics and logs in scripts/inference/serving.py.
 
-    python -m scripts.serve training/model-best --data-dir ls-data --retrain-every 50 \
+With --data-dir DIR the server keeps the annotations Label Studio sends and retrains on them
+(--retrain-every N, Start Training), swapping in a model only when it is no worse on held-out
+annotations; a restart serves the last one swapped in (scripts/inference/retraining.py).
+
+    python -m scripts.serve training/model-best --data-dir ls-data --retrain-every 50 \\
         --retrain-with corpus/train.spacy --retrain-dev corpus/dev.spacy
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from scripts.common.errors import info, reported_as_one_line
-from scripts.inference.predict import load_predictor
-from scripts.inference.retraining import (
-    LivePredictor,
-    RetrainingLoop,
-    RetrainSettings,
-    check_data_files,
-    file_list,
-    served_model,
-)
-from scripts.inference.server import Limits, create_app
+from scripts.common.errors import reported_as_one_line
+from scripts.inference.retraining import RetrainSettings, check_data_files, file_list
+from scripts.inference.server import Limits
+from scripts.inference.workers import ServeSettings, serve
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -58,6 +57,23 @@ def main(
     ),
     max_chars: int = typer.Option(
         Limits.max_chars, "--max-chars", min=1, help="Characters per text; longer texts answer 413"
+    ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Worker processes sharing the port, each with its own copy of the pipeline",
+    ),
+    cors_origins: Optional[List[str]] = typer.Option(
+        None,
+        "--cors-origin",
+        help="A web origin whose pages may call the API (https://app.example.com); repeatable",
+    ),
+    api_key_env: Optional[str] = typer.Option(
+        None,
+        "--api-key-env",
+        help="Environment variable holding an API key: requests then need "
+        "'Authorization: Bearer KEY' (GET /health and the demo page stay open)",
     ),
     data_dir: Optional[Path] = typer.Option(
         None,
@@ -99,46 +115,30 @@ def main(
         "default: a tenth of its training data",
     ),
 ) -> None:
-    """Serve MODEL: POST /predict {"texts": [...]}, GET /health, and the Label Studio ML backend
-    under /labelstudio."""
-    import uvicorn
-
-    retraining = None
-    with reported_as_one_line():
-        settings = RetrainSettings(
-            every=retrain_every,
-            epochs=retrain_epochs,
-            margin=retrain_margin,
-            test=retrain_test,
-            gpu_id=gpu_id,
-            with_data=file_list(retrain_with),
-            dev=file_list(retrain_dev),
-        )
-        check_data_files(settings, with_option="--retrain-with", dev_option="--retrain-dev")
-        source = served_model(data_dir, model) if data_dir is not None else model
-        if source != model:
-            info(f"Serving {source}, the last model retraining swapped in under {data_dir}")
-        predictor = LivePredictor(load_predictor(source, gpu_id=gpu_id), source=source)
-        if data_dir is not None:
-            retraining = RetrainingLoop(
-                live=predictor,
-                data_dir=data_dir,
-                settings=settings,
-                load=lambda path: load_predictor(path, gpu_id=gpu_id),
-            )
-            info(
-                f"Keeping Label Studio's annotations in {data_dir} "
-                f"({len(retraining.store.annotations)} stored)"
-            )
-    url = f"http://{host}:{port}"
-    info(f"Serving {predictor.version} on {url} (Label Studio ML backend URL: {url}/labelstudio)")
-    server = create_app(
-        predictor,
-        limits=Limits(max_texts=max_texts, max_chars=max_chars),
+    """Serve MODEL: POST /predict {"texts": [...]}, GET /health, GET /metrics, the demo page at
+    GET /, and the Label Studio ML backend under /labelstudio."""
+    settings = ServeSettings(
+        model=model,
+        gpu_id=gpu_id,
         batch_size=batch_size,
-        retraining=retraining,
+        max_texts=max_texts,
+        max_chars=max_chars,
+        cors_origins=tuple(cors_origins or ()),
+        api_key_env=api_key_env,
+        workers=workers,
     )
-    uvicorn.run(server, host=host, port=port, log_level="warning")
+    retrain = RetrainSettings(
+        every=retrain_every,
+        epochs=retrain_epochs,
+        margin=retrain_margin,
+        test=retrain_test,
+        gpu_id=gpu_id,
+        with_data=file_list(retrain_with),
+        dev=file_list(retrain_dev),
+    )
+    with reported_as_one_line():
+        check_data_files(retrain, with_option="--retrain-with", dev_option="--retrain-dev")
+        serve(settings, host=host, port=port, data_dir=data_dir, retrain=retrain)
 
 
 if __name__ == "__main__":

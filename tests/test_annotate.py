@@ -260,3 +260,61 @@ def test_an_unreachable_cluster_names_the_token_setting_ray_start_needs(monkeypa
     with pytest.raises(UserError) as err:
         init_ray("10.0.0.9:6379")
     assert "RAY_AUTH_MODE" not in str(err.value) and str(err.value).endswith("check --address")
+
+
+def write_with_a_lone_surrogate(path: Path) -> Path:
+    """Valid JSON lines whose third record holds "\\ud800", which is not Unicode text; a blank
+    line before it makes its line number differ from its record number."""
+    lines = [json.dumps(r) for r in RECORDS[:2]]
+    lines += ["", '{"id": "bad", "text": "Python \\ud800 and SQL"}']
+    lines += [json.dumps(r) for r in RECORDS[2:6]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf8")
+    return path
+
+
+def test_a_text_spacy_cannot_take_is_reported_with_its_line_and_the_rest_is_annotated(
+    tmp_path, tiny_pipeline, predictor
+):
+    source = write_with_a_lone_surrogate(tmp_path / "in.jsonl")
+    output = tmp_path / "out.jsonl"
+    summary = annotate(tiny_pipeline, source, output)
+    assert summary.written == 7 and summary.not_predicted == (
+        f"{source}:4: not predicted (character 7 ('\\ud800') is a lone UTF-16 surrogate, "
+        "not Unicode text)",
+    )
+    rows = read_jsonl(output)
+    assert rows[2]["id"] == "bad" and rows[2]["text"] == "Python \ud800 and SQL"
+    assert "not predicted" in rows[2]["error"] and "entities" not in rows[2]
+    good = rows[:2] + rows[3:]
+    assert [{"entities": r["entities"], "cats": r["cats"]} for r in good] == predict_texts(
+        predictor, [r["text"] for r in RECORDS[:6]]
+    )
+    assert annotate(tiny_pipeline, source, output).written == 0  # a rerun recognises the line
+    annotate(tiny_pipeline, source, tmp_path / "tasks.json", fmt="labelstudio")
+    tasks = json.loads((tmp_path / "tasks.json").read_text(encoding="utf8"))
+    assert len(tasks) == 7 and tasks[2]["predictions"] == [] and tasks[2]["meta"]["error"]
+
+
+def test_strict_stops_on_a_text_spacy_cannot_take_before_writing_anything(tmp_path, tiny_pipeline):
+    source = write_with_a_lone_surrogate(tmp_path / "in.jsonl")
+    result = CliRunner().invoke(
+        app,
+        [
+            str(tiny_pipeline),
+            str(source),
+            str(tmp_path / "out.jsonl"),
+            "--strict",
+            "--gpu-id",
+            "-1",
+        ],
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{source}:4: the text cannot be predicted (character 7" in result.output
+    assert not (tmp_path / "out.jsonl").exists()
+    lenient = CliRunner().invoke(
+        app,
+        [str(tiny_pipeline), str(source), str(tmp_path / "out.jsonl"), "--no-progress"],
+    )
+    assert lenient.exit_code == 0, lenient.output
+    assert f"⚠ {source}:4: not predicted" in lenient.output
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == 7

@@ -136,6 +136,19 @@ def test_labelstudio_errors_are_answers_not_crashes(client):
     assert client.post("/labelstudio/train", json={"annotations": []}).status_code == 200
 
 
+def test_a_text_that_is_not_unicode_is_422_naming_its_index_and_the_server_goes_on(client):
+    body = b'{"texts": ["Python", "SQL \\ud800 and Java"]}'  # valid JSON: a lone surrogate
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("texts 1 cannot be predicted: character 4")
+    tasks = b'{"tasks": [{"data": {"text": "ok"}}, {"data": {"text": "\\udfff"}}]}'
+    studio = client.post(
+        "/labelstudio/predict", content=tasks, headers={"content-type": "application/json"}
+    )
+    assert studio.status_code == 422 and "tasks 1 cannot be predicted" in studio.json()["detail"]
+    assert client.post("/predict", json={"texts": ["Python"]}).status_code == 200
+
+
 def test_labelstudio_config_route_serves_the_models_labeling_config(client, predictor):
     response = client.get("/labelstudio/config")
     assert response.status_code == 200 and response.text == labelstudio_config(predictor)
@@ -178,3 +191,27 @@ def test_batcher_failure_answers_the_batch_and_keeps_serving():
         return ok
 
     assert asyncio.run(scenario()) == [{}]
+
+
+def test_a_failing_request_batched_with_a_good_one_fails_alone():
+    calls = []
+
+    def predict(texts):
+        calls.append(list(texts))
+        if "boom" in texts:
+            raise RuntimeError("boom")
+        return [{"n": text} for text in texts]
+
+    async def scenario():
+        batcher = Batcher(predict, max_texts=8)
+        runner = asyncio.create_task(batcher.run())
+        await asyncio.sleep(0)  # the runner waits for the queue
+        results = await asyncio.gather(
+            batcher.submit(["boom"]), batcher.submit(["fine", "too"]), return_exceptions=True
+        )
+        runner.cancel()
+        return results
+
+    bad, good = asyncio.run(scenario())
+    assert calls[0] == ["boom", "fine", "too"]  # batched together, then retried one by one
+    assert isinstance(bad, RuntimeError) and good == [{"n": "fine"}, {"n": "too"}]

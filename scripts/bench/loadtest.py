@@ -134,7 +134,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(model: str, *, port: int, gpu_id: str, log: Path) -> subprocess.Popen:
+def start_server(
+    model: str, *, port: int, gpu_id: str, log: Path, workers: int = 1
+) -> subprocess.Popen:
     command = [
         sys.executable,
         "-m",
@@ -146,6 +148,8 @@ def start_server(model: str, *, port: int, gpu_id: str, log: Path) -> subprocess
         str(port),
         "--gpu-id",
         gpu_id,
+        "--workers",
+        str(workers),
     ]
     with log.open("w") as log_file:
         return subprocess.Popen(
@@ -194,6 +198,7 @@ def loadtest(
     max_seconds: float,
     texts_per_request: int,
     gpu_id: str = "-1",
+    workers: int = 1,
 ) -> list[LevelResult]:
     """Run every concurrency level against url, or against a server started here for model."""
 
@@ -223,7 +228,7 @@ def loadtest(
     local = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "server.log"
-        server = start_server(model, port=port, gpu_id=gpu_id, log=log)
+        server = start_server(model, port=port, gpu_id=gpu_id, log=log, workers=workers)
         try:
             wait_until_up(local, server=server, log=log)
             return run_levels(local)

@@ -8,7 +8,8 @@ Input: JSON lines or a JSON array (a "text" field; the record's other fields are
 column) or plain text (one text per line). Output line i belongs to input record i, so a rerun
 resumes after the last complete line (a partial last line from an interrupted run is dropped). Both
 engines cut the input into the same batches and predict through scripts.inference.predict, so they
-write the same bytes.
+write the same bytes. A record whose text spaCy cannot take (a lone surrogate such as "\\ud800" in
+JSON) keeps its line with an "error" field instead of predictions; --strict stops before writing.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ from scripts.inference.predict import (
     load_predictor,
     parse_label_config,
     predict_texts,
+    read_located_records,
     read_records,
+    unreadable_text,
 )
 
 ENGINES = ("local", "ray")
 FORMATS = ("jsonl", "labelstudio")
 PART_SUFFIX = ".part"  # labelstudio: the resumable JSON lines behind the final JSON array
+ERROR_FIELD = "error"  # a record spaCy cannot take is written with this field, unpredicted
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class Summary:
     skipped: int  # already in the output from an earlier run
     written: int
     seconds: float
+    not_predicted: tuple[str, ...] = ()  # "texts.jsonl:7: why", one per record left unpredicted
 
 
 def annotate_file(
@@ -78,15 +83,28 @@ def annotate_file(
     cpus_per_worker: float = 1.0,
     gpus_per_worker: float = 0.0,
     progress: bool = True,
+    strict: bool = False,
 ) -> Summary:
-    """Annotate every record of input_path not yet in output_path; return the counts."""
+    """Annotate every record of input_path not yet in output_path; return the counts. A record
+    whose text spaCy cannot take is written with an "error" field instead of predictions, or
+    stops the run before anything is written under strict."""
     if engine not in ENGINES:
         raise UserError(f"--engine {engine} is not one of: {', '.join(ENGINES)}")
     if job.fmt not in FORMATS:
         raise UserError(f"--format {job.fmt} is not one of: {', '.join(FORMATS)}")
     parse_label_config(job.label_config)  # a bad labeling config fails here, not on a worker
-    # reads it all: bad lines fail now
-    total = sum(1 for _ in read_records(input_path, text_field=job.text_field))
+    # reads it all: bad lines fail now, and records that cannot be predicted are found
+    total, not_predicted = 0, []
+    for where, record in read_located_records(input_path, text_field=job.text_field):
+        total += 1
+        problem = unreadable_text(record[job.text_field])
+        if problem is not None and strict:
+            raise UserError(
+                f"{where}: the text cannot be predicted ({problem}); fix the record, or leave "
+                f'out --strict to write it with an "{ERROR_FIELD}" field'
+            )
+        if problem is not None:
+            not_predicted.append(f"{where}: not predicted ({problem})")
     work_path = working_file(output_path, fmt=job.fmt)
     done = resume_point(work_path, output_path=output_path, job=job, input_path=input_path)
     if done > total:
@@ -114,19 +132,32 @@ def annotate_file(
     if job.fmt == "labelstudio":
         finish_labelstudio(work_path, output_path=output_path)
     return Summary(
-        total=total, skipped=done, written=total - done, seconds=time.perf_counter() - started
+        total=total,
+        skipped=done,
+        written=total - done,
+        seconds=time.perf_counter() - started,
+        not_predicted=tuple(not_predicted),
     )
 
 
 def annotate_chunk(predictor: Predictor, records: list[dict[str, Any]], *, job: Job) -> list[str]:
     """The output lines of one batch of records: the record plus "entities" and "cats", or a
-    Label Studio task."""
-    predictions = predict_texts(
-        predictor, [record[job.text_field] for record in records], batch_size=len(records) or None
+    Label Studio task; a record spaCy cannot take gets an "error" field and no predictions."""
+    problems = [unreadable_text(record[job.text_field]) for record in records]
+    predictions = iter(
+        predict_texts(
+            predictor,
+            [r[job.text_field] for r, problem in zip(records, problems) if problem is None],
+            batch_size=len(records) or None,
+        )
     )
     config = parse_label_config(job.label_config) if job.fmt == "labelstudio" else LabelConfig()
     lines = []
-    for record, prediction in zip(records, predictions):
+    for record, problem in zip(records, problems):
+        if problem is not None:
+            lines.append(unpredicted_line(record, problem=problem, job=job, config=config))
+            continue
+        prediction = next(predictions)
         output: LabelStudioTask | dict[str, Any]
         if job.fmt == "labelstudio":
             output = LabelStudioTask(
@@ -139,6 +170,20 @@ def annotate_chunk(predictor: Predictor, records: list[dict[str, Any]], *, job: 
             output = {**record, **prediction}
         lines.append(json.dumps(output, ensure_ascii=False))
     return lines
+
+
+def unpredicted_line(record: dict[str, Any], *, problem: str, job: Job, config: LabelConfig) -> str:
+    """The line of a record that cannot be predicted: it keeps its place (output line i is input
+    record i), and JSON escapes keep its text as it was, so a rerun recognises it."""
+    error = f"not predicted: {problem}"
+    if job.fmt == "labelstudio":
+        task = {
+            "data": {**record, config.text_field: record[job.text_field]},
+            "predictions": [],
+            "meta": {ERROR_FIELD: error},
+        }
+        return json.dumps(task, ensure_ascii=True)
+    return json.dumps({**record, ERROR_FIELD: error}, ensure_ascii=True)
 
 
 def run_local(
@@ -188,10 +233,8 @@ def run_ray(
         raise UserError("--engine ray needs Ray: pip install -r requirements-ray.txt") from None
     if Path(job.model).exists():  # workers do not share our working directory
         job = replace(job, model=str(Path(job.model).resolve()))
-    rows = [
-        {"records": "\n".join(json.dumps(record, ensure_ascii=False) for record in records)}
-        for records in chunks
-    ]
+    # ASCII JSON: a lone surrogate in a text could not travel as an Arrow (UTF-8) string
+    rows = [{"records": "\n".join(json.dumps(record) for record in records)} for records in chunks]
     started_here = not ray.is_initialized()
     if started_here:
         init_ray(address)
@@ -337,25 +380,31 @@ def append_lines(
     work_path: Path, batches: Iterable[list[str]], *, total: int, done: int, progress: bool
 ) -> None:
     """Write whole lines and flush after each batch, so an interruption leaves only complete
-    records."""
+    records; the file is opened with the first batch, so a run that fails before it leaves
+    none."""
     from tqdm import tqdm
 
-    work_path.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        work_path.open("a", encoding="utf8") as file,
-        tqdm(
+    file = None
+    try:
+        with tqdm(
             total=total,
             initial=done,
             unit="doc",
             desc="Annotating",
             disable=not progress,
             smoothing=0.1,
-        ) as bar,
-    ):
-        for lines in batches:
-            file.write("".join(line + "\n" for line in lines))
-            file.flush()
-            bar.update(len(lines))
+        ) as bar:
+            for lines in batches:
+                data = "".join(line + "\n" for line in lines).encode("utf8")  # before the file
+                if file is None:
+                    work_path.parent.mkdir(parents=True, exist_ok=True)
+                    file = work_path.open("ab")
+                file.write(data)
+                file.flush()
+                bar.update(len(lines))
+    finally:
+        if file is not None:
+            file.close()
 
 
 def seed_from_labelstudio(output_path: Path, work_path: Path) -> None:

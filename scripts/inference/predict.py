@@ -117,6 +117,19 @@ def empty_prediction(predictor: Predictor) -> Prediction:
     return Prediction(entities=[], cats={label: 0.0 for label in predictor.cat_labels})
 
 
+def unreadable_text(text: str) -> str | None:
+    """Why spaCy cannot take this text, or None: a lone surrogate ("\\ud800", which JSON escapes
+    allow) is not Unicode text and fails the tokenizers, e.g. unreadable_text("ok") is None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return (
+            f"character {err.start} ({text[err.start]!a}) is a lone UTF-16 surrogate, not "
+            "Unicode text"
+        )
+    return None
+
+
 # --------------------------------------------------------------------------------------------------
 # Label Studio: the labeling config's tag names, and predictions in its result format
 
@@ -291,6 +304,13 @@ def read_records(path: Path, *, text_field: str = "text") -> Iterator[dict[str, 
     JSON lines: {"id": 7, "text": "..."}; CSV: a header with a text column; anything else: a text
     per line.
     """
+    return (record for _, record in read_located_records(path, text_field=text_field))
+
+
+def read_located_records(
+    path: Path, *, text_field: str = "text"
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The records of read_records, each with where it is ("texts.jsonl:7"), for messages."""
     if not path.is_file():
         raise UserError(f"{path}: input file not found; pass a .jsonl, .json, .csv or text file")
     suffix = path.suffix.lower()
@@ -304,12 +324,12 @@ def read_records(path: Path, *, text_field: str = "text") -> Iterator[dict[str, 
         )
     else:
         with path.open(encoding="utf8") as file:
-            for line in file:
+            for number, line in enumerate(file, 1):
                 if line.strip():
-                    yield {text_field: line.rstrip("\r\n")}
+                    yield f"{path}:{number}", {text_field: line.rstrip("\r\n")}
 
 
-def _read_jsonl(path: Path, *, text_field: str) -> Iterator[dict[str, Any]]:
+def _read_jsonl(path: Path, *, text_field: str) -> Iterator[tuple[str, dict[str, Any]]]:
     with path.open(encoding="utf8") as file:
         for number, line in enumerate(file, 1):
             if not line.strip():
@@ -320,10 +340,11 @@ def _read_jsonl(path: Path, *, text_field: str) -> Iterator[dict[str, Any]]:
                 raise UserError(
                     f"{path}:{number}: not valid JSON ({err.msg}); fix or remove the line"
                 ) from None
-            yield check_record(record, text_field=text_field, where=f"{path}:{number}")
+            where = f"{path}:{number}"
+            yield where, check_record(record, text_field=text_field, where=where)
 
 
-def _read_json_array(path: Path, *, text_field: str) -> Iterator[dict[str, Any]]:
+def _read_json_array(path: Path, *, text_field: str) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
         records = json.loads(path.read_text(encoding="utf8"))
     except json.JSONDecodeError as err:
@@ -337,10 +358,13 @@ def _read_json_array(path: Path, *, text_field: str) -> Iterator[dict[str, Any]]
             f'pass [{{"{text_field}": ...}}, ...]'
         )
     for number, record in enumerate(records, 1):
-        yield check_record(record, text_field=text_field, where=f"{path}: record {number}")
+        where = f"{path}: record {number}"
+        yield where, check_record(record, text_field=text_field, where=where)
 
 
-def _read_table(path: Path, *, text_field: str, delimiter: str) -> Iterator[dict[str, Any]]:
+def _read_table(
+    path: Path, *, text_field: str, delimiter: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
     with path.open(encoding="utf8", newline="") as file:
         reader = csv.DictReader(file, delimiter=delimiter)
         if text_field not in (reader.fieldnames or []):
@@ -350,7 +374,8 @@ def _read_table(path: Path, *, text_field: str, delimiter: str) -> Iterator[dict
                 "with --text-field"
             )
         for row in reader:
-            yield {key: value for key, value in row.items() if key is not None}
+            where = f"{path}:{reader.line_num}"
+            yield where, {key: value for key, value in row.items() if key is not None}
 
 
 def check_record(record: Any, *, text_field: str, where: str) -> dict[str, Any]:

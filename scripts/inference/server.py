@@ -12,6 +12,9 @@ Routes:
     POST /labelstudio/setup, /labelstudio/predict
     POST /labelstudio/webhook  Label Studio's annotation events and START_TRAINING
     POST /labelstudio/train    the ML backend's older training call
+    GET  /, POST /render      the demo page (scripts/inference/demo.py)
+    GET  /metrics             Prometheus metrics (scripts/inference/serving.py: also request ids,
+                              the access log, the API key and CORS)
 
 With a RetrainingLoop (serve --data-dir) the webhook and train routes store the annotations and
 retrain in the background (scripts/inference/retraining.py), and /health says how many
@@ -22,7 +25,9 @@ Label Studio calls <backend URL>/health, /setup and /predict, and its /predict b
 [...], "label_config": ...}) differs from ours, so its routes live under /labelstudio: connect the
 backend as http://HOST:PORT/labelstudio in the project's Model settings. Requests that arrive while
 a batch runs are joined into the next one (one nlp.pipe call at a time: no thread contention, and
-busy servers batch).
+busy servers batch). A text that is not Unicode (a lone surrogate) answers 422 before it is
+batched, and a batch that fails anyway is retried request by request, so that only the request at
+fault fails.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any, AsyncIterator, Callable, Optional
 from pydantic import BaseModel
 
 from scripts.common.errors import UserError
+from scripts.inference.demo import add_demo_routes
 from scripts.inference.predict import (
     Prediction,
     Predictor,
@@ -42,8 +48,10 @@ from scripts.inference.predict import (
     labelstudio_prediction,
     parse_label_config,
     predict_texts,
+    unreadable_text,
 )
 from scripts.inference.retraining import LivePredictor, RetrainingLoop
+from scripts.inference.serving import ServeOptions, install, note_texts
 
 NOT_STORED = (
     "ignored: annotations are not stored; serve with --data-dir DIR (and --retrain-every N) "
@@ -83,6 +91,7 @@ class Batcher:
     async def submit(self, texts: list[str]) -> list[Prediction]:
         if not texts:
             return []
+        note_texts(len(texts))
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         await self.queue.put((texts, future))
         return await future
@@ -102,16 +111,35 @@ class Batcher:
             texts = [text for request, _ in batch for text in request]
             try:
                 predictions = await asyncio.to_thread(self.predict, texts)
-            except Exception as err:  # a bad batch answers 500 to its requests; serving goes on
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(err)
+            except Exception as err:  # a bad request answers 500; the others and serving go on
+                if len(batch) == 1:
+                    settle(batch[0][1], error=err)
+                else:
+                    await self.one_by_one(batch)
                 continue
             start = 0
             for request, future in batch:
-                if not future.done():  # the client may have gone away
-                    future.set_result(predictions[start : start + len(request)])
+                settle(future, result=predictions[start : start + len(request)])
                 start += len(request)
+
+    async def one_by_one(self, batch: list[tuple[list[str], asyncio.Future]]) -> None:
+        """Retry the requests of a failed batch alone: only those that fail again fail."""
+        for texts, future in batch:
+            try:
+                settle(future, result=await asyncio.to_thread(self.predict, texts))
+            except Exception as err:
+                settle(future, error=err)
+
+
+def settle(
+    future: asyncio.Future, *, result: Any = None, error: Optional[BaseException] = None
+) -> None:
+    if future.done():  # the client may have gone away
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def check_limits(texts: list[str], *, limits: Limits, what: str = "texts") -> None:
@@ -126,6 +154,9 @@ def check_limits(texts: list[str], *, limits: Limits, what: str = "texts") -> No
                 f"{what} {i} has {len(text)} characters; the limit is {limits.max_chars} "
                 "(--max-chars): split long texts"
             )
+        problem = unreadable_text(text)
+        if problem is not None:
+            raise UserError(f"{what} {i} cannot be predicted: {problem}; send valid Unicode text")
 
 
 def create_app(
@@ -133,9 +164,11 @@ def create_app(
     *,
     limits: Limits = Limits(),
     batch_size: Optional[int] = None,
+    options: ServeOptions = ServeOptions(),
     retraining: Optional[RetrainingLoop] = None,
 ) -> Any:
-    """The FastAPI app over one loaded pipeline (a LivePredictor: one that retraining swaps)."""
+    """The FastAPI app over one loaded pipeline (a LivePredictor: one that retraining swaps);
+    options: API key, CORS, metrics (scripts/inference/serving.py)."""
     from fastapi import APIRouter, Body, FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -240,6 +273,13 @@ def create_app(
         return {}
 
     app.include_router(studio)
+
+    async def predict_checked(texts: list[str]) -> list[Prediction]:
+        check_limits(texts, limits=limits, what="text")
+        return await batcher.submit(texts)
+
+    add_demo_routes(app, predictor=predictor, predict=predict_checked)
+    install(app, options=options)
     return app
 
 
