@@ -312,3 +312,17 @@ def test_an_unset_api_key_variable_is_one_line(tiny_pipeline):
     assert "--api-key-env NO_SUCH_KEY: the environment variable NO_SUCH_KEY is not set" in (
         done.stderr
     )
+
+
+def test_the_label_studio_loop_refuses_several_workers_in_one_line(tiny_pipeline, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.serve", str(tiny_pipeline), "--workers", "2"]
+        + ["--data-dir", str(tmp_path / "ls")],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "--data-dir with --workers 2: the Label Studio loop runs in one process" in done.stderr
+    assert not (tmp_path / "ls").exists()  # refused before anything is written
