@@ -46,6 +46,19 @@ def main(
     max_examples: int = typer.Option(
         50, "--max-examples", help="Error examples per task in the report"
     ),
+    explain: int = typer.Option(
+        10,
+        "--explain",
+        min=0,
+        help="Misclassified texts whose words the report weighs for the predicted and gold label "
+        "(needs shap: pip install -r requirements-explain.txt; 0: none)",
+    ),
+    explain_max_evals: int = typer.Option(
+        100,
+        "--explain-max-evals",
+        min=4,
+        help="Texts the pipeline scores per explanation at most (more: finer, slower)",
+    ),
 ) -> None:
     """Score a trained pipeline on gold data; write metrics.json, report.html and PNG plots."""
     with reported_as_one_line():
@@ -57,6 +70,8 @@ def main(
             batch_size=batch_size,
             gpu_id=gpu_id,
             max_examples=max_examples,
+            explain=explain,
+            explain_max_evals=explain_max_evals,
         )
     for warning in metrics["warnings"]:
         typer.echo(f"⚠ {warning}", err=True)

@@ -163,7 +163,8 @@ def explain_texts(
         else:
             masker = word_masker(shap, spans=spans, text=text)
             explainer = shap.explainers.Partition(model_fn, masker, output_names=list(known))
-            result = explainer([text], max_evals=max_evals, batch_size=BATCH_SIZE, silent=True)
+            # shap spends one more than asked, and one went above on the whole text
+            result = explainer([text], max_evals=max_evals - 2, batch_size=BATCH_SIZE, silent=True)
             weights = np.asarray(result.values[0], dtype=float)
         explanations.append(
             Explanation(

@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from matplotlib.figure import Figure
 from spacy import displacy
 
+from scripts.evaluation.explain import CSS as EXPLAIN_CSS
+from scripts.evaluation.explain import Explanation, explanation_html, legend_html
 from scripts.evaluation.metrics import (
     CatError,
     CatLabelScores,
@@ -44,7 +46,8 @@ KIND_NOTES = {
     "gold": {"missed": "missed", "wrong_label": "predicted {other}", "wrong_span": "span differs"},
     "pred": {"spurious": "spurious", "wrong_label": "gold {other}", "wrong_span": "wrong span"},
 }
-CSS = """
+CSS = (
+    """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:2em auto;
 max-width:70em;padding:0 1em;color:#222;line-height:1.4}h1{font-size:1.6em;margin-bottom:.2em}
 h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}table{border-collapse:collapse;
@@ -59,6 +62,8 @@ padding:.3em .8em;margin:.8em 0}.row{display:flex;gap:.6em;align-items:baseline}
 .row>.entities{flex:1}img{max-width:100%;height:auto}td.text{text-align:left;max-width:40em}
 .legend mark{padding:.1em .4em;border-radius:.3em;margin-right:.3em}
 """
+    + EXPLAIN_CSS
+)
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
@@ -68,9 +73,16 @@ class Report:
     plots: Dict[str, bytes]
 
 
-def render_report(*, metrics: Metrics, details: Details, max_examples: int = 50) -> Report:
+def render_report(
+    *,
+    metrics: Metrics,
+    details: Details,
+    max_examples: int = 50,
+    explanations: Sequence[Explanation] = (),
+    explanations_missing: Optional[str] = None,
+) -> Report:
     """The HTML page and the PNG plots for an evaluation; at most max_examples error examples per
-    task."""
+    task; explanations of the first misclassified texts, in order (or why there are none)."""
     plots = make_plots(metrics=metrics, details=details)
     parts = [_header(metrics)]
     if metrics.get("ents") is not None:
@@ -80,6 +92,7 @@ def render_report(*, metrics: Metrics, details: Details, max_examples: int = 50)
     if metrics.get("textcat") is not None:
         parts.append(
             _textcat_section(metrics["textcat"], details.get("cat_errors", []), plots, max_examples)
+            + _explained(details.get("cat_errors", []), explanations, explanations_missing)
         )
     title = html.escape(f"Evaluation: {metrics.get('model', {}).get('name', 'model')}")
     page = (
@@ -379,6 +392,35 @@ def _misclassified(errors: List[CatError], cap: int, multi: bool) -> str:
     return f"<h3>Misclassified texts ({len(shown)} of {len(errors)}, {order})</h3>" + _table(
         ["text", "gold", "predicted", "top scores"], rows, left=4
     )
+
+
+def _explained(
+    errors: List[CatError], explanations: Sequence[Explanation], missing: Optional[str]
+) -> str:
+    """The misclassified texts with their words highlighted for the predicted and gold labels."""
+    if not errors:
+        return ""
+    if missing:
+        return f'<h3>Why: words behind the errors</h3><p class="note">{_esc(missing)}.</p>'
+    if not explanations:
+        return ""
+    parts = [
+        f"<h3>Why: words behind the errors (the first {len(explanations)} misclassified texts)"
+        "</h3><p class=note>SHAP weights of each word for the predicted and the gold label: how "
+        "much the word moved that label's score (python -m scripts.explain explains any text)."
+        f"</p>{legend_html()}"
+    ]
+    for error, explanation in zip(errors, explanations):
+        notes = {
+            label: " and ".join(
+                side
+                for side, labels in (("predicted", error["pred"]), ("gold", error["gold"]))
+                if label in labels
+            )
+            for label in explanation["labels"]
+        }
+        parts.append(f'<div class="example why">{explanation_html(explanation, notes=notes)}</div>')
+    return "".join(parts)
 
 
 # ---------------------------------------------------------------- PNG plots
