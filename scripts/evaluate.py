@@ -52,6 +52,19 @@ def main(
         "--curves",
         help="The train step's curves.jsonl, drawn as plots/training_curves.png and in the report",
     ),
+    explain: int = typer.Option(
+        10,
+        "--explain",
+        min=0,
+        help="Misclassified texts whose words the report weighs for the predicted and gold label "
+        "(needs shap: pip install -r requirements-explain.txt; 0: none)",
+    ),
+    explain_max_evals: int = typer.Option(
+        100,
+        "--explain-max-evals",
+        min=4,
+        help="Texts the pipeline scores per explanation at most (more: finer, slower)",
+    ),
 ) -> None:
     """Score a trained pipeline on gold data; write metrics.json, report.html and PNG plots."""
     with reported_as_one_line():
@@ -64,6 +77,8 @@ def main(
             gpu_id=gpu_id,
             max_examples=max_examples,
             curves_path=curves,
+            explain=explain,
+            explain_max_evals=explain_max_evals,
         )
     for warning in metrics["warnings"]:
         typer.echo(f"⚠ {warning}", err=True)

@@ -62,7 +62,25 @@ def doc(text: str, ents: List[tuple] = (), cats: dict = None, annotated: bool = 
     return d
 
 
-def write_report(tmp_path: Path, *, exclusive: bool) -> Path:
+def explanation(text: str, labels: dict) -> dict:
+    """What scripts.evaluation.explain gives for a text: a weight per whitespace word here."""
+    words, start = [], 0
+    for word in text.split():
+        start = text.index(word, start)
+        words.append({"start": start, "end": start + len(word), "text": word})
+        start += len(word)
+    return {
+        "text": text,
+        "cats": {label: sum(weights) for label, weights in labels.items()},
+        "labels": {
+            label: [{**w, "weight": x} for w, x in zip(words, weights)]
+            for label, weights in labels.items()
+        },
+        "evals": 10,
+    }
+
+
+def write_report(tmp_path: Path, *, exclusive: bool, explain: bool = False) -> Path:
     golds = [
         doc(
             "Alice met Bob in Paris <script>alert(1)</script>.",
@@ -98,10 +116,17 @@ def write_report(tmp_path: Path, *, exclusive: bool) -> Path:
         },
         "data": {"path": "test.spacy", "sha256": "0" * 64, "n_docs": 5, "gold_preproc": False},
     }
+    explanations = []
+    if explain:  # for the misclassified texts, in the report's order
+        errors = evaluation.details["cat_errors"]
+        assert [e["text"] for e in errors] == ["Fine, I guess.", "Awful."]
+        explanations = [
+            explanation("Fine, I guess.", {"NEG": [0.3, -0.1, 0.2], "POS": [0.1, 0.3, -0.1]}),
+            explanation("Awful.", {"POS": [0.7], "NEG": [0.6]}),
+        ]
     path = tmp_path / "report.html"
-    path.write_text(
-        render_report(metrics=metrics, details=evaluation.details).html, encoding="utf8"
-    )
+    page = render_report(metrics=metrics, details=evaluation.details, explanations=explanations)
+    path.write_text(page.html, encoding="utf8")
     return path
 
 
@@ -169,3 +194,22 @@ def test_report_screenshot_shows_marks_and_plots(tmp_path):
         assert rgb(painted) in colours, (
             painted
         )  # displaCy marks and the embedded PNG bars are on screen
+
+
+def test_report_shows_the_explanations_of_misclassified_texts(tmp_path):
+    browser = find_browser()
+    page = write_report(tmp_path, exclusive=True, explain=True)
+    result = run_browser(browser, tmp_path, "--dump-dom", page.as_uri())
+    assert result.returncode == 0, result.stderr[-2000:]
+    console = [line for line in result.stderr.splitlines() if CONSOLE.search(line)]
+    assert console == [], console
+    dom = result.stdout
+    why = dom[dom.index("Why: words behind the errors (the first 2 misclassified texts)") :]
+    assert why.count('class="example why"') == 2
+    assert "<b>POS</b> (predicted), score 0.700" in why and "<b>NEG</b> (gold)" in why
+    marked = re.findall(
+        r'<span class="w" style="background:\s*rgba\(([\d, .]+)\);?" title="([^"]+)">', why
+    )
+    marked = [(rgb.replace(" ", ""), title) for rgb, title in marked]
+    assert ("228,26,28,0.8", "+0.7000") in marked  # the strongest word: the strongest red
+    assert ("30,100,220,0.267", "-0.1000") in marked  # pushed down: blue, paler

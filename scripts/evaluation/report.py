@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 from spacy import displacy
 
 from scripts.evaluation.curves import CurvePoint, best_point, plotted_scores
+from scripts.evaluation.explain import CSS as EXPLAIN_CSS
+from scripts.evaluation.explain import Explanation, explanation_html, legend_html
 from scripts.evaluation.metrics import (
     CatError,
     CatLabelScores,
@@ -46,7 +48,8 @@ KIND_NOTES = {
     "gold": {"missed": "missed", "wrong_label": "predicted {other}", "wrong_span": "span differs"},
     "pred": {"spurious": "spurious", "wrong_label": "gold {other}", "wrong_span": "wrong span"},
 }
-CSS = """
+CSS = (
+    """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:2em auto;
 max-width:70em;padding:0 1em;color:#222;line-height:1.4}h1{font-size:1.6em;margin-bottom:.2em}
 h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}table{border-collapse:collapse;
@@ -61,6 +64,8 @@ padding:.3em .8em;margin:.8em 0}.row{display:flex;gap:.6em;align-items:baseline}
 .row>.entities{flex:1}img{max-width:100%;height:auto}td.text{text-align:left;max-width:40em}
 .legend mark{padding:.1em .4em;border-radius:.3em;margin-right:.3em}
 """
+    + EXPLAIN_CSS
+)
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
@@ -76,9 +81,12 @@ def render_report(
     details: Details,
     max_examples: int = 50,
     curves: Optional[List[CurvePoint]] = None,
+    explanations: Sequence[Explanation] = (),
+    explanations_missing: Optional[str] = None,
 ) -> Report:
     """The HTML page and the PNG plots for an evaluation; at most max_examples error examples per
-    task; curves: the training curves (scripts/evaluation/curves.py), for their own section."""
+    task; explanations of the first misclassified texts, in order (or why there are none);
+    curves: the training curves (scripts/evaluation/curves.py), for their own section."""
     plots = make_plots(metrics=metrics, details=details)
     if curves:
         plots["training_curves.png"] = plot_training_curves(points=curves)
@@ -90,6 +98,7 @@ def render_report(
     if metrics.get("textcat") is not None:
         parts.append(
             _textcat_section(metrics["textcat"], details.get("cat_errors", []), plots, max_examples)
+            + _explained(details.get("cat_errors", []), explanations, explanations_missing)
         )
     if curves:
         parts.append(_curves_section(curves, plots))
@@ -428,6 +437,35 @@ def _curves_section(points: List[CurvePoint], plots: Dict[str, bytes]) -> str:
         f"file. {_esc(line)}.</p>"
         + _img(plots, "training_curves.png", "training losses and dev scores by step")
     )
+
+
+def _explained(
+    errors: List[CatError], explanations: Sequence[Explanation], missing: Optional[str]
+) -> str:
+    """The misclassified texts with their words highlighted for the predicted and gold labels."""
+    if not errors:
+        return ""
+    if missing:
+        return f'<h3>Why: words behind the errors</h3><p class="note">{_esc(missing)}.</p>'
+    if not explanations:
+        return ""
+    parts = [
+        f"<h3>Why: words behind the errors (the first {len(explanations)} misclassified texts)"
+        "</h3><p class=note>SHAP weights of each word for the predicted and the gold label: how "
+        "much the word moved that label's score (python -m scripts.explain explains any text)."
+        f"</p>{legend_html()}"
+    ]
+    for error, explanation in zip(errors, explanations):
+        notes = {
+            label: " and ".join(
+                side
+                for side, labels in (("predicted", error["pred"]), ("gold", error["gold"]))
+                if label in labels
+            )
+            for label in explanation["labels"]
+        }
+        parts.append(f'<div class="example why">{explanation_html(explanation, notes=notes)}</div>')
+    return "".join(parts)
 
 
 # ---------------------------------------------------------------- PNG plots

@@ -20,7 +20,9 @@ from scripts.common.device import activate, resolve_device
 from scripts.common.errors import UserError, info, one_line
 from scripts.common.files import sha256_of, write_bytes_atomic
 from scripts.evaluation.curves import CurvePoint, from_same_run, read_curves
+from scripts.evaluation.explain import Explanation, explain_texts
 from scripts.evaluation.metrics import (
+    CatError,
     DataInfo,
     Metrics,
     ModelInfo,
@@ -54,11 +56,14 @@ def evaluate_model(
     gpu_id: str = "-1",
     max_examples: int = 50,
     curves_path: Optional[Path] = None,
+    explain: int = 10,
+    explain_max_evals: int = 100,
 ) -> Metrics:
     """Run MODEL over DATA_PATH, score it, write metrics.json, report.html and plots/ to output_dir
-    and return the metrics. Raises UserError for bad input; gpu_id is 'auto', -1 or a GPU index;
-    curves_path: the train step's curves.jsonl, drawn as plots/training_curves.png and in the
-    report."""
+    and return the metrics; the report explains the first `explain` misclassified texts
+    (scripts.evaluation.explain, up to explain_max_evals texts scored each). Raises UserError for
+    bad input; gpu_id is 'auto', -1 or a GPU index; curves_path: the train step's curves.jsonl,
+    drawn as plots/training_curves.png and in the report."""
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(
             f"--output {output_dir} is a file; pass a folder for metrics.json, report.html and "
@@ -93,11 +98,41 @@ def evaluate_model(
         ents=scores["ents"],
         textcat=scores["textcat"],
     )
+    explanations, missing = explain_errors(
+        nlp=nlp,
+        errors=evaluation.details.get("cat_errors", [])[:explain],
+        max_evals=explain_max_evals,
+    )
     report = render_report(
-        metrics=metrics, details=evaluation.details, max_examples=max_examples, curves=curves
+        metrics=metrics,
+        details=evaluation.details,
+        max_examples=max_examples,
+        curves=curves,
+        explanations=explanations,
+        explanations_missing=missing,
     )
     write_outputs(output_dir=output_dir, metrics=metrics, report=report)
     return metrics
+
+
+def explain_errors(
+    *, nlp: Language, errors: Sequence[CatError], max_evals: int
+) -> Tuple[List[Explanation], Optional[str]]:
+    """Explanations of the predicted and the gold labels of misclassified texts, in order; none
+    and the reason when shap is not installed."""
+    if not errors:
+        return [], None
+    try:
+        import shap  # noqa: F401  optional: the report does without explanations
+    except ImportError:
+        return [], "install shap (pip install -r requirements-explain.txt) to see why"
+    info(f"Explaining {len(errors)} misclassified texts")
+    known = set(nlp.get_pipe(find_components(nlp).cats[-1]).labels)
+    explanations = []
+    for error in errors:
+        labels = [label for label in dict.fromkeys(error["pred"] + error["gold"]) if label in known]
+        explanations += explain_texts(nlp, [error["text"]], labels=labels, max_evals=max_evals)
+    return explanations, None
 
 
 def find_tasks(*, nlp: Language, model: str) -> Tuple[Tasks, Components]:

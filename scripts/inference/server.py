@@ -7,6 +7,8 @@ Routes:
     GET  /health              {"status": "UP", "model_version", "pipeline"}
     POST /predict             {"texts": [...]}
                               -> {"model_version", "predictions": [{"entities", "cats"}]}
+    POST /explain             {"texts": [...], "label": optional}
+                              -> {"model_version", "explanations": [...]}: explain_route.py
     GET  /labelstudio/config  a labeling config (XML) for the model's labels
     GET  /labelstudio/, /labelstudio/health, /labelstudio/metrics
     POST /labelstudio/setup, /labelstudio/predict
@@ -172,6 +174,8 @@ def create_app(
     from fastapi import APIRouter, Body, FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
 
+    from scripts.inference.explain_route import add_explain_route
+
     batcher = Batcher(
         lambda texts: predict_texts(predictor, texts, batch_size=batch_size),
         max_texts=limits.max_texts,
@@ -222,6 +226,8 @@ def create_app(
             "model_version": predictor.version,
             "predictions": await batcher.submit(request.texts),
         }
+
+    add_explain_route(app, predictor=predictor, batcher=batcher, limits=limits)
 
     studio = APIRouter(prefix="/labelstudio")
     studio.add_api_route("/", get_health, methods=["GET"])

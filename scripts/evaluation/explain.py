@@ -1,0 +1,288 @@
+"""Why did the pipeline give a text its category scores: a weight per word and label.
+
+    explain_texts(nlp, ["Python and SQL are required."], labels=["requirements"], max_evals=100)
+    # -> [{"text": "Python and SQL are required.", "cats": {"requirements": 0.98, ...},
+    #      "labels": {"requirements": [{"start": 0, "end": 6, "text": "Python", "weight": 0.21},
+    #                                  ...]},
+    #      "evals": 57}]
+
+Method: SHAP values (the shap package's Partition explainer, which computes Owen values over a
+hierarchy of the words) of the text classifier's scores. A word is a spaCy token of the pipeline's
+own tokenizer, whitespace tokens left out; removing a word deletes it and the whitespace after it,
+and a text with every word removed scores 0 for every label (as an empty text does in
+scripts.inference.predict). So a label's weights add up to its score on the whole text, a positive
+weight pushed the score up, a negative one down. Cost: up to max_evals masked copies of each text
+are scored by the pipeline (batched through nlp.pipe), whatever the number of labels; texts of a
+few words need fewer. The scores come from nlp.pipe, or from a `score` function (the server passes
+one that goes through its batcher).
+
+Also here: delete_words (what removing words does to a text, shared with the deletion check in
+scripts/bench/faithfulness.py) and the HTML that highlights the words (red: pushed the score up,
+blue: down; the stronger the colour, the larger the weight; hovering shows the weight), used by
+scripts.explain and the evaluation report.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypedDict
+
+from spacy.language import Language
+
+from scripts.common.errors import UserError
+from scripts.evaluation.model import find_components
+
+DEFAULT_MAX_EVALS = 200
+WEIGHT_DIGITS = 6
+BATCH_SIZE = 32  # masked texts per scoring call
+POSITIVE_RGB = "228,26,28"  # red: the word pushed the label's score up
+NEGATIVE_RGB = "30,100,220"  # blue: down
+
+Scores = Callable[[list[str]], list[Mapping[str, float]]]
+
+
+class WordWeight(TypedDict):
+    start: int  # character offsets (code points) into the text
+    end: int
+    text: str
+    weight: float  # how much the word moved the label's score (up > 0, down < 0)
+
+
+class Explanation(TypedDict):
+    """One text's explanation: its scores and, for each label explained, a weight per word."""
+
+    text: str
+    cats: dict[str, float]  # the pipeline's scores for the whole text
+    labels: dict[str, list[WordWeight]]
+    evals: int  # texts the pipeline scored to explain this one
+
+
+def cat_labels(nlp: Language) -> tuple[str, ...]:
+    """The labels of the component that sets doc.cats last; UserError when there is none."""
+    cats = find_components(nlp).cats
+    if not cats:
+        raise UserError(
+            f"the pipeline has no text classifier (components: {', '.join(nlp.pipe_names)}); "
+            "explanations cover category scores: use a pipeline with textcat or "
+            "textcat_multilabel"
+        )
+    return tuple(nlp.get_pipe(cats[-1]).labels)
+
+
+def check_labels(asked: Iterable[str] | None, *, known: Sequence[str]) -> list[str]:
+    """The labels to explain, in the model's order: all of them for None; UserError for a label
+    the model does not have, naming those it has."""
+    if asked is None:
+        return list(known)
+    asked = list(asked)
+    unknown = [label for label in asked if label not in known]
+    if unknown:
+        raise UserError(
+            f"unknown label {', '.join(repr(label) for label in unknown)}; the model's labels "
+            f"are: {', '.join(known)}"
+        )
+    return [label for label in known if label in asked]
+
+
+def word_spans(nlp: Language, text: str) -> list[tuple[int, int]]:
+    """(start, end) character offsets of the words of a text: spaCy tokens without the
+    whitespace ones."""
+    return [
+        (token.idx, token.idx + len(token.text))
+        for token in nlp.make_doc(text)
+        if not token.is_space
+    ]
+
+
+def delete_words(text: str, spans: Sequence[tuple[int, int]], removed: Iterable[int]) -> str:
+    """The text without the words at these indices of spans, each with the whitespace after it;
+    "" when no word is left."""
+    gone = set(removed)
+    if len(gone) >= len(spans):
+        return ""
+    pieces = [text[: spans[0][0]]] if spans else [text]
+    for i, (start, _) in enumerate(spans):
+        if i not in gone:
+            end = spans[i + 1][0] if i + 1 < len(spans) else len(text)
+            pieces.append(text[start:end])
+    return "".join(pieces)
+
+
+def pipeline_scores(nlp: Language, *, batch_size: int = BATCH_SIZE) -> Scores:
+    """Category scores from nlp.pipe with the entity recognizers off; a text without words
+    scores 0 for every label without running the pipeline."""
+    skip = list(find_components(nlp).ents)
+    labels = cat_labels(nlp)
+
+    def score(texts: list[str]) -> list[Mapping[str, float]]:
+        todo = [text for text in texts if text.strip()]
+        docs = iter(nlp.pipe(todo, batch_size=batch_size, disable=skip))
+        zero = {label: 0.0 for label in labels}
+        return [next(docs).cats if text.strip() else zero for text in texts]
+
+    return score
+
+
+def explain_texts(
+    model: Language | Any,
+    texts: Sequence[str],
+    *,
+    labels: Iterable[str] | None = None,
+    max_evals: int = DEFAULT_MAX_EVALS,
+    score: Scores | None = None,
+) -> list[Explanation]:
+    """One explanation per text, in order, for the given labels (None: every label). model is a
+    Language or anything with an .nlp (scripts.inference.predict.Predictor), e.g.
+    explain_texts(nlp, ["We offer free lunch."], labels=["benefits"], max_evals=100)."""
+    import numpy as np
+    import shap
+
+    nlp: Language = getattr(model, "nlp", model)
+    known = cat_labels(nlp)
+    chosen = check_labels(labels, known=known)
+    if max_evals < 4:
+        raise UserError(f"max_evals is {max_evals}; pass at least 4 (scores per text)")
+    score = score or pipeline_scores(nlp)
+    columns = [known.index(label) for label in chosen]
+    explanations = []
+    for text in texts:
+        spans = word_spans(nlp, text)
+        evals = 0
+
+        def model_fn(masked: Any) -> Any:
+            nonlocal evals
+            batch = [str(t) for t in masked]
+            evals += len(batch)
+            rows = score(batch)
+            return np.array([[float(row.get(label, 0.0)) for label in known] for row in rows])
+
+        full = model_fn([text])[0]
+        if len(spans) <= 1:  # nothing to share out: the one word made the whole score
+            weights = full[None, :] if spans else np.zeros((0, len(known)))
+        else:
+            masker = word_masker(shap, spans=spans, text=text)
+            explainer = shap.explainers.Partition(model_fn, masker, output_names=list(known))
+            # shap spends one more than asked, and one went above on the whole text
+            result = explainer([text], max_evals=max_evals - 2, batch_size=BATCH_SIZE, silent=True)
+            weights = np.asarray(result.values[0], dtype=float)
+        explanations.append(
+            Explanation(
+                text=text,
+                cats={
+                    label: round(float(full[known.index(label)]), WEIGHT_DIGITS) for label in known
+                },
+                labels={
+                    label: [
+                        WordWeight(
+                            start=start,
+                            end=end,
+                            text=text[start:end],
+                            weight=round(float(weights[i, column]), WEIGHT_DIGITS),
+                        )
+                        for i, (start, end) in enumerate(spans)
+                    ]
+                    for label, column in zip(chosen, columns)
+                },
+                evals=evals,
+            )
+        )
+    return explanations
+
+
+def word_masker(shap: Any, *, spans: Sequence[tuple[int, int]], text: str) -> Any:
+    """A shap Text masker over the given words that deletes masked words from the text and keeps
+    every other character as it is (shap's own masker writes "..." and squeezes whitespace)."""
+
+    def tokenize(s: str, return_offsets_mapping: bool = True) -> dict[str, Any]:
+        # shap also tokenizes "" and its mask token: any other string is split at whitespace
+        found = spans if s == text else [m.span() for m in re.finditer(r"\S+", s)]
+        return {"input_ids": list(range(len(found))), "offset_mapping": list(found)}
+
+    class WordMasker(shap.maskers.Text):
+        def __call__(self, mask: Any, s: str) -> Any:
+            import numpy as np
+
+            keep = np.broadcast_to(np.asarray(mask, dtype=bool), (len(spans),))
+            removed = [i for i, kept in enumerate(keep) if not kept]
+            return (np.array([delete_words(s, spans, removed)]),)
+
+    # "..." is a mask token the masker needs to exist; WordMasker deletes words instead.
+    return WordMasker(tokenize, mask_token="...", collapse_mask_token=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# HTML
+
+CSS = """
+.explained{white-space:pre-wrap;line-height:1.9;border:1px solid #e4e4e4;border-radius:.4em;
+padding:.3em .8em;margin:.3em 0 1em}.explained .w{border-radius:.2em;padding:.05em 0}
+.explained-label{font-size:.9em;color:#444;margin-top:.6em}.explained-label b{color:#222}
+.explain-legend span{padding:.1em .4em;border-radius:.3em;margin-right:.4em}
+"""
+CSP = "default-src 'none'; style-src 'unsafe-inline'"
+
+
+def highlight_html(text: str, words: Sequence[WordWeight], *, scale: float | None = None) -> str:
+    """The text as escaped HTML with each word coloured by its weight (red up, blue down, alpha
+    by |weight| / scale, default the largest |weight| of these words); the title shows the
+    weight."""
+    scale = scale or max((abs(w["weight"]) for w in words), default=0.0) or 1.0
+    parts, position = [], 0
+    for word in words:
+        parts.append(html.escape(text[position : word["start"]]))
+        weight = word["weight"]
+        alpha = round(min(1.0, abs(weight) / scale) * 0.8, 3)
+        rgb = POSITIVE_RGB if weight >= 0 else NEGATIVE_RGB
+        parts.append(
+            f'<span class="w" style="background:rgba({rgb},{alpha})" '
+            f'title="{weight:+.4f}">{html.escape(text[word["start"] : word["end"]])}</span>'
+        )
+        position = word["end"]
+    parts.append(html.escape(text[position:]))
+    return f'<div class="explained">{"".join(parts)}</div>'
+
+
+def explanation_html(explanation: Explanation, *, notes: Mapping[str, str] | None = None) -> str:
+    """One text's explanations, a highlighted copy per label (the same colour scale for all of
+    them); notes adds a word after a label's name (e.g. "predicted", "gold")."""
+    notes = notes or {}
+    scale = max(
+        (abs(w["weight"]) for words in explanation["labels"].values() for w in words), default=0.0
+    )
+    parts = []
+    for label, words in explanation["labels"].items():
+        score = explanation["cats"].get(label)
+        note = f" ({html.escape(notes[label])})" if label in notes else ""
+        shown = f", score {score:.3f}" if score is not None else ""
+        parts.append(
+            f'<div class="explained-label"><b>{html.escape(label)}</b>{note}{shown}</div>'
+            + highlight_html(explanation["text"], words, scale=scale)
+        )
+    return "".join(parts)
+
+
+def legend_html() -> str:
+    return (
+        '<p class="explain-legend">'
+        f'<span style="background:rgba({POSITIVE_RGB},.6)">pushed the score up</span>'
+        f'<span style="background:rgba({NEGATIVE_RGB},.6)">pushed it down</span>'
+        "hover over a word for its weight</p>"
+    )
+
+
+def render_page(explanations: Sequence[Explanation], *, title: str) -> str:
+    """A self-contained HTML page (no scripts, no remote assets) with every explanation."""
+    body = "".join(
+        f"<h2>Text {i}</h2>{explanation_html(explanation)}"
+        for i, explanation in enumerate(explanations, 1)
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>"
+        'body{font-family:system-ui,"DejaVu Sans",sans-serif;margin:2em auto;max-width:70em;'
+        f"padding:0 1em;color:#222}}{CSS}</style></head>\n<body>\n"
+        f"<h1>{html.escape(title)}</h1>{legend_html()}{body}\n</body></html>\n"
+    )

@@ -1,0 +1,58 @@
+"""POST /explain for the HTTP app: word weights per category label (scripts.evaluation.explain).
+
+    add_explain_route(app, predictor=predictor, batcher=batcher, limits=limits)
+    # POST /explain {"texts": [...], "label": "requirements"}   ("label" optional: all labels)
+    # -> {"model_version", "explanations": [{"text", "cats", "labels", "evals"}]}
+
+The same limits as /predict (413 over them, 422 for bad input or an unknown label). An explanation
+scores many masked copies of each text: it runs in a worker thread, one request at a time, and
+sends its copies through the app's batcher in small batches, so /predict requests keep being
+answered between them and the pipeline still runs one batch at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Mapping, Optional
+
+from pydantic import BaseModel, Field
+
+from scripts.evaluation.explain import DEFAULT_MAX_EVALS, check_labels, explain_texts
+from scripts.inference.predict import Predictor
+from scripts.inference.server import Batcher, Limits, check_limits
+
+MAX_EVALS_LIMIT = 5 * DEFAULT_MAX_EVALS  # what one request may ask for per text
+
+
+class ExplainRequest(BaseModel):
+    texts: list[str]
+    label: Optional[str] = None  # None: every label
+    max_evals: int = Field(DEFAULT_MAX_EVALS, ge=4, le=MAX_EVALS_LIMIT)
+
+
+def add_explain_route(app: Any, *, predictor: Predictor, batcher: Batcher, limits: Limits) -> None:
+    """Add POST /explain to a FastAPI app (scripts.inference.server) whose batcher predicts."""
+    one_at_a_time = asyncio.Lock()
+
+    @app.post("/explain")
+    async def explain(request: ExplainRequest) -> dict[str, Any]:
+        check_limits(request.texts, limits=limits)
+        labels = None
+        if request.label is not None:
+            labels = check_labels([request.label], known=predictor.cat_labels)
+        loop = asyncio.get_running_loop()
+
+        def score(texts: list[str]) -> list[Mapping[str, float]]:
+            future = asyncio.run_coroutine_threadsafe(batcher.submit(texts), loop)
+            return [prediction["cats"] for prediction in future.result()]
+
+        async with one_at_a_time:
+            explanations = await asyncio.to_thread(
+                explain_texts,
+                predictor,
+                request.texts,
+                labels=labels,
+                max_evals=request.max_evals,
+                score=score,
+            )
+        return {"model_version": predictor.version, "explanations": explanations}

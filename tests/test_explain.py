@@ -1,0 +1,210 @@
+"""Explanations (scripts/evaluation/explain.py, python -m scripts.explain, the deletion check and
+the evaluation report): offsets, weights, HTML and bad input. Needs shap (requirements-explain.txt,
+which CI installs)."""
+
+import json
+from typing import List
+
+import pytest
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from typer.testing import CliRunner
+
+from scripts.bench.faithfulness import deletion_check
+from scripts.common.errors import UserError
+from scripts.evaluation.explain import (
+    delete_words,
+    explain_texts,
+    render_page,
+    word_spans,
+)
+from scripts.evaluation.run import evaluate_model
+from scripts.explain import app
+from tests.helpers import TEXTS
+
+pytest.importorskip("shap", reason="pip install -r requirements-explain.txt")  # CI installs it
+
+runner = CliRunner()
+ODD_TEXTS = [
+    "Python and SQL  are required.",  # two spaces
+    "  Ünïcode 💡 text:\tbuild Excel dashboards,\n\nnaïve café. ",
+    "",
+    "   ",
+    "Free",
+    "I love <b>this</b> & more",
+]
+
+
+class KeywordCats:
+    """POS 0.9 when "love" is a word of the text, else 0.5 (NEG the rest): one word decides."""
+
+    labels = ("POS", "NEG")
+    cfg = {"exclusive_classes": True, "threshold": 0.5}
+
+    def __call__(self, doc: Doc) -> Doc:
+        pos = 0.9 if any(token.lower_ == "love" for token in doc) else 0.5
+        doc.cats = {"POS": pos, "NEG": round(1 - pos, 6)}
+        return doc
+
+
+@Language.factory("test_explain_keyword_cats", assigns=["doc.cats"])
+def make_keyword_cats(nlp: Language, name: str) -> KeywordCats:
+    return KeywordCats()
+
+
+@pytest.fixture(scope="module")
+def keyword_nlp() -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("test_explain_keyword_cats")
+    return nlp
+
+
+def check_words(text: str, words: List[dict]) -> None:
+    """Each item is a word of the text at its offsets, in order, and together they are the text
+    without its whitespace."""
+    assert all(text[w["start"] : w["end"]] == w["text"] and w["text"].strip() for w in words)
+    assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:]))
+    assert "".join(w["text"] for w in words) == "".join(text.split())
+
+
+def test_json_shape_and_offsets_on_unicode_and_double_spaces(predictor):
+    explanations = explain_texts(predictor, ODD_TEXTS + TEXTS[3:4], max_evals=40)
+    assert [e["text"] for e in explanations] == ODD_TEXTS + TEXTS[3:4]
+    for explanation in explanations:
+        assert set(explanation) == {"text", "cats", "labels", "evals"}
+        assert list(explanation["labels"]) == list(predictor.cat_labels)
+        for label, words in explanation["labels"].items():
+            assert all(set(w) == {"start", "end", "text", "weight"} for w in words)
+            check_words(explanation["text"], words)
+            # a text without words scores 0, so the weights add up to the label's score
+            total = sum(w["weight"] for w in words)
+            assert total == pytest.approx(explanation["cats"][label], abs=1e-4)
+        assert explanation["evals"] <= 40
+    assert explanations[2]["labels"]["requirements"] == [] and explanations[2]["evals"] == 1
+    json.dumps(explanations)  # plain JSON
+
+
+def test_the_words_the_tiny_pipeline_learned_carry_the_weight(predictor):
+    (explanation,) = explain_texts(
+        predictor, ["Python and SQL are required."], labels=["requirements"], max_evals=100
+    )
+    assert list(explanation["labels"]) == ["requirements"]
+    ranked = sorted(explanation["labels"]["requirements"], key=lambda w: -w["weight"])
+    assert {w["text"] for w in ranked[:2]} == {"Python", "SQL"}  # the skills of its training texts
+
+
+def test_the_deciding_word_has_the_largest_weight(keyword_nlp):
+    (explanation,) = explain_texts(keyword_nlp, ["I really love this film"], max_evals=100)
+    pos = {w["text"]: w["weight"] for w in explanation["labels"]["POS"]}
+    neg = {w["text"]: w["weight"] for w in explanation["labels"]["NEG"]}
+    assert max(pos, key=pos.get) == "love" and pos["love"] >= 0.4
+    assert min(neg, key=neg.get) == "love" and neg["love"] < 0
+
+
+def test_deleting_words_keeps_every_other_character(keyword_nlp):
+    text = " Ünïcode  💡 text,\nmore "
+    spans = word_spans(keyword_nlp, text)
+    assert [text[s:e] for s, e in spans] == ["Ünïcode", "💡", "text", ",", "more"]
+    assert delete_words(text, spans, []) == text
+    assert delete_words(text, spans, [1]) == " Ünïcode  text,\nmore "
+    assert delete_words(text, spans, [0, 4]) == " 💡 text,\n"
+    assert delete_words(text, spans, range(5)) == ""
+
+
+def test_deletion_check_finds_the_deciding_word(keyword_nlp):
+    texts = ["I love this film so much", "we all love it a lot today", "they love the food here"]
+    result = deletion_check(keyword_nlp, texts, ks=(1, 3), max_evals=60, seed=0, draws=2)
+    one, three = result["per_k"]
+    assert (one["k"], one["texts"], one["share_top_beats_random"]) == (1, 3, 1.0)
+    assert one["mean_drop_top"] == pytest.approx(0.4) and one["mean_drop_random"] < 0.4
+    assert three["texts"] == 3 and result["model_calls"] > 3
+
+
+def test_unknown_label_lists_the_labels(predictor):
+    with pytest.raises(UserError, match="unknown label 'nope'; the model's labels are: "):
+        explain_texts(predictor, ["x"], labels=["nope"])
+
+
+def test_page_is_self_contained_and_escapes_the_text(keyword_nlp):
+    explanations = explain_texts(keyword_nlp, ["I love <script>alert(1)</script> & more"])
+    page = render_page(explanations, title="t <x>")
+    assert "<script" not in page and "</script" not in page and "alert(1)&lt;/script" in page
+    for remote in ("http:", "https:", "src=", "url(", "@import", "<link"):
+        assert remote not in page
+    assert "default-src 'none'" in page
+    assert 'title="+0.' in page and "rgba(228,26,28," in page  # red for the word that pushed up
+
+
+def test_cli_prints_words_writes_html_atomically_and_json(tiny_pipeline, tmp_path):
+    out = tmp_path / "out.html"
+    result = runner.invoke(
+        app,
+        [
+            str(tiny_pipeline),
+            "--text",
+            "Python and SQL  are required.",
+            "--label",
+            "requirements",
+            "--output",
+            str(out),
+            "--max-evals",
+            "30",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "requirements" in result.stdout and "Python +" in result.stdout
+    assert "Python" in out.read_text(encoding="utf8")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.html"]  # no temporary file left over
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("We offer free lunch.\nÜnïcode 💡 café\n", encoding="utf8")
+    result = runner.invoke(
+        app, [str(tiny_pipeline), "--texts", str(texts), "--json", "--max-evals", "20"]
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [r["text"] for r in records] == ["We offer free lunch.", "Ünïcode 💡 café"]
+    for record in records:
+        for words in record["labels"].values():
+            check_words(record["text"], words)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--text", "x", "--label", "nope"], "unknown label 'nope'; the model's labels are: "),
+        ([], "no text to explain; pass --text"),
+        (["--texts", "missing.jsonl"], "missing.jsonl: input file not found"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_writes_nothing(tiny_pipeline, tmp_path, args, fragment):
+    out = tmp_path / "out.html"
+    out.write_text("earlier", encoding="utf8")
+    result = runner.invoke(app, [str(tiny_pipeline), *args, "--output", str(out)])
+    assert result.exit_code == 1
+    assert fragment in result.output and len(result.output.strip().splitlines()) == 1
+    assert out.read_text(encoding="utf8") == "earlier"
+
+
+def test_evaluation_report_explains_the_misclassified_texts(keyword_nlp, tmp_path):
+    model = tmp_path / "model"
+    keyword_nlp.to_disk(model)
+    db = DocBin()
+    for text, pos in (("I love it", 0.0), ("So dull", 1.0), ("I love this film", 1.0)):
+        doc = keyword_nlp.make_doc(text)
+        doc.cats = {"POS": pos, "NEG": 1 - pos}
+        db.add(doc)
+    db.to_disk(tmp_path / "test.spacy")
+    evaluate_model(
+        model=str(model),
+        data_path=tmp_path / "test.spacy",
+        output_dir=tmp_path / "eval",
+        explain=1,
+        explain_max_evals=20,
+    )
+    page = (tmp_path / "eval" / "report.html").read_text(encoding="utf8")
+    why = page[page.index("Why: words behind the errors") :]
+    assert "the first 1 misclassified texts" in why
+    assert "<b>POS</b> (predicted)" in why and "<b>NEG</b> (gold)" in why
+    assert why.count('<div class="example why">') == 1
