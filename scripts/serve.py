@@ -45,13 +45,20 @@ def main(
     max_chars: int = typer.Option(
         Limits.max_chars, "--max-chars", min=1, help="Characters per text; longer texts answer 413"
     ),
+    min_score: float = typer.Option(
+        0.0,
+        "--min-score",
+        min=0.0,
+        max=1.0,
+        help="Leave out entities whose score is below this (0..1; needs entity_confidence)",
+    ),
 ) -> None:
     """Serve MODEL: POST /predict {"texts": [...]}, GET /health, and the Label Studio ML backend
     under /labelstudio."""
     import uvicorn
 
     with reported_as_one_line():
-        predictor = load_predictor(model, gpu_id=gpu_id)
+        predictor = load_predictor(model, gpu_id=gpu_id, min_score=min_score)
     url = f"http://{host}:{port}"
     info(f"Serving {predictor.version} on {url} (Label Studio ML backend URL: {url}/labelstudio)")
     server = create_app(
