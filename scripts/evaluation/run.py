@@ -268,6 +268,12 @@ def summary(metrics: Metrics, output_dir: Path) -> List[str]:
             f"Entities: P {fmt(e['p'])}  R {fmt(e['r'])}  F {fmt(e['f'])}  on {e['n_docs']} docs "
             f"({e['n_skipped']} skipped: no entity annotation), {e['tokenization']} tokenization"
         )
+        if e.get("confidence"):
+            c = e["confidence"]
+            lines.append(
+                f"Entity scores: AUC {fmt(c['auc'])} telling the {c['n_correct']} correct from "
+                f"the {c['n_wrong']} wrong predicted entities (plots/ents_confidence.png)"
+            )
     if metrics["textcat"]:
         t = metrics["textcat"]
         lines.append(
