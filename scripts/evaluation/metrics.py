@@ -389,13 +389,8 @@ def score_ents(*, records: Sequence[EntRecord], tokenization: str) -> EntScores:
                 errors[p["kind"]] += 1
     p, r, f = _prf(sum(per_label.values(), PRFScore()))
     n_docs = sum(r.annotated for r in records)
-    predicted = [p for record in records for p in record.pred]
+    predicted = [ent for record in records for ent in record.pred]
     return EntScores(
-        confidence=ent_confidence(
-            correct=[p["kind"] == "correct" for p in predicted],
-            scores=[p.get("score") for p in predicted],
-            n_gold=sum(support.values()),
-        ),
         p=p,
         r=r,
         f=f,
@@ -413,6 +408,11 @@ def score_ents(*, records: Sequence[EntRecord], tokenization: str) -> EntScores:
             label: _ent_label_scores(per_label[label], support[label])
             for label in sorted(per_label)
         },
+        confidence=ent_confidence(
+            correct=[ent["kind"] == "correct" for ent in predicted],
+            scores=[ent.get("score") for ent in predicted],
+            n_gold=sum(support.values()),
+        ),
     )
 
 
