@@ -88,6 +88,13 @@ def main(
         help="Stop before writing when a text cannot be predicted (default: write it with an "
         '"error" field and go on)',
     ),
+    min_score: float = typer.Option(
+        0.0,
+        "--min-score",
+        min=0.0,
+        max=1.0,
+        help="Leave out entities whose score is below this (0..1; needs entity_confidence)",
+    ),
 ) -> None:
     """Annotate INPUT with MODEL into OUTPUT; rerun the same command to resume."""
     with reported_as_one_line():
@@ -102,6 +109,7 @@ def main(
             fmt=fmt,
             batch_size=batch_size,
             label_config=label_config.read_text(encoding="utf8") if label_config else None,
+            min_score=min_score,
         )
         summary = annotate_file(
             job=job,

@@ -3,9 +3,10 @@
     python -m scripts.package training/model-best packages --name job_postings --version 0.0.1 \
         --metrics training/metrics.json --transformer auto --lang en [--fast-ner] [--fast-cpu]
 
-The default wheel holds spaCy's and spacy-transformers' own components only and ships no code from
-this repository. --fast-ner and --fast-cpu opt into components that need code inside the wheel
-(scripts/packaging/wheel.py says which).
+The default wheel holds spaCy's and spacy-transformers' own components, plus the entity_confidence
+component where the pipeline has it (its two files ship inside the wheel). --fast-ner and
+--fast-cpu opt into components that need more code inside the wheel (scripts/packaging/wheel.py
+says which).
 """
 
 from __future__ import annotations

@@ -114,6 +114,13 @@ def main(
         help=".spacy data that picks a retraining's model-best (e.g. corpus/dev.spacy); "
         "default: a tenth of its training data",
     ),
+    min_score: float = typer.Option(
+        0.0,
+        "--min-score",
+        min=0.0,
+        max=1.0,
+        help="Leave out entities whose score is below this (0..1; needs entity_confidence)",
+    ),
 ) -> None:
     """Serve MODEL: POST /predict {"texts": [...]}, GET /health, GET /metrics, the demo page at
     GET /, and the Label Studio ML backend under /labelstudio."""
@@ -126,6 +133,7 @@ def main(
         cors_origins=tuple(cors_origins or ()),
         api_key_env=api_key_env,
         workers=workers,
+        min_score=min_score,
     )
     retrain = RetrainSettings(
         every=retrain_every,

@@ -2,9 +2,9 @@
 
     python -m scripts.train training/config.cfg --output training --gpu-id auto
 
-Extra `--section.key value` arguments override the config. The trained pipelines load with
-spaCy alone; multi-label classifiers get their threshold tuned on the dev set
-(scripts/training/run.py).
+Extra `--section.key value` arguments override the config. Multi-label classifiers get their
+threshold tuned on the dev set, and the entity recognizer the entity_confidence component that
+scores its entities (scripts/training/run.py).
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ def main(
     mixed_precision: str = typer.Option(
         "false", "--mixed-precision", help="fp16 mixed precision (GPU only): true or false"
     ),
+    entity_confidence: bool = typer.Option(
+        True,
+        "--entity-confidence/--no-entity-confidence",
+        help="Add the entity_confidence component after ner: a score per entity (doc.spans)",
+    ),
 ) -> None:
     """Train the pipeline; extra --section.key value arguments override the config."""
     with reported_as_one_line():
@@ -41,6 +46,7 @@ def main(
             gpu_id=gpu_id,
             mixed_precision=parse_bool(mixed_precision, var="mixed_precision"),
             overrides=parse_overrides(ctx.args),
+            entity_confidence=entity_confidence,
         )
 
 

@@ -221,6 +221,7 @@ def test_metrics_json_keeps_its_layout_and_key_order(run):
         "errors",
         "unknown_labels",
         "per_label",
+        "confidence",
     ]
     assert list(written["textcat"]) == [
         "mode",

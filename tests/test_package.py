@@ -75,6 +75,9 @@ def test_performance_uses_spacys_meta_keys():
     assert performance["ents_f"] == ENTS["f"]
     assert performance["cats_macro_f"] == 0.8 and performance["cats_accuracy"] == 0.9
     assert performance["ents_per_type"]["SKILL"]["r"] == 0.25
+    assert "ents_confidence_auc" not in performance
+    scored = {**ENTS, "confidence": {"auc": 0.8, "n_correct": 3, "n_wrong": 1, "by_threshold": []}}
+    assert performance_from_metrics({"ents": scored})["ents_confidence_auc"] == 0.8
 
 
 def test_the_packaged_config_names_fast_ner_for_spacys_ner_only():

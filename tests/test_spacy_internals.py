@@ -26,9 +26,11 @@ from transformers import AutoModel
 from scripts.common import spacy_internals
 from scripts.common.spacy_internals import (
     CONVERTED_TRANSFORMER,
+    ENTITY_PROBABILITIES,
     FAST_NER,
     SPACY_NER,
     FastEntityRecognizer,
+    entity_beam_probabilities,
     hf_shim,
     parse_config_overrides,
     swap_in_converted_transformer,
@@ -120,6 +122,44 @@ def test_labels_of_preset_entities_get_actions_before_decoding(ner_nlp):
     assert ner._ensure_labels_are_added([doc]) == 1
     assert "NEW_LABEL" in ner.labels
     assert ner._ensure_labels_are_added([doc]) == 0
+
+
+# spaCy: the beam search behind entity_confidence
+
+
+def test_the_beam_methods_entity_confidence_relies_on_keep_their_signatures():
+    assert parameters(Parser.beam_parse) == ["self", "docs", "beam_width", "drop", "beam_density"]
+    assert parameters(EntityRecognizer.scored_ents) == ["self", "beams"]
+    assert registry.misc.get(ENTITY_PROBABILITIES)() is entity_beam_probabilities
+
+
+def test_the_recognizer_keeps_a_docs_entities_in_every_parse_of_its_beam(ner_nlp):
+    # Why entity_beam_probabilities clears them first: scored with them, they would all be certain.
+    ner = ner_nlp.get_pipe(SPACY_NER)
+    doc = ner_nlp.make_doc(TEXT)
+    doc.set_ents([doc.char_span(8, 14, label="SKILL")], default="outside")
+    [found] = ner.scored_ents(ner.beam_parse([doc], beam_width=8))
+    assert found[(2, 3, "SKILL")] == pytest.approx(1.0)
+    [fresh] = ner.scored_ents(ner.beam_parse([ner_nlp.make_doc(TEXT)], beam_width=8))
+    assert fresh.get((2, 3, "SKILL"), 0.0) < 0.5
+
+
+def test_beam_probabilities_score_a_doc_as_without_entities_and_leave_it_its_own(ner_nlp):
+    ner = ner_nlp.get_pipe(SPACY_NER)
+    doc = ner_nlp.make_doc(TEXT)
+    doc.set_ents([doc.char_span(8, 14, label="SKILL")], default="outside")
+    before = [(t.ent_iob_, t.ent_type_) for t in doc]
+    [found] = entity_beam_probabilities(ner, [doc], beam_width=8, beam_density=0.0)
+    assert [(t.ent_iob_, t.ent_type_) for t in doc] == before
+    [fresh] = ner.scored_ents(ner.beam_parse([ner_nlp.make_doc(TEXT)], beam_width=8))
+    assert found == pytest.approx(dict(fresh))
+    assert found and all(0.0 <= p <= 1.0 + 1e-9 for p in found.values())
+    # A beam of one is the greedy parse, each of its entities certain.
+    [greedy] = entity_beam_probabilities(
+        ner, [ner_nlp.make_doc(TEXT)], beam_width=1, beam_density=0.0
+    )
+    ents = ner(ner_nlp.make_doc(TEXT)).ents
+    assert greedy == {(e.start, e.end, e.label_): pytest.approx(1.0) for e in ents}
 
 
 def test_fast_ner_is_registered_with_the_meta_of_spacys_ner():

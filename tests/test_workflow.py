@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import spacy
 
+from scripts.evaluation.model import load_pipeline
 from tests.helpers import PROJECT_ROOT, write_tiny_bert
 
 PROJECT_FILES = ["project.yml", "configs", "scripts", "assets"]
@@ -124,8 +125,9 @@ def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
         "ents = [[(e.text, e.label_) for e in d.ents] for d in docs]\n"
         "ner = type(nlp.get_pipe('ner')).__name__\n"
         "cats = [d.cats for d in docs]\n"
+        "scores = [list(d.spans['ents_scored'].attrs['scores']) for d in docs]\n"
         "out = {'pipeline': nlp.pipe_names, 'meta': nlp.meta, 'cats': cats, 'ents': ents}\n"
-        "print(json.dumps({**out, 'ner': ner}))\n"
+        "print(json.dumps({**out, 'ner': ner, 'scores': scores}))\n"
     )
     loaded = subprocess.run(
         [python, "-c", use],
@@ -136,8 +138,9 @@ def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     out = json.loads(loaded.stdout)
-    assert out["pipeline"] == ["transformer", "ner", "textcat"]
-    assert out["ner"] == "EntityRecognizer"  # spaCy's own: the default wheel ships no code
+    assert out["pipeline"] == ["transformer", "ner", "entity_confidence", "textcat"]
+    assert out["ner"] == "EntityRecognizer"  # spaCy's own; the wheel ships entity_confidence only
+    assert [len(scores) for scores in out["scores"]] == [len(ents) for ents in out["ents"]]
     assert all(
         set(cats) == {"responsibilities", "requirements", "benefits", "company", "application"}
         for cats in out["cats"]
@@ -200,9 +203,9 @@ def test_weasel_reruns_only_what_changed_and_new_vars_retrain_from_scratch(tmp_p
         "--vars.components ner --vars.lang de",
     )
     assert "Skipping 'train'" not in new.stdout
-    nlp = spacy.load(project / "training/model-best")
+    nlp = load_pipeline(str(project / "training/model-best"))  # registers entity_confidence
     assert nlp.lang == "de"
-    assert nlp.pipe_names == ["transformer", "ner"]
+    assert nlp.pipe_names == ["transformer", "ner", "entity_confidence"]
     assert set(nlp.get_pipe("ner").labels) == {"SKILL", "MAJOR"}
     assert (
         project / "packages/de_job_postings-0.0.1/dist/de_job_postings-0.0.1-py3-none-any.whl"

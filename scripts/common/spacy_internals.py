@@ -4,11 +4,13 @@ place, each with the reason; tests/test_spacy_internals.py fails the day a libra
     from scripts.common.spacy_internals import parse_config_overrides
     parse_config_overrides(["--training.max_epochs", "3"])   # {"training.max_epochs": 3}
 
-Besides spaCy's override parser it holds the two things a packaged pipeline may opt into, each
-needing this file inside the wheel (`spacy package --code`, which imports it on its own, outside any
-package): the "fast_ner" factory (scripts.package --fast-ner) and the converted transformer
-architecture of the int8 build (scripts.package --fast-cpu). So it imports nothing from this
-repository, and reaches int8 code only through the name of a registered function in the config.
+Besides spaCy's override parser it holds what a packaged pipeline may need, each needing this file
+inside the wheel (`spacy package --code`, which imports it on its own, outside any package): the
+entity recognizer's beam probabilities behind the "entity_confidence" component
+(scripts/common/entity_confidence.py, which names them in its config), the "fast_ner" factory
+(scripts.package --fast-ner) and the converted transformer architecture of the int8 build
+(scripts.package --fast-cpu). So it imports nothing from this repository, and reaches int8 code
+only through the name of a registered function in the config.
 """
 
 # No `from __future__ import annotations`: spaCy checks factory arguments against their types.
@@ -16,11 +18,13 @@ import warnings
 from typing import Any, Callable, Optional
 
 import numpy
+from spacy.attrs import ENT_ID, ENT_IOB, ENT_KB_ID, ENT_TYPE
 
 # spaCy's `--section.key value` parser is private; using it keeps our override syntax spaCy's.
 from spacy.cli._util import parse_config_overrides
 from spacy.language import Language
 from spacy.pipeline import EntityRecognizer
+from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.layers import TransformerModel
 from thinc.api import set_dropout_rate
@@ -28,9 +32,11 @@ from transformers import AutoModel
 
 __all__ = [
     "CONVERTED_TRANSFORMER",
+    "ENTITY_PROBABILITIES",
     "FAST_NER",
     "SPACY_NER",
     "FastEntityRecognizer",
+    "entity_beam_probabilities",
     "hf_shim",
     "parse_config_overrides",
     "swap_in_converted_transformer",
@@ -39,6 +45,37 @@ __all__ = [
 FAST_NER = "fast_ner"
 SPACY_NER = "ner"
 CONVERTED_TRANSFORMER = "ner_textcat.ConvertedTransformerModel.v1"
+ENTITY_PROBABILITIES = "ner_textcat.entity_beam_probabilities.v1"
+ENT_ATTRS = [ENT_IOB, ENT_TYPE, ENT_KB_ID, ENT_ID]
+
+
+def entity_beam_probabilities(
+    ner: EntityRecognizer, docs: list[Doc], *, beam_width: int, beam_density: float
+) -> list[dict[tuple[int, int, str], float]]:
+    """For each doc, {(start token, end token, label): probability} of the entities a beam search
+    of the trained recognizer finds, run as if the doc had no entities yet (the probability of an
+    entity: the summed probability of the beam's parses holding it); the docs keep their entities.
+
+        entity_beam_probabilities(nlp.get_pipe("ner"), docs, beam_width=16, beam_density=0.0001)
+    """
+    # The recognizer keeps the entities a doc already has; unset (missing) tokens leave it free.
+    saved = [doc.to_array(ENT_ATTRS) for doc in docs]
+    try:
+        for doc in docs:
+            doc.set_ents([], default="missing")
+        # beam_parse and scored_ents (what spaCy's beam_ner scores with) are not documented.
+        beams = ner.beam_parse(docs, beam_width=beam_width, beam_density=beam_density)
+        probabilities = ner.scored_ents(beams)
+    finally:
+        for doc, array in zip(docs, saved):
+            doc.from_array(ENT_ATTRS, array)
+    return [dict(found) for found in probabilities]
+
+
+@registry.misc(ENTITY_PROBABILITIES)
+def make_entity_beam_probabilities() -> Callable[..., list]:
+    """entity_beam_probabilities, for a pipeline config to name (entity_confidence's)."""
+    return entity_beam_probabilities
 
 
 class FastEntityRecognizer(EntityRecognizer):

@@ -21,6 +21,11 @@ compute it on; a task the model does not have is null as a whole ("ents": null).
         "errors": {"missed", "spurious", "wrong_label", "wrong_span"},
         "unknown_labels": {LABEL: n_gold_entities},  # not scored: the model cannot predict them
         "per_label": {LABEL: {"p", "r", "f", "support"}},
+        "confidence": {       # null unless the pipeline scores its entities (entity_confidence)
+          "auc",              # ROC AUC of the score telling correct predicted entities from wrong
+          "n_correct", "n_wrong",
+          "by_threshold": [{"threshold", "p", "r", "f", "n_kept"}],  # keeping scores >= threshold
+        },
       },
       "textcat": {
         "mode": "exclusive" | "multilabel",
@@ -55,6 +60,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from scripts.common.cats import POSITIVE
+from scripts.common.entity_confidence import entity_scores
 
 FORMAT_VERSION = 1
 CURVE_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -77,6 +83,21 @@ class EntLabelScores(TypedDict):
     support: int
 
 
+class EntThresholdScores(TypedDict):
+    threshold: float
+    p: Optional[float]
+    r: Optional[float]
+    f: Optional[float]
+    n_kept: int  # predicted entities scored >= threshold
+
+
+class EntConfidence(TypedDict):
+    auc: Optional[float]  # null unless there are both correct and wrong predicted entities
+    n_correct: int
+    n_wrong: int
+    by_threshold: List[EntThresholdScores]
+
+
 class EntScores(TypedDict):
     p: Optional[float]
     r: Optional[float]
@@ -93,6 +114,7 @@ class EntScores(TypedDict):
     errors: EntErrorCounts
     unknown_labels: Dict[str, int]
     per_label: Dict[str, EntLabelScores]
+    confidence: NotRequired[Optional[EntConfidence]]
 
 
 class CatLabelScores(TypedDict):
@@ -185,6 +207,7 @@ class EntMatch(TypedDict):
     start_char: int  # characters, for display
     end_char: int
     kind: str  # correct, missed, spurious, wrong_label or wrong_span ("" until tagged)
+    score: NotRequired[float]  # a predicted entity's score, where the pipeline has them
     gold_label: NotRequired[str]  # a wrong_label prediction: the gold entity's label
     pred_label: NotRequired[str]  # a wrong_label gold entity: the predicted label
 
@@ -322,10 +345,14 @@ def match_ents(*, gold: Doc, pred: Doc, labels: Iterable[str]) -> EntRecord:
         else:
             record.gold.append(_ent_match(ent, ent.start, ent.end))
     x2y = Example(pred, gold).alignment.x2y
-    for ent in pred.ents:
+    scores = entity_scores(pred) or [None] * len(pred.ents)
+    for ent, score in zip(pred.ents, scores):
         indices = x2y[ent.start : ent.end]
         if len(indices) and not any(blocked[indices[0] : indices[-1] + 1]):
-            record.pred.append(_ent_match(ent, int(indices[0]), int(indices[-1]) + 1))
+            match = _ent_match(ent, int(indices[0]), int(indices[-1]) + 1)
+            if score is not None:
+                match["score"] = score
+            record.pred.append(match)
     _tag_ents(record)
     return record
 
@@ -382,6 +409,7 @@ def score_ents(*, records: Sequence[EntRecord], tokenization: str) -> EntScores:
     p, r, f = _prf(sum(per_label.values(), PRFScore()))
     n_docs = sum(r.annotated for r in records)
     averages = average_prf(counts=per_label, support=support)
+    predicted = [ent for record in records for ent in record.pred]
     return EntScores(
         p=p,
         r=r,
@@ -406,6 +434,37 @@ def score_ents(*, records: Sequence[EntRecord], tokenization: str) -> EntScores:
             label: _ent_label_scores(per_label[label], support[label])
             for label in sorted(per_label)
         },
+        confidence=ent_confidence(
+            correct=[ent["kind"] == "correct" for ent in predicted],
+            scores=[ent.get("score") for ent in predicted],
+            n_gold=sum(support.values()),
+        ),
+    )
+
+
+def ent_confidence(
+    *, correct: Sequence[bool], scores: Sequence[Optional[float]], n_gold: int
+) -> Optional[EntConfidence]:
+    """How well the entity scores tell correct predictions from wrong ones (ROC AUC), and the
+    precision, recall and F left when only entities scored >= each threshold are kept; None unless
+    every predicted entity has a score. Example: correct [1, 0], scores [0.9, 0.4], 2 gold -> AUC
+    1.0; at 0.5, P 1.0 and R 0.5."""
+    if not scores or any(score is None for score in scores):
+        return None
+    known = [float(score) for score in scores if score is not None]
+    by_threshold = []
+    for threshold in (0.0,) + CURVE_GRID:
+        kept = [c for c, score in zip(correct, known) if score >= threshold]
+        tp = sum(kept)
+        p, r, f = _prf(PRFScore(tp=tp, fp=len(kept) - tp, fn=n_gold - tp))
+        by_threshold.append(
+            EntThresholdScores(threshold=threshold, p=p, r=r, f=f, n_kept=len(kept))
+        )
+    return EntConfidence(
+        auc=roc_auc(golds=correct, scores=known),
+        n_correct=sum(correct),
+        n_wrong=len(correct) - sum(correct),
+        by_threshold=by_threshold,
     )
 
 

@@ -25,6 +25,7 @@ from scripts.evaluation.metrics import (
     CatScores,
     Confusion,
     Details,
+    EntConfidence,
     EntErrorDoc,
     EntLabelScores,
     EntMatch,
@@ -40,6 +41,7 @@ PLOT_NAMES = (
     "textcat_confusion.png",
     "textcat_thresholds.png",
     "training_curves.png",
+    "ents_confidence.png",
 )
 GOLD_COLOURS = {"correct": "#d6e6ff", "error": "#7fb0ff"}
 PRED_COLOURS = {"correct": "#ffe6c7", "error": "#ffab57"}
@@ -231,8 +233,37 @@ def _ents_section(
             left=0,
         )
         + _img(plots, "ents_per_label.png", "entity scores per label")
+        + _confidence_section(ents.get("confidence"), plots)
         + f"<h3>Errors in context ({len(shown)} of {len(errors)} documents with errors, "
         "most errors first)</h3>" + examples
+    )
+
+
+def _confidence_section(confidence: Optional[EntConfidence], plots: Dict[str, bytes]) -> str:
+    """How well the entity scores separate right from wrong, and what --min-score trades."""
+    if not confidence:
+        return ""
+    return (
+        "<h3>Entity scores</h3><p>Each predicted entity has a score (entity_confidence). ROC AUC "
+        f"of the score telling the {confidence['n_correct']} correct predicted entities from the "
+        f"{confidence['n_wrong']} wrong ones: <b>{format_score(confidence['auc'])}</b> (0.5: no "
+        "better than chance). Keeping only the entities scored at or above a threshold "
+        "(--min-score of scripts.annotate and scripts.serve) gives:</p>"
+        + _img(plots, "ents_confidence.png", "entity precision, recall and F by --min-score")
+        + _table(
+            ["--min-score", "precision", "recall", "F", "entities kept"],
+            [
+                (
+                    f"{row['threshold']:.2f}",
+                    format_score(row["p"]),
+                    format_score(row["r"]),
+                    format_score(row["f"]),
+                    row["n_kept"],
+                )
+                for row in confidence["by_threshold"]
+            ],
+            left=0,
+        )
     )
 
 
@@ -478,6 +509,9 @@ def make_plots(*, metrics: Metrics, details: Details) -> Dict[str, bytes]:
         plots["ents_per_label.png"] = plot_per_label(
             per_label=metrics["ents"]["per_label"], title="Entities"
         )
+    confidence = (metrics.get("ents") or {}).get("confidence")
+    if confidence:
+        plots["ents_confidence.png"] = plot_min_score(confidence=confidence)
     tc = metrics.get("textcat")
     if tc and tc["per_label"]:
         plots["textcat_per_label.png"] = plot_per_label(
@@ -622,5 +656,24 @@ def plot_thresholds(
         fontsize="x-small",
         ncol=2 if len(curves) > 12 else 1,
     )
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def plot_min_score(*, confidence: EntConfidence) -> bytes:
+    """Entity precision, recall and F against the score threshold (--min-score)."""
+    rows = confidence["by_threshold"]
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    thresholds = [row["threshold"] for row in rows]
+    for k, (key, name) in enumerate((("p", "precision"), ("r", "recall"), ("f", "F"))):
+        values = [row[key] or 0.0 for row in rows]
+        ax.plot(thresholds, values, marker=".", color=BAR_COLOURS[k], label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("--min-score (entities scored below it are left out)")
+    ax.set_ylabel("score")
+    ax.set_title(f"Entities by score threshold (score AUC {format_score(confidence['auc'])})")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.grid(alpha=0.3)
     return _png(fig)

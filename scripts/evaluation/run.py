@@ -329,6 +329,12 @@ def summary(metrics: Metrics, output_dir: Path) -> List[str]:
             f"({e['n_skipped']} skipped: no entity annotation), {e['tokenization']} tokenization; "
             f"macro F {fmt(e['macro_f'])}  weighted F {fmt(e['weighted_f'])}"
         )
+        if e.get("confidence"):
+            c = e["confidence"]
+            lines.append(
+                f"Entity scores: AUC {fmt(c['auc'])} telling the {c['n_correct']} correct from "
+                f"the {c['n_wrong']} wrong predicted entities (plots/ents_confidence.png)"
+            )
     if metrics["textcat"]:
         t = metrics["textcat"]
         lines.append(

@@ -53,6 +53,7 @@ class Job:
     fmt: str = "jsonl"
     batch_size: Optional[int] = None
     label_config: Optional[str] = None  # Label Studio labeling config XML; None: the defaults
+    min_score: float = 0.0  # entities scored below it are left out
 
 
 class LabelStudioTask(TypedDict):
@@ -189,7 +190,8 @@ def unpredicted_line(record: dict[str, Any], *, problem: str, job: Job, config: 
 def run_local(
     *, job: Job, chunks: Iterable[list[dict[str, Any]]], gpu_id: str
 ) -> Iterator[list[str]]:
-    predictor = load_predictor(job.model, gpu_id=gpu_id)  # now, before the progress bar starts
+    # now, before the progress bar starts
+    predictor = load_predictor(job.model, gpu_id=gpu_id, min_score=job.min_score)
     return (annotate_chunk(predictor, records, job=job) for records in chunks)
 
 
@@ -202,7 +204,9 @@ class RayAnnotator:
 
         torch.set_num_threads(max(1, threads))
         self.job = job
-        self.predictor = load_predictor(job.model, gpu_id="0" if use_gpu else "-1")
+        self.predictor = load_predictor(
+            job.model, gpu_id="0" if use_gpu else "-1", min_score=job.min_score
+        )
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy

@@ -2,14 +2,16 @@
 
     predictor = load_predictor("training/model-best")
     predict_texts(predictor, ["Python and SQL are required."])
-    # -> [{"entities": [{"start": 0, "end": 6, "label": "SKILL", "text": "Python"}, ...],
+    # -> [{"entities": [{"start": 0, "end": 6, "label": "SKILL", "text": "Python",
+    #                     "score": 0.998}, ...],
     #      "cats": {"requirements": 0.981, "benefits": 0.004, ...}}]
 
 annotate and serve predict through here, so their outputs agree; the pipeline is loaded and read
 as scripts.evaluate does (scripts.evaluation.model). The Label Studio helpers turn the same records
 into Label Studio predictions ("result" items of type labels and choices). Offsets are Python
 character offsets (code points), which is what Label Studio stores since it stopped counting UTF-16
-units; each span also carries its text.
+units; each span also carries its text, and its score where the pipeline has the entity_confidence
+component (scripts/common/entity_confidence.py); min_score drops the entities scored below it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from spacy.tokens import Doc
 
 from scripts.common.cats import POSITIVE
 from scripts.common.device import activate, resolve_device
+from scripts.common.entity_confidence import entity_scores, has_entity_confidence
 from scripts.common.errors import UserError
 from scripts.evaluation.metrics import top_category
 from scripts.evaluation.model import (
@@ -46,6 +49,7 @@ class Entity(TypedDict):
     end: int
     label: str
     text: str
+    score: NotRequired[float]  # confidence in [0, 1]; absent without entity_confidence
 
 
 class Prediction(TypedDict):
@@ -65,16 +69,24 @@ class Predictor:
     cat_labels: tuple[str, ...]
     exclusive: bool  # textcat (one label per text) rather than textcat_multilabel
     threshold: float  # textcat_multilabel: a label is predicted at >= threshold
+    min_score: float = 0.0  # entities scored below it are left out
 
 
-def load_predictor(model: str, *, gpu_id: str = "-1") -> Predictor:
+def load_predictor(model: str, *, gpu_id: str = "-1", min_score: float = 0.0) -> Predictor:
     """Load a pipeline directory or installed package, e.g. load_predictor("en_job_postings")."""
     activate(resolve_device(gpu_id))
-    return describe_pipeline(load_pipeline(model))
+    return describe_pipeline(load_pipeline(model), min_score=min_score)
 
 
-def describe_pipeline(nlp: Language) -> Predictor:
+def describe_pipeline(nlp: Language, *, min_score: float = 0.0) -> Predictor:
     """What a loaded pipeline predicts, e.g. describe_pipeline(spacy.load("en_job_postings"))."""
+    if not 0.0 <= min_score <= 1.0:
+        raise UserError(f"--min-score {min_score} is not between 0 and 1; pass e.g. 0.5")
+    if min_score > 0 and not has_entity_confidence(nlp):
+        raise UserError(
+            f"--min-score needs entity scores, and the pipeline ({', '.join(nlp.pipe_names)}) has "
+            "no entity_confidence component; add it with python -m scripts.add_confidence"
+        )
     components = find_components(nlp)
     cat_labels: tuple[str, ...] = ()
     exclusive, threshold = True, POSITIVE
@@ -85,17 +97,23 @@ def describe_pipeline(nlp: Language) -> Predictor:
         exclusive, threshold = cat_decision_rule(pipe, name=name)
     version = f"{pipeline_name(nlp)}-{nlp.meta.get('version', '0.0.0')}"
     return Predictor(
-        nlp, version, labels_of(nlp, components.ents), cat_labels, exclusive, threshold
+        nlp, version, labels_of(nlp, components.ents), cat_labels, exclusive, threshold, min_score
     )
 
 
-def doc_to_prediction(doc: Doc) -> Prediction:
-    """{"entities": [{"start", "end", "label", "text"}], "cats": {label: score}} for one Doc."""
+def doc_to_prediction(doc: Doc, *, min_score: float = 0.0) -> Prediction:
+    """{"entities": [{"start", "end", "label", "text", "score"}], "cats": {label: score}} for one
+    Doc; entities scored below min_score are left out."""
+    scores = entity_scores(doc) or [None] * len(doc.ents)
+    entities = []
+    for ent, score in zip(doc.ents, scores):
+        entity = Entity(start=ent.start_char, end=ent.end_char, label=ent.label_, text=ent.text)
+        if score is not None:
+            entity["score"] = round(score, SCORE_DIGITS)
+        if min_score <= 0 or entity.get("score", 0.0) >= min_score:
+            entities.append(entity)
     return Prediction(
-        entities=[
-            Entity(start=ent.start_char, end=ent.end_char, label=ent.label_, text=ent.text)
-            for ent in doc.ents
-        ],
+        entities=entities,
         cats={label: round(float(score), SCORE_DIGITS) for label, score in doc.cats.items()},
     )
 
@@ -103,13 +121,17 @@ def doc_to_prediction(doc: Doc) -> Prediction:
 def predict_texts(
     predictor: Predictor, texts: Sequence[str], *, batch_size: int | None = None
 ) -> list[Prediction]:
-    """One prediction per text, in order; batch_size None is the pipeline's own [nlp] batch_size."""
+    """One prediction per text, in order; batch_size None is the pipeline's own [nlp] batch_size;
+    entities scored below predictor.min_score are left out."""
     # An empty text gets no entities and zero scores without running the pipeline: spaCy's textcat
     # scores an empty doc differently depending on its batch mates, and the output must not.
     nonempty = [text for text in texts if text]
     docs = iter(predictor.nlp.pipe(nonempty, batch_size=batch_size or predictor.nlp.batch_size))
     return [
-        doc_to_prediction(next(docs)) if text else empty_prediction(predictor) for text in texts
+        doc_to_prediction(next(docs), min_score=predictor.min_score)
+        if text
+        else empty_prediction(predictor)
+        for text in texts
     ]
 
 
@@ -202,12 +224,13 @@ class ResultItem(TypedDict):
     to_name: str
     type: str  # "labels" or "choices"
     value: LabelsValue | ChoicesValue
+    score: NotRequired[float]  # a labelled span's entity score, where the pipeline has them
 
 
 class LabelStudioPrediction(TypedDict):
     model_version: str
     result: list[ResultItem]
-    score: NotRequired[float]  # absent without categories
+    score: NotRequired[float]  # absent without categories and entity scores
 
 
 def labelstudio_prediction(
@@ -216,21 +239,24 @@ def labelstudio_prediction(
     """A Label Studio prediction {"model_version", "result", "score"} from one record of
     predict_texts."""
     result: list[ResultItem] = []
+    ent_scores = []
     if config.ner_from:
         for i, ent in enumerate(prediction["entities"]):
             if config.ner_labels is None or ent["label"] in config.ner_labels:
                 value = LabelsValue(
                     start=ent["start"], end=ent["end"], text=ent["text"], labels=[ent["label"]]
                 )
-                result.append(
-                    ResultItem(
-                        id=f"ent{i}",
-                        from_name=config.ner_from,
-                        to_name=config.to_name,
-                        type="labels",
-                        value=value,
-                    )
+                item = ResultItem(
+                    id=f"ent{i}",
+                    from_name=config.ner_from,
+                    to_name=config.to_name,
+                    type="labels",
+                    value=value,
                 )
+                if "score" in ent:
+                    item["score"] = ent["score"]
+                    ent_scores.append(ent["score"])
+                result.append(item)
     cats = prediction["cats"]
     chosen = predicted_labels(cats, exclusive=predictor.exclusive, threshold=predictor.threshold)
     if config.cats_from and config.cat_labels is not None:
@@ -246,20 +272,25 @@ def labelstudio_prediction(
             )
         )
     output = LabelStudioPrediction(model_version=predictor.version, result=result)
-    score = confidence(cats, exclusive=predictor.exclusive)
+    score = confidence(cats, exclusive=predictor.exclusive, entity_scores=ent_scores)
     if score is not None:
         output["score"] = score
     return output
 
 
-def confidence(cats: dict[str, float], *, exclusive: bool) -> float | None:
-    """What Label Studio sorts tasks by: the top probability, or the least sure yes/no of a
-    multi-label model; None without categories (the NER has no calibrated score)."""
-    if not cats:
-        return None
-    if exclusive:
-        return max(cats.values())
-    return min(max(score, round(1 - score, SCORE_DIGITS)) for score in cats.values())
+def confidence(
+    cats: dict[str, float], *, exclusive: bool, entity_scores: Sequence[float] = ()
+) -> float | None:
+    """What Label Studio sorts tasks by, the least sure decision on the text: the lowest of the
+    entity scores and the category confidence (the top probability, or the least sure yes/no of a
+    multi-label model). Sorted ascending, the most uncertain tasks come first (uncertainty
+    sampling). None with neither categories nor entity scores."""
+    sure = list(entity_scores)
+    if cats and exclusive:
+        sure.append(max(cats.values()))
+    elif cats:
+        sure += [max(score, round(1 - score, SCORE_DIGITS)) for score in cats.values()]
+    return min(sure) if sure else None
 
 
 def predicted_labels(cats: dict[str, float], *, exclusive: bool, threshold: float) -> list[str]:

@@ -52,6 +52,7 @@ class ServeSettings:
     cors_origins: tuple[str, ...] = ()
     api_key_env: Optional[str] = None
     workers: int = 1
+    min_score: float = 0.0  # entities scored below it are left out
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -87,14 +88,18 @@ def build_app(
     source = served_model(data_dir, settings.model) if data_dir is not None else settings.model
     if source != settings.model:
         info(f"Serving {source}, the last model retraining swapped in under {data_dir}")
-    predictor = LivePredictor(load_predictor(source, gpu_id=settings.gpu_id), source=source)
+    predictor = LivePredictor(
+        load_predictor(source, gpu_id=settings.gpu_id, min_score=settings.min_score), source=source
+    )
     retraining = None
     if data_dir is not None:
         retraining = RetrainingLoop(
             live=predictor,
             data_dir=data_dir,
             settings=retrain,
-            load=lambda path: load_predictor(path, gpu_id=settings.gpu_id),
+            load=lambda path: load_predictor(
+                path, gpu_id=settings.gpu_id, min_score=settings.min_score
+            ),
         )
         stored = len(retraining.store.annotations)
         info(f"Keeping Label Studio's annotations in {data_dir} ({stored} stored)")

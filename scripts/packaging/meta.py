@@ -23,6 +23,8 @@ def performance_from_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
         performance["ents_per_type"] = {
             label: {"p": s["p"], "r": s["r"], "f": s["f"]} for label, s in ents["per_label"].items()
         }
+        if ents.get("confidence"):  # how well entity_confidence's scores tell right from wrong
+            performance["ents_confidence_auc"] = ents["confidence"]["auc"]
     cats = metrics.get("textcat")
     if cats:
         performance.update(

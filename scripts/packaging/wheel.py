@@ -4,8 +4,11 @@
                      name="job_postings", version="0.0.1",
                      metrics_path=Path("training/metrics.json"), transformer="auto", lang="en")
 
-The default wheel ships no code from this repository: its config must name only components and
-functions that spaCy, spacy-transformers and thinc register, or packaging stops and says which.
+The default wheel ships no code from this repository but the entity_confidence component (which
+scores each entity): where the config names it, scripts/common/entity_confidence.py and
+scripts/common/spacy_internals.py (its beam search) go into the wheel as its code. Otherwise the
+config must name only components and functions that spaCy, spacy-transformers and thinc register,
+or packaging stops and says which.
 
 fast_ner: the packaged copy names the "fast_ner" factory instead of spaCy's "ner" (the same weights
 and entities, its greedy decoding run holding the GIL) and ships scripts/common/spacy_internals.py,
@@ -30,7 +33,7 @@ from typing import Any, Optional
 import srsly
 from spacy.util import load_config, registry
 
-from scripts.common import spacy_internals
+from scripts.common import entity_confidence, spacy_internals
 from scripts.common.base_model import resolve_base_model
 from scripts.common.errors import UserError
 from scripts.inference import int8 as int8_module
@@ -97,6 +100,8 @@ def package_pipeline(
         # The weights are inside the package; record the public name, not a path on this machine.
         config["components"]["transformer"]["model"]["name"] = base_model.name
         code: list[ModuleType] = []
+        if entity_confidence.ENTITY_CONFIDENCE in factories(config):
+            code += [spacy_internals, entity_confidence]
         if fast_ner and use_fast_ner(config):
             code.append(spacy_internals)
         config.to_disk(staged / "config.cfg", interpolate=False)

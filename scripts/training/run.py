@@ -6,7 +6,8 @@
 After training, each saved pipeline's config names spaCy's own text classifiers instead of this
 project's training ones (scripts/training/textcat.py), so it loads with spaCy alone; then
 multi-label classifiers get their decision threshold tuned on the dev set
-(scripts/training/thresholds.py), before model-best and model-last replace the previous ones.
+(scripts/training/thresholds.py) and the entity recognizer its entity_confidence component
+(scripts/training/confidence.py), before model-best and model-last replace the previous ones.
 """
 
 from __future__ import annotations
@@ -43,13 +44,21 @@ def parse_overrides(args: List[str]) -> dict[str, Any]:
 
 
 def train(
-    *, config_path: Path, output: Path, gpu_id: str, mixed_precision: bool, overrides: dict
+    *,
+    config_path: Path,
+    output: Path,
+    gpu_id: str,
+    mixed_precision: bool,
+    overrides: dict,
+    entity_confidence: bool = True,
 ) -> None:
-    """Train into output/model-best and output/model-last, replacing them only on success."""
+    """Train into output/model-best and output/model-last, replacing them only on success;
+    entity_confidence: add the component that scores each entity after "ner"."""
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 
     import scripts.training.registry  # noqa: F401  registers what the config names
+    from scripts.training.confidence import add_confidence
     from scripts.training.thresholds import tune_thresholds
 
     if not config_path.is_file():
@@ -70,9 +79,8 @@ def train(
     run_dir = Path(tempfile.mkdtemp(prefix=".run-", dir=output))
     try:
         spacy_train(config_path, run_dir, use_gpu=device.gpu_id, overrides=overrides)
-        dev_path = Path(
-            load_config(config_path, overrides=overrides, interpolate=True)["paths"]["dev"]
-        )
+        config = load_config(config_path, overrides=overrides, interpolate=True)
+        dev_path = Path(config["paths"]["dev"])
         for name in TRAINED_PIPELINES:
             use_stock_components(run_dir / name)
         for name in TRAINED_PIPELINES:
@@ -82,6 +90,10 @@ def train(
                     f"(was {tuned.previous:.2f}), dev macro F {tuned.macro_f:.3f} "
                     f"(was {tuned.macro_f_before:.3f}) on {tuned.n_docs} docs"
                 )
+        if entity_confidence and "ner" in config["nlp"]["pipeline"]:
+            for name in TRAINED_PIPELINES:
+                add_confidence(model_dir=run_dir / name, output_dir=run_dir / name)
+            info("Added entity_confidence after ner: each entity gets a score (doc.spans)")
         for name in TRAINED_PIPELINES:
             replace_dir(run_dir / name, output / name)
     finally:
