@@ -203,7 +203,7 @@ def test_label_studio_sends_annotations_and_gets_a_retrained_model(tmp_path, tin
         assert predictions and predictions[0]["model_version"] == "en_tiny-0.0.1"
         assert isinstance(predictions[0]["result"], list)
         # Scores for "sort by prediction score": one per task, one per entity region.
-        every = call("GET", "/api/predictions", params={"project": pid})
+        every = call("GET", "/api/predictions")
         assert every and all(0.0 <= p["score"] <= 1.0 for p in every), every
         regions = [r for p in every for r in p["result"] if r["type"] == "labels"]
         assert regions and all(0.0 <= r["score"] <= 1.0 for r in regions), regions
