@@ -7,7 +7,8 @@ weights quantized to int8, and run by scripts/inference/onnx_transformer.py in p
 Export: torch.onnx.export's TorchScript exporter (dynamo=False: it needs no onnxscript and works
 offline), batch and sequence axes dynamic. Fusion: onnxruntime.transformers' optimizer for BERT-like
 encoders (attention, embedding and skip layer norms, bias GELU as single kernels). Quantization:
-onnxruntime's quantize_dynamic, int8 weights per output channel, activations quantized on the fly.
+onnxruntime's quantize_dynamic, int8 weights per output channel (7-bit range), activations quantized
+on the fly.
 The saved pipeline needs onnxruntime and both modules imported (the --onnx wheel ships them).
 """
 
@@ -125,8 +126,8 @@ def fuse_onnx(source: Path, target: Path, *, hf_config: Any) -> bool:
 
 
 def quantize_onnx(source: Path, target: Path) -> None:
-    """int8 weights (per output channel) and dynamically quantized activations for the graph's
-    matrix multiplications and attention."""
+    """int8 weights (per output channel, in 7 bits) and dynamically quantized activations for the
+    graph's matrix multiplications and attention."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -135,6 +136,8 @@ def quantize_onnx(source: Path, target: Path) -> None:
         str(target),
         weight_type=QuantType.QInt8,
         per_channel=True,
+        # 7-bit weights kept the entities and categories closer to float32's at the same speed.
+        reduce_range=True,
         # Fused contrib ops have no shape inference in onnx: their outputs are float32.
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
@@ -209,7 +212,7 @@ def onnx_description(*, float_metrics: dict[str, Any], quantize: bool = True) ->
         if float_metrics.get(task)
     ]
     weights = (
-        "its weights quantized to int8 (onnxruntime quantize_dynamic, per channel)"
+        "its weights quantized to int8 (onnxruntime quantize_dynamic, per channel, 7-bit range)"
         if quantize
         else "in float32"
     )
