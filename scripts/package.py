@@ -1,23 +1,26 @@
 """Package the trained pipeline as a pip-installable wheel whose meta carries the test scores.
 
     python -m scripts.package training/model-best packages --name job_postings --version 0.0.1 \
-        --metrics training/metrics.json --transformer auto --lang en [--fast-ner] [--fast-cpu]
+        --metrics training/metrics.json --transformer auto --lang en [--fast-ner] [--fast-cpu] \
+        [--onnx]
 
 The default wheel holds spaCy's and spacy-transformers' own components, plus the entity_confidence
-component where the pipeline has it (its two files ship inside the wheel). --fast-ner and
---fast-cpu opt into components that need more code inside the wheel (scripts/packaging/wheel.py
-says which).
+component where the pipeline has it (its two files ship inside the wheel). --fast-ner, --fast-cpu
+and --onnx opt into components that need more code inside the wheel (scripts/packaging/wheel.py
+says which). --onnx needs onnxruntime (requirements-onnx.txt).
 """
 
 from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from scripts.common.errors import info, reported_as_one_line
 from scripts.packaging.int8_pipeline import check_int8_inputs, int8_comparison
+from scripts.packaging.onnx_pipeline import check_onnx_inputs
 from scripts.packaging.wheel import package_pipeline
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -50,10 +53,17 @@ def main(
         help="Also build <lang>_<name>_int8, with an int8 transformer for fast CPU inference "
         "(ships code inside that wheel)",
     ),
+    onnx: bool = typer.Option(
+        False,
+        "--onnx",
+        help="Also build <lang>_<name>_onnx, whose transformer runs on ONNX Runtime with int8 "
+        "weights, for fast CPU inference (ships code inside that wheel; needs "
+        "pip install -r requirements-onnx.txt)",
+    ),
     test_path: Path = typer.Option(
         Path("corpus/test.spacy"),
         "--test",
-        help="With --fast-cpu: the test split the int8 build is scored on",
+        help="With --fast-cpu or --onnx: the test split the int8 or ONNX build is scored on",
     ),
     calibration_path: Path = typer.Option(
         Path("corpus/dev.spacy"),
@@ -61,7 +71,8 @@ def main(
         help="With --fast-cpu: the split whose texts calibrate the int8 build",
     ),
 ) -> None:
-    """Build packages/<lang>_<name>-<version>/dist/*.whl, and <lang>_<name>_int8 with --fast-cpu."""
+    """Build packages/<lang>_<name>-<version>/dist/*.whl, and <lang>_<name>_int8 with --fast-cpu,
+    <lang>_<name>_onnx with --onnx."""
     build = partial(
         package_pipeline,
         model_dir=model_dir,
@@ -76,14 +87,28 @@ def main(
     with reported_as_one_line():
         if fast_cpu:  # before the float32 build, so that a missing split stops the command at once
             check_int8_inputs(test_path=test_path, calibration_path=calibration_path)
+        if onnx:
+            check_onnx_inputs(test_path=test_path)
         built = build()
     info(f"Built {built.wheel}; install it with: pip install {built.wheel}")
-    if not fast_cpu:
-        return
-    with reported_as_one_line():
-        int8 = build(int8=True, test_path=test_path, calibration_path=calibration_path)
-    lines, warnings = int8_comparison(built.metrics, int8.metrics)
-    info(f"Built {int8.wheel} (int8, CPU); install it with: pip install {int8.wheel}")
+    if fast_cpu:
+        with reported_as_one_line():
+            int8 = build(int8=True, test_path=test_path, calibration_path=calibration_path)
+        info(f"Built {int8.wheel} (int8, CPU); install it with: pip install {int8.wheel}")
+        compare(built.metrics, int8.metrics, build="int8", test_path=test_path)
+    if onnx:
+        with reported_as_one_line():
+            onnx_built = build(onnx=True, test_path=test_path)
+        wheel = onnx_built.wheel
+        info(f"Built {wheel} (ONNX Runtime, CPU); install it with: pip install {wheel}")
+        compare(built.metrics, onnx_built.metrics, build="ONNX", test_path=test_path)
+
+
+def compare(
+    float_metrics: dict[str, Any], metrics: dict[str, Any], *, build: str, test_path: Path
+) -> None:
+    """Print each test score of a build against the float32 one, and warn where it loses."""
+    lines, warnings = int8_comparison(float_metrics, metrics, build=build)
     for line in lines:
         typer.echo(f"  {line} on {test_path}")
     for warning in warnings:

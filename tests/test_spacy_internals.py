@@ -21,19 +21,24 @@ from spacy.training import Example
 from spacy.util import registry
 from spacy_transformers.layers import TransformerModel
 from spacy_transformers.layers.hf_shim import HFShim
-from transformers import AutoModel
+from thinc.api import Model
+from thinc.shims import Shim
+from transformers import AutoModel, AutoTokenizer
+from transformers.modeling_outputs import BaseModelOutput
 
 from scripts.common import spacy_internals
 from scripts.common.spacy_internals import (
     CONVERTED_TRANSFORMER,
     ENTITY_PROBABILITIES,
     FAST_NER,
+    LAYER_TRANSFORMER,
     SPACY_NER,
     FastEntityRecognizer,
     entity_beam_probabilities,
     hf_shim,
     parse_config_overrides,
     swap_in_converted_transformer,
+    swap_in_transformer_layer,
 )
 from tests.helpers import PROJECT_ROOT
 
@@ -254,6 +259,66 @@ def test_a_swapped_in_model_saves_and_loads_in_its_converted_shape(tiny_pipeline
     assert [[(e.text, e.label_) for e in doc.ents] for doc in loaded.pipe([TEXT, "SQL"])] == (
         expected
     )
+
+
+# spacy-transformers: the layer a TransformerModel's forward runs, and where it reads the tokenizer
+
+
+class TokenizerShim(Shim):
+    def __init__(self, tokenizer: object) -> None:
+        super().__init__(None)
+        self.tokenizer = tokenizer
+
+
+def zeros_forward(model: Model, wordpieces, is_train: bool):
+    model.attrs["seen"].append(wordpieces.input_ids.tolist())
+    batch, length = wordpieces.input_ids.shape
+    width = model.attrs["width"]
+    return BaseModelOutput(last_hidden_state=torch.zeros(batch, length, width)), lambda d: d
+
+
+@registry.layers("test_spacy_internals.zeros.v1")
+def make_zeros_layer(width: int = 4) -> Model:
+    """Zeros for every wordpiece, recording the input_ids it was given."""
+    attrs = {"seen": [], "width": width}
+    return Model("zeros", zeros_forward, shims=[TokenizerShim(None)], attrs=attrs)
+
+
+def test_the_layer_architecture_runs_its_layer_on_the_wordpieces_with_the_shims_tokenizer(
+    tiny_transformer,
+):
+    config = {
+        "model": {
+            "@architectures": LAYER_TRANSFORMER,
+            "name": "unused",
+            "get_spans": {"@span_getters": "spacy-transformers.doc_spans.v1"},
+            "layer": {"@layers": "test_spacy_internals.zeros.v1"},
+        }
+    }
+    model = registry.resolve(config)["model"]
+    layer = model.layers[0]
+    assert layer.name == "zeros" and model.transformer is None
+    tokenizer = AutoTokenizer.from_pretrained(tiny_transformer)
+    layer.shims[0].tokenizer = tokenizer
+    assert model.tokenizer is tokenizer
+    docs = [spacy.blank("en")(text) for text in ("sql", "python and sql")]
+    output = model.predict(docs)
+    assert layer.attrs["seen"] == [tokenizer(["sql", "python and sql"], padding=True)["input_ids"]]
+    assert output.model_output.last_hidden_state.shape[-1] == 4
+    assert [data.model_output.last_hidden_state.shape[-1] for data in output.doc_data] == [4, 4]
+
+
+def test_a_swapped_in_layer_is_what_the_component_runs_and_its_config_names(tiny_pipeline):
+    nlp = spacy.load(tiny_pipeline)
+    tokenizer = nlp.get_pipe("transformer").model.tokenizer
+    layer = make_zeros_layer(width=nlp.get_pipe("transformer").model.get_dim("nO"))
+    layer.shims[0].tokenizer = tokenizer
+    zeros = {"@layers": "test_spacy_internals.zeros.v1", "width": layer.attrs["width"]}
+    swap_in_transformer_layer(nlp, component="transformer", layer=layer, layer_config=zeros)
+    config = nlp.config["components"]["transformer"]["model"]
+    assert config["@architectures"] == LAYER_TRANSFORMER and config["layer"] == zeros
+    doc = nlp(TEXT)
+    assert layer.attrs["seen"] and not doc._.trf_data.model_output.last_hidden_state.any()
 
 
 # The module as a wheel's code

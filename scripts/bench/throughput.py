@@ -10,8 +10,11 @@ rule, on spaCy token counts made beforehand), in the same process and threads, u
 torch.inference_mode, without spaCy: the ratio is what spaCy adds around the forward passes (its
 tokenizer, alignment, the NER and the classifier). Texts longer than the span getter's window cost
 the pipeline more (overlapping windows) and are cut at the model's maximum length in the bare
-pass. Both are timed `repeats` times, taking turns batch by batch, and each batch counts with its
-fastest time (timeit's rule: load from elsewhere only ever adds time).
+pass. A pipeline whose transformer runs on ONNX Runtime holds no PyTorch model: its bare pass runs
+the PyTorch float32 model of the same architecture, built from the same config with random weights
+(the time of a forward pass does not depend on the weights). Both are timed `repeats` times,
+taking turns batch by batch, and each batch counts with its fastest time (timeit's rule: load
+from elsewhere only ever adds time).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class BenchmarkResult(TypedDict):
     ratio: float
     peak_memory_mb: float
     overrides: dict[str, Any]
+    bare_model: NotRequired[str]  # where the bare pass is not the pipeline's own model
     baseline: NotRequired[str]  # with a baseline pipeline
     baseline_words_per_s: NotRequired[float]
     speedup: NotRequired[float]
@@ -136,9 +140,11 @@ def load_texts(path: Optional[Path], *, text_field: str = "text") -> list[str]:
     return texts
 
 
-def bare_transformer(nlp: Any) -> tuple[Any, Any, int]:
-    """(Hugging Face model, tokenizer, max_batch_items) of the pipeline's transformer component,
-    through spacy-transformers' TransformerModel properties and the component's cfg."""
+def bare_transformer(nlp: Any) -> tuple[Any, Any, int, bool]:
+    """(Hugging Face model, tokenizer, max_batch_items, whether the model is the pipeline's own) of
+    the pipeline's transformer component, through spacy-transformers' TransformerModel properties
+    and the component's cfg; for an ONNX transformer, the float32 PyTorch model of the same config
+    (reference_model)."""
     names = [name for name in nlp.pipe_names if nlp.get_pipe_meta(name).factory == "transformer"]
     if not names:
         raise UserError(
@@ -146,11 +152,31 @@ def bare_transformer(nlp: Any) -> tuple[Any, Any, int]:
             "'transformer' component to compare with"
         )
     component = nlp.get_pipe(names[0])
-    return (
-        component.model.transformer,
-        component.model.tokenizer,
-        int(component.cfg["max_batch_items"]),
-    )
+    model = component.model.transformer
+    own = model is not None
+    if not own:
+        model = reference_model(component.model)
+    return model, component.model.tokenizer, int(component.cfg["max_batch_items"]), own
+
+
+REFERENCE = "PyTorch float32, same config, random weights"
+
+
+def reference_model(transformer_model: Any) -> Any:
+    """The PyTorch float32 Hugging Face model of the config an ONNX transformer was exported from,
+    with random weights: the bare pass an ONNX pipeline is measured against."""
+    from transformers import AutoConfig, AutoModel
+
+    from scripts.common.spacy_internals import hf_shim
+
+    config = getattr(hf_shim(transformer_model), "hf_config", None)
+    if not config:
+        raise UserError(
+            "the pipeline's transformer holds neither a PyTorch model nor the config of one; "
+            "benchmark the float32 pipeline (training/model-best) or an ONNX build"
+        )
+    # As spacy-transformers rebuilds a saved model: from its config.
+    return AutoModel.from_config(AutoConfig.for_model(**config)).eval()
 
 
 def bare_pass(
@@ -243,7 +269,7 @@ def benchmark(
     activate(resolve_device("0" if device == "gpu" else "-1"))
     nlp = load(model, overrides=overrides)
     other = load(baseline, overrides=overrides) if baseline else None
-    hf_model, tokenizer, max_batch_items = bare_transformer(nlp)
+    hf_model, tokenizer, max_batch_items, own_model = bare_transformer(nlp)
     torch_device = "cuda" if device == "gpu" else "cpu"
     size = batch_size or nlp.batch_size
     words = sum(len(text.split()) for text in texts)
@@ -294,6 +320,8 @@ def benchmark(
         peak_memory_mb=round(peak_memory_mb(torch_device), 1),
         overrides=dict(overrides or {}),
     )
+    if not own_model:
+        result["bare_model"] = REFERENCE
     if baseline:  # `other` is loaded
         baseline_wps = words / seconds["baseline"]
         result["baseline"] = baseline

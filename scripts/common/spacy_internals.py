@@ -8,9 +8,10 @@ Besides spaCy's override parser it holds what a packaged pipeline may need, each
 inside the wheel (`spacy package --code`, which imports it on its own, outside any package): the
 entity recognizer's beam probabilities behind the "entity_confidence" component
 (scripts/common/entity_confidence.py, which names them in its config), the "fast_ner" factory
-(scripts.package --fast-ner) and the converted transformer architecture of the int8 build
-(scripts.package --fast-cpu). So it imports nothing from this repository, and reaches int8 code
-only through the name of a registered function in the config.
+(scripts.package --fast-ner), the converted transformer architecture of the int8 build
+(scripts.package --fast-cpu) and the layer transformer architecture of the ONNX build
+(scripts.package --onnx). So it imports nothing from this repository, and reaches int8 and ONNX
+code only through the name of a registered function in the config.
 """
 
 # No `from __future__ import annotations`: spaCy checks factory arguments against their types.
@@ -27,24 +28,27 @@ from spacy.pipeline import EntityRecognizer
 from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.layers import TransformerModel
-from thinc.api import set_dropout_rate
+from thinc.api import Model, set_dropout_rate
 from transformers import AutoModel
 
 __all__ = [
     "CONVERTED_TRANSFORMER",
     "ENTITY_PROBABILITIES",
     "FAST_NER",
+    "LAYER_TRANSFORMER",
     "SPACY_NER",
     "FastEntityRecognizer",
     "entity_beam_probabilities",
     "hf_shim",
     "parse_config_overrides",
     "swap_in_converted_transformer",
+    "swap_in_transformer_layer",
 ]
 
 FAST_NER = "fast_ner"
 SPACY_NER = "ner"
 CONVERTED_TRANSFORMER = "ner_textcat.ConvertedTransformerModel.v1"
+LAYER_TRANSFORMER = "ner_textcat.LayerTransformerModel.v1"
 ENTITY_PROBABILITIES = "ner_textcat.entity_beam_probabilities.v1"
 ENT_ATTRS = [ENT_IOB, ENT_TYPE, ENT_KB_ID, ENT_ID]
 
@@ -237,6 +241,71 @@ def swap_in_converted_transformer(
     block = nlp._pipe_configs[component]["model"]
     block["@architectures"] = CONVERTED_TRANSFORMER
     block["convert"] = dict(convert)
+
+
+class LayerHFObjects:
+    """What a TransformerModel whose layer is not a Hugging Face wrapper reads as its HFObjects:
+    the tokenizer of the layer's shim, and no PyTorch model (transformer is None)."""
+
+    transformer = None
+
+    def __init__(self, shim: Any) -> None:
+        self.shim = shim
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.shim.tokenizer
+
+
+def put_in_layer(model: TransformerModel, layer: Model) -> None:
+    """Make `layer` (WordpieceBatch in, an output with last_hidden_state out; its first shim has
+    a `tokenizer`) the one TransformerModel's forward runs in place of its HFWrapper."""
+    # TransformerModel's forward runs layers[0] on the wordpieces; no setting names another layer.
+    model.layers[0] = layer
+    # Its tokenizer and transformer properties read layers[0].shims[0]._hfmodel (an HFObjects).
+    layer.shims[0]._hfmodel = LayerHFObjects(layer.shims[0])
+
+
+@registry.architectures(LAYER_TRANSFORMER)
+def create_layer_transformer_model(
+    name: str,
+    get_spans: Callable,
+    layer: Model,
+    tokenizer_config: Optional[dict] = None,
+    transformer_config: Optional[dict] = None,
+    mixed_precision: bool = False,
+    grad_scaler_config: Optional[dict] = None,
+) -> TransformerModel:
+    """spacy-transformers.TransformerModel.v3 (same arguments) whose forward pass runs `layer`
+    (a registered layer, e.g. ner_textcat.onnx_transformer.v1) on the wordpieces instead of the
+    Hugging Face model: its tokenization, alignment, span windows and listeners stay the same."""
+    model = TransformerModel(
+        name,
+        get_spans,
+        dict(tokenizer_config or {}),
+        dict(transformer_config or {}),
+        mixed_precision,
+        dict(grad_scaler_config or {}),
+    )
+    put_in_layer(model, layer)
+    return model
+
+
+def swap_in_transformer_layer(
+    nlp: Language, *, component: str, layer: Model, layer_config: dict[str, Any]
+) -> None:
+    """Make `layer` the forward pass of the component's TransformerModel, and its config name
+    LAYER_TRANSFORMER with `layer_config`, so that to_disk and spacy.load rebuild it alike.
+
+        swap_in_transformer_layer(nlp, component="transformer", layer=onnx_layer,
+                                  layer_config={"@layers": "ner_textcat.onnx_transformer.v1"})
+    """
+    put_in_layer(nlp.get_pipe(component).model, layer)
+    # nlp.config is rebuilt from _pipe_configs; no public way changes a component's stored config.
+    block = nlp._pipe_configs[component]["model"]
+    block["@architectures"] = LAYER_TRANSFORMER
+    block.pop("convert", None)
+    block["layer"] = dict(layer_config)
 
 
 register_fast_ner()

@@ -130,10 +130,10 @@ def int8_description(*, float_metrics: dict[str, Any], calibration: str) -> str:
 
 
 def int8_comparison(
-    float_metrics: dict[str, Any], int8_metrics: dict[str, Any]
+    float_metrics: dict[str, Any], int8_metrics: dict[str, Any], *, build: str = "int8"
 ) -> tuple[list[str], list[str]]:
-    """(lines, warnings): each test score of the int8 build against the float32 one; a warning
-    where int8 loses more than INT8_TOLERANCE."""
+    """(lines, warnings): each test score of the int8 (or another: build names it) build against
+    the float32 one; a warning where it loses more than INT8_TOLERANCE."""
     lines, warnings = [], []
     for task, key, label in SCORES:
         before = (float_metrics.get(task) or {}).get(key)
@@ -141,13 +141,13 @@ def int8_comparison(
         if before is None or after is None:
             continue
         lines.append(
-            f"{label}: int8 {after:.3f} against float32 {before:.3f} "
+            f"{label}: {build} {after:.3f} against float32 {before:.3f} "
             f"({100 * (after - before):+.1f} points)"
         )
         # Rounded: 0.123 - 0.118 is half a point, not a hair more.
         if round(before - after, 9) > INT8_TOLERANCE:
             warnings.append(
-                f"the int8 build loses {100 * (before - after):.1f} points of {label} on the test "
-                "split; ship the float32 wheel where that matters"
+                f"the {build} build loses {100 * (before - after):.1f} points of {label} on the "
+                "test split; ship the float32 wheel where that matters"
             )
     return lines, warnings

@@ -16,6 +16,10 @@ which defines it, as the wheel's code. It relies on spaCy internals.
 
 int8: build <lang>_<name>_int8 instead (scripts/packaging/int8_pipeline.py), shipping
 scripts/inference/int8.py and spacy_internals.py as the wheel's code.
+
+onnx: build <lang>_<name>_onnx instead (scripts/packaging/onnx_pipeline.py), shipping
+scripts/inference/onnx_transformer.py and spacy_internals.py as the wheel's code, with onnxruntime
+among its requirements.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from scripts.common import entity_confidence, spacy_internals
 from scripts.common.base_model import resolve_base_model
 from scripts.common.errors import UserError
 from scripts.inference import int8 as int8_module
+from scripts.inference import onnx_transformer as onnx_module
 from scripts.packaging.int8_pipeline import (
     INT8_SUFFIX,
     check_int8_inputs,
@@ -45,6 +50,13 @@ from scripts.packaging.int8_pipeline import (
     score_staged,
 )
 from scripts.packaging.meta import build_meta, fast_ner_description
+from scripts.packaging.onnx_pipeline import (
+    ONNX_REQUIREMENTS,
+    ONNX_SUFFIX,
+    check_onnx_inputs,
+    onnx_description,
+    onnx_staged,
+)
 
 # The packages whose registered functions a wheel's config may name without shipping code.
 STOCK_PACKAGES = ("spacy", "spacy_transformers", "spacy_legacy", "thinc")
@@ -53,7 +65,7 @@ STOCK_PACKAGES = ("spacy", "spacy_transformers", "spacy_legacy", "thinc")
 @dataclass
 class Packaged:
     wheel: Path
-    metrics: dict[str, Any]  # the test scores in its meta: metrics_path's, or with int8 its own
+    metrics: dict[str, Any]  # the test scores in its meta: metrics_path's, or int8/ONNX's own
 
 
 def package_pipeline(
@@ -69,11 +81,14 @@ def package_pipeline(
     int8: bool = False,
     test_path: Optional[Path] = None,
     calibration_path: Optional[Path] = None,
+    onnx: bool = False,
 ) -> Packaged:
     """Stage the model with its final meta, build the wheel offline.
     fast_ner: name the fast_ner factory instead of spaCy's "ner" and ship the code that defines it.
     int8: build <lang>_<name>_int8 instead, with the transformer quantized for the CPU (calibrated
-    on calibration_path's texts) and scored on test_path."""
+    on calibration_path's texts) and scored on test_path.
+    onnx: build <lang>_<name>_onnx instead, with the transformer run by ONNX Runtime (int8
+    weights), scored on test_path."""
     if not (model_dir / "config.cfg").is_file():
         raise UserError(
             f"{model_dir}: no trained pipeline here; "
@@ -87,10 +102,13 @@ def package_pipeline(
     int8_inputs = (
         check_int8_inputs(test_path=test_path, calibration_path=calibration_path) if int8 else None
     )
+    onnx_test = check_onnx_inputs(test_path=test_path) if onnx else None
     metrics = json.loads(metrics_path.read_text(encoding="utf8"))
     base_model = resolve_base_model(transformer, lang=lang, check_hub=False)
     if int8:
         name = f"{name}_{INT8_SUFFIX}"
+    elif onnx:
+        name = f"{name}_{ONNX_SUFFIX}"
     package_name = f"{lang}_{name}"
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output_dir) as tmp:
@@ -120,6 +138,15 @@ def package_pipeline(
                 gold_preproc=bool(metrics.get("data", {}).get("gold_preproc")),
             )
             code += [spacy_internals, int8_module]
+        if onnx_test is not None:
+            onnx_staged(staged)
+            scores = score_staged(
+                staged,
+                test_path=onnx_test,
+                output_dir=Path(tmp) / "evaluation",
+                gold_preproc=bool(metrics.get("data", {}).get("gold_preproc")),
+            )
+            code += [spacy_internals, onnx_module]
         code = list(dict.fromkeys(code))
         check_names_resolve(
             load_config(staged / "config.cfg", interpolate=False), shipped=code, model_dir=model_dir
@@ -138,6 +165,12 @@ def package_pipeline(
                 + " "
                 + meta["description"]
             )
+        if onnx_test is not None:
+            meta["description"] = (
+                onnx_description(float_metrics=metrics) + " " + meta["description"]
+            )
+            # spacy package adds what the config names; onnxruntime only the shipped code needs.
+            meta["requirements"] = list(meta.get("requirements") or []) + ONNX_REQUIREMENTS
         if spacy_internals in code and spacy_internals.FAST_NER in factories(config):
             meta["description"] += " " + fast_ner_description(spacy_version=spacy_version())
         srsly.write_json(staged / "meta.json", meta)
