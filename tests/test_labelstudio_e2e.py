@@ -147,8 +147,15 @@ def test_label_studio_sends_annotations_and_gets_a_retrained_model(tmp_path, tin
     studio_port, backend_port = free_port(), free_port()
     studio_url, backend = f"http://127.0.0.1:{studio_port}", f"http://127.0.0.1:{backend_port}"
     backend_log, studio_log = tmp_path / "backend.log", tmp_path / "studio.log"
+    served = tmp_path / "served"  # the test pipeline with entity scores, as training makes them
+    subprocess.run(
+        [sys.executable, "-m", "scripts.add_confidence", str(tiny_pipeline), str(served)],
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+    )
     server = start(
-        [sys.executable, "-m", "scripts.serve", str(tiny_pipeline), "--port", str(backend_port),
+        [sys.executable, "-m", "scripts.serve", str(served), "--port", str(backend_port),
          "--gpu-id", "-1", "--data-dir", str(tmp_path / "ls-data"), "--retrain-every", "5",
          "--retrain-epochs", "1", "--retrain-margin", "1"],
         env=dict(os.environ),
