@@ -112,9 +112,10 @@ def test_mlflow_holds_the_same_metrics_as_the_curves_file(mlflow_run, monkeypatc
     assert run.data.params["training.max_epochs"] == str(EVALUATIONS)
 
     def history(key):
-        # spacy-loggers logs without a step: MLflow keeps the order they were logged in
         metrics = client.get_metric_history(run.info.run_id, key)
-        return [m.value for m in sorted(metrics, key=lambda m: m.timestamp)]
+        steps = [m.step for m in sorted(metrics, key=lambda m: m.step)]
+        assert steps == [p["step"] for p in points]  # each value at its training step
+        return [m.value for m in sorted(metrics, key=lambda m: m.step)]
 
     assert history("score") == pytest.approx([p["score"] for p in points])
     for component in ("transformer", "ner", "textcat"):

@@ -24,6 +24,7 @@ from timeit import default_timer
 from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlparse
 
+import spacy
 from spacy.language import Language
 from spacy.training.loggers import console_logger
 from spacy.util import SimpleFrozenList, registry
@@ -131,7 +132,9 @@ def mlflow_logger(
     remove_config_values: List[str] = SimpleFrozenList(),
     log_model: bool = False,
 ) -> Setup:
-    """spacy-loggers' spacy.MLflowLogger.v2 into the experiment `experiment_name` of the store at
+    """MLflow: spacy-loggers' spacy.MLflowLogger.v2 starts the run and records the config as its
+    parameters; every evaluation is logged here at its training step, into the experiment
+    `experiment_name` of the store at
     `tracking_uri` (a folder: a local file store, offline). log_model: also store the pipeline in
     MLflow at each new best score (a copy of the whole model each time)."""
     require(
@@ -155,18 +158,43 @@ def mlflow_logger(
         tracker = make_tracker(
             run_name=run_name, tags=tags, remove_config_values=remove_config_values
         )
-        log_tracker, finalize = tracker(nlp, stdout, stderr)
+        _, finalize = tracker(nlp, stdout, stderr)  # the run and its params; steps: below
         run = mlflow.active_run()
         info(f"MLflow run {run.info.run_id if run else '?'} in {uri}, experiment {experiment_name}")
 
         def log_step(data: Optional[Dict[str, Any]]) -> None:
-            if data is not None and not log_model:  # output_path makes it log the model
-                data = {key: value for key, value in data.items() if key != "output_path"}
-            log_tracker(data)
+            if data is None:
+                return
+            # spacy-loggers' own log_step logs every value at step 0; these carry the training step
+            mlflow.log_metrics(mlflow_metrics(data), step=int(data.get("step", 0)))
+            best = data.get("checkpoints") and data["score"] == max(data["checkpoints"])[0]
+            if log_model and data.get("output_path") and best:
+                mlflow.spacy.log_model(spacy.load(data["output_path"]), "best")
 
         return log_step, finalize
 
     return setup
+
+
+def mlflow_metrics(data: Dict[str, Any]) -> Dict[str, float]:
+    """One evaluation as MLflow metrics, named as spacy-loggers names them: score, loss_<component>
+    and every dev score, nested ones dotted, e.g. {"score": 0.8, "loss_ner": 12.5, "ents_f": 0.7,
+    "ents_per_type.SKILL.f": 0.75}."""
+    metrics: Dict[str, float] = {}
+    if data.get("score") is not None:
+        metrics["score"] = float(data["score"])
+    for component, loss in (data.get("losses") or {}).items():
+        metrics[f"loss_{component}"] = float(loss)
+
+    def flatten(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                flatten(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            metrics[prefix] = float(value)
+
+    flatten("", data.get("other_scores") or {})
+    return metrics
 
 
 @registry.loggers("ner_textcat.wandb_logger.v1")
