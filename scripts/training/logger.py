@@ -134,9 +134,9 @@ def mlflow_logger(
 ) -> Setup:
     """MLflow: spacy-loggers' spacy.MLflowLogger.v2 starts the run and records the config as its
     parameters; every evaluation is logged here at its training step, into the experiment
-    `experiment_name` of the store at
-    `tracking_uri` (a folder: a local file store, offline). log_model: also store the pipeline in
-    MLflow at each new best score (a copy of the whole model each time)."""
+    `experiment_name` of the store at `tracking_uri` (a folder: a local file store, offline).
+    log_model: also store the pipeline in MLflow at each new best score (a copy of the whole model
+    each time)."""
     require(
         "mlflow",
         logger="ner_textcat.mlflow_logger.v1",
