@@ -2,12 +2,15 @@
 
     python -m scripts.bench_explain training/model-best --data corpus/test.spacy
     python -m scripts.bench_explain en_job_postings --data corpus/test.spacy --limit 50 --seed 1
+    python -m scripts.bench_explain training/model-best --data corpus/test.spacy --details
 
 For each held-out text with categories, the label the pipeline scores highest is explained; then
 the k words with the largest weights are deleted, and k random words (--draws times, averaged).
 Prints one line per k: the share of texts where deleting the top words lowered the score more,
 the mean score drops, and the texts; then one JSON line with everything, including the texts the
-pipeline scored (model calls). How: scripts/bench/faithfulness.py.
+pipeline scored (model calls). --details adds a line per text where the top words did not win
+(score, top word and weight, drops, whether a random draw hit the top words, and where the top
+word ranks when each word is deleted alone). How: scripts/bench/faithfulness.py.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ def main(
     ),
     draws: int = typer.Option(3, "--draws", min=1, help="Random deletions per text and k"),
     seed: int = typer.Option(0, "--seed", help="Seed of the random deletions"),
+    details: bool = typer.Option(
+        False, "--details", help="Per-text lines for the texts that fail, with each word's drop"
+    ),
     gpu_id: str = typer.Option(
         "-1", "--gpu-id", help="-1 for the CPU, 'auto' (GPU if usable), or a GPU index"
     ),
@@ -55,8 +61,27 @@ def main(
         texts = [doc.text for doc in docs if has_cat_annotation(doc)] or [d.text for d in docs]
         info(f"Checking {min(limit, len(texts))} of {len(texts)} texts from {data_path}")
         result = deletion_check(
-            predictor.nlp, texts[:limit], ks=ks, max_evals=max_evals, seed=seed, draws=draws
+            predictor.nlp,
+            texts[:limit],
+            ks=ks,
+            max_evals=max_evals,
+            seed=seed,
+            draws=draws,
+            details=details,
         )
+    for row in result.get("details", []):
+        for k, top in row["drop_top"].items():
+            randoms = row["drop_random"][k]
+            if top > sum(randoms) / len(randoms):
+                continue
+            typer.echo(
+                f"text {row['index']} k={k}: {row['label']} {row['score']:.4f}, "
+                f"{row['words']} words, evals {row['evals']}; top {row['top_word']!r} "
+                f"{row['top_weight']:+.4f}; drop top {top:+.4f} vs random "
+                f"{', '.join(f'{d:+.4f}' for d in randoms)} ({row['random_hit_top'][k]} hit the "
+                f"top); top word ranks {row['top_word_rank']} of {row['words']} deleted alone, "
+                f"largest single drop {max(row['leave_one_out']):+.4f}"
+            )
     for row in result["per_k"]:
         typer.echo(
             f"k={row['k']}: top-k deletion beats random in {row['share_top_beats_random']:.0%} of "

@@ -119,6 +119,26 @@ def test_deletion_check_finds_the_deciding_word(keyword_nlp):
     assert (one["k"], one["texts"], one["share_top_beats_random"]) == (1, 3, 1.0)
     assert one["mean_drop_top"] == pytest.approx(0.4) and one["mean_drop_random"] < 0.4
     assert three["texts"] == 3 and result["model_calls"] > 3
+    assert "details" not in result
+
+
+def test_deletion_check_details_rank_the_top_word_by_its_own_deletion(keyword_nlp):
+    texts = ["I love this film so much", "we all love it a lot today"]
+    result = deletion_check(
+        keyword_nlp, texts, ks=(1,), max_evals=60, seed=0, draws=2, details=True
+    )
+    first, second = result["details"]
+    assert (first["index"], first["words"], first["top_word"], first["top_word_rank"]) == (
+        0,
+        6,
+        "love",
+        1,
+    )
+    assert first["leave_one_out"][1] == pytest.approx(0.4) and len(second["leave_one_out"]) == 7
+    assert first["drop_top"][1] == pytest.approx(0.4) and len(first["drop_random"][1]) == 2
+    # only "love" moves the score, so a draw hit the top word exactly when it dropped by 0.4
+    hits = sum(d == pytest.approx(0.4) for d in first["drop_random"][1])
+    assert first["random_hit_top"][1] == hits
 
 
 def test_unknown_label_lists_the_labels(predictor):
