@@ -9,11 +9,9 @@ import json
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 import spacy
-from spacy.tokens import DocBin
 
 from scripts.bench.throughput import REFERENCE, benchmark, reference_model
 from scripts.common.errors import UserError
@@ -22,7 +20,7 @@ from scripts.inference.onnx_transformer import ONNX_LAYER, OnnxShim
 from scripts.inference.predict import describe_pipeline, predict_texts
 from scripts.packaging.onnx_pipeline import check_onnx_inputs, is_onnx, onnx_pipeline
 from scripts.packaging.wheel import package_pipeline
-from tests.helpers import TEXTS, TRAIN, run_outside_repo
+from tests.helpers import FLOAT_METRICS, TEXTS, TRAIN, run_outside_repo, write_gold
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -89,35 +87,6 @@ def test_the_benchmark_measures_an_onnx_pipeline_against_pytorch_float32(tiny_pi
     assert result["bare_model"] == REFERENCE
     assert result["ratio"] > 0 and result["pipeline_words_per_s"] > 0
 
-
-def write_gold(path: Path) -> Path:
-    """TRAIN as a gold test split: entities and one category per text."""
-    nlp, db = spacy.blank("en"), DocBin()
-    for text, spans, label in TRAIN:
-        doc = nlp(text)
-        doc.set_ents(
-            [doc.char_span(start, end, label=name) for start, end, name in spans], default="outside"
-        )
-        doc.cats = {
-            name: float(name == label) for name in ("requirements", "responsibilities", "benefits")
-        }
-        db.add(doc)
-    db.to_disk(path)
-    return path
-
-
-# Float32 scores no real run printed, so that the meta can be told apart from them.
-FLOAT_METRICS = {
-    "ents": {"p": 0.5, "r": 0.5, "f": 0.123, "per_label": {}, "n_docs": 6},
-    "textcat": {
-        "mode": "exclusive",
-        "accuracy": 0.5,
-        "macro_f": 0.456,
-        "micro_f": 0.5,
-        "per_label": {},
-        "n_docs": 6,
-    },
-}
 
 LOAD_AND_PREDICT = (
     "import json, sys, spacy\n"

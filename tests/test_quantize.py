@@ -9,12 +9,10 @@ import subprocess
 import sys
 import warnings
 import zipfile
-from pathlib import Path
 
 import pytest
 import spacy
 import torch
-from spacy.tokens import DocBin
 
 from scripts.common.errors import UserError
 from scripts.common.spacy_internals import CONVERTED_TRANSFORMER
@@ -30,7 +28,7 @@ from scripts.inference.int8 import (
 from scripts.inference.predict import describe_pipeline, predict_texts
 from scripts.packaging.int8_pipeline import int8_comparison, quantize_pipeline
 from scripts.packaging.wheel import package_pipeline
-from tests.helpers import PROJECT_ROOT, TEXTS, TRAIN, run_outside_repo
+from tests.helpers import FLOAT_METRICS, PROJECT_ROOT, TEXTS, TRAIN, run_outside_repo, write_gold
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -92,36 +90,6 @@ def test_int8_scores_stay_close_to_float(tiny_pipeline):
     )
     for a, b in zip(float_records, int8_records):
         assert max(abs(a["cats"][k] - b["cats"][k]) for k in a["cats"]) < 0.05
-
-
-def write_gold(path: Path) -> Path:
-    """TRAIN as a gold test split: entities and one category per text."""
-    nlp, db = spacy.blank("en"), DocBin()
-    for text, spans, label in TRAIN:
-        doc = nlp(text)
-        doc.set_ents(
-            [doc.char_span(start, end, label=name) for start, end, name in spans], default="outside"
-        )
-        doc.cats = {
-            name: float(name == label) for name in ("requirements", "responsibilities", "benefits")
-        }
-        db.add(doc)
-    db.to_disk(path)
-    return path
-
-
-# Float32 scores no real run printed, so that the meta can be told apart from them.
-FLOAT_METRICS = {
-    "ents": {"p": 0.5, "r": 0.5, "f": 0.123, "per_label": {}, "n_docs": 6},
-    "textcat": {
-        "mode": "exclusive",
-        "accuracy": 0.5,
-        "macro_f": 0.456,
-        "micro_f": 0.5,
-        "per_label": {},
-        "n_docs": 6,
-    },
-}
 
 
 def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_scores(
