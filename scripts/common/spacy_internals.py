@@ -176,6 +176,27 @@ def converted_auto_model(convert: Callable[[Any], Any]) -> type:
     return ConvertedAutoModel
 
 
+def stock_transformer_model(
+    name: str,
+    get_spans: Callable,
+    *,
+    tokenizer_config: Optional[dict],
+    transformer_config: Optional[dict],
+    mixed_precision: bool,
+    grad_scaler_config: Optional[dict],
+) -> TransformerModel:
+    """spacy-transformers.TransformerModel.v3 as its registered function builds it, for the
+    architectures below to change one part of."""
+    return TransformerModel(
+        name,
+        get_spans,
+        dict(tokenizer_config or {}),
+        dict(transformer_config or {}),
+        mixed_precision,
+        dict(grad_scaler_config or {}),
+    )
+
+
 @registry.architectures(CONVERTED_TRANSFORMER)
 def create_converted_transformer_model(
     name: str,
@@ -188,13 +209,13 @@ def create_converted_transformer_model(
 ) -> TransformerModel:
     """spacy-transformers.TransformerModel.v3 (same arguments) whose Hugging Face model passes
     through convert (a registered function, e.g. ner_textcat.quantize_int8.v1) when it is built."""
-    model = TransformerModel(
+    model = stock_transformer_model(
         name,
         get_spans,
-        dict(tokenizer_config or {}),
-        dict(transformer_config or {}),
-        mixed_precision,
-        dict(grad_scaler_config or {}),
+        tokenizer_config=tokenizer_config,
+        transformer_config=transformer_config,
+        mixed_precision=mixed_precision,
+        grad_scaler_config=grad_scaler_config,
     )
     shim = hf_shim(model)
     # HFShim.from_bytes rebuilds the model from its config with model_cls, which no setting names.
@@ -279,13 +300,13 @@ def create_layer_transformer_model(
     """spacy-transformers.TransformerModel.v3 (same arguments) whose forward pass runs `layer`
     (a registered layer, e.g. ner_textcat.onnx_transformer.v1) on the wordpieces instead of the
     Hugging Face model: its tokenization, alignment, span windows and listeners stay the same."""
-    model = TransformerModel(
+    model = stock_transformer_model(
         name,
         get_spans,
-        dict(tokenizer_config or {}),
-        dict(transformer_config or {}),
-        mixed_precision,
-        dict(grad_scaler_config or {}),
+        tokenizer_config=tokenizer_config,
+        transformer_config=transformer_config,
+        mixed_precision=mixed_precision,
+        grad_scaler_config=grad_scaler_config,
     )
     put_in_layer(model, layer)
     return model

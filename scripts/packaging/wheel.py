@@ -127,26 +127,23 @@ def package_pipeline(
         model_meta = srsly.read_json(staged / "meta.json")
         scores = metrics
         calibration = ""
+        rescore_on: Optional[Path] = None  # a converted engine is scored again on the test split
         if int8_inputs is not None:
-            test_split, calibration_split = int8_inputs
+            rescore_on, calibration_split = int8_inputs
             n_texts = quantize_staged(staged, calibration_path=calibration_split)
             calibration = f"{n_texts} texts of {calibration_split.name}"
-            scores = score_staged(
-                staged,
-                test_path=test_split,
-                output_dir=Path(tmp) / "evaluation",
-                gold_preproc=bool(metrics.get("data", {}).get("gold_preproc")),
-            )
             code += [spacy_internals, int8_module]
         if onnx_test is not None:
+            rescore_on = onnx_test
             onnx_staged(staged)
+            code += [spacy_internals, onnx_module]
+        if rescore_on is not None:
             scores = score_staged(
                 staged,
-                test_path=onnx_test,
+                test_path=rescore_on,
                 output_dir=Path(tmp) / "evaluation",
                 gold_preproc=bool(metrics.get("data", {}).get("gold_preproc")),
             )
-            code += [spacy_internals, onnx_module]
         code = list(dict.fromkeys(code))
         check_names_resolve(
             load_config(staged / "config.cfg", interpolate=False), shipped=code, model_dir=model_dir
