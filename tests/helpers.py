@@ -88,6 +88,9 @@ def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
         schedule=schedule,
     )
     config["training"]["optimizer"]["learn_rate"] = 0.005
+    # base.cfg reads labels from training/labels, relative to the working directory: where the
+    # workflow has run there, they are the sample's; this pipeline takes its labels from TRAIN.
+    config["paths"]["labels"] = str(path / "no-precomputed-labels")
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     examples = []
     for text, spans, label in TRAIN:
