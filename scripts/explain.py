@@ -7,7 +7,8 @@
 
 Method: SHAP values from the shap package's Partition explainer (Owen values over a hierarchy of
 the words), with a word being a spaCy token of the pipeline's tokenizer (whitespace left out) and
-a removed word deleted from the text. Cost: up to --max-evals texts scored by the pipeline per
+a removed word deleted from the text. A label's weights add up to its score minus its base: the
+score of a text with no words (one space). Cost: up to --max-evals texts scored by the pipeline per
 explained text, whatever the number of labels. Needs shap: pip install -r requirements-explain.txt.
 """
 
@@ -105,7 +106,16 @@ def describe(explanation: Explanation, *, top: int) -> list[str]:
         shown = ranked[:top] if top else ranked
         pairs = ", ".join(f"{w['text']} {w['weight']:+.3f}" for w in shown)
         more = f", ... ({len(ranked) - len(shown)} more)" if len(shown) < len(ranked) else ""
-        lines.append(f"  {label} {explanation['cats'][label]:.3f}: {pairs or 'no words'}{more}")
+        score, base = explanation["cats"][label], explanation["base"][label]
+        lines.append(f"  {label} {score:.3f} (base {base:.3f}): {pairs or 'no words'}{more}")
+    for entity in explanation.get("entities", []):
+        ranked = sorted(entity["words"], key=lambda w: -abs(w["weight"]))
+        shown = ranked[:top] if top else ranked
+        pairs = ", ".join(f"{w['text']} {w['weight']:+.3f}" for w in shown)
+        more = f", ... ({len(ranked) - len(shown)} more)" if len(shown) < len(ranked) else ""
+        lines.append(
+            f"  entity {entity['text']!r} {entity['label']} {entity['score']:.3f}: {pairs}{more}"
+        )
     return lines
 
 

@@ -8,13 +8,14 @@ from typing import List
 import pytest
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc, DocBin, Span
 from typer.testing import CliRunner
 
 from scripts.bench.faithfulness import deletion_check
 from scripts.common.errors import UserError
 from scripts.evaluation.explain import (
     delete_words,
+    entity_value,
     explain_texts,
     render_page,
     word_spans,
@@ -72,14 +73,15 @@ def test_json_shape_and_offsets_on_unicode_and_double_spaces(predictor):
     explanations = explain_texts(predictor, ODD_TEXTS + TEXTS[3:4], max_evals=40)
     assert [e["text"] for e in explanations] == ODD_TEXTS + TEXTS[3:4]
     for explanation in explanations:
-        assert set(explanation) == {"text", "cats", "labels", "evals"}
+        assert set(explanation) == {"text", "cats", "labels", "base", "evals"}
         assert list(explanation["labels"]) == list(predictor.cat_labels)
         for label, words in explanation["labels"].items():
             assert all(set(w) == {"start", "end", "text", "weight"} for w in words)
             check_words(explanation["text"], words)
-            # a text without words scores 0, so the weights add up to the label's score
+            # the weights add up to the label's score minus its score with no words (the base)
             total = sum(w["weight"] for w in words)
-            assert total == pytest.approx(explanation["cats"][label], abs=1e-4)
+            shared = explanation["cats"][label] - explanation["base"][label] if words else 0.0
+            assert total == pytest.approx(shared, abs=1e-4)
         assert explanation["evals"] <= 40
     assert explanations[2]["labels"]["requirements"] == [] and explanations[2]["evals"] == 1
     json.dumps(explanations)  # plain JSON
@@ -100,6 +102,15 @@ def test_the_deciding_word_has_the_largest_weight(keyword_nlp):
     neg = {w["text"]: w["weight"] for w in explanation["labels"]["NEG"]}
     assert max(pos, key=pos.get) == "love" and pos["love"] >= 0.4
     assert min(neg, key=neg.get) == "love" and neg["love"] < 0
+
+
+def test_the_base_is_the_score_without_words_so_other_words_weigh_nothing(keyword_nlp):
+    # with no words the pipeline says 0.5, not 0: "love" alone moves POS from 0.5 to 0.9
+    (explanation,) = explain_texts(keyword_nlp, ["I really love this film"], max_evals=100)
+    assert explanation["base"] == {"POS": 0.5, "NEG": 0.5}
+    pos = {w["text"]: w["weight"] for w in explanation["labels"]["POS"]}
+    assert pos.pop("love") == pytest.approx(0.4)
+    assert pos == pytest.approx({"I": 0.0, "really": 0.0, "this": 0.0, "film": 0.0})
 
 
 def test_deleting_words_keeps_every_other_character(keyword_nlp):
@@ -228,3 +239,123 @@ def test_evaluation_report_explains_the_misclassified_texts(keyword_nlp, tmp_pat
     assert "the first 1 misclassified texts" in why
     assert "<b>POS</b> (predicted)" in why and "<b>NEG</b> (gold)" in why
     assert why.count('<div class="example why">') == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Entities: a weight per word for each scored entity
+
+
+class KeywordEnts:
+    """ "Python" is a SKILL wherever it stands (what the entity recognizer predicts)."""
+
+    labels = ("SKILL",)
+
+    def __call__(self, doc: Doc) -> Doc:
+        doc.ents = [Span(doc, t.i, t.i + 1, label="SKILL") for t in doc if t.text == "Python"]
+        return doc
+
+
+@Language.factory("test_explain_keyword_ents", assigns=["doc.ents"])
+def make_keyword_ents(nlp: Language, name: str) -> KeywordEnts:
+    return KeywordEnts()
+
+
+@spacy.registry.misc("test_explain.keyword_probabilities.v1")
+def make_keyword_probabilities():
+    """In place of the beam search: each entity scores 0.9 when "code" is a word of the text,
+    else 0.6."""
+
+    def probabilities(ner, docs, *, beam_width, beam_density):
+        return [
+            {
+                (e.start, e.end, e.label_): 0.9 if any(t.text == "code" for t in doc) else 0.6
+                for e in doc.ents
+            }
+            for doc in docs
+        ]
+
+    return probabilities
+
+
+@pytest.fixture(scope="module")
+def keyword_ents_nlp() -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("test_explain_keyword_ents", name="ner")
+    nlp.add_pipe(
+        "entity_confidence",
+        config={"probabilities": {"@misc": "test_explain.keyword_probabilities.v1"}},
+    )
+    return nlp
+
+
+def test_an_entity_s_score_is_shared_between_its_word_and_the_words_that_raise_it(
+    keyword_ents_nlp,
+):
+    text = "Ünïcode  💡 people write Python code daily"
+    (explanation,) = explain_texts(keyword_ents_nlp, [text], max_evals=200)
+    assert explanation["labels"] == {} and explanation["cats"] == {}
+    (entity,) = explanation["entities"]
+    assert (entity["text"], entity["label"], entity["score"]) == ("Python", "SKILL", 0.9)
+    assert text[entity["start"] : entity["end"]] == "Python"
+    check_words(text, entity["words"])
+    weights = {w["text"]: w["weight"] for w in entity["words"]}
+    # without "Python" there is no entity (0); with it 0.6, and 0.9 with "code" too
+    assert sum(weights.values()) == pytest.approx(0.9, abs=1e-6)
+    assert weights.pop("Python") == pytest.approx(0.75, abs=0.01)
+    assert weights.pop("code") == pytest.approx(0.15, abs=0.01)
+    assert weights == pytest.approx({w: 0.0 for w in weights}, abs=1e-6)
+
+
+def test_an_entity_is_found_where_its_words_moved_after_deletions():
+    text = "Ünïcode  💡 people write Python  code"
+    spans = [(0, 7), (9, 10), (11, 17), (18, 23), (24, 30), (32, 36)]
+    entity = {"start": 24, "end": 30, "label": "SKILL"}
+    # "💡 " and "write " deleted: "Ünïcode  people Python  code", Python now at 16
+    record = {"entities": [{"start": 16, "end": 22, "label": "SKILL", "score": 0.7}]}
+    assert delete_words(text, spans, [1, 3])[16:22] == "Python"
+    value = dict(entity=entity, words=[4], spans=spans, text=text)
+    assert entity_value(record, "101011", **value) == 0.7
+    assert entity_value(record, "101001", **value) == 0.0  # its own word is gone
+    assert entity_value(record, "111011", **value) == 0.0  # not where it should now stand
+    other_label = {"entities": [{"start": 16, "end": 22, "label": "TOOL", "score": 0.7}]}
+    assert entity_value(other_label, "101011", **value) == 0.0
+
+
+def test_a_label_picks_categories_or_entities(keyword_ents_nlp):
+    (explanation,) = explain_texts(keyword_ents_nlp, ["Python code"], labels=["SKILL"])
+    assert [e["text"] for e in explanation["entities"]] == ["Python"]
+    with pytest.raises(UserError, match="unknown label 'nope'; the model's labels are: SKILL"):
+        explain_texts(keyword_ents_nlp, ["x"], labels=["nope"])
+
+
+def test_a_pipeline_without_scores_has_nothing_to_explain():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("test_explain_keyword_ents", name="ner")
+    with pytest.raises(UserError, match="nothing to explain.*scripts.add_confidence"):
+        explain_texts(nlp, ["Python"])
+
+
+def test_trained_pipeline_entities_are_explained_by_the_cli_and_the_page(tiny_pipeline, tmp_path):
+    from scripts.training.confidence import add_confidence
+
+    scored = tmp_path / "scored"
+    assert add_confidence(model_dir=tiny_pipeline, output_dir=scored)
+    nlp = spacy.load(scored)
+    text = "Python and SQL are required."
+    want = [(e.start_char, e.end_char, e.label_) for e in nlp(text).ents]
+    assert want, "the tiny pipeline finds entities in its own training text"
+    (explanation,) = explain_texts(nlp, [text], max_evals=60)
+    got = explanation["entities"]
+    assert [(e["start"], e["end"], e["label"]) for e in got] == want
+    for entity in got:
+        assert 0.0 <= entity["score"] <= 1.0
+        assert sum(w["weight"] for w in entity["words"]) == pytest.approx(entity["score"], abs=1e-4)
+    assert set(explanation["labels"]) == {"requirements", "responsibilities", "benefits"}
+
+    out = tmp_path / "why.html"
+    result = runner.invoke(
+        app, [str(scored), "--text", text, "--output", str(out), "--max-evals", "40"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"entity {got[0]['text']!r} {got[0]['label']}" in result.stdout
+    assert f"entity <b>{got[0]['text']}</b> ({got[0]['label']})" in out.read_text(encoding="utf8")

@@ -101,3 +101,20 @@ def test_predict_is_answered_while_an_explanation_runs(client, monkeypatch):
     worker.join()
     assert predict.status_code == 200 and answers["explain"].status_code == 200
     assert explaining and answers["explain"].json()["explanations"][0]["evals"] > 100
+
+
+def test_explain_covers_the_entities_of_a_pipeline_that_scores_them(tiny_pipeline, tmp_path):
+    from scripts.inference.predict import load_predictor
+    from scripts.training.confidence import add_confidence
+
+    assert add_confidence(model_dir=tiny_pipeline, output_dir=tmp_path / "scored")
+    scored = load_predictor(str(tmp_path / "scored"), gpu_id="-1")
+    text = "Python and SQL are required."
+    with TestClient(create_app(scored)) as client:
+        response = client.post("/explain", json={"texts": [text], "max_evals": 40})
+    assert response.status_code == 200
+    (explanation,) = response.json()["explanations"]
+    want = [(e.start_char, e.end_char, e.label_) for e in scored.nlp(text).ents]
+    assert want and [(e["start"], e["end"], e["label"]) for e in explanation["entities"]] == want
+    for entity in explanation["entities"]:
+        assert sum(w["weight"] for w in entity["words"]) == pytest.approx(entity["score"], abs=1e-3)

@@ -22,6 +22,7 @@ from typing import Sequence, TypedDict
 from spacy.language import Language
 
 from scripts.evaluation.explain import (
+    cat_labels,
     delete_words,
     explain_texts,
     pipeline_scores,
@@ -87,7 +88,9 @@ def deletion_check(
         spans = word_spans(nlp, text)
         if len(spans) <= min(ks):
             continue
-        (explanation,) = explain_texts(nlp, [text], max_evals=max_evals, score=score)
+        (explanation,) = explain_texts(
+            nlp, [text], labels=cat_labels(nlp), max_evals=max_evals, score=score
+        )
         explained += 1
         explain_calls += explanation["evals"]
         cats = explanation["cats"]
@@ -111,19 +114,19 @@ def deletion_check(
         deletion_calls += len(variants) + len(alone)
         for k in ks:
             top_drops = [
-                cats[label] - s[label]
+                cats[label] - s["cats"][label]
                 for (kk, kind, _), s in zip(variants, scored)
                 if kk == k and kind == "top"
             ]
             random_drops = [
-                cats[label] - s[label]
+                cats[label] - s["cats"][label]
                 for (kk, kind, _), s in zip(variants, scored)
                 if kk == k and kind == "random"
             ]
             if top_drops:
                 drops[k].append((top_drops[0], sum(random_drops) / len(random_drops)))
         if details:
-            loo = [cats[label] - s[label] for s in scored[len(variants) :]]
+            loo = [cats[label] - s["cats"][label] for s in scored[len(variants) :]]
             text_details.append(
                 TextDetail(
                     index=index,
@@ -134,13 +137,13 @@ def deletion_check(
                     top_word=text[slice(*spans[order[0]])],
                     top_weight=weights[order[0]],
                     drop_top={
-                        k: round(cats[label] - s[label], 6)
+                        k: round(cats[label] - s["cats"][label], 6)
                         for (k, kind, _), s in zip(variants, scored)
                         if kind == "top"
                     },
                     drop_random={
                         k: [
-                            round(cats[label] - s[label], 6)
+                            round(cats[label] - s["cats"][label], 6)
                             for (kk, kind, _), s in zip(variants, scored)
                             if kk == k and kind == "random"
                         ]

@@ -4,17 +4,18 @@
     # -> [{"text": "Python and SQL are required.", "cats": {"requirements": 0.98, ...},
     #      "labels": {"requirements": [{"start": 0, "end": 6, "text": "Python", "weight": 0.21},
     #                                  ...]},
-    #      "evals": 57}]
+    #      "base": {"requirements": 0.2, ...}, "evals": 57}]
 
 Method: SHAP values (the shap package's Partition explainer, which computes Owen values over a
 hierarchy of the words) of the text classifier's scores. A word is a spaCy token of the pipeline's
-own tokenizer, whitespace tokens left out; removing a word deletes it and the whitespace after it,
-and a text with every word removed scores 0 for every label (as an empty text does in
-scripts.inference.predict). So a label's weights add up to its score on the whole text, a positive
-weight pushed the score up, a negative one down. Cost: up to max_evals masked copies of each text
-are scored by the pipeline (batched through nlp.pipe), whatever the number of labels; texts of a
-few words need fewer. The scores come from nlp.pipe, or from a `score` function (the server passes
-one that goes through its batcher).
+own tokenizer, whitespace tokens left out; removing a word deletes it and the whitespace after it.
+A text with every word removed scores what the pipeline gives a text of one space: its scores with
+no evidence (about 1/n each for n exclusive labels), kept in the explanation's "base". So a label's
+weights add up to its score on the whole text minus its base score; a positive weight pushed the
+score up, a negative one down. Cost: up to max_evals masked copies of each text are scored by the
+pipeline (batched through nlp.pipe), whatever the number of labels; texts of a few words need
+fewer; plus the text of one space, once per call. The scores come from nlp.pipe, or from a `score`
+function (the server passes one that goes through its batcher).
 
 Also here: delete_words (what removing words does to a text, shared with the deletion check in
 scripts/bench/faithfulness.py) and the HTML that highlights the words (red: pushed the score up,
@@ -26,20 +27,24 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypedDict
+from typing import Any, Callable, Iterable, Mapping, NotRequired, Sequence, TypedDict
 
 from spacy.language import Language
+from spacy.tokens import Doc
 
+from scripts.common.entity_confidence import entity_scores, has_entity_confidence
 from scripts.common.errors import UserError
 from scripts.evaluation.model import find_components
 
 DEFAULT_MAX_EVALS = 200
 WEIGHT_DIGITS = 6
 BATCH_SIZE = 32  # masked texts per scoring call
+NO_WORDS = " "  # what a text with every word removed is scored as (an empty text scores 0)
 POSITIVE_RGB = "228,26,28"  # red: the word pushed the label's score up
 NEGATIVE_RGB = "30,100,220"  # blue: down
 
-Scores = Callable[[list[str]], list[Mapping[str, float]]]
+# texts -> per text {"cats": {label: score}, "entities": [{"start", "end", "label", "score"}]}
+Scores = Callable[[list[str]], list[Mapping[str, Any]]]
 
 
 class WordWeight(TypedDict):
@@ -49,13 +54,26 @@ class WordWeight(TypedDict):
     weight: float  # how much the word moved the label's score (up > 0, down < 0)
 
 
+class EntityExplanation(TypedDict):
+    """A scored entity of the text and how much each word of the text moved its score."""
+
+    start: int
+    end: int
+    label: str
+    text: str
+    score: float  # entity_confidence's score; the words' weights add up to it
+    words: list[WordWeight]
+
+
 class Explanation(TypedDict):
     """One text's explanation: its scores and, for each label explained, a weight per word."""
 
     text: str
     cats: dict[str, float]  # the pipeline's scores for the whole text
-    labels: dict[str, list[WordWeight]]
+    labels: dict[str, list[WordWeight]]  # category label -> a weight per word
+    base: dict[str, float]  # the scores with every word removed: weights add up to cats - base
     evals: int  # texts the pipeline scored to explain this one
+    entities: NotRequired[list[EntityExplanation]]  # where the pipeline scores its entities
 
 
 def cat_labels(nlp: Language) -> tuple[str, ...]:
@@ -109,19 +127,35 @@ def delete_words(text: str, spans: Sequence[tuple[int, int]], removed: Iterable[
     return "".join(pieces)
 
 
-def pipeline_scores(nlp: Language, *, batch_size: int = BATCH_SIZE) -> Scores:
-    """Category scores from nlp.pipe with the entity recognizers off; a text without words
-    scores 0 for every label without running the pipeline."""
-    skip = list(find_components(nlp).ents)
-    labels = cat_labels(nlp)
+def pipeline_scores(
+    nlp: Language, *, entities: bool = False, batch_size: int = BATCH_SIZE
+) -> Scores:
+    """A Scores function over nlp.pipe: per text {"cats": {label: score}, "entities": [{"start",
+    "end", "label", "score"}]} (scored entities only, and only with entities=True: otherwise the
+    entity recognizers are off). An empty text gets zeros and no entities without running the
+    pipeline (as in scripts.inference.predict)."""
+    skip = [] if entities else list(find_components(nlp).ents)
+    labels = cat_labels(nlp) if find_components(nlp).cats else ()
 
-    def score(texts: list[str]) -> list[Mapping[str, float]]:
-        todo = [text for text in texts if text.strip()]
-        docs = iter(nlp.pipe(todo, batch_size=batch_size, disable=skip))
-        zero = {label: 0.0 for label in labels}
-        return [next(docs).cats if text.strip() else zero for text in texts]
+    def score(texts: list[str]) -> list[Mapping[str, Any]]:
+        docs = iter(nlp.pipe([text for text in texts if text], batch_size=batch_size, disable=skip))
+        empty = {"cats": {label: 0.0 for label in labels}, "entities": []}
+        return [scored_record(next(docs), entities=entities) if text else empty for text in texts]
 
     return score
+
+
+def scored_record(doc: Doc, *, entities: bool) -> dict[str, Any]:
+    """What a Scores function gives for one doc (see pipeline_scores)."""
+    found = []
+    if entities:
+        scores = entity_scores(doc) or []
+        found = [
+            {"start": e.start_char, "end": e.end_char, "label": e.label_, "score": s}
+            for e, s in zip(doc.ents, scores)
+            if s is not None
+        ]
+    return {"cats": dict(doc.cats), "entities": found}
 
 
 def explain_texts(
@@ -132,62 +166,140 @@ def explain_texts(
     max_evals: int = DEFAULT_MAX_EVALS,
     score: Scores | None = None,
 ) -> list[Explanation]:
-    """One explanation per text, in order, for the given labels (None: every label). model is a
-    Language or anything with an .nlp (scripts.inference.predict.Predictor), e.g.
+    """One explanation per text, in order, for the given labels (None: every category label and,
+    where the pipeline scores its entities, every entity). model is a Language or anything with
+    an .nlp (scripts.inference.predict.Predictor), e.g.
     explain_texts(nlp, ["We offer free lunch."], labels=["benefits"], max_evals=100)."""
     import numpy as np
     import shap
 
     nlp: Language = getattr(model, "nlp", model)
-    known = cat_labels(nlp)
-    chosen = check_labels(labels, known=known)
+    known = cat_labels(nlp) if find_components(nlp).cats else ()
+    ent_known = entity_labels(nlp)
+    if not known and not ent_known:
+        raise UserError(
+            f"the pipeline has nothing to explain (components: {', '.join(nlp.pipe_names)}): "
+            "explanations cover category scores and entity scores; use a pipeline with textcat "
+            "or textcat_multilabel, or add entity scores with python -m scripts.add_confidence"
+        )
+    chosen = check_labels(labels, known=(*known, *ent_known))
+    chosen_cats = [label for label in known if label in chosen]
+    chosen_ents = [label for label in ent_known if label in chosen]
     if max_evals < 4:
         raise UserError(f"max_evals is {max_evals}; pass at least 4 (scores per text)")
-    score = score or pipeline_scores(nlp)
-    columns = [known.index(label) for label in chosen]
+    score = score or pipeline_scores(nlp, entities=bool(chosen_ents))
+
+    def cats_array(rows: Sequence[Mapping[str, Any]]) -> Any:
+        return np.array([[float(row["cats"].get(label, 0.0)) for label in known] for row in rows])
+
+    base = cats_array(score([NO_WORDS]))[0] if texts else None
     explanations = []
     for text in texts:
         spans = word_spans(nlp, text)
-        evals = 0
+        (whole,) = score([text])
+        full = cats_array([whole])[0]
+        ents = [e for e in whole.get("entities", []) if e["label"] in chosen_ents]
+        ent_words = [words_within(spans, e["start"], e["end"]) for e in ents]
+        evals = 1
 
-        def model_fn(masked: Any) -> Any:
+        def model_fn(masked: Any, kept: Any) -> Any:
             nonlocal evals
             batch = [str(t) for t in masked]
             evals += len(batch)
-            rows = score(batch)
-            return np.array([[float(row.get(label, 0.0)) for label in known] for row in rows])
+            # the masker deletes words; with all of them gone the text is "" and scores the base
+            rows = score([t or NO_WORDS for t in batch])
+            ent_values = [
+                [
+                    entity_value(row, keep, entity=e, words=w, spans=spans, text=text)
+                    for e, w in zip(ents, ent_words)
+                ]
+                for row, keep in zip(rows, kept)
+            ]
+            return np.hstack([cats_array(rows), np.array(ent_values).reshape(len(rows), len(ents))])
 
-        full = model_fn([text])[0]
-        if len(spans) <= 1:  # nothing to share out: the one word made the whole score
-            weights = full[None, :] if spans else np.zeros((0, len(known)))
+        outputs = len(known) + len(ents)
+        if len(spans) <= 1:  # nothing to share out: the one word made the whole difference
+            one = np.concatenate([full - base, [e["score"] for e in ents]])
+            weights = one[None, :] if spans else np.zeros((0, outputs))
         else:
             masker = word_masker(shap, spans=spans, text=text)
-            explainer = shap.explainers.Partition(model_fn, masker, output_names=list(known))
+            explainer = shap.explainers.Partition(model_fn, masker)
             # shap spends one more than asked, and one went above on the whole text
             result = explainer([text], max_evals=max_evals - 2, batch_size=BATCH_SIZE, silent=True)
-            weights = np.asarray(result.values[0], dtype=float)
-        explanations.append(
-            Explanation(
-                text=text,
-                cats={
-                    label: round(float(full[known.index(label)]), WEIGHT_DIGITS) for label in known
-                },
-                labels={
-                    label: [
-                        WordWeight(
-                            start=start,
-                            end=end,
-                            text=text[start:end],
-                            weight=round(float(weights[i, column]), WEIGHT_DIGITS),
-                        )
-                        for i, (start, end) in enumerate(spans)
-                    ]
-                    for label, column in zip(chosen, columns)
-                },
-                evals=evals,
-            )
+            weights = np.asarray(result.values[0], dtype=float).reshape(len(spans), outputs)
+
+        def word_weights(column: int) -> list[WordWeight]:
+            return [
+                WordWeight(
+                    start=start,
+                    end=end,
+                    text=text[start:end],
+                    weight=round(float(weights[i, column]), WEIGHT_DIGITS),
+                )
+                for i, (start, end) in enumerate(spans)
+            ]
+
+        explanation = Explanation(
+            text=text,
+            cats={label: round(float(full[known.index(label)]), WEIGHT_DIGITS) for label in known},
+            labels={label: word_weights(known.index(label)) for label in chosen_cats},
+            base={label: round(float(base[known.index(label)]), WEIGHT_DIGITS) for label in known},
+            evals=evals,
         )
+        if chosen_ents:
+            explanation["entities"] = [
+                EntityExplanation(
+                    start=e["start"],
+                    end=e["end"],
+                    label=e["label"],
+                    text=text[e["start"] : e["end"]],
+                    score=round(float(e["score"]), WEIGHT_DIGITS),
+                    words=word_weights(len(known) + j),
+                )
+                for j, e in enumerate(ents)
+            ]
+        explanations.append(explanation)
     return explanations
+
+
+def entity_labels(nlp: Language) -> tuple[str, ...]:
+    """The entity labels whose entities the pipeline scores (entity_confidence), else ()."""
+    if not has_entity_confidence(nlp):
+        return ()
+    return tuple(label for name in find_components(nlp).ents for label in nlp.get_pipe(name).labels)
+
+
+def words_within(spans: Sequence[tuple[int, int]], start: int, end: int) -> list[int]:
+    """The indices of the words inside the characters start:end."""
+    return [i for i, (s, e) in enumerate(spans) if s >= start and e <= end]
+
+
+def entity_value(
+    record: Mapping[str, Any],
+    keep: str,
+    *,
+    entity: Mapping[str, Any],
+    words: Sequence[int],
+    spans: Sequence[tuple[int, int]],
+    text: str,
+) -> float:
+    """The score of an entity of the whole text in a copy with some words deleted (keep: "1" per
+    kept word): the score the pipeline gives the same words with the same label where they now
+    stand, 0 where one of its words is gone or the pipeline no longer finds it."""
+    if not words or any(keep[i] != "1" for i in words):
+        return 0.0
+    # where the entity's first word now starts: the kept text before it, as delete_words keeps it
+    start = spans[0][0] + sum(
+        (spans[i + 1][0] if i + 1 < len(spans) else len(text)) - spans[i][0]
+        for i in range(words[0])
+        if keep[i] == "1"
+    )
+    start += entity["start"] - spans[words[0]][0]
+    end = start + entity["end"] - entity["start"]
+    for found in record.get("entities", []):
+        if (found["start"], found["end"], found["label"]) == (start, end, entity["label"]):
+            return float(found.get("score", 0.0))
+    return 0.0
 
 
 def word_masker(shap: Any, *, spans: Sequence[tuple[int, int]], text: str) -> Any:
@@ -200,12 +312,14 @@ def word_masker(shap: Any, *, spans: Sequence[tuple[int, int]], text: str) -> An
         return {"input_ids": list(range(len(found))), "offset_mapping": list(found)}
 
     class WordMasker(shap.maskers.Text):
+        # the model gets the text and which words it kept ("1" per kept word, "0" per deleted)
         def __call__(self, mask: Any, s: str) -> Any:
             import numpy as np
 
             keep = np.broadcast_to(np.asarray(mask, dtype=bool), (len(spans),))
             removed = [i for i, kept in enumerate(keep) if not kept]
-            return (np.array([delete_words(s, spans, removed)]),)
+            kept = "".join("1" if k else "0" for k in keep)
+            return (np.array([delete_words(s, spans, removed)]), np.array([kept]))
 
     # "..." is a mask token the masker needs to exist; WordMasker deletes words instead.
     return WordMasker(tokenize, mask_token="...", collapse_mask_token=False)
@@ -252,12 +366,21 @@ def explanation_html(explanation: Explanation, *, notes: Mapping[str, str] | Non
     )
     parts = []
     for label, words in explanation["labels"].items():
-        score = explanation["cats"].get(label)
+        score, base = explanation["cats"].get(label), explanation["base"].get(label)
         note = f" ({html.escape(notes[label])})" if label in notes else ""
         shown = f", score {score:.3f}" if score is not None else ""
+        shown += (
+            f" ({base:.3f} without its words)" if score is not None and base is not None else ""
+        )
         parts.append(
             f'<div class="explained-label"><b>{html.escape(label)}</b>{note}{shown}</div>'
             + highlight_html(explanation["text"], words, scale=scale)
+        )
+    for entity in explanation.get("entities", []):
+        parts.append(
+            f'<div class="explained-label">entity <b>{html.escape(entity["text"])}</b> '
+            f"({html.escape(entity['label'])}), score {entity['score']:.3f}</div>"
+            + highlight_html(explanation["text"], entity["words"])
         )
     return "".join(parts)
 

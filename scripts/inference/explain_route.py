@@ -42,9 +42,10 @@ def add_explain_route(app: Any, *, predictor: Predictor, batcher: Batcher, limit
             labels = check_labels([request.label], known=predictor.cat_labels)
         loop = asyncio.get_running_loop()
 
-        def score(texts: list[str]) -> list[Mapping[str, float]]:
+        def score(texts: list[str]) -> list[Mapping[str, Any]]:
+            # the server's own predictions: its categories and its scored entities
             future = asyncio.run_coroutine_threadsafe(batcher.submit(texts), loop)
-            return [prediction["cats"] for prediction in future.result()]
+            return future.result()
 
         async with one_at_a_time:
             explanations = await asyncio.to_thread(
