@@ -3,6 +3,7 @@
     python -m scripts.bench_explain training/model-best --data corpus/test.spacy
     python -m scripts.bench_explain en_job_postings --data corpus/test.spacy --limit 50 --seed 1
     python -m scripts.bench_explain training/model-best --data corpus/test.spacy --details
+    python -m scripts.bench_explain training/model-best --data corpus/test.spacy --method lime
 
 For each held-out text with categories, the label the pipeline scores highest is explained; then
 the k words with the largest weights are deleted, and k random words (--draws times, averaged).
@@ -23,6 +24,7 @@ import typer
 
 from scripts.bench.faithfulness import deletion_check
 from scripts.common.errors import UserError, info, reported_as_one_line
+from scripts.evaluation.explain import DEFAULT_METHOD
 from scripts.evaluation.metrics import has_cat_annotation
 from scripts.evaluation.run import read_docs
 from scripts.inference.predict import load_predictor
@@ -44,6 +46,7 @@ def main(
         200, "--max-evals", min=4, help="Texts the pipeline scores per explanation at most"
     ),
     draws: int = typer.Option(3, "--draws", min=1, help="Random deletions per text and k"),
+    method: str = typer.Option(DEFAULT_METHOD, "--method", help="shap or lime (scripts.explain)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the random deletions"),
     details: bool = typer.Option(
         False, "--details", help="Per-text lines for the texts that fail, with each word's drop"
@@ -68,6 +71,7 @@ def main(
             seed=seed,
             draws=draws,
             details=details,
+            method=method,
         )
     for row in result.get("details", []):
         for k, top in row["drop_top"].items():

@@ -1,15 +1,19 @@
-"""Explain a pipeline's category scores: how much each word pushed each label's score up or down.
+"""Explain a pipeline's scores: how much each word pushed each category's score, and each scored
+entity's, up or down.
 
     python -m scripts.explain training/model-best --text "Python and SQL are required."
     python -m scripts.explain en_job_postings --texts texts.jsonl --label requirements \\
         --output explained.html
-    python -m scripts.explain training/model-best --text "Free lunch." --json
+    python -m scripts.explain training/model-best --text "Free lunch." --json --method lime
 
-Method: SHAP values from the shap package's Partition explainer (Owen values over a hierarchy of
-the words), with a word being a spaCy token of the pipeline's tokenizer (whitespace left out) and
-a removed word deleted from the text. A label's weights add up to its score minus its base: the
-score of a text with no words (one space). Cost: up to --max-evals texts scored by the pipeline per
-explained text, whatever the number of labels. Needs shap: pip install -r requirements-explain.txt.
+Methods (--method): SHAP values from the shap package's Partition explainer (Owen values over a
+hierarchy of the words; the default), or LIME (the lime package's weighted linear fit on copies
+with random words deleted, the copies nearest the whole text weighing most). A word is a spaCy
+token of the pipeline's tokenizer (whitespace left out) and a removed word is deleted from the
+text. A label's SHAP values add up to its score minus its base (the score of a text with no words,
+one space); an entity's add up to its score. Cost: up to --max-evals texts scored by the pipeline
+per explained text, whatever the number of labels. Needs shap and lime: pip install -r
+requirements-explain.txt.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ import typer
 
 from scripts.common.errors import UserError, info, reported_as_one_line
 from scripts.common.files import write_bytes_atomic
-from scripts.evaluation.explain import DEFAULT_MAX_EVALS, Explanation, explain_texts, render_page
+from scripts.evaluation.explain import (
+    DEFAULT_MAX_EVALS,
+    DEFAULT_METHOD,
+    Explanation,
+    explain_texts,
+    render_page,
+)
 from scripts.inference.predict import load_predictor, read_records
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -53,6 +63,11 @@ def main(
     as_json: bool = typer.Option(
         False, "--json", help="Print one JSON object per text instead of the word lists"
     ),
+    method: str = typer.Option(
+        DEFAULT_METHOD,
+        "--method",
+        help="shap (SHAP values: they add up to score - base) or lime (local linear weights)",
+    ),
     max_evals: int = typer.Option(
         DEFAULT_MAX_EVALS,
         "--max-evals",
@@ -78,11 +93,12 @@ def main(
         predictor = load_predictor(model, gpu_id=gpu_id)
         try:
             explanations = explain_texts(
-                predictor, texts, labels=label or None, max_evals=max_evals
+                predictor, texts, labels=label or None, max_evals=max_evals, method=method
             )
         except ImportError as err:
             raise UserError(
-                f"cannot import shap ({err}); pip install -r requirements-explain.txt"
+                f"cannot import {err.name or 'shap or lime'} ({err}); "
+                "pip install -r requirements-explain.txt"
             ) from None
         if output is not None:
             page = render_page(explanations, title=f"Explanations: {predictor.version}")

@@ -25,6 +25,7 @@ from scripts.explain import app
 from tests.helpers import TEXTS
 
 pytest.importorskip("shap", reason="pip install -r requirements-explain.txt")  # CI installs it
+pytest.importorskip("lime", reason="pip install -r requirements-explain.txt")  # CI installs it
 
 runner = CliRunner()
 ODD_TEXTS = [
@@ -69,44 +70,72 @@ def check_words(text: str, words: List[dict]) -> None:
     assert "".join(w["text"] for w in words) == "".join(text.split())
 
 
-def test_json_shape_and_offsets_on_unicode_and_double_spaces(predictor):
-    explanations = explain_texts(predictor, ODD_TEXTS + TEXTS[3:4], max_evals=40)
+@pytest.mark.parametrize("method", ["shap", "lime"])
+def test_json_shape_and_offsets_on_unicode_and_double_spaces(predictor, method):
+    explanations = explain_texts(predictor, ODD_TEXTS + TEXTS[3:4], max_evals=40, method=method)
     assert [e["text"] for e in explanations] == ODD_TEXTS + TEXTS[3:4]
     for explanation in explanations:
-        assert set(explanation) == {"text", "cats", "labels", "base", "evals"}
+        assert set(explanation) == {"text", "cats", "labels", "base", "method", "evals"}
+        assert explanation["method"] == method
         assert list(explanation["labels"]) == list(predictor.cat_labels)
         for label, words in explanation["labels"].items():
             assert all(set(w) == {"start", "end", "text", "weight"} for w in words)
             check_words(explanation["text"], words)
-            # the weights add up to the label's score minus its score with no words (the base)
-            total = sum(w["weight"] for w in words)
-            shared = explanation["cats"][label] - explanation["base"][label] if words else 0.0
-            assert total == pytest.approx(shared, abs=1e-4)
+            if method == "shap":
+                # SHAP values add up to the label's score minus its score with no words (base)
+                total = sum(w["weight"] for w in words)
+                shared = explanation["cats"][label] - explanation["base"][label] if words else 0.0
+                assert total == pytest.approx(shared, abs=1e-4)
         assert explanation["evals"] <= 40
     assert explanations[2]["labels"]["requirements"] == [] and explanations[2]["evals"] == 1
     json.dumps(explanations)  # plain JSON
 
 
-def test_the_words_the_tiny_pipeline_learned_carry_the_weight(predictor):
+@pytest.mark.parametrize("method", ["shap", "lime"])
+def test_the_words_the_tiny_pipeline_learned_carry_the_weight(predictor, method):
     (explanation,) = explain_texts(
-        predictor, ["Python and SQL are required."], labels=["requirements"], max_evals=100
+        predictor,
+        ["Python and SQL are required."],
+        labels=["requirements"],
+        max_evals=100,
+        method=method,
     )
     assert list(explanation["labels"]) == ["requirements"]
     ranked = sorted(explanation["labels"]["requirements"], key=lambda w: -w["weight"])
     assert {w["text"] for w in ranked[:2]} == {"Python", "SQL"}  # the skills of its training texts
 
 
-def test_the_deciding_word_has_the_largest_weight(keyword_nlp):
-    (explanation,) = explain_texts(keyword_nlp, ["I really love this film"], max_evals=100)
+@pytest.mark.parametrize("method, least", [("shap", 0.4), ("lime", 0.3)])
+def test_the_deciding_word_has_the_largest_weight(keyword_nlp, method, least):
+    (explanation,) = explain_texts(
+        keyword_nlp, ["I really love this film"], max_evals=100, method=method
+    )
     pos = {w["text"]: w["weight"] for w in explanation["labels"]["POS"]}
     neg = {w["text"]: w["weight"] for w in explanation["labels"]["NEG"]}
-    assert max(pos, key=pos.get) == "love" and pos["love"] >= 0.4
+    assert max(pos, key=pos.get) == "love" and pos["love"] >= least
     assert min(neg, key=neg.get) == "love" and neg["love"] < 0
+    others = [weight for word, weight in pos.items() if word != "love"]
+    assert max(abs(weight) for weight in others) < 0.05  # nothing else moves the score
+
+
+def test_lime_weights_are_the_same_every_run(predictor):
+    def weights():
+        (explanation,) = explain_texts(predictor, [TEXTS[3]], max_evals=60, method="lime")
+        return explanation["labels"]
+
+    assert weights() == weights()
+
+
+def test_an_unknown_method_is_named(predictor):
+    with pytest.raises(UserError, match="unknown method 'occlusion'; pass one of: lime, shap"):
+        explain_texts(predictor, ["x"], method="occlusion")
 
 
 def test_the_base_is_the_score_without_words_so_other_words_weigh_nothing(keyword_nlp):
     # with no words the pipeline says 0.5, not 0: "love" alone moves POS from 0.5 to 0.9
-    (explanation,) = explain_texts(keyword_nlp, ["I really love this film"], max_evals=100)
+    (explanation,) = explain_texts(
+        keyword_nlp, ["I really love this film"], max_evals=100, method="shap"
+    )
     assert explanation["base"] == {"POS": 0.5, "NEG": 0.5}
     pos = {w["text"]: w["weight"] for w in explanation["labels"]["POS"]}
     assert pos.pop("love") == pytest.approx(0.4)
@@ -292,7 +321,7 @@ def test_an_entity_s_score_is_shared_between_its_word_and_the_words_that_raise_i
     keyword_ents_nlp,
 ):
     text = "Ünïcode  💡 people write Python code daily"
-    (explanation,) = explain_texts(keyword_ents_nlp, [text], max_evals=200)
+    (explanation,) = explain_texts(keyword_ents_nlp, [text], max_evals=200, method="shap")
     assert explanation["labels"] == {} and explanation["cats"] == {}
     (entity,) = explanation["entities"]
     assert (entity["text"], entity["label"], entity["score"]) == ("Python", "SKILL", 0.9)
@@ -304,6 +333,16 @@ def test_an_entity_s_score_is_shared_between_its_word_and_the_words_that_raise_i
     assert weights.pop("Python") == pytest.approx(0.75, abs=0.01)
     assert weights.pop("code") == pytest.approx(0.15, abs=0.01)
     assert weights == pytest.approx({w: 0.0 for w in weights}, abs=1e-6)
+
+
+def test_lime_ranks_an_entity_s_word_then_the_word_that_raises_it(keyword_ents_nlp):
+    text = "Ünïcode  💡 people write Python code daily"
+    (explanation,) = explain_texts(keyword_ents_nlp, [text], max_evals=200, method="lime")
+    (entity,) = explanation["entities"]
+    weights = {w["text"]: w["weight"] for w in entity["words"]}
+    ranked = sorted(weights, key=lambda word: -weights[word])
+    assert ranked[:2] == ["Python", "code"] and weights["code"] > 0.05
+    assert max(abs(weights[word]) for word in ranked[2:]) < 0.05
 
 
 def test_an_entity_is_found_where_its_words_moved_after_deletions():
@@ -344,7 +383,7 @@ def test_trained_pipeline_entities_are_explained_by_the_cli_and_the_page(tiny_pi
     text = "Python and SQL are required."
     want = [(e.start_char, e.end_char, e.label_) for e in nlp(text).ents]
     assert want, "the tiny pipeline finds entities in its own training text"
-    (explanation,) = explain_texts(nlp, [text], max_evals=60)
+    (explanation,) = explain_texts(nlp, [text], max_evals=60, method="shap")
     got = explanation["entities"]
     assert [(e["start"], e["end"], e["label"]) for e in got] == want
     for entity in got:

@@ -76,6 +76,8 @@ def explanation(text: str, labels: dict) -> dict:
             label: [{**w, "weight": x} for w, x in zip(words, weights)]
             for label, weights in labels.items()
         },
+        "base": {label: 0.0 for label in labels},  # SHAP: the weights add up to cats - base
+        "method": "shap",
         "evals": 10,
     }
 

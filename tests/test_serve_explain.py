@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")  # fastapi.testclient runs on httpx
 pytest.importorskip("shap", reason="pip install -r requirements-explain.txt")  # CI installs it
+pytest.importorskip("lime", reason="pip install -r requirements-explain.txt")  # CI installs it
 
 from fastapi.testclient import TestClient
 
@@ -64,6 +65,7 @@ def test_explain_one_label(client):
         ({"texts": ["ok", "y" * 501]}, 413, "texts 1 has 501 characters; the limit is 500"),
         ({"texts": ["x"], "label": "nope"}, 422, "unknown label 'nope'; the model's labels are: "),
         ({"texts": ["x"], "max_evals": 1}, 422, "max_evals"),
+        ({"texts": ["x"], "method": "occlusion"}, 422, "method"),
         ({"texts": "not a list"}, 422, "texts"),
         ({"label": "benefits"}, 422, "texts"),
     ],
@@ -111,8 +113,12 @@ def test_explain_covers_the_entities_of_a_pipeline_that_scores_them(tiny_pipelin
     scored = load_predictor(str(tmp_path / "scored"), gpu_id="-1")
     text = "Python and SQL are required."
     with TestClient(create_app(scored)) as client:
-        response = client.post("/explain", json={"texts": [text], "max_evals": 40})
-    assert response.status_code == 200
+        response = client.post(
+            "/explain", json={"texts": [text], "max_evals": 40, "method": "shap"}
+        )
+        only = client.post("/explain", json={"texts": [text], "label": "SKILL", "max_evals": 20})
+    assert response.status_code == 200 and only.status_code == 200
+    assert only.json()["explanations"][0]["labels"] == {}  # an entity label: no categories
     (explanation,) = response.json()["explanations"]
     want = [(e.start_char, e.end_char, e.label_) for e in scored.nlp(text).ents]
     assert want and [(e["start"], e["end"], e["label"]) for e in explanation["entities"]] == want

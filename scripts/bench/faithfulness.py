@@ -1,16 +1,17 @@
 """Are the explanations faithful? A deletion check on held-out texts.
 
-    result = deletion_check(nlp, texts, ks=(1, 3), max_evals=200, seed=0)
+    result = deletion_check(nlp, texts, ks=(1, 3), max_evals=200, seed=0, method="lime")
     result["per_k"][0]["share_top_beats_random"]  # share of texts where it held for k = 1
 
-For each text, the label the pipeline scores highest is explained (scripts.evaluation.explain);
-then the k words with the largest weights for it are deleted, and, separately, k words drawn at
-random (`draws` times, the drops averaged). The explanation passes on a text when deleting its top
-k words lowers that label's score more than deleting random ones. Texts of k words or fewer are
-skipped (deleting them all leaves nothing to compare). The random words are drawn from all the
-words, the top ones included. With details=True the result also has one TextDetail per text,
-including the drop from deleting each word alone (leave-one-out, one more text scored per word),
-to see whether the explanation's top word is the one whose deletion moves the score most.
+For each text, the label the pipeline scores highest is explained (scripts.evaluation.explain, by
+`method`); then the k words with the largest weights for it are deleted, and, separately, k words
+drawn at random (`draws` times, the drops averaged). The explanation passes on a text when
+deleting its top k words lowers that label's score more than deleting random ones. Texts of k
+words or fewer are skipped (deleting them all leaves nothing to compare). The random words are
+drawn from all the words, the top ones included. With details=True the result also has one
+TextDetail per text, including the drop from deleting each word alone (leave-one-out, one more
+text scored per word), to see whether the explanation's top word is the one whose deletion moves
+the score most.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Sequence, TypedDict
 from spacy.language import Language
 
 from scripts.evaluation.explain import (
+    DEFAULT_METHOD,
     cat_labels,
     delete_words,
     explain_texts,
@@ -57,6 +59,7 @@ class FaithfulnessResult(TypedDict, total=False):
     """The JSON line scripts.bench_explain prints."""
 
     texts: int
+    method: str
     max_evals: int
     draws: int
     seed: int
@@ -76,6 +79,7 @@ def deletion_check(
     seed: int = 0,
     draws: int = 3,
     details: bool = False,
+    method: str = DEFAULT_METHOD,
 ) -> FaithfulnessResult:
     """Top-k against random-k deletion for each k over the texts (see the module docstring)."""
     rng = random.Random(seed)
@@ -89,7 +93,7 @@ def deletion_check(
         if len(spans) <= min(ks):
             continue
         (explanation,) = explain_texts(
-            nlp, [text], labels=cat_labels(nlp), max_evals=max_evals, score=score
+            nlp, [text], labels=cat_labels(nlp), max_evals=max_evals, method=method, score=score
         )
         explained += 1
         explain_calls += explanation["evals"]
@@ -168,6 +172,7 @@ def deletion_check(
     ]
     result = FaithfulnessResult(
         texts=explained,
+        method=method,
         max_evals=max_evals,
         draws=draws,
         seed=seed,

@@ -1,21 +1,32 @@
-"""Why did the pipeline give a text its category scores: a weight per word and label.
+"""Why did the pipeline give a text its category scores, and its entities theirs: a weight per word.
 
     explain_texts(nlp, ["Python and SQL are required."], labels=["requirements"], max_evals=100)
     # -> [{"text": "Python and SQL are required.", "cats": {"requirements": 0.98, ...},
     #      "labels": {"requirements": [{"start": 0, "end": 6, "text": "Python", "weight": 0.21},
     #                                  ...]},
-    #      "base": {"requirements": 0.2, ...}, "evals": 57}]
+    #      "base": {"requirements": 0.2, ...}, "method": "shap", "evals": 57}]
 
-Method: SHAP values (the shap package's Partition explainer, which computes Owen values over a
-hierarchy of the words) of the text classifier's scores. A word is a spaCy token of the pipeline's
-own tokenizer, whitespace tokens left out; removing a word deletes it and the whitespace after it.
+Methods, both over the pipeline's scores, a word being a spaCy token of the pipeline's own
+tokenizer (whitespace tokens left out) and removing a word deleting it and the whitespace after it:
+- "shap" (the default): SHAP values, from the shap package's Partition explainer (Owen values over
+  a hierarchy of the words): a word's effect averaged over many subsets of the other words.
+- "lime": LIME, the lime package's weighted linear fit on copies of the text with random words
+  deleted, the copies closest to the whole text weighing most (lime_weights): a word's effect
+  near the text as it is. Its weights need not add up to anything.
+
 A text with every word removed scores what the pipeline gives a text of one space: its scores with
 no evidence (about 1/n each for n exclusive labels), kept in the explanation's "base". So a label's
-weights add up to its score on the whole text minus its base score; a positive weight pushed the
-score up, a negative one down. Cost: up to max_evals masked copies of each text are scored by the
-pipeline (batched through nlp.pipe), whatever the number of labels; texts of a few words need
-fewer; plus the text of one space, once per call. The scores come from nlp.pipe, or from a `score`
-function (the server passes one that goes through its batcher).
+SHAP values add up to its score on the whole text minus its base score; a positive weight pushed
+the score up, a negative one down. Where the pipeline scores its entities (entity_confidence), each
+entity of the whole text is one more output: its value in a masked copy is the score the pipeline
+gives the same words with the same label where they now stand, 0 where one of its words is gone or
+the entity is no longer found; so its words' SHAP values add up to its score.
+
+Cost: up to max_evals copies of each text are scored by the pipeline (batched through nlp.pipe),
+whatever the number of labels and entities (shap: texts of a few words need fewer; lime: max_evals
+copies are drawn and each different one scored once), plus the text of one space once per call.
+The scores come from nlp.pipe, or from a `score` function (the server passes one that goes through
+its batcher).
 
 Also here: delete_words (what removing words does to a text, shared with the deletion check in
 scripts/bench/faithfulness.py) and the HTML that highlights the words (red: pushed the score up,
@@ -40,6 +51,9 @@ DEFAULT_MAX_EVALS = 200
 WEIGHT_DIGITS = 6
 BATCH_SIZE = 32  # masked texts per scoring call
 NO_WORDS = " "  # what a text with every word removed is scored as (an empty text scores 0)
+METHODS = ("lime", "shap")
+DEFAULT_METHOD = "lime"
+LIME_KERNEL_WIDTH = 25.0  # lime's LimeTextExplainer default
 POSITIVE_RGB = "228,26,28"  # red: the word pushed the label's score up
 NEGATIVE_RGB = "30,100,220"  # blue: down
 
@@ -71,7 +85,10 @@ class Explanation(TypedDict):
     text: str
     cats: dict[str, float]  # the pipeline's scores for the whole text
     labels: dict[str, list[WordWeight]]  # category label -> a weight per word
-    base: dict[str, float]  # the scores with every word removed: weights add up to cats - base
+    base: dict[
+        str, float
+    ]  # the scores with every word removed (shap: weights add up to cats - base)
+    method: str  # "shap" or "lime"
     evals: int  # texts the pipeline scored to explain this one
     entities: NotRequired[list[EntityExplanation]]  # where the pipeline scores its entities
 
@@ -164,14 +181,14 @@ def explain_texts(
     *,
     labels: Iterable[str] | None = None,
     max_evals: int = DEFAULT_MAX_EVALS,
+    method: str = DEFAULT_METHOD,
     score: Scores | None = None,
 ) -> list[Explanation]:
     """One explanation per text, in order, for the given labels (None: every category label and,
-    where the pipeline scores its entities, every entity). model is a Language or anything with
-    an .nlp (scripts.inference.predict.Predictor), e.g.
+    where the pipeline scores its entities, every entity), by method "lime" or "shap". model is
+    a Language or anything with an .nlp (scripts.inference.predict.Predictor), e.g.
     explain_texts(nlp, ["We offer free lunch."], labels=["benefits"], max_evals=100)."""
     import numpy as np
-    import shap
 
     nlp: Language = getattr(model, "nlp", model)
     known = cat_labels(nlp) if find_components(nlp).cats else ()
@@ -182,6 +199,8 @@ def explain_texts(
             "explanations cover category scores and entity scores; use a pipeline with textcat "
             "or textcat_multilabel, or add entity scores with python -m scripts.add_confidence"
         )
+    if method not in METHODS:
+        raise UserError(f"unknown method '{method}'; pass one of: {', '.join(METHODS)}")
     chosen = check_labels(labels, known=(*known, *ent_known))
     chosen_cats = [label for label in known if label in chosen]
     chosen_ents = [label for label in ent_known if label in chosen]
@@ -200,33 +219,34 @@ def explain_texts(
         full = cats_array([whole])[0]
         ents = [e for e in whole.get("entities", []) if e["label"] in chosen_ents]
         ent_words = [words_within(spans, e["start"], e["end"]) for e in ents]
+        outputs = len(known) + len(ents)
         evals = 1
 
-        def model_fn(masked: Any, kept: Any) -> Any:
+        def evaluate(keeps: Sequence[str]) -> Any:
+            """The outputs (category scores, then each entity's score) of copies of the text
+            that keep the words marked "1" ("0": deleted)."""
             nonlocal evals
-            batch = [str(t) for t in masked]
-            evals += len(batch)
-            # the masker deletes words; with all of them gone the text is "" and scores the base
-            rows = score([t or NO_WORDS for t in batch])
+            evals += len(keeps)
+            removed = [[i for i, kept in enumerate(keep) if kept == "0"] for keep in keeps]
+            # with every word gone the text is "" and scores as NO_WORDS: the base
+            rows = score([delete_words(text, spans, gone) or NO_WORDS for gone in removed])
             ent_values = [
                 [
                     entity_value(row, keep, entity=e, words=w, spans=spans, text=text)
                     for e, w in zip(ents, ent_words)
                 ]
-                for row, keep in zip(rows, kept)
+                for row, keep in zip(rows, keeps)
             ]
             return np.hstack([cats_array(rows), np.array(ent_values).reshape(len(rows), len(ents))])
 
-        outputs = len(known) + len(ents)
         if len(spans) <= 1:  # nothing to share out: the one word made the whole difference
             one = np.concatenate([full - base, [e["score"] for e in ents]])
             weights = one[None, :] if spans else np.zeros((0, outputs))
+        elif method == "shap":
+            weights = shap_weights(evaluate, spans=spans, text=text, max_evals=max_evals)
         else:
-            masker = word_masker(shap, spans=spans, text=text)
-            explainer = shap.explainers.Partition(model_fn, masker)
-            # shap spends one more than asked, and one went above on the whole text
-            result = explainer([text], max_evals=max_evals - 2, batch_size=BATCH_SIZE, silent=True)
-            weights = np.asarray(result.values[0], dtype=float).reshape(len(spans), outputs)
+            weights = lime_weights(evaluate, words=len(spans), samples=max_evals - 1)
+        weights = np.asarray(weights, dtype=float).reshape(len(spans), outputs)
 
         def word_weights(column: int) -> list[WordWeight]:
             return [
@@ -244,6 +264,7 @@ def explain_texts(
             cats={label: round(float(full[known.index(label)]), WEIGHT_DIGITS) for label in known},
             labels={label: word_weights(known.index(label)) for label in chosen_cats},
             base={label: round(float(base[known.index(label)]), WEIGHT_DIGITS) for label in known},
+            method=method,
             evals=evals,
         )
         if chosen_ents:
@@ -260,6 +281,58 @@ def explain_texts(
             ]
         explanations.append(explanation)
     return explanations
+
+
+def shap_weights(
+    evaluate: Callable[[Sequence[str]], Any],
+    *,
+    spans: Sequence[tuple[int, int]],
+    text: str,
+    max_evals: int,
+) -> Any:
+    """SHAP values, words x outputs: shap's Partition explainer over the words, with a masker
+    that deletes the masked words (word_masker)."""
+    import shap
+
+    def model_fn(kept: Any) -> Any:
+        return evaluate([str(keep) for keep in kept])
+
+    explainer = shap.explainers.Partition(model_fn, word_masker(shap, spans=spans, text=text))
+    # shap spends one more than asked, and the whole text was scored before
+    result = explainer([text], max_evals=max_evals - 2, batch_size=BATCH_SIZE, silent=True)
+    return result.values[0]
+
+
+def lime_weights(
+    evaluate: Callable[[Sequence[str]], Any], *, words: int, samples: int, seed: int = 0
+) -> Any:
+    """LIME weights, words x outputs: the lime package's weighted linear fit (LimeBase: ridge,
+    every word a feature) on `samples` copies of the text, the first one whole and each other
+    with a random number (1 to all) of random words deleted, weighted by their cosine distance to
+    the whole text with lime's text kernel (width 25): LimeTextExplainer's recipe, deleting words
+    instead of writing a mask token. Copies that come out the same are scored once."""
+    import numpy as np
+    from lime.lime_base import LimeBase
+    from sklearn.metrics.pairwise import cosine_distances
+
+    rng = np.random.RandomState(seed)
+    data = np.ones((samples, words), dtype=int)
+    for row, size in zip(data[1:], rng.randint(1, words + 1, samples - 1)):
+        row[rng.choice(words, size, replace=False)] = 0
+    keeps = ["".join("1" if kept else "0" for kept in row) for row in data]
+    unique = list(dict.fromkeys(keeps))
+    values = dict(zip(unique, evaluate(unique)))
+    outputs = np.array([values[keep] for keep in keeps])
+    distances = cosine_distances(data, data[:1]).ravel() * 100
+    lime = LimeBase(lambda d: np.sqrt(np.exp(-(d**2) / LIME_KERNEL_WIDTH**2)), random_state=seed)
+    weights = np.zeros((words, outputs.shape[1]))
+    for column in range(outputs.shape[1]):
+        _, found, _, _ = lime.explain_instance_with_data(
+            data, outputs, distances, column, words, feature_selection="none"
+        )
+        for feature, weight in found:
+            weights[feature, column] = weight
+    return weights
 
 
 def entity_labels(nlp: Language) -> tuple[str, ...]:
@@ -303,7 +376,8 @@ def entity_value(
 
 
 def word_masker(shap: Any, *, spans: Sequence[tuple[int, int]], text: str) -> Any:
-    """A shap Text masker over the given words that deletes masked words from the text and keeps
+    """A shap Text masker over the given words whose masked copy of the text is the string of
+    which words it keeps, e.g. "1011": the model deletes the others with delete_words, which keeps
     every other character as it is (shap's own masker writes "..." and squeezes whitespace)."""
 
     def tokenize(s: str, return_offsets_mapping: bool = True) -> dict[str, Any]:
@@ -312,14 +386,13 @@ def word_masker(shap: Any, *, spans: Sequence[tuple[int, int]], text: str) -> An
         return {"input_ids": list(range(len(found))), "offset_mapping": list(found)}
 
     class WordMasker(shap.maskers.Text):
-        # the model gets the text and which words it kept ("1" per kept word, "0" per deleted)
+        # the model gets which words a copy keeps ("1" per kept word, "0" per deleted) and
+        # deletes the others itself (delete_words)
         def __call__(self, mask: Any, s: str) -> Any:
             import numpy as np
 
             keep = np.broadcast_to(np.asarray(mask, dtype=bool), (len(spans),))
-            removed = [i for i, kept in enumerate(keep) if not kept]
-            kept = "".join("1" if k else "0" for k in keep)
-            return (np.array([delete_words(s, spans, removed)]), np.array([kept]))
+            return (np.array(["".join("1" if kept else "0" for kept in keep)]),)
 
     # "..." is a mask token the masker needs to exist; WordMasker deletes words instead.
     return WordMasker(tokenize, mask_token="...", collapse_mask_token=False)

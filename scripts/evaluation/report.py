@@ -482,8 +482,9 @@ def _explained(
         return ""
     parts = [
         f"<h3>Why: words behind the errors (the first {len(explanations)} misclassified texts)"
-        "</h3><p class=note>SHAP weights of each word for the predicted and the gold label: how "
-        "much the word moved that label's score (python -m scripts.explain explains any text)."
+        "</h3><p class=note>The weight of each word for the predicted and the gold label (LIME: "
+        "how much the word moves that label's score where the text stands; python -m "
+        "scripts.explain explains any text, --method shap for SHAP values)."
         f"</p>{legend_html()}"
     ]
     for error, explanation in zip(errors, explanations):

@@ -119,13 +119,14 @@ def explain_errors(
     *, nlp: Language, errors: Sequence[CatError], max_evals: int
 ) -> Tuple[List[Explanation], Optional[str]]:
     """Explanations of the predicted and the gold labels of misclassified texts, in order; none
-    and the reason when shap is not installed."""
+    and the reason when shap or lime is not installed."""
     if not errors:
         return [], None
-    try:
-        import shap  # noqa: F401  optional: the report does without explanations
-    except ImportError:
-        return [], "install shap (pip install -r requirements-explain.txt) to see why"
+    try:  # optional: the report does without explanations
+        import lime  # noqa: F401
+        import shap  # noqa: F401
+    except ImportError as err:
+        return [], f"install {err.name} (pip install -r requirements-explain.txt) to see why"
     info(f"Explaining {len(errors)} misclassified texts")
     known = set(nlp.get_pipe(find_components(nlp).cats[-1]).labels)
     explanations = []
