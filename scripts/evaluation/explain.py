@@ -4,15 +4,17 @@
     # -> [{"text": "Python and SQL are required.", "cats": {"requirements": 0.98, ...},
     #      "labels": {"requirements": [{"start": 0, "end": 6, "text": "Python", "weight": 0.21},
     #                                  ...]},
-    #      "base": {"requirements": 0.2, ...}, "method": "shap", "evals": 57}]
+    #      "base": {"requirements": 0.2, ...}, "method": "lime", "evals": 100}]
 
 Methods, both over the pipeline's scores, a word being a spaCy token of the pipeline's own
 tokenizer (whitespace tokens left out) and removing a word deleting it and the whitespace after it:
-- "shap" (the default): SHAP values, from the shap package's Partition explainer (Owen values over
-  a hierarchy of the words): a word's effect averaged over many subsets of the other words.
-- "lime": LIME, the lime package's weighted linear fit on copies of the text with random words
-  deleted, the copies closest to the whole text weighing most (lime_weights): a word's effect
-  near the text as it is. Its weights need not add up to anything.
+- "lime" (the default): LIME, the lime package's weighted linear fit on copies of the text with
+  random words deleted, the copies closest to the whole text weighing most (lime_weights): a
+  word's effect near the text as it is. Its weights need not add up to anything.
+- "shap": SHAP values, from the shap package's Partition explainer (Owen values over a hierarchy
+  of the words): a word's effect averaged over many subsets of the other words.
+The deletion check (scripts/bench/faithfulness.py, figures in BENCHMARKS.md) favours LIME: deleting
+its top-weighted word lowers the score more than a random one in more texts.
 
 A text with every word removed scores what the pipeline gives a text of one space: its scores with
 no evidence (about 1/n each for n exclusive labels), kept in the explanation's "base". So a label's
@@ -75,7 +77,7 @@ class EntityExplanation(TypedDict):
     end: int
     label: str
     text: str
-    score: float  # entity_confidence's score; the words' weights add up to it
+    score: float  # entity_confidence's score (shap: the words' weights add up to it)
     words: list[WordWeight]
 
 
@@ -85,9 +87,7 @@ class Explanation(TypedDict):
     text: str
     cats: dict[str, float]  # the pipeline's scores for the whole text
     labels: dict[str, list[WordWeight]]  # category label -> a weight per word
-    base: dict[
-        str, float
-    ]  # the scores with every word removed (shap: weights add up to cats - base)
+    base: dict[str, float]  # the scores with every word removed (shap: weights sum to cats - base)
     method: str  # "shap" or "lime"
     evals: int  # texts the pipeline scored to explain this one
     entities: NotRequired[list[EntityExplanation]]  # where the pipeline scores its entities
@@ -442,9 +442,7 @@ def explanation_html(explanation: Explanation, *, notes: Mapping[str, str] | Non
         score, base = explanation["cats"].get(label), explanation["base"].get(label)
         note = f" ({html.escape(notes[label])})" if label in notes else ""
         shown = f", score {score:.3f}" if score is not None else ""
-        shown += (
-            f" ({base:.3f} without its words)" if score is not None and base is not None else ""
-        )
+        shown += f" ({base:.3f} with no words)" if score is not None and base is not None else ""
         parts.append(
             f'<div class="explained-label"><b>{html.escape(label)}</b>{note}{shown}</div>'
             + highlight_html(explanation["text"], words, scale=scale)
