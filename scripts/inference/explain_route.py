@@ -3,8 +3,8 @@
 
     add_explain_route(app, predictor=predictor, batcher=batcher, limits=limits)
     # POST /explain {"texts": [...], "label": "requirements"}   ("label" optional: all labels;
-    #               "method": "shap" (default) or "lime"; "max_evals")
-    # -> {"model_version", "explanations": [{"text", "cats", "labels", "base", "evals",
+    #               "method": "lime" (default) or "shap"; "max_evals")
+    # -> {"model_version", "explanations": [{"text", "cats", "labels", "base", "method", "evals",
     #                                        "entities" (where the pipeline scores them)}]}
 
 The same limits as /predict (413 over them, 422 for bad input or an unknown label). An explanation
