@@ -98,16 +98,21 @@ class EntConfidence(TypedDict):
     by_threshold: List[EntThresholdScores]
 
 
-class EntScores(TypedDict):
-    p: Optional[float]
-    r: Optional[float]
-    f: Optional[float]
+class Averages(TypedDict):
+    """Macro and support-weighted P/R/F over the labels (average_prf)."""
+
     macro_p: Optional[float]
     macro_r: Optional[float]
     macro_f: Optional[float]
     weighted_p: Optional[float]
     weighted_r: Optional[float]
     weighted_f: Optional[float]
+
+
+class EntScores(Averages):
+    p: Optional[float]
+    r: Optional[float]
+    f: Optional[float]
     tokenization: str  # "model" or "gold"
     n_docs: int
     n_skipped: int
@@ -144,19 +149,13 @@ class SkippedDocs(TypedDict):
     not_one_label: int
 
 
-class CatScores(TypedDict):
+class CatScores(Averages):
     mode: str  # "exclusive" or "multilabel"
     accuracy: Optional[float]
-    macro_f: Optional[float]
     micro_f: Optional[float]
     macro_auc: Optional[float]
-    macro_p: Optional[float]
-    macro_r: Optional[float]
     micro_p: Optional[float]
     micro_r: Optional[float]
-    weighted_p: Optional[float]
-    weighted_r: Optional[float]
-    weighted_f: Optional[float]
     n_docs: int
     per_label: Dict[str, CatLabelScores]
     confusion: Optional[Confusion]  # exclusive only
@@ -466,15 +465,6 @@ def ent_confidence(
         n_wrong=len(correct) - sum(correct),
         by_threshold=by_threshold,
     )
-
-
-class Averages(TypedDict):
-    macro_p: Optional[float]
-    macro_r: Optional[float]
-    macro_f: Optional[float]
-    weighted_p: Optional[float]
-    weighted_r: Optional[float]
-    weighted_f: Optional[float]
 
 
 def average_prf(*, counts: Dict[str, PRFScore], support: Dict[str, int]) -> Averages:
