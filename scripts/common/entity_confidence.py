@@ -41,7 +41,8 @@ DEFAULT_CONFIG = {
 
 
 class EntityConfidence:
-    """Scores the entities of doc.ents into doc.spans[spans_key] (attrs["scores"], aligned)."""
+    """Scores the entities of doc.ents into doc.spans[spans_key] (attrs["scores"], aligned); the
+    component's factory, its keyword arguments the config's."""
 
     def __init__(
         self,
@@ -102,27 +103,6 @@ class EntityConfidence:
         return docs
 
 
-def make_entity_confidence(
-    nlp: Language,
-    name: str,
-    ner: str,
-    spans_key: str,
-    beam_width: int,
-    beam_density: float,
-    probabilities: Callable[..., list],
-) -> EntityConfidence:
-    """The component, from its config (DEFAULT_CONFIG)."""
-    return EntityConfidence(
-        nlp,
-        name,
-        ner=ner,
-        spans_key=spans_key,
-        beam_width=beam_width,
-        beam_density=beam_density,
-        probabilities=probabilities,
-    )
-
-
 def entity_scores(doc: Doc, *, spans_key: str = SPANS_KEY) -> Optional[list[Optional[float]]]:
     """The score of each entity of doc.ents (None for one the component did not score), or None
     where the doc has no scores at all, e.g. entity_scores(nlp("Python")) -> [0.98]."""
@@ -156,4 +136,4 @@ if not Language.has_factory(ENTITY_CONFIDENCE):
         assigns=["doc.spans"],
         requires=["doc.ents"],
         default_config=DEFAULT_CONFIG,
-    )(make_entity_confidence)
+    )(EntityConfidence)  # built from its config (DEFAULT_CONFIG) by its constructor
