@@ -30,6 +30,7 @@ from scripts.evaluation.explain import (
     DEFAULT_MAX_EVALS,
     DEFAULT_METHOD,
     Explanation,
+    WordWeight,
     explain_texts,
     render_page,
 )
@@ -115,24 +116,28 @@ def main(
 
 
 def describe(explanation: Explanation, *, top: int) -> list[str]:
-    """The lines printed for one text: its labels' scores and their strongest words."""
+    """The lines printed for one text: its labels' and entities' scores and their strongest
+    words."""
     lines = [repr(explanation["text"])]
     for label, words in explanation["labels"].items():
-        ranked = sorted(words, key=lambda w: -abs(w["weight"]))
-        shown = ranked[:top] if top else ranked
-        pairs = ", ".join(f"{w['text']} {w['weight']:+.3f}" for w in shown)
-        more = f", ... ({len(ranked) - len(shown)} more)" if len(shown) < len(ranked) else ""
         score, base = explanation["cats"][label], explanation["base"][label]
-        lines.append(f"  {label} {score:.3f} (base {base:.3f}): {pairs or 'no words'}{more}")
+        lines.append(f"  {label} {score:.3f} (base {base:.3f}): {strongest(words, top=top)}")
     for entity in explanation.get("entities", []):
-        ranked = sorted(entity["words"], key=lambda w: -abs(w["weight"]))
-        shown = ranked[:top] if top else ranked
-        pairs = ", ".join(f"{w['text']} {w['weight']:+.3f}" for w in shown)
-        more = f", ... ({len(ranked) - len(shown)} more)" if len(shown) < len(ranked) else ""
         lines.append(
-            f"  entity {entity['text']!r} {entity['label']} {entity['score']:.3f}: {pairs}{more}"
+            f"  entity {entity['text']!r} {entity['label']} {entity['score']:.3f}: "
+            + strongest(entity["words"], top=top)
         )
     return lines
+
+
+def strongest(words: list[WordWeight], *, top: int) -> str:
+    """The top words by |weight| (all for top 0) with their weights, and how many more there are,
+    e.g. "Python +0.210, SQL +0.180, ... (3 more)"."""
+    ranked = sorted(words, key=lambda w: -abs(w["weight"]))
+    shown = ranked[:top] if top else ranked
+    pairs = ", ".join(f"{w['text']} {w['weight']:+.3f}" for w in shown)
+    more = f", ... ({len(ranked) - len(shown)} more)" if len(shown) < len(ranked) else ""
+    return f"{pairs or 'no words'}{more}"
 
 
 if __name__ == "__main__":
