@@ -18,6 +18,7 @@ from scripts.evaluation.explain import (
     entity_value,
     explain_texts,
     render_page,
+    shorten,
     word_spans,
 )
 from scripts.evaluation.run import evaluate_model
@@ -150,6 +151,15 @@ def test_deleting_words_keeps_every_other_character(keyword_nlp):
     assert delete_words(text, spans, [1]) == " Ünïcode  text,\nmore "
     assert delete_words(text, spans, [0, 4]) == " 💡 text,\n"
     assert delete_words(text, spans, range(5)) == ""
+    shorter, starts = shorten(text, spans, [0, 4])
+    assert starts[0] is None and starts[4] is None
+    assert [
+        shorter[starts[i] : starts[i] + e - s] for i, (s, e) in enumerate(spans) if 0 < i < 4
+    ] == [
+        "💡",
+        "text",
+        ",",
+    ]
 
 
 def test_deletion_check_finds_the_deciding_word(keyword_nlp):
@@ -352,12 +362,16 @@ def test_an_entity_is_found_where_its_words_moved_after_deletions():
     # "💡 " and "write " deleted: "Ünïcode  people Python  code", Python now at 16
     record = {"entities": [{"start": 16, "end": 22, "label": "SKILL", "score": 0.7}]}
     assert delete_words(text, spans, [1, 3])[16:22] == "Python"
-    value = dict(entity=entity, words=[4], spans=spans, text=text)
-    assert entity_value(record, "101011", **value) == 0.7
-    assert entity_value(record, "101001", **value) == 0.0  # its own word is gone
-    assert entity_value(record, "111011", **value) == 0.0  # not where it should now stand
+    value = dict(entity=entity, words=[4], spans=spans)
+
+    def starts(*removed: int) -> list:
+        return shorten(text, spans, removed)[1]
+
+    assert entity_value(record, starts(1, 3), **value) == 0.7
+    assert entity_value(record, starts(1, 3, 4), **value) == 0.0  # its own word is gone
+    assert entity_value(record, starts(3), **value) == 0.0  # not where it should now stand
     other_label = {"entities": [{"start": 16, "end": 22, "label": "TOOL", "score": 0.7}]}
-    assert entity_value(other_label, "101011", **value) == 0.0
+    assert entity_value(other_label, starts(1, 3), **value) == 0.0
 
 
 def test_a_label_picks_categories_or_entities(keyword_ents_nlp):

@@ -133,15 +133,27 @@ def word_spans(nlp: Language, text: str) -> list[tuple[int, int]]:
 def delete_words(text: str, spans: Sequence[tuple[int, int]], removed: Iterable[int]) -> str:
     """The text without the words at these indices of spans, each with the whitespace after it;
     "" when no word is left."""
+    return shorten(text, spans, removed)[0]
+
+
+def shorten(
+    text: str, spans: Sequence[tuple[int, int]], removed: Iterable[int]
+) -> tuple[str, list[int | None]]:
+    """delete_words's text, and where each word now starts in it (None: deleted)."""
     gone = set(removed)
     if len(gone) >= len(spans):
-        return ""
-    pieces = [text[: spans[0][0]]] if spans else [text]
+        return "", [None] * len(spans)
+    pieces = [text[: spans[0][0]]]
+    position, starts = spans[0][0], []
     for i, (start, _) in enumerate(spans):
-        if i not in gone:
-            end = spans[i + 1][0] if i + 1 < len(spans) else len(text)
-            pieces.append(text[start:end])
-    return "".join(pieces)
+        if i in gone:
+            starts.append(None)
+            continue
+        end = spans[i + 1][0] if i + 1 < len(spans) else len(text)
+        pieces.append(text[start:end])
+        starts.append(position)
+        position += end - start
+    return "".join(pieces), starts
 
 
 def pipeline_scores(
@@ -227,15 +239,18 @@ def explain_texts(
             that keep the words marked "1" ("0": deleted)."""
             nonlocal evals
             evals += len(keeps)
-            removed = [[i for i, kept in enumerate(keep) if kept == "0"] for keep in keeps]
+            copies = [
+                shorten(text, spans, [i for i, kept in enumerate(keep) if kept == "0"])
+                for keep in keeps
+            ]
             # with every word gone the text is "" and scores as NO_WORDS: the base
-            rows = score([delete_words(text, spans, gone) or NO_WORDS for gone in removed])
+            rows = score([copy or NO_WORDS for copy, _ in copies])
             ent_values = [
                 [
-                    entity_value(row, keep, entity=e, words=w, spans=spans, text=text)
+                    entity_value(row, starts, entity=e, words=w, spans=spans)
                     for e, w in zip(ents, ent_words)
                 ]
-                for row, keep in zip(rows, keeps)
+                for row, (_, starts) in zip(rows, copies)
             ]
             return np.hstack([cats_array(rows), np.array(ent_values).reshape(len(rows), len(ents))])
 
@@ -349,25 +364,20 @@ def words_within(spans: Sequence[tuple[int, int]], start: int, end: int) -> list
 
 def entity_value(
     record: Mapping[str, Any],
-    keep: str,
+    starts: Sequence[int | None],
     *,
     entity: Mapping[str, Any],
     words: Sequence[int],
     spans: Sequence[tuple[int, int]],
-    text: str,
 ) -> float:
-    """The score of an entity of the whole text in a copy with some words deleted (keep: "1" per
-    kept word): the score the pipeline gives the same words with the same label where they now
-    stand, 0 where one of its words is gone or the pipeline no longer finds it."""
-    if not words or any(keep[i] != "1" for i in words):
+    """The score of an entity of the whole text in a copy with some words deleted (starts: where
+    each word now starts, None if deleted, as shorten gives them): the score the pipeline gives
+    the same words with the same label where they now stand, 0 where one of its words is gone or
+    the pipeline no longer finds it."""
+    first = starts[words[0]] if words else None
+    if first is None or any(starts[i] is None for i in words):
         return 0.0
-    # where the entity's first word now starts: the kept text before it, as delete_words keeps it
-    start = spans[0][0] + sum(
-        (spans[i + 1][0] if i + 1 < len(spans) else len(text)) - spans[i][0]
-        for i in range(words[0])
-        if keep[i] == "1"
-    )
-    start += entity["start"] - spans[words[0]][0]
+    start = first + entity["start"] - spans[words[0]][0]
     end = start + entity["end"] - entity["start"]
     for found in record.get("entities", []):
         if (found["start"], found["end"], found["label"]) == (start, end, entity["label"]):
