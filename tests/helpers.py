@@ -184,3 +184,21 @@ FLOAT_METRICS = {
         "n_docs": 6,
     },
 }
+
+
+def package_options(
+    tiny_pipeline: Path, tmp_path: Path, *, metrics: dict, model_dir: Path | None = None
+) -> dict[str, Any]:
+    """package_pipeline's arguments for a pipeline on the tiny BERT (beside tiny_pipeline) into
+    tmp_path/packages, with `metrics` as its test scores (tmp_path/metrics.json); model_dir
+    defaults to tiny_pipeline."""
+    metrics_path = tmp_path / "metrics.json"
+    metrics_path.write_text(json.dumps(metrics), encoding="utf8")
+    return dict(
+        model_dir=model_dir or tiny_pipeline,
+        output_dir=tmp_path / "packages",
+        version="0.0.1",
+        metrics_path=metrics_path,
+        transformer=str(tiny_pipeline.parent / "tiny-pipeline-bert"),
+        lang="en",
+    )

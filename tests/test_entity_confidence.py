@@ -34,7 +34,7 @@ from scripts.inference.predict import (
 )
 from scripts.packaging.wheel import package_pipeline
 from scripts.training.confidence import add_confidence
-from tests.helpers import TEXTS, TRAIN, run_outside_repo
+from tests.helpers import TEXTS, TRAIN, package_options, run_outside_repo
 
 SENTENCES = [text for text in TEXTS if text] + [text for text, _, _ in TRAIN]
 
@@ -221,16 +221,10 @@ LOAD_SCORED = (
 def test_the_default_wheel_ships_the_component_and_scores_outside_the_repo(
     scored_pipeline, tiny_pipeline, tmp_path
 ):
-    (tmp_path / "metrics.json").write_text(json.dumps({"ents": None, "textcat": None}))
-    wheel = package_pipeline(
-        model_dir=scored_pipeline,
-        output_dir=tmp_path / "packages",
-        name="scored",
-        version="0.0.1",
-        metrics_path=tmp_path / "metrics.json",
-        transformer=str(tiny_pipeline.parent / "tiny-pipeline-bert"),
-        lang="en",
-    ).wheel
+    options = package_options(
+        tiny_pipeline, tmp_path, metrics={"ents": None, "textcat": None}, model_dir=scored_pipeline
+    )
+    wheel = package_pipeline(**options, name="scored").wheel
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]

@@ -20,7 +20,14 @@ from scripts.inference.onnx_transformer import ONNX_LAYER, OnnxShim
 from scripts.inference.predict import describe_pipeline, predict_texts
 from scripts.packaging.onnx_pipeline import check_onnx_inputs, is_onnx, onnx_pipeline
 from scripts.packaging.wheel import package_pipeline
-from tests.helpers import FLOAT_METRICS, TEXTS, TRAIN, run_outside_repo, write_gold
+from tests.helpers import (
+    FLOAT_METRICS,
+    TEXTS,
+    TRAIN,
+    package_options,
+    run_outside_repo,
+    write_gold,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -103,16 +110,8 @@ LOAD_AND_PREDICT = (
 def test_onnx_wheel_loads_without_this_repository_and_carries_its_own_test_scores(
     tiny_pipeline, tmp_path, float_records
 ):
-    (tmp_path / "metrics.json").write_text(json.dumps(FLOAT_METRICS), encoding="utf8")
     options = dict(
-        model_dir=tiny_pipeline,
-        output_dir=tmp_path / "packages",
-        name="tiny",
-        version="0.0.1",
-        metrics_path=tmp_path / "metrics.json",
-        transformer=str(tiny_pipeline.parent / "tiny-pipeline-bert"),
-        lang="en",
-        onnx=True,
+        package_options(tiny_pipeline, tmp_path, metrics=FLOAT_METRICS), name="tiny", onnx=True
     )
     with pytest.raises(UserError, match="no test split to score the ONNX build on; pass --test"):
         package_pipeline(**options, test_path=tmp_path / "missing.spacy")

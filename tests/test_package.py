@@ -24,7 +24,7 @@ from scripts.packaging.wheel import (
     registered_names,
     use_fast_ner,
 )
-from tests.helpers import TEXTS, TRAIN, run_outside_repo
+from tests.helpers import TEXTS, TRAIN, package_options, run_outside_repo
 
 ENTS = {
     "p": 0.5,
@@ -175,15 +175,7 @@ LOAD_BOTH = (
 
 
 def test_the_default_wheel_ships_no_code_and_fast_ner_is_opt_in(tiny_pipeline, tmp_path):
-    (tmp_path / "metrics.json").write_text(json.dumps({"ents": None, "textcat": None}))
-    options = dict(
-        model_dir=tiny_pipeline,
-        output_dir=tmp_path / "packages",
-        version="0.0.1",
-        metrics_path=tmp_path / "metrics.json",
-        transformer=str(tiny_pipeline.parent / "tiny-pipeline-bert"),
-        lang="en",
-    )
+    options = package_options(tiny_pipeline, tmp_path, metrics={"ents": None, "textcat": None})
     default = package_pipeline(**options, name="plain").wheel
     code, config = wheel_contents(default)
     assert code == ["en_plain/__init__.py"]

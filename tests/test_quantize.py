@@ -28,7 +28,15 @@ from scripts.inference.int8 import (
 from scripts.inference.predict import describe_pipeline, predict_texts
 from scripts.packaging.int8_pipeline import int8_comparison, quantize_pipeline
 from scripts.packaging.wheel import package_pipeline
-from tests.helpers import FLOAT_METRICS, PROJECT_ROOT, TEXTS, TRAIN, run_outside_repo, write_gold
+from tests.helpers import (
+    FLOAT_METRICS,
+    PROJECT_ROOT,
+    TEXTS,
+    TRAIN,
+    package_options,
+    run_outside_repo,
+    write_gold,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -95,17 +103,9 @@ def test_int8_scores_stay_close_to_float(tiny_pipeline):
 def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_scores(
     tiny_pipeline, tmp_path
 ):
-    (tmp_path / "metrics.json").write_text(json.dumps(FLOAT_METRICS), encoding="utf8")
     test_path = write_gold(tmp_path / "test.spacy")
     options = dict(
-        model_dir=tiny_pipeline,
-        output_dir=tmp_path / "packages",
-        name="tiny",
-        version="0.0.1",
-        metrics_path=tmp_path / "metrics.json",
-        transformer=str(tiny_pipeline.parent / "tiny-pipeline-bert"),
-        lang="en",
-        int8=True,
+        package_options(tiny_pipeline, tmp_path, metrics=FLOAT_METRICS), name="tiny", int8=True
     )
     with pytest.raises(UserError, match="no test split to score the int8 build on; pass --test"):
         package_pipeline(
