@@ -25,9 +25,9 @@ import typer
 from scripts.bench.faithfulness import deletion_check
 from scripts.common.errors import UserError, info, reported_as_one_line
 from scripts.evaluation.explain import DEFAULT_METHOD
-from scripts.evaluation.metrics import has_cat_annotation
 from scripts.evaluation.run import read_docs
 from scripts.inference.predict import load_predictor
+from scripts.scoring.metrics import has_cat_annotation
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

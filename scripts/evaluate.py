@@ -2,7 +2,7 @@
 
     python -m scripts.evaluate training/model-best corpus/test.spacy --output training/evaluation
 
-The layout of metrics.json is documented at the top of scripts/evaluation/metrics.py.
+The layout of metrics.json is documented at the top of scripts/scoring/metrics.py.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ from typing import List, Optional
 import typer
 
 from scripts.common.errors import reported_as_one_line
+from scripts.inference.batching import Limits
 from scripts.inference.retraining import RetrainSettings, check_data_files, file_list
-from scripts.inference.server import Limits
 from scripts.inference.workers import ServeSettings, serve
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
