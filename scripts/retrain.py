@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 
 from scripts.common.errors import fail, reported_as_one_line
+from scripts.common.options import gpu_id_option
 from scripts.inference.retraining import (
     RetrainSettings,
     check_data_files,
@@ -44,7 +45,7 @@ def main(
     test: Optional[Path] = typer.Option(
         None, "--test", help="Gold file to compare on (any format scripts.convert reads)"
     ),
-    gpu_id: str = typer.Option("-1", "--gpu-id", help="'auto', -1 for the CPU, or a GPU index"),
+    gpu_id: str = gpu_id_option(),
     with_data: Optional[list[str]] = typer.Option(
         None,
         "--with",
