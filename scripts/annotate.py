@@ -21,6 +21,7 @@ import typer
 
 from scripts.common.errors import UserError, info, reported_as_one_line
 from scripts.common.options import (
+    GPU_ID,
     gpu_id_option,
     min_score_option,
     model_argument,
@@ -88,7 +89,7 @@ def main(
     min_score: float = min_score_option(),
 ) -> None:
     """Annotate INPUT with MODEL into OUTPUT; rerun the same command to resume."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         if label_config is not None and not label_config.is_file():
             raise UserError(
                 f"--label-config {label_config}: file not found; save the labeling config XML "

@@ -24,7 +24,7 @@ import typer
 
 from scripts.bench.faithfulness import deletion_check
 from scripts.common.errors import UserError, info, reported_as_one_line
-from scripts.common.options import gpu_id_option, model_argument
+from scripts.common.options import GPU_ID, gpu_id_option, model_argument
 from scripts.evaluation.explain import DEFAULT_METHOD
 from scripts.evaluation.run import read_docs
 from scripts.inference.predict import load_predictor
@@ -53,7 +53,7 @@ def main(
     gpu_id: str = gpu_id_option(),
 ) -> None:
     """Share of texts where deleting the top-k words beats deleting k random ones."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         predictor = load_predictor(model, gpu_id=gpu_id)
         if not predictor.cat_labels:
             raise UserError(f"the model '{model}' has no text classifier to explain")

@@ -19,7 +19,7 @@ import typer
 
 from scripts.bench.recipe import bench_train
 from scripts.common.errors import reported_as_one_line
-from scripts.common.options import gpu_id_option
+from scripts.common.options import GPU_ID, gpu_id_option
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -47,7 +47,7 @@ def main(
 ) -> None:
     """Train and evaluate once; print quality, training words/s and wall time as one JSON line.
     Extra --section.key value arguments override the config, as for scripts.make_config."""
-    with reported_as_one_line(), tempfile.TemporaryDirectory() as tmp:
+    with reported_as_one_line(options=GPU_ID), tempfile.TemporaryDirectory() as tmp:
         result = bench_train(
             train=train,
             dev=dev,

@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from scripts.common.errors import reported_as_one_line
-from scripts.common.options import gpu_id_option, model_argument
+from scripts.common.options import GPU_ID, gpu_id_option, model_argument
 from scripts.evaluation.run import evaluate_model, summary
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -61,7 +61,7 @@ def main(
     ),
 ) -> None:
     """Score a trained pipeline on gold data; write metrics.json, report.html and PNG plots."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID, project_step=True):
         metrics = evaluate_model(
             model=model,
             data_path=data_path,

@@ -26,7 +26,7 @@ import typer
 
 from scripts.common.errors import UserError, info, reported_as_one_line
 from scripts.common.files import write_bytes_atomic
-from scripts.common.options import gpu_id_option, model_argument
+from scripts.common.options import GPU_ID, gpu_id_option, model_argument
 from scripts.evaluation.explain import (
     DEFAULT_MAX_EVALS,
     DEFAULT_METHOD,
@@ -80,7 +80,7 @@ def main(
     gpu_id: str = gpu_id_option(),
 ) -> None:
     """Print, per text and label, the words that pushed the score up (+) or down (-)."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         texts = list(text)
         if texts_path is not None:
             texts += [r[text_field] for r in read_records(texts_path, text_field=text_field)]

@@ -20,7 +20,7 @@ import typer
 from scripts.bench.loadtest import loadtest, parse_levels
 from scripts.bench.throughput import load_texts
 from scripts.common.errors import info, reported_as_one_line
-from scripts.common.options import gpu_id_option
+from scripts.common.options import GPU_ID, gpu_id_option
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -52,7 +52,7 @@ def main(
     ),
 ) -> None:
     """Print one JSON line per concurrency level: requests/s, p50/p99 latency (ms) and errors."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         levels = parse_levels(concurrency)
         texts = load_texts(texts_path)
         clients = ", ".join(map(str, levels))

@@ -16,7 +16,7 @@ from typing import Optional
 import typer
 
 from scripts.common.errors import fail, reported_as_one_line
-from scripts.common.options import gpu_id_option
+from scripts.common.options import GPU_ID, gpu_id_option
 from scripts.inference.retraining import (
     RetrainSettings,
     check_data_files,
@@ -60,7 +60,7 @@ def main(
     ),
 ) -> None:
     """Train a candidate on DIR's annotations and compare it with MODEL on held-out data."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         if not (data_dir / "annotations.jsonl").is_file():
             fail(f"{data_dir}: no annotations.jsonl; pass the --data-dir of scripts.serve")
         settings = RetrainSettings(

@@ -28,6 +28,7 @@ import typer
 
 from scripts.common.errors import reported_as_one_line
 from scripts.common.options import (
+    GPU_ID,
     gpu_id_option,
     min_score_option,
     model_argument,
@@ -138,7 +139,7 @@ def main(
         with_data=file_list(retrain_with),
         dev=file_list(retrain_dev),
     )
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         check_data_files(retrain, with_option="--retrain-with", dev_option="--retrain-dev")
         serve(settings, host=host, port=port, data_dir=data_dir, retrain=retrain)
 

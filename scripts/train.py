@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from scripts.common.errors import reported_as_one_line
-from scripts.common.options import gpu_id_option
+from scripts.common.options import GPU_ID, gpu_id_option
 from scripts.training.run import parse_bool, parse_overrides, train
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -38,7 +38,7 @@ def main(
     ),
 ) -> None:
     """Train the pipeline; extra --section.key value arguments override the config."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID, project_step=True):
         train(
             config_path=config_path,
             output=output,

@@ -11,6 +11,8 @@ from typing import Any
 import typer
 
 DEFAULT_GPU_ID = "auto"
+# setting -> option, for reported_as_one_line to say how a command sets what an error names
+GPU_ID = {"gpu_id": "--gpu-id"}
 GPU_ID_HELP = (
     "'auto' (the GPU when cupy and CUDA work, else the CPU), -1 for the CPU, or a GPU index"
 )
@@ -22,7 +24,7 @@ def model_argument() -> Any:
 
 
 def gpu_id_option() -> Any:
-    return typer.Option(DEFAULT_GPU_ID, "--gpu-id", "-g", help=GPU_ID_HELP)
+    return typer.Option(DEFAULT_GPU_ID, GPU_ID["gpu_id"], "-g", help=GPU_ID_HELP)
 
 
 def min_score_option() -> Any:
