@@ -4,7 +4,7 @@ deleted through Label Studio's API, a webhook that delivers them, a retraining, 
 with the new model_version.
 
 Label Studio's dependencies clash with the runtime's, so it lives in a virtual environment of its
-own: .ci/run installs it into .venvs/label-studio (requirements-labelstudio.txt); LABEL_STUDIO_BIN
+own: .ci/run installs it into .venvs/label-studio (requirements/labelstudio.txt); LABEL_STUDIO_BIN
 names another `label-studio` executable.
 """
 
@@ -36,7 +36,7 @@ def label_studio_bin() -> Path:
     if not found:
         pytest.skip(
             "label-studio is not installed: python -m venv .venvs/label-studio && "
-            ".venvs/label-studio/bin/pip install -r requirements-labelstudio.txt (.ci/run does)"
+            ".venvs/label-studio/bin/pip install -r requirements/labelstudio.txt (.ci/run does)"
         )
     return Path(found)
 

@@ -123,7 +123,7 @@ def test_truncated_texts_count_only_the_words_the_model_sees(tiny_transformer: P
 
 
 def test_ner_one_epoch_prints_one_json_line(tmp_path: Path, tiny_transformer: Path) -> None:
-    pytest.importorskip("accelerate")  # the Trainer needs it: pip install -r requirements-peer.txt
+    pytest.importorskip("accelerate")  # the Trainer needs it: pip install -r requirements/peer.txt
     corpus = ner_corpus(tmp_path / "corpus")
     result = CliRunner().invoke(
         app,

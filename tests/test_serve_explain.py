@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")  # fastapi.testclient runs on httpx
-pytest.importorskip("shap", reason="pip install -r requirements-explain.txt")  # CI installs it
-pytest.importorskip("lime", reason="pip install -r requirements-explain.txt")  # CI installs it
+pytest.importorskip("shap", reason="pip install -r requirements/explain.txt")  # CI installs it
+pytest.importorskip("lime", reason="pip install -r requirements/explain.txt")  # CI installs it
 
 from fastapi.testclient import TestClient
 

@@ -64,7 +64,7 @@ def write_config(path: Path, *, bert: Path, logger: str) -> Path:
 def mlflow_run(tiny_transformer, tmp_path_factory):
     """A tiny pipeline trained by the train step's code with --vars.logger mlflow, into a
     curves file that held an older run's lines before."""
-    pytest.importorskip("mlflow")  # CI installs it: requirements-tracking.txt
+    pytest.importorskip("mlflow")  # CI installs it: requirements/tracking.txt
     tmp = tmp_path_factory.mktemp("mlflow-run")
     corpus = write_corpus(tmp / "train.spacy")
     curves = tmp / "curves.jsonl"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from scripts.common.errors import UserError
 
 GPU_FIX = (
-    "pip install -r requirements-gpu.txt (cupy for your CUDA version), "
+    "pip install -r requirements/gpu.txt (cupy for your CUDA version), "
     "or pass --vars.gpu_id -1 for the CPU"
 )
 
