@@ -23,10 +23,9 @@ from scripts.evaluation.explain import (
 )
 from scripts.evaluation.run import evaluate_model
 from scripts.explain import app
-from tests.helpers import TEXTS
+from tests.helpers import TEXTS, needs_extra
 
-pytest.importorskip("shap", reason="pip install -r requirements/explain.txt")  # CI installs it
-pytest.importorskip("lime", reason="pip install -r requirements/explain.txt")  # CI installs it
+pytestmark = needs_extra("explain", "shap", "lime")
 
 runner = CliRunner()
 ODD_TEXTS = [

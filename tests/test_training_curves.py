@@ -21,7 +21,7 @@ from scripts.evaluation.run import evaluate_model
 from scripts.training.config import Schedule, build_config, tracker_block, write_filled_config
 from scripts.training.logger import CurvesFile, tracking_uri_of
 from scripts.training.run import train
-from tests.helpers import PROJECT_ROOT, TRAIN
+from tests.helpers import PROJECT_ROOT, TRAIN, missing_extra
 
 LABELS = ("requirements", "responsibilities", "benefits")
 EVALUATIONS = 3
@@ -64,7 +64,8 @@ def write_config(path: Path, *, bert: Path, logger: str) -> Path:
 def mlflow_run(tiny_transformer, tmp_path_factory):
     """A tiny pipeline trained by the train step's code with --vars.logger mlflow, into a
     curves file that held an older run's lines before."""
-    pytest.importorskip("mlflow")  # CI installs it: requirements/tracking.txt
+    if reason := missing_extra("tracking", "mlflow"):
+        pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("mlflow-run")
     corpus = write_corpus(tmp / "train.spacy")
     curves = tmp / "curves.jsonl"
