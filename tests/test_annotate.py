@@ -222,6 +222,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 @needs_ray
 def test_ray_engine_writes_exactly_what_the_local_engine_writes(tmp_path, tiny_pipeline, local_ray):
     source = write_jsonl(tmp_path / "in.jsonl", RECORDS)

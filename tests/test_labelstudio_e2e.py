@@ -25,6 +25,8 @@ import pytest
 
 from tests.helpers import PROJECT_ROOT, TRAIN
 
+pytestmark = pytest.mark.slow  # starts Label Studio and the backend, retrains
+
 VENV_BIN = PROJECT_ROOT / ".venvs" / "label-studio" / "bin" / "label-studio"
 TOKEN = "spacy-ner-textcat-e2e-token"
 USER = {"LABEL_STUDIO_USERNAME": "e2e@example.com", "LABEL_STUDIO_PASSWORD": "e2e-password"}

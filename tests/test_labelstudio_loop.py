@@ -371,6 +371,7 @@ def test_too_few_annotations_fail_with_the_reason_and_the_model_stays(studio):
     assert health["model_version"] == "en_tiny-0.0.1"
 
 
+@pytest.mark.slow
 def test_retraining_swaps_in_a_new_model_version_that_a_restart_serves(studio, tmp_path):
     tasks = [
         {
@@ -397,6 +398,7 @@ def test_retraining_swaps_in_a_new_model_version_that_a_restart_serves(studio, t
     assert restarted.version == "en_tiny-0.0.1+ls1"
 
 
+@pytest.mark.slow
 def test_entities_only_fail_with_a_line_that_says_to_pass_retrain_with(make_studio):
     studio = make_studio()
     for i in range(1, 5):
@@ -407,6 +409,7 @@ def test_entities_only_fail_with_a_line_that_says_to_pass_retrain_with(make_stud
     assert "carry no categories" in last["reason"] and "pass --retrain-with" in last["reason"]
 
 
+@pytest.mark.slow
 def test_entities_only_train_with_the_retrain_with_data(make_studio, tmp_path):
     others = [
         ("Knowledge of Excel required.", [(13, 18, "SKILL")], "requirements"),
@@ -455,6 +458,7 @@ def start_server(model: Path, data_dir: Path, port: int) -> subprocess.Popen:
     raise AssertionError("the server did not start")
 
 
+@pytest.mark.slow
 def test_a_server_killed_with_sigkill_restarts_with_every_answered_annotation(
     tmp_path, tiny_pipeline
 ):

@@ -30,7 +30,6 @@ from tests.helpers import (
     write_gold,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 # Building or running the ONNX pipeline needs the optional extra; refusing to build does not.
 needs_onnx = needs_extra("onnx", "onnxruntime", "onnx")
 
@@ -113,6 +112,7 @@ LOAD_AND_PREDICT = (
 )
 
 
+@pytest.mark.slow
 @needs_onnx
 def test_onnx_wheel_loads_without_this_repository_and_carries_its_own_test_scores(
     tiny_pipeline, tmp_path, float_records

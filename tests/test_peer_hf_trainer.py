@@ -126,6 +126,7 @@ def test_truncated_texts_count_only_the_words_the_model_sees(tiny_transformer: P
     assert encoded.words == 2 + 3  # "ab cd ef" fills the 6 pieces the long text keeps
 
 
+@pytest.mark.slow
 @needs_peer
 def test_ner_one_epoch_prints_one_json_line(tmp_path: Path, tiny_transformer: Path) -> None:
     corpus = ner_corpus(tmp_path / "corpus")
@@ -154,6 +155,7 @@ def test_ner_one_epoch_prints_one_json_line(tmp_path: Path, tiny_transformer: Pa
     assert all(0.0 <= line["ents"][key] <= 1.0 for key in ("p", "r", "f"))
 
 
+@pytest.mark.slow
 @needs_peer
 @pytest.mark.parametrize("task", ["textcat", "textcat_multilabel"])
 def test_textcat_one_epoch(tmp_path: Path, tiny_transformer: Path, task: str) -> None:

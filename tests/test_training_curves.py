@@ -87,6 +87,7 @@ def mlflow_run(tiny_transformer, tmp_path_factory):
     return tmp
 
 
+@pytest.mark.slow
 def test_every_evaluation_is_one_line_of_a_fresh_curves_file(mlflow_run):
     points = read_curves(path=mlflow_run / "curves.jsonl")
     assert [p["step"] for p in points] == list(range(EVALUATIONS))  # the older run's line is gone
@@ -101,6 +102,7 @@ def test_every_evaluation_is_one_line_of_a_fresh_curves_file(mlflow_run):
     assert [p["seconds"] for p in points] == sorted(p["seconds"] for p in points)
 
 
+@pytest.mark.slow
 def test_mlflow_holds_the_same_metrics_as_the_curves_file(mlflow_run, monkeypatch):
     from mlflow.tracking import MlflowClient
 
@@ -128,6 +130,7 @@ def test_mlflow_holds_the_same_metrics_as_the_curves_file(mlflow_run, monkeypatc
     assert history("ents_per_type.SKILL.f") == pytest.approx(per_type)
 
 
+@pytest.mark.slow
 def test_evaluate_draws_the_curves_into_plots_and_the_report(mlflow_run, tmp_path):
     evaluate_model(
         model=str(mlflow_run / "training" / "model-best"),
@@ -144,6 +147,7 @@ def test_evaluate_draws_the_curves_into_plots_and_the_report(mlflow_run, tmp_pat
     assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf8"))["warnings"] == []
 
 
+@pytest.mark.slow
 def test_curves_of_another_run_are_flagged_and_a_report_without_curves_has_no_section(
     mlflow_run, tmp_path
 ):
