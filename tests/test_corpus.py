@@ -293,3 +293,21 @@ def test_repeats_conflict_only_where_both_sides_have_that_kind_of_label():
         (False, [(1, "entities 'Peter' PER; categories A"), (2, "categories A")]),
         (False, [(1, "entities 'Peter' PER; categories A"), (5, "no labels")]),
     ]
+
+
+def test_repeats_keep_pairs_split_between_outputs_before_pairs_within_one():
+    vocab = Vocab()
+    repeats = RepeatedTexts()
+    placed = [(f"text {i}", "pos", "train") for i in range(4)]
+    placed += [(f"text {i}", "neg", "train") for i in range(4)]  # four conflicts within train
+    placed += [("text 0", "neu", "test")]  # and one across train and test
+    for number, (text, label, output) in enumerate(placed, 1):
+        doc = Doc(vocab, words=text.split())
+        doc.cats = {label: 1.0}
+        repeats.place(doc, summarize(doc), where=("f.csv", number), output=output)
+    report = repeats.report()
+    assert (report["texts"], report["in_several_outputs"], report["conflicts"]) == (5, 1, 5)
+    assert [
+        [(side["doc"], side["output"]) for side in example["occurrences"]]
+        for example in report["examples"]
+    ] == [[(1, "train"), (9, "test")], [(2, "train"), (6, "train")], [(3, "train"), (7, "train")]]

@@ -41,7 +41,7 @@ class RepeatsReport(TypedDict):
     texts: int  # documents whose text an earlier document has already
     in_several_outputs: int  # distinct texts found in more than one output
     conflicts: int  # repeats whose entities or categories differ from the first occurrence
-    examples: list[Example]  # conflicts first, a few of each kind
+    examples: list[Example]  # conflicts first, a few of each kind, pairs across outputs first
 
 
 @dataclass(slots=True)
@@ -82,25 +82,29 @@ class RepeatedTexts:
         conflict = _differ(first.entities, entities) or _differ(first.categories, categories)
         self.conflicts += conflict
         examples = self.conflict_examples if conflict else self.other_examples
-        if len(examples) < MAX_EXAMPLES:
+        # A pair split between outputs (a test text also in train: it skews the scores) takes the
+        # place of a pair within one output.
+        slot = len(examples) if len(examples) < MAX_EXAMPLES else None
+        if slot is None and output != first.output:
+            slot = next((i for i, e in enumerate(examples) if _within_one_output(e)), None)
+        if slot is not None:
             second = _First(where, output, entities, categories)
-            examples.append(
-                {
-                    "text": shorten(doc.text),
-                    "conflict": conflict,
-                    "occurrences": [
-                        _side(first, second, doc.text),
-                        _side(second, first, doc.text),
-                    ],
-                }
-            )
+            example: Example = {
+                "text": shorten(doc.text),
+                "conflict": conflict,
+                "occurrences": [_side(first, second, doc.text), _side(second, first, doc.text)],
+            }
+            examples[slot : slot + 1] = [example]
 
     def report(self) -> RepeatsReport:
         return {
             "texts": self.repeated,
             "in_several_outputs": self.in_several_outputs,
             "conflicts": self.conflicts,
-            "examples": [*self.conflict_examples, *self.other_examples],
+            "examples": [
+                *sorted(self.conflict_examples, key=_within_one_output),
+                *sorted(self.other_examples, key=_within_one_output),
+            ],
         }
 
 
@@ -127,6 +131,11 @@ def format_repeats(report: RepeatsReport) -> list[str]:
 
 def _where(side: Side) -> str:
     return f"{side['file']}: doc {side['doc']}"
+
+
+def _within_one_output(example: Example) -> bool:
+    one, other = example["occurrences"]
+    return one["output"] == other["output"]
 
 
 def _entities(doc: Doc) -> Entities:
