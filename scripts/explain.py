@@ -26,6 +26,7 @@ import typer
 
 from scripts.common.errors import UserError, info, reported_as_one_line
 from scripts.common.files import write_bytes_atomic
+from scripts.common.options import GPU_ID, gpu_id_option, model_argument
 from scripts.evaluation.explain import (
     DEFAULT_MAX_EVALS,
     DEFAULT_METHOD,
@@ -41,9 +42,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    model: str = typer.Argument(
-        ..., help="Pipeline directory (training/model-best) or installed package name"
-    ),
+    model: str = model_argument(),
     text: List[str] = typer.Option(
         [], "--text", "-t", help="A text to explain; repeat for several"
     ),
@@ -78,12 +77,10 @@ def main(
     top: int = typer.Option(
         10, "--top", min=0, help="Words printed per label, largest weights first (0: all)"
     ),
-    gpu_id: str = typer.Option(
-        "-1", "--gpu-id", help="-1 for the CPU, 'auto' (GPU if usable), or a GPU index"
-    ),
+    gpu_id: str = gpu_id_option(),
 ) -> None:
     """Print, per text and label, the words that pushed the score up (+) or down (-)."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         texts = list(text)
         if texts_path is not None:
             texts += [r[text_field] for r in read_records(texts_path, text_field=text_field)]

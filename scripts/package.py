@@ -84,7 +84,7 @@ def main(
         lang=lang,
         fast_ner=fast_ner,
     )
-    with reported_as_one_line():
+    with reported_as_one_line(project_step=True):
         if fast_cpu:  # before the float32 build, so that a missing split stops the command at once
             check_int8_inputs(test_path=test_path, calibration_path=calibration_path)
         if onnx:
@@ -92,12 +92,12 @@ def main(
         built = build()
     info(f"Built {built.wheel}; install it with: pip install {built.wheel}")
     if fast_cpu:
-        with reported_as_one_line():
+        with reported_as_one_line(project_step=True):
             int8 = build(int8=True, test_path=test_path, calibration_path=calibration_path)
         info(f"Built {int8.wheel} (int8, CPU); install it with: pip install {int8.wheel}")
         compare(built.metrics, int8.metrics, build="int8", test_path=test_path)
     if onnx:
-        with reported_as_one_line():
+        with reported_as_one_line(project_step=True):
             onnx_built = build(onnx=True, test_path=test_path)
         wheel = onnx_built.wheel
         info(f"Built {wheel} (ONNX Runtime, CPU); install it with: pip install {wheel}")

@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 
 from scripts.common.errors import fail, reported_as_one_line
+from scripts.common.options import GPU_ID, gpu_id_option
 from scripts.inference.retraining import (
     RetrainSettings,
     check_data_files,
@@ -44,7 +45,7 @@ def main(
     test: Optional[Path] = typer.Option(
         None, "--test", help="Gold file to compare on (any format scripts.convert reads)"
     ),
-    gpu_id: str = typer.Option("-1", "--gpu-id", help="'auto', -1 for the CPU, or a GPU index"),
+    gpu_id: str = gpu_id_option(),
     with_data: Optional[list[str]] = typer.Option(
         None,
         "--with",
@@ -59,7 +60,7 @@ def main(
     ),
 ) -> None:
     """Train a candidate on DIR's annotations and compare it with MODEL on held-out data."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         if not (data_dir / "annotations.jsonl").is_file():
             fail(f"{data_dir}: no annotations.jsonl; pass the --data-dir of scripts.serve")
         settings = RetrainSettings(

@@ -27,8 +27,15 @@ from typing import List, Optional
 import typer
 
 from scripts.common.errors import reported_as_one_line
+from scripts.common.options import (
+    GPU_ID,
+    gpu_id_option,
+    min_score_option,
+    model_argument,
+    pipe_batch_size_option,
+)
+from scripts.inference.batching import Limits
 from scripts.inference.retraining import RetrainSettings, check_data_files, file_list
-from scripts.inference.server import Limits
 from scripts.inference.workers import ServeSettings, serve
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -36,19 +43,13 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    model: str = typer.Argument(
-        ..., help="Pipeline directory (training/model-best) or installed package name"
-    ),
+    model: str = model_argument(),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every interface)"
     ),
     port: int = typer.Option(8000, "--port", help="TCP port"),
-    gpu_id: str = typer.Option(
-        "auto", "--gpu-id", help="'auto', -1 for the CPU, or a GPU index (one server per GPU)"
-    ),
-    batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", min=1, help="nlp.pipe batch size; default: the pipeline's own"
-    ),
+    gpu_id: str = gpu_id_option(),
+    batch_size: Optional[int] = pipe_batch_size_option(),
     max_texts: int = typer.Option(
         Limits.max_texts,
         "--max-texts",
@@ -114,13 +115,7 @@ def main(
         help=".spacy data that picks a retraining's model-best (e.g. corpus/dev.spacy); "
         "default: a tenth of its training data",
     ),
-    min_score: float = typer.Option(
-        0.0,
-        "--min-score",
-        min=0.0,
-        max=1.0,
-        help="Leave out entities whose score is below this (0..1; needs entity_confidence)",
-    ),
+    min_score: float = min_score_option(),
 ) -> None:
     """Serve MODEL: POST /predict {"texts": [...]}, GET /health, GET /metrics, the demo page at
     GET /, and the Label Studio ML backend under /labelstudio."""
@@ -144,7 +139,7 @@ def main(
         with_data=file_list(retrain_with),
         dev=file_list(retrain_dev),
     )
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         check_data_files(retrain, with_option="--retrain-with", dev_option="--retrain-dev")
         serve(settings, host=host, port=port, data_dir=data_dir, retrain=retrain)
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import spacy
 
-from scripts.evaluation.metrics import CURVE_GRID
+from scripts.scoring.metrics import CURVE_GRID
 from tests.helpers import PROJECT_ROOT, write_tiny_bert
 
 TOPICS = {

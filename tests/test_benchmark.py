@@ -168,7 +168,8 @@ def test_percentiles_and_levels():
 def running_server(predictor):
     """The real app under uvicorn on a free loopback port, in a thread."""
     uvicorn = pytest.importorskip("uvicorn")
-    from scripts.inference.server import Limits, create_app
+    from scripts.inference.batching import Limits
+    from scripts.inference.server import create_app
 
     port = free_port()
     server = uvicorn.Server(

@@ -1,4 +1,4 @@
-"""scripts/inference/onnx_transformer.py and package --onnx: an ONNX Runtime pipeline that gives
+"""scripts/packaging/onnx_transformer.py and package --onnx: an ONNX Runtime pipeline that gives
 the float32 pipeline's entities and categories, saves, loads and installs as a wheel whose own code
 (onnx_transformer.py and spacy_internals.py) is all it needs from this repository."""
 
@@ -16,9 +16,9 @@ import spacy
 from scripts.bench.throughput import REFERENCE, benchmark, reference_model
 from scripts.common.errors import UserError
 from scripts.common.spacy_internals import LAYER_TRANSFORMER
-from scripts.inference.onnx_transformer import ONNX_LAYER, OnnxShim
 from scripts.inference.predict import describe_pipeline, predict_texts
 from scripts.packaging.onnx_pipeline import check_onnx_inputs, is_onnx, onnx_pipeline
+from scripts.packaging.onnx_transformer import ONNX_LAYER, OnnxShim
 from scripts.packaging.wheel import package_pipeline
 from tests.helpers import (
     FLOAT_METRICS,

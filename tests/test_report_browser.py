@@ -16,8 +16,8 @@ import spacy
 from PIL import Image
 from spacy.tokens import Doc
 
-from scripts.evaluation.metrics import Tasks, evaluate_docs
 from scripts.evaluation.report import BAR_COLOURS, GOLD_COLOURS, PRED_COLOURS, render_report
+from scripts.scoring.metrics import Tasks, evaluate_docs
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 CONSOLE = re.compile(r":CONSOLE[:(]|Uncaught|Refused to")

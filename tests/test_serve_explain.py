@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from scripts.evaluation.explain import explain_texts
 from scripts.inference import explain_route
-from scripts.inference.server import Limits, create_app
+from scripts.inference.batching import Limits
+from scripts.inference.server import create_app
 from tests.helpers import needs_extra
 
 pytestmark = needs_extra("explain", "shap", "lime")

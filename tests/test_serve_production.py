@@ -19,9 +19,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from scripts.inference.batching import Limits
 from scripts.inference.demo import render_entities
 from scripts.inference.predict import predict_texts
-from scripts.inference.server import Limits, create_app
+from scripts.inference.server import create_app
 from scripts.inference.serving import ServeOptions
 from tests.helpers import PROJECT_ROOT, TEXTS
 

@@ -16,8 +16,8 @@ from spacy.util import load_config, registry
 from thinc.api import Config
 
 from scripts.common.errors import UserError
-from scripts.evaluation.curves import best_point, from_same_run, read_curves
 from scripts.evaluation.run import evaluate_model
+from scripts.scoring.curves import best_point, from_same_run, read_curves
 from scripts.training.config import Schedule, build_config, tracker_block, write_filled_config
 from scripts.training.logger import CurvesFile, tracking_uri_of
 from scripts.training.run import train

@@ -364,9 +364,9 @@ def _retrain(
 ) -> Outcome:
     from scripts.corpus.conversion import ConvertError, Settings, convert_project
     from scripts.evaluation.comparison import compare_metrics, format_table, notes
-    from scripts.evaluation.model import load_pipeline
     from scripts.evaluation.run import evaluate_model
     from scripts.inference.predict import describe_pipeline
+    from scripts.scoring.pipeline import load_pipeline
     from scripts.training.config import make_config
     from scripts.training.run import train
 
