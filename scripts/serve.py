@@ -27,7 +27,12 @@ from typing import List, Optional
 import typer
 
 from scripts.common.errors import reported_as_one_line
-from scripts.inference.retraining import RetrainSettings, check_data_files, file_list
+from scripts.inference.retraining import (
+    RETRAIN_TIMEOUT_S,
+    RetrainSettings,
+    check_data_files,
+    file_list,
+)
 from scripts.inference.server import Limits
 from scripts.inference.workers import ServeSettings, serve
 
@@ -53,10 +58,15 @@ def main(
         Limits.max_texts,
         "--max-texts",
         min=1,
-        help="Texts (or Label Studio tasks) per request; more answer 413",
+        help="Texts per request (more answer 413), and per batch of a Label Studio request, "
+        "which may hold any number of tasks",
     ),
     max_chars: int = typer.Option(
-        Limits.max_chars, "--max-chars", min=1, help="Characters per text; longer texts answer 413"
+        Limits.max_chars,
+        "--max-chars",
+        min=1,
+        help="Characters per text: a longer text answers 413, a longer annotated text is not "
+        "stored (422), a longer Label Studio task gets an empty prediction",
     ),
     workers: int = typer.Option(
         1,
@@ -114,6 +124,13 @@ def main(
         help=".spacy data that picks a retraining's model-best (e.g. corpus/dev.spacy); "
         "default: a tenth of its training data",
     ),
+    retrain_timeout: float = typer.Option(
+        RETRAIN_TIMEOUT_S,
+        "--retrain-timeout",
+        min=0.0,
+        help="Seconds a retraining may take before it is stopped and reported as failed "
+        "(the served model stays); 0: no limit",
+    ),
     min_score: float = typer.Option(
         0.0,
         "--min-score",
@@ -143,6 +160,8 @@ def main(
         gpu_id=gpu_id,
         with_data=file_list(retrain_with),
         dev=file_list(retrain_dev),
+        max_chars=max_chars,
+        timeout=retrain_timeout,
     )
     with reported_as_one_line():
         check_data_files(retrain, with_option="--retrain-with", dev_option="--retrain-dev")
