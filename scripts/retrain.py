@@ -17,6 +17,7 @@ import typer
 
 from scripts.common.errors import fail, reported_as_one_line
 from scripts.common.options import GPU_ID, gpu_id_option
+from scripts.inference.annotation_check import MAX_CHARS
 from scripts.inference.retraining import (
     RetrainSettings,
     check_data_files,
@@ -58,6 +59,12 @@ def main(
         help=".spacy data that picks model-best (repeat or comma-separate); "
         "default: a tenth of the training data",
     ),
+    max_chars: int = typer.Option(
+        MAX_CHARS,
+        "--max-chars",
+        min=1,
+        help="Skip annotated texts longer than this (the server's --max-chars)",
+    ),
 ) -> None:
     """Train a candidate on DIR's annotations and compare it with MODEL on held-out data."""
     with reported_as_one_line(options=GPU_ID):
@@ -70,6 +77,7 @@ def main(
             gpu_id=gpu_id,
             with_data=file_list(with_data),
             dev=file_list(dev),
+            max_chars=max_chars,
         )
         check_data_files(settings, with_option="--with", dev_option="--dev")
         outcome = retrain(

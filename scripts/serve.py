@@ -35,7 +35,12 @@ from scripts.common.options import (
     pipe_batch_size_option,
 )
 from scripts.inference.batching import Limits
-from scripts.inference.retraining import RetrainSettings, check_data_files, file_list
+from scripts.inference.retraining import (
+    RETRAIN_TIMEOUT_S,
+    RetrainSettings,
+    check_data_files,
+    file_list,
+)
 from scripts.inference.workers import ServeSettings, serve
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -54,10 +59,15 @@ def main(
         Limits.max_texts,
         "--max-texts",
         min=1,
-        help="Texts (or Label Studio tasks) per request; more answer 413",
+        help="Texts per request (more answer 413), and per batch of a Label Studio request, "
+        "which may hold any number of tasks",
     ),
     max_chars: int = typer.Option(
-        Limits.max_chars, "--max-chars", min=1, help="Characters per text; longer texts answer 413"
+        Limits.max_chars,
+        "--max-chars",
+        min=1,
+        help="Characters per text: a longer text answers 413, a longer annotated text is not "
+        "stored (422), a longer Label Studio task gets an empty prediction",
     ),
     workers: int = typer.Option(
         1,
@@ -115,6 +125,13 @@ def main(
         help=".spacy data that picks a retraining's model-best (e.g. corpus/dev.spacy); "
         "default: a tenth of its training data",
     ),
+    retrain_timeout: float = typer.Option(
+        RETRAIN_TIMEOUT_S,
+        "--retrain-timeout",
+        min=0.0,
+        help="Seconds a retraining may take before it is stopped and reported as failed "
+        "(the served model stays); 0: no limit",
+    ),
     min_score: float = min_score_option(),
 ) -> None:
     """Serve MODEL: POST /predict {"texts": [...]}, GET /health, GET /metrics, the demo page at
@@ -138,6 +155,8 @@ def main(
         gpu_id=gpu_id,
         with_data=file_list(retrain_with),
         dev=file_list(retrain_dev),
+        max_chars=max_chars,
+        timeout=retrain_timeout,
     )
     with reported_as_one_line(options=GPU_ID):
         check_data_files(retrain, with_option="--retrain-with", dev_option="--retrain-dev")
