@@ -33,6 +33,7 @@ from scripts.common.options import (
     min_score_option,
     model_argument,
     pipe_batch_size_option,
+    retrain_option,
 )
 from scripts.inference.batching import Limits
 from scripts.inference.retraining import (
@@ -99,32 +100,11 @@ def main(
         help="Retrain after this many new or changed annotations (with --data-dir); "
         "0: only on Start Training",
     ),
-    retrain_epochs: int = typer.Option(
-        0, "--retrain-epochs", min=0, help="Epochs of a retraining; 0 chooses from the data size"
-    ),
-    retrain_margin: float = typer.Option(
-        0.01,
-        "--retrain-margin",
-        min=0.0,
-        help="Swap in a retrained model unless an overall figure drops by more than this",
-    ),
-    retrain_test: Optional[Path] = typer.Option(
-        None,
-        "--retrain-test",
-        help="Gold file to compare the models on; default: the tasks whose id is a multiple of 5",
-    ),
-    retrain_with: Optional[list[str]] = typer.Option(
-        None,
-        "--retrain-with",
-        help=".spacy training data (e.g. corpus/train.spacy) a retraining adds to the annotations "
-        "(repeat or comma-separate); an annotated text is taken from the annotation",
-    ),
-    retrain_dev: Optional[list[str]] = typer.Option(
-        None,
-        "--retrain-dev",
-        help=".spacy data that picks a retraining's model-best (e.g. corpus/dev.spacy); "
-        "default: a tenth of its training data",
-    ),
+    retrain_epochs: int = retrain_option("epochs", RetrainSettings.epochs, prefix="retrain-"),
+    retrain_margin: float = retrain_option("margin", RetrainSettings.margin, prefix="retrain-"),
+    retrain_test: Optional[Path] = retrain_option("test", None, prefix="retrain-"),
+    retrain_with: Optional[list[str]] = retrain_option("with", None, prefix="retrain-"),
+    retrain_dev: Optional[list[str]] = retrain_option("dev", None, prefix="retrain-"),
     retrain_timeout: float = typer.Option(
         RETRAIN_TIMEOUT_S,
         "--retrain-timeout",
