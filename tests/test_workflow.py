@@ -28,6 +28,8 @@ from scripts.scoring.pipeline import load_pipeline
 from scripts.workflow.stages import BASE_CONFIG, STAGES, RunFolder
 from tests.helpers import PROJECT_ROOT, write_tiny_bert
 
+pytestmark = pytest.mark.slow  # spacy project run all, then a wheel in a fresh venv
+
 PROJECT_FILES = ["project.yml", "configs", "scripts", "assets"]
 PROJECT = srsly.read_yaml(PROJECT_ROOT / "project.yml")
 COMMANDS = {command["name"]: command for command in PROJECT["commands"]}
