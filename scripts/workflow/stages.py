@@ -1,8 +1,9 @@
 """The workflow's stages on one run folder, in project.yml's order: convert, config, labels, train,
 evaluate. `spacy project run all` runs them one command each (scripts/convert.py, make_config.py,
 init_labels.py, train.py, evaluate.py over the same stage functions, in the RunFolder.project()
-layout); scripts.bench_train runs run_all() into a folder, and the Label Studio retraining runs
-config, train and evaluate on the corpus and labels it prepares itself.
+layout); scripts.bench_train runs run_all() into a folder; the Label Studio retraining
+(scripts/inference/retraining.py) runs convert, config, train and evaluate, and adds to the corpus
+and writes the labels itself.
 
     run = RunFolder.inside(Path("runs/ner"))
     result = run_all(run=run, train_files=[Path("assets/train.tsv")], dev_files=[], test_files=[],
@@ -185,20 +186,19 @@ def evaluate(
     *,
     run: RunFolder,
     gpu_id: str = DEFAULT_GPU_ID,
-    other: Optional[tuple[str, Path]] = None,
+    model: Optional[str] = None,
+    data: Optional[Path] = None,
+    output: Optional[Path] = None,
 ) -> Metrics:
-    """model-best on the test split, with its training curves -> run.evaluation; other=(MODEL,
-    FOLDER) scores another pipeline on the same split into FOLDER instead (the served model a
-    retrained one is compared with)."""
-    model, output, curves = (
-        (str(run.model_best), run.evaluation, run.curves) if other is None else (*other, None)
-    )
+    """run.model_best, with its training curves, on the test split -> run.evaluation. The same
+    scoring of another pipeline (model: the served model a retrained one is compared with), on
+    other gold data (data) or into another folder (output)."""
     return evaluate_model(
-        model=model,
-        data_path=run.split("test"),
-        output_dir=output,
+        model=str(run.model_best) if model is None else model,
+        data_path=run.split("test") if data is None else data,
+        output_dir=run.evaluation if output is None else output,
         gpu_id=gpu_id,
-        curves_path=curves,
+        curves_path=run.curves if model is None else None,
     )
 
 
