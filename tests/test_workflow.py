@@ -28,8 +28,6 @@ from scripts.scoring.pipeline import load_pipeline
 from scripts.workflow.stages import BASE_CONFIG, STAGES, RunFolder
 from tests.helpers import PROJECT_ROOT, write_tiny_bert
 
-pytestmark = pytest.mark.slow  # spacy project run all, then a wheel in a fresh venv
-
 PROJECT_FILES = ["project.yml", "configs", "scripts", "assets"]
 PROJECT = srsly.read_yaml(PROJECT_ROOT / "project.yml")
 COMMANDS = {command["name"]: command for command in PROJECT["commands"]}
@@ -121,6 +119,7 @@ def run_project(project: Path, *args: str, overrides: str) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow  # spacy project run all, then a wheel in a fresh venv
 def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
     project = copy_project(tmp_path / "project")
     base_model = write_tiny_bert(tmp_path / "tiny-bert")
@@ -205,6 +204,7 @@ def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
     assert "held-out test split" in out["meta"]["description"]
 
 
+@pytest.mark.slow  # spacy project run all, three times
 def test_weasel_reruns_only_what_changed_and_new_vars_retrain_from_scratch(tmp_path):
     project = copy_project(tmp_path / "project")
     base_model = write_tiny_bert(tmp_path / "tiny-bert")
