@@ -6,7 +6,7 @@ request) gives every task a prediction, and 500 annotations submitted by 16 anno
 each stored once.
 
 Label Studio's dependencies clash with the runtime's, so it lives in a virtual environment of its
-own: .ci/run installs it into .venvs/label-studio (requirements-labelstudio.txt); LABEL_STUDIO_BIN
+own: .ci/run installs it into .venvs/label-studio (requirements/labelstudio.txt); LABEL_STUDIO_BIN
 names another `label-studio` executable.
 """
 
@@ -33,6 +33,8 @@ import pytest
 
 from tests.helpers import PROJECT_ROOT, TRAIN
 
+pytestmark = pytest.mark.slow  # starts Label Studio and the backend, retrains
+
 VENV_BIN = PROJECT_ROOT / ".venvs" / "label-studio" / "bin" / "label-studio"
 TOKEN = "spacy-ner-textcat-e2e-token"
 USER = {"LABEL_STUDIO_USERNAME": "e2e@example.com", "LABEL_STUDIO_PASSWORD": "e2e-password"}
@@ -44,7 +46,7 @@ def label_studio_bin() -> Path:
     if not found:
         pytest.skip(
             "label-studio is not installed: python -m venv .venvs/label-studio && "
-            ".venvs/label-studio/bin/pip install -r requirements-labelstudio.txt (.ci/run does)"
+            ".venvs/label-studio/bin/pip install -r requirements/labelstudio.txt (.ci/run does)"
         )
     return Path(found)
 

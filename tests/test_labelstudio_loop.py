@@ -42,6 +42,7 @@ from scripts.inference.annotation_store import (
     BadEvent,
     parse_event,
 )
+from scripts.inference.batching import Limits
 from scripts.inference.predict import load_predictor
 from scripts.inference.retraining import (
     LivePredictor,
@@ -56,7 +57,7 @@ from scripts.inference.retraining import (
     trainable_tasks,
     verdict_rows,
 )
-from scripts.inference.server import NOT_STORED, Limits, create_app
+from scripts.inference.server import NOT_STORED, create_app
 from tests.helpers import PROJECT_ROOT, TRAIN
 
 CATEGORIES = ("requirements", "responsibilities", "benefits")
@@ -381,6 +382,7 @@ def test_too_few_annotations_fail_with_the_reason_and_the_model_stays(studio):
     assert health["model_version"] == "en_tiny-0.0.1"
 
 
+@pytest.mark.slow
 def test_retraining_swaps_in_a_new_model_version_that_a_restart_serves(studio, tmp_path):
     tasks = [
         {
@@ -407,6 +409,7 @@ def test_retraining_swaps_in_a_new_model_version_that_a_restart_serves(studio, t
     assert restarted.version == "en_tiny-0.0.1+ls1"
 
 
+@pytest.mark.slow
 def test_entities_only_fail_with_a_line_that_says_to_pass_retrain_with(make_studio):
     studio = make_studio()
     for i in range(1, 5):
@@ -417,6 +420,7 @@ def test_entities_only_fail_with_a_line_that_says_to_pass_retrain_with(make_stud
     assert "carry no categories" in last["reason"] and "pass --retrain-with" in last["reason"]
 
 
+@pytest.mark.slow
 def test_entities_only_train_with_the_retrain_with_data(make_studio, tmp_path):
     others = [
         ("Knowledge of Excel required.", [(13, 18, "SKILL")], "requirements"),
@@ -465,6 +469,7 @@ def start_server(model: Path, data_dir: Path, port: int) -> subprocess.Popen:
     raise AssertionError("the server did not start")
 
 
+@pytest.mark.slow
 def test_a_server_killed_with_sigkill_restarts_with_every_answered_annotation(
     tmp_path, tiny_pipeline
 ):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from scripts.common.errors import UserError
-from scripts.evaluation.metrics import format_score
+from scripts.scoring.metrics import format_score
 
 AVERAGES = ("macro_p", "macro_r", "macro_f", "weighted_p", "weighted_r", "weighted_f")
 OVERALL = {

@@ -7,11 +7,11 @@
     #      "cats": {"requirements": 0.981, "benefits": 0.004, ...}}]
 
 annotate and serve predict through here, so their outputs agree; the pipeline is loaded and read
-as scripts.evaluate does (scripts.evaluation.model). The Label Studio helpers turn the same records
+as scripts.evaluate does (scripts.scoring.pipeline). The Label Studio helpers turn the same records
 into Label Studio predictions ("result" items of type labels and choices). Offsets are Python
 character offsets (code points), which is what Label Studio stores since it stopped counting UTF-16
 units; each span also carries its text, and its score where the pipeline has the entity_confidence
-component (scripts/common/entity_confidence.py); min_score drops the entities scored below it.
+component (scripts/scoring/entity_confidence.py); min_score drops the entities scored below it.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from spacy.tokens import Doc
 
 from scripts.common.cats import POSITIVE
 from scripts.common.device import activate, resolve_device
-from scripts.common.entity_confidence import entity_scores, has_entity_confidence
 from scripts.common.errors import UserError
-from scripts.evaluation.metrics import top_category
-from scripts.evaluation.model import (
+from scripts.scoring.entity_confidence import entity_scores, has_entity_confidence
+from scripts.scoring.metrics import top_category
+from scripts.scoring.pipeline import (
     cat_decision_rule,
     find_components,
     labels_of,

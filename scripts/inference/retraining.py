@@ -49,6 +49,7 @@ from spacy.tokens import Doc
 
 from scripts.common.errors import UserError, one_line
 from scripts.common.files import PROJECT_ROOT, write_bytes_atomic, write_text_atomic
+from scripts.common.options import DEFAULT_GPU_ID
 from scripts.evaluation.comparison import OVERALL, Row, compare_metrics, new_labels
 from scripts.inference.annotation_check import MAX_CHARS, Rules, Tally, check_annotation
 from scripts.inference.annotation_store import (
@@ -80,7 +81,7 @@ class RetrainSettings:
     epochs: int = 0  # 0: the config step chooses from the corpus size
     margin: float = 0.01  # largest drop of an overall figure that still swaps
     test: Optional[Path] = None  # a fixed gold file instead of the held-out slice
-    gpu_id: str = "-1"
+    gpu_id: str = DEFAULT_GPU_ID
     with_data: tuple[Path, ...] = ()  # .spacy training data trained on with the annotations
     dev: tuple[Path, ...] = ()  # .spacy data that picks model-best; default: split off training
     max_chars: int = MAX_CHARS  # a longer text is refused on arrival and skipped by a run
@@ -518,8 +519,8 @@ def _retrain(
     echo: Callable[[str], None],
 ) -> Outcome:
     from scripts.corpus.conversion import ConvertError, Settings, convert_project
-    from scripts.evaluation.model import load_pipeline
     from scripts.inference.predict import describe_pipeline
+    from scripts.scoring.pipeline import load_pipeline
     from scripts.training.config import make_config
     from scripts.training.run import train
 
