@@ -189,8 +189,9 @@ def check_unknown_share(
         advice = f"check --vars.lang ('{lang}'), or try a multilingual model such as {suggested}"
     else:
         advice = f"use a model for lang '{lang}', e.g. --vars.transformer {suggested}"
+    shown = model.location if model.source == "local" else model.name  # a folder: its path
     raise UserError(
-        f"base model {model.name}: {counted.share:.0%} of the word pieces of {counted.texts} "
+        f"base model {shown}: {counted.share:.0%} of the word pieces of {counted.texts} "
         f"training texts are unknown to its tokenizer ({counted.token}), over the "
         f"{max_share:.0%} limit, so it cannot read this text; {advice} "
         "(configs/base_models.json), or go on anyway with --vars.max_unknown 1.0"
