@@ -147,7 +147,7 @@ def count_batches(lengths: tuple[int, ...], *, batcher: dict) -> int:
 
 def batches_per_epoch(lengths: tuple[int, ...], *, batcher: dict, seed: int = 0) -> float:
     """The batches an epoch makes on average: spaCy shuffles the corpus before each epoch, and
-    how the padded batcher packs documents depends on their order (the sample: 11 or 12)."""
+    how the padded batcher packs documents depends on their order."""
     rng = random.Random(seed)
     counts = []
     for _ in range(SHUFFLES):
@@ -412,9 +412,8 @@ def make_config(
         f"{stats.docs} training docs, {stats.words} words; "
         f"{schedule.total_steps} steps: {decimal(schedule.total_steps / batches)} epochs of "
         f"{decimal(batches)} batch{'' if batches == 1 else 'es'} on average "
-        f"({describe_batches(batcher)}), "
-        f"evaluation every {schedule.eval_frequency} "
-        f"steps, warmup {schedule.warmup_steps} steps, stop after {schedule.patience} steps "
-        "without a better dev score"
+        f"({describe_batches(batcher)}), evaluation every {schedule.eval_frequency} steps, "
+        f"warmup {schedule.warmup_steps} steps, stop after {schedule.patience} steps without a "
+        "better dev score"
     )
     return schedule

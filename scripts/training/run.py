@@ -142,7 +142,7 @@ def set_package_name(
     meta_path = model_dir / "meta.json"
     meta = load_meta(meta_path)
     changed = {key: value for key, value in (("name", name), ("version", version)) if value}
-    if changed and any(meta.get(key) != value for key, value in changed.items()):
+    if any(meta.get(key) != value for key, value in changed.items()):
         data = json.dumps({**meta, **changed}, indent=2, ensure_ascii=False) + "\n"
         write_bytes_atomic(meta_path, data.encode("utf8"))
 
