@@ -4,8 +4,9 @@ is no worse than the served model: what the server runs in the background, runna
     python -m scripts.retrain ls-data --model training/model-best --epochs 5 \
         --with corpus/train.spacy --dev corpus/dev.spacy
 
-Writes DIR/runs/<run>/ (corpus, config, model-best, both evaluations, compare.txt, result.json);
-serve the candidate with python -m scripts.serve DIR/runs/<run>/model-best.
+Writes DIR/runs/<run>/ (corpus, config, model-best, both evaluations, compare.txt, result.json:
+the annotations skipped as they cannot train, the labels added); serve the candidate with
+python -m scripts.serve DIR/runs/<run>/model-best.
 """
 
 from __future__ import annotations

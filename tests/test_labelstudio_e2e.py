@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -165,7 +166,8 @@ def label_studio(tmp_path: Path, tiny_pipeline: Path, *serve_options: str) -> It
     """Label Studio and `scripts.serve` (with serve_options) started, a project with the
     backend's labeling config, the webhook for annotation events, and the ML backend connected."""
     binary = label_studio_bin()
-    data = initialized_data(binary, tmp_path)
+    scratch = ram_disk_dir() or tmp_path
+    data = initialized_data(binary, scratch)
     studio_port, backend_port = free_port(), free_port()
     studio_url, backend = f"http://127.0.0.1:{studio_port}", f"http://127.0.0.1:{backend_port}"
     backend_log, studio_log = tmp_path / "backend.log", tmp_path / "studio.log"
@@ -219,6 +221,17 @@ def label_studio(tmp_path: Path, tiny_pipeline: Path, *serve_options: str) -> It
     finally:
         stop(studio)
         stop(server)
+        if scratch != tmp_path:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def ram_disk_dir() -> Path | None:
+    """A fresh folder on /dev/shm, where there is one: Label Studio on SQLite commits every
+    prediction and annotation on its own, and a slow disk's fsyncs would take most of the time."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        return None
+    return Path(tempfile.mkdtemp(prefix="label-studio-e2e-", dir=shm))
 
 
 def import_tasks(session: Session, texts: list[str]) -> list[dict[str, Any]]:
@@ -302,14 +315,11 @@ def test_label_studio_predicts_a_large_project_and_keeps_a_burst_of_annotations(
         call = session.call
         texts = [f"{TRAIN[i % len(TRAIN)][0]} ({i})" for i in range(PROJECT_TASKS)]
         tasks = import_tasks(session, texts)
-        started = time.monotonic()
-        retrieve_predictions(session)
-        seconds = time.monotonic() - started
+        retrieve_predictions(session)  # one request with the 1,000 tasks
         predictions = call("GET", "/api/predictions", params={"project": session.project})
         by_task = Counter(p["task"] for p in predictions)
         assert sorted(by_task) == [t["id"] for t in tasks] and set(by_task.values()) == {1}
         assert {p["model_version"] for p in predictions} == {"en_tiny-0.0.1"}
-        print(f"{PROJECT_TASKS} tasks predicted in {seconds:.1f} s")
 
         def submit(i: int) -> int:
             text, spans, label = TRAIN[i % len(TRAIN)]  # the task's text less its " (i)"
@@ -320,13 +330,10 @@ def test_label_studio_predicts_a_large_project_and_keeps_a_burst_of_annotations(
             )
             return int(created["id"])
 
-        started = time.monotonic()
         with ThreadPoolExecutor(max_workers=SUBMITTERS) as pool:
             ids = list(pool.map(submit, range(BURST)))
-        seconds = time.monotonic() - started
         lines = [json.loads(line) for line in session.journal.read_text().splitlines()]
         stored = Counter(item["annotation"]["id"] for line in lines for item in line["put"])
         assert sorted(stored) == sorted(ids) and set(stored.values()) == {1}
         health = httpx.get(f"{session.backend}/health").json()
         assert health["annotations"] == BURST and health["refused"]["count"] == 0
-        print(f"{BURST} annotations by {SUBMITTERS} submitters stored in {seconds:.1f} s")

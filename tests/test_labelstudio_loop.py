@@ -635,6 +635,8 @@ HOSTILE = [
     ("/labelstudio/setup", {"schema": "\ud800"}),
     ("/labelstudio/setup", {"schema": "<View><Text"}),
     ("/labelstudio/setup", [1]),
+    ("/labelstudio/setup", ["\ud800"]),  # FastAPI's answer echoes the input
+    ("/predict", {"texts": "\ud800"}),
     ("/labelstudio/predict", {"tasks": "x"}),
     ("/labelstudio/predict", [{"tasks": []}]),
     ("/labelstudio/predict", {"tasks": [], "label_config": {"a": 1}}),
@@ -710,6 +712,7 @@ TOOL_TASKS = [
 ]
 
 
+@pytest.mark.slow
 def test_a_slow_run_is_stopped_then_one_learns_new_labels_and_skips_bad_records(
     make_studio, tmp_path
 ):

@@ -24,7 +24,7 @@ STUDIO_BODY_BYTES = 256 * 2**20
 
 @dataclass(frozen=True)
 class Limits:
-    max_texts: int = 256  # texts (or Label Studio tasks) per request
+    max_texts: int = 256  # texts per request, and per batch of a Label Studio request
     max_chars: int = MAX_CHARS  # characters per text
 
     @property

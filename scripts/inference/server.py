@@ -40,6 +40,7 @@ retried request by request, so that only the request at fault fails.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Optional
@@ -84,7 +85,9 @@ def create_app(
 ) -> Any:
     """The FastAPI app over one loaded pipeline (a LivePredictor: one that retraining swaps);
     options: API key, CORS, metrics (scripts/inference/serving.py)."""
-    from fastapi import APIRouter, Body, FastAPI
+    from fastapi import APIRouter, Body, FastAPI, Response
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse
 
     batcher = Batcher(
@@ -121,6 +124,13 @@ def create_app(
     async def bad_input(request: Request, err: UserError) -> JSONResponse:
         answer = err.answer if isinstance(err, Refused) else {}
         return JSONResponse({"detail": printable(str(err)), **answer}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, err: RequestValidationError) -> Response:
+        # FastAPI's own answer, with JSON's \u escapes: it echoes the input, which may hold a lone
+        # surrogate that UTF-8 cannot carry
+        body = json.dumps({"detail": jsonable_encoder(err.errors())})
+        return Response(body, status_code=422, media_type="application/json")
 
     @app.get("/health")
     async def get_health() -> dict[str, Any]:
