@@ -36,7 +36,7 @@ def parse_bool(value: str, *, var: str) -> bool:
         return True
     if lowered in ("false", "0", "no", ""):
         return False
-    raise UserError(f"{var} '{value}' is not true or false; pass e.g. --vars.{var} true")
+    raise UserError(f"{var} '{value}' is not true or false", setting=var)
 
 
 def parse_overrides(args: List[str]) -> dict[str, Any]:
@@ -52,15 +52,16 @@ def check_package_name(*, name: Optional[str], version: Optional[str]) -> None:
     if name is not None and not (name.isidentifier() and name.isascii()):
         raise UserError(
             f"name '{name}' cannot name a Python package: use ASCII letters, digits and "
-            "underscores, not starting with a digit (--vars.name my_pipeline)"
+            "underscores, not starting with a digit (e.g. my_pipeline)",
+            setting="name",
         )
     if version is not None:
         try:
             Version(version)
         except InvalidVersion:
             raise UserError(
-                f"version '{version}' is not a package version (PEP 440); "
-                "pass e.g. --vars.version 0.0.1"
+                f"version '{version}' is not a package version (PEP 440); e.g. 0.0.1",
+                setting="version",
             ) from None
 
 
@@ -95,7 +96,8 @@ def train(
     if mixed_precision and device.gpu_id < 0:
         raise UserError(
             "mixed_precision true needs a GPU and the device is the CPU; "
-            "pass --vars.mixed_precision false or --vars.gpu_id 0 on a GPU machine"
+            "set mixed_precision false, or gpu_id 0 on a GPU machine",
+            setting="mixed_precision",
         )
     info(f"Training on {device.description}{', mixed precision' if mixed_precision else ''}")
     activate(device)
