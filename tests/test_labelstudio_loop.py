@@ -698,6 +698,7 @@ TOOL_TASKS = [
 ]
 
 
+@pytest.mark.slow
 def test_a_slow_run_is_stopped_then_one_learns_new_labels_and_skips_bad_records(
     make_studio, tmp_path
 ):
