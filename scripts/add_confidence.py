@@ -4,7 +4,7 @@ right after its entity recognizer (the train step adds it already; this is for o
     python -m scripts.add_confidence old/model-best training/model-scored
 
 The copy's entities are the same; doc.spans["ents_scored"] holds them with attrs["scores"]
-(scripts/common/entity_confidence.py), and scripts.evaluate, scripts.annotate, scripts.serve and
+(scripts/scoring/entity_confidence.py), and scripts.evaluate, scripts.annotate, scripts.serve and
 scripts.package use them.
 """
 

@@ -45,7 +45,7 @@ def main(
 ) -> None:
     """Write the training config for the chosen components and base model; extra
     --section.key value arguments override configs/base.cfg."""
-    with reported_as_one_line():
+    with reported_as_one_line(project_step=True):
         make_config(
             base_path=base_path,
             output=output,

@@ -168,7 +168,8 @@ def test_percentiles_and_levels():
 def running_server(predictor):
     """The real app under uvicorn on a free loopback port, in a thread."""
     uvicorn = pytest.importorskip("uvicorn")
-    from scripts.inference.server import Limits, create_app
+    from scripts.inference.batching import Limits
+    from scripts.inference.server import create_app
 
     port = free_port()
     server = uvicorn.Server(
@@ -189,6 +190,7 @@ def running_server(predictor):
     thread.join(timeout=10)
 
 
+@pytest.mark.slow
 def test_loadtest_reports_each_level_and_counts_errors(running_server):
     texts = [text for text in TEXTS if text]
     levels = loadtest(

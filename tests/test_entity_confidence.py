@@ -15,14 +15,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from typer.testing import CliRunner
 
-from scripts.common.entity_confidence import (
-    ENTITY_CONFIDENCE,
-    SPANS_KEY,
-    add_entity_confidence,
-    entity_scores,
-)
 from scripts.common.errors import UserError
-from scripts.evaluation.metrics import ent_confidence
 from scripts.evaluation.run import evaluate_model
 from scripts.inference.predict import (
     LabelConfig,
@@ -33,6 +26,13 @@ from scripts.inference.predict import (
     predict_texts,
 )
 from scripts.packaging.wheel import package_pipeline
+from scripts.scoring.entity_confidence import (
+    ENTITY_CONFIDENCE,
+    SPANS_KEY,
+    add_entity_confidence,
+    entity_scores,
+)
+from scripts.scoring.metrics import ent_confidence
 from scripts.training.confidence import add_confidence
 from tests.helpers import TEXTS, TRAIN, package_options, run_outside_repo
 
@@ -218,6 +218,7 @@ LOAD_SCORED = (
 )
 
 
+@pytest.mark.slow
 def test_the_default_wheel_ships_the_component_and_scores_outside_the_repo(
     scored_pipeline, tiny_pipeline, tmp_path
 ):

@@ -94,6 +94,23 @@ def test_every_step_deps_cover_the_modules_its_script_imports(step):
     )
 
 
+@pytest.mark.parametrize("step", STEPS, ids=[step["name"] for step in STEPS])
+def test_every_script_dep_is_imported_by_the_step(step):
+    """A deps entry under scripts/ that the step never imports re-runs it for nothing."""
+    files: set[Path] = set()
+    for line in step["script"]:
+        words = shlex.split(line)
+        module = words[words.index("-m") + 1]
+        if module.startswith("scripts."):
+            files |= closure(module)
+    for dep in step["deps"]:
+        if dep.startswith("scripts"):
+            path = PROJECT_ROOT / dep
+            assert any(f == path or path in f.parents for f in files), (
+                f"project.yml step '{step['name']}' names {dep} in deps but never imports it"
+            )
+
+
 def test_deps_and_outputs_name_real_project_paths():
     for step in STEPS:
         for dep in step["deps"]:
@@ -156,3 +173,59 @@ def test_imports_point_down(path):
 
 def test_the_quarantined_module_imports_nothing_from_this_project():
     assert not imported_modules(SCRIPTS / "common" / "spacy_internals.py")
+
+
+# The stages, bottom up: a stage imports only itself and those before it (inference and packaging
+# stand side by side above the workflow; bench serves the commands alone).
+STAGE_ORDER = {
+    "common": 0,
+    "corpus": 1,
+    "scoring": 2,
+    "training": 3,
+    "evaluation": 4,
+    "workflow": 5,
+    "inference": 6,
+    "packaging": 6,
+    "bench": 7,
+}
+
+
+def test_every_stage_has_its_place_in_the_order():
+    assert STAGES <= set(STAGE_ORDER), f"stages without a place: {STAGES - set(STAGE_ORDER)}"
+
+
+@pytest.mark.parametrize("path", PACKAGE_FILES, ids=lambda p: str(p.relative_to(SCRIPTS)))
+def test_no_stage_imports_a_later_one(path):
+    own = path.relative_to(SCRIPTS).parts[0]
+    for name in imported_modules(path):
+        target = stage_of(name)
+        if target is None or target == own:
+            continue
+        assert STAGE_ORDER[target] < STAGE_ORDER[own], (
+            f"{own}/{path.name} imports {name}: {target} does not come before {own}"
+        )
+
+
+def test_no_import_closes_a_cycle():
+    """Imports at the top or inside functions: no file reaches itself again."""
+    files = list(SCRIPTS.rglob("*.py"))
+    edges = {f: {module_file(n) for n in imported_modules(f)} - {None, f} for f in files}
+    state: dict[Path, int] = {}  # 1: on the path being walked, 2: done
+
+    def walk(node: Path, path: list[Path]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges.get(node, ())):
+            if nxt.name == "__init__.py" and not has_code(nxt):
+                continue
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt) :] + [nxt]
+                raise AssertionError(
+                    "import cycle: " + " -> ".join(str(p.relative_to(SCRIPTS)) for p in cycle)
+                )
+            if nxt not in state:
+                walk(nxt, path + [nxt])
+        state[node] = 2
+
+    for file in sorted(files):
+        if file not in state:
+            walk(file, [file])

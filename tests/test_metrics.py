@@ -1,4 +1,4 @@
-"""scripts.evaluation.metrics against figures counted by hand on fixtures small enough to count."""
+"""scripts.scoring.metrics against figures counted by hand on fixtures small enough to count."""
 
 from typing import Dict, List, Optional, Tuple
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc, Span
 
-from scripts.evaluation.metrics import (
+from scripts.scoring.metrics import (
     Tasks,
     evaluate_docs,
     f_at,

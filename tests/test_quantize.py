@@ -1,4 +1,4 @@
-"""scripts/inference/int8.py and package --fast-cpu: an int8 pipeline that saves, loads and installs
+"""scripts/packaging/int8.py and package --fast-cpu: an int8 pipeline that saves, loads and installs
 as a wheel whose own code (int8.py and spacy_internals.py) is all it needs from this repository."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import torch
 from scripts.common.errors import UserError
 from scripts.common.spacy_internals import CONVERTED_TRANSFORMER
 from scripts.evaluation.run import evaluate_model
-from scripts.inference.int8 import (
+from scripts.inference.predict import describe_pipeline, predict_texts
+from scripts.packaging.int8 import (
     ALPHA,
     QUANTIZE,
     SmoothedLinear,
@@ -25,7 +26,6 @@ from scripts.inference.int8 import (
     smooth_module,
     smoothing_scale,
 )
-from scripts.inference.predict import describe_pipeline, predict_texts
 from scripts.packaging.int8_pipeline import int8_comparison, quantize_pipeline
 from scripts.packaging.wheel import package_pipeline
 from tests.helpers import (
@@ -100,6 +100,7 @@ def test_int8_scores_stay_close_to_float(tiny_pipeline):
         assert max(abs(a["cats"][k] - b["cats"][k]) for k in a["cats"]) < 0.05
 
 
+@pytest.mark.slow
 def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_scores(
     tiny_pipeline, tmp_path
 ):
@@ -240,9 +241,10 @@ IMPORT_ALONE = (
 )
 
 
+@pytest.mark.slow
 def test_the_shipped_module_imports_on_its_own_without_this_repository(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-I", "-c", IMPORT_ALONE, str(PROJECT_ROOT / "scripts/inference/int8.py")]
+        [sys.executable, "-I", "-c", IMPORT_ALONE, str(PROJECT_ROOT / "scripts/packaging/int8.py")]
         + [QUANTIZE],
         cwd=tmp_path,
         capture_output=True,
@@ -254,7 +256,7 @@ def test_the_shipped_module_imports_on_its_own_without_this_repository(tmp_path)
 
 
 def test_feed_forward_outputs_stay_float32_in_bert_and_distilbert_naming():
-    from scripts.inference.int8 import int8_linear_names
+    from scripts.packaging.int8 import int8_linear_names
 
     class Block(torch.nn.Module):
         def __init__(self, names):

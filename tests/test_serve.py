@@ -12,8 +12,9 @@ pytest.importorskip("httpx")  # fastapi.testclient runs on httpx
 
 from fastapi.testclient import TestClient
 
+from scripts.inference.batching import Batcher, Limits
 from scripts.inference.predict import labelstudio_config, predict_texts
-from scripts.inference.server import Batcher, Limits, create_app
+from scripts.inference.server import create_app
 from tests.helpers import TEXTS
 
 LABEL_CONFIG = """<View>

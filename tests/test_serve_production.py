@@ -19,9 +19,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from scripts.inference.batching import Limits
 from scripts.inference.demo import render_entities
 from scripts.inference.predict import predict_texts
-from scripts.inference.server import Limits, create_app
+from scripts.inference.server import create_app
 from scripts.inference.serving import ServeOptions
 from tests.helpers import PROJECT_ROOT, TEXTS
 
@@ -253,6 +254,7 @@ def worker_pids(temp: Path) -> set[str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_kind", ["directory", "package"])
 def test_two_workers_serve_one_port_and_metrics_add_up_across_them(
     tiny_pipeline, tmp_path, model_kind
@@ -298,6 +300,7 @@ def test_two_workers_serve_one_port_and_metrics_add_up_across_them(
     assert not list(temp.iterdir())  # the metrics folder is gone with the server
 
 
+@pytest.mark.slow
 def test_an_unset_api_key_variable_is_one_line(tiny_pipeline):
     env = {k: v for k, v in os.environ.items() if k != "NO_SUCH_KEY"}
     done = subprocess.run(
@@ -314,6 +317,7 @@ def test_an_unset_api_key_variable_is_one_line(tiny_pipeline):
     )
 
 
+@pytest.mark.slow
 def test_the_label_studio_loop_refuses_several_workers_in_one_line(tiny_pipeline, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "scripts.serve", str(tiny_pipeline), "--workers", "2"]

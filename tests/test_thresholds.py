@@ -7,7 +7,7 @@ import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from scripts.evaluation.metrics import CatRow
+from scripts.scoring.metrics import CatRow
 from scripts.training.thresholds import (
     best_threshold,
     multilabel_components,

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 import spacy
 
-from scripts.evaluation.model import load_pipeline
+from scripts.scoring.pipeline import load_pipeline
 from tests.helpers import PROJECT_ROOT, write_tiny_bert
+
+pytestmark = pytest.mark.slow  # spacy project run all, then a wheel in a fresh venv
 
 PROJECT_FILES = ["project.yml", "configs", "scripts", "assets"]
 

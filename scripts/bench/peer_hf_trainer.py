@@ -2,10 +2,10 @@
 Hugging Face `transformers.Trainer` on the same corpus split, to compare with scripts.bench_train
 at equal epochs. Not part of the project's workflow.
 
-It needs `accelerate` (pip install -r requirements-peer.txt). It reads train/dev/test.spacy from
+It needs `accelerate` (pip install -r requirements/peer.txt). It reads train/dev/test.spacy from
 CORPUS_DIR, keeps the docs annotated for the task, trains with the Trainer's defaults (AdamW, linear
 decay, no warmup), keeps the epoch with the best F on dev (as our recipe keeps model-best), scores
-the test docs with scripts.evaluation.metrics (the scorer scripts.evaluate uses), and prints one
+the test docs with scripts.scoring.metrics (the scorer scripts.evaluate uses), and prints one
 JSON line shaped like scripts.bench_train's. train_seconds is the Trainer's train_runtime (the
 per-epoch dev evaluation included, as ours); wall_seconds runs from loading the model to the end of
 training. train_words counts the words the model saw: those of truncated texts past the cut are not
@@ -54,7 +54,7 @@ from scripts.bench.recipe import EntsHeadline, TextcatHeadline, ents_headline, t
 from scripts.common.base_model import resolve_base_model
 from scripts.common.cats import POSITIVE
 from scripts.common.errors import UserError, info
-from scripts.evaluation.metrics import (
+from scripts.scoring.metrics import (
     Metrics,
     Tasks,
     evaluate_docs,

@@ -19,8 +19,8 @@ from typing import List, NotRequired, Optional, TypedDict
 from scripts.common.base_model import resolve_base_model
 from scripts.common.errors import UserError
 from scripts.common.files import PROJECT_ROOT
-from scripts.evaluation.curves import CurvePoint, read_curves
-from scripts.evaluation.metrics import CatScores, EntScores, Metrics
+from scripts.scoring.curves import CurvePoint, read_curves
+from scripts.scoring.metrics import CatScores, EntScores, Metrics
 
 BASE_CONFIG = PROJECT_ROOT / "configs" / "base.cfg"
 

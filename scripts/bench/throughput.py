@@ -27,8 +27,8 @@ from typing import Any, Callable, Mapping, NotRequired, Optional, Sequence, Type
 
 from scripts.common.errors import UserError
 from scripts.common.files import PROJECT_ROOT
-from scripts.evaluation.model import load_pipeline
 from scripts.inference.predict import read_records
+from scripts.scoring.pipeline import load_pipeline
 
 DEVICES = ("cpu", "gpu")
 

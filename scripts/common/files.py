@@ -1,9 +1,11 @@
-"""File helpers every stage shares: checksums and atomic writes (temp file, then rename)."""
+"""File helpers every stage shares: checksums, atomic writes (temp file, then rename) and replacing
+a folder whole."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,6 +42,18 @@ def write_text_atomic(text: str, path: Path) -> bool:
         return False
     write_bytes_atomic(path, text.encode("utf8"))
     return True
+
+
+def replace_dir(source: Path, target: Path) -> None:
+    """Move source to target, replacing what was there, with the old copy removed only after."""
+    if target.exists():
+        retired = target.with_name(f".{target.name}.old")
+        shutil.rmtree(retired, ignore_errors=True)
+        os.replace(target, retired)
+        os.replace(source, target)
+        shutil.rmtree(retired)
+    else:
+        os.replace(source, target)
 
 
 def _current_umask() -> int:

@@ -7,7 +7,7 @@ place, each with the reason; tests/test_spacy_internals.py fails the day a libra
 Besides spaCy's override parser it holds what a packaged pipeline may need, each needing this file
 inside the wheel (`spacy package --code`, which imports it on its own, outside any package): the
 entity recognizer's beam probabilities behind the "entity_confidence" component
-(scripts/common/entity_confidence.py, which names them in its config), the "fast_ner" factory
+(scripts/scoring/entity_confidence.py, which names them in its config), the "fast_ner" factory
 (scripts.package --fast-ner), the converted transformer architecture of the int8 build
 (scripts.package --fast-cpu) and the layer transformer architecture of the ONNX build
 (scripts.package --onnx). So it imports nothing from this repository, and reaches int8 and ONNX

@@ -1,3 +1,2 @@
-"""Scores from gold and predicted Docs (metrics.py, pure functions) and the report that shows
-them; loading a trained pipeline and reading what it predicts (model.py, shared with inference);
-running a pipeline on a test split; comparing two runs."""
+"""Running a pipeline on a test split (run.py) and what shows its scores: the report, explanations
+of predictions, and comparing two runs. The scores themselves are scripts/scoring's."""

@@ -45,9 +45,9 @@ from typing import Any, Callable, Iterable, Mapping, NotRequired, Sequence, Type
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from scripts.common.entity_confidence import entity_scores, has_entity_confidence
 from scripts.common.errors import UserError
-from scripts.evaluation.model import find_components
+from scripts.scoring.entity_confidence import entity_scores, has_entity_confidence
+from scripts.scoring.pipeline import find_components
 
 DEFAULT_MAX_EVALS = 200
 WEIGHT_DIGITS = 6

@@ -1,4 +1,4 @@
-"""Render an evaluation (scripts.evaluation.metrics) as one self-contained HTML page and PNG plots.
+"""Render an evaluation (scripts.scoring.metrics) as one self-contained HTML page and PNG plots.
 
     report = render_report(metrics=evaluation.metrics, details=evaluation.details)
     report.html   # str: no scripts, fonts or images by URL; the plots are embedded as data URIs
@@ -16,10 +16,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from matplotlib.figure import Figure
 from spacy import displacy
 
-from scripts.evaluation.curves import CurvePoint, best_point, plotted_scores
 from scripts.evaluation.explain import CSS as EXPLAIN_CSS
 from scripts.evaluation.explain import Explanation, explanation_html, legend_html
-from scripts.evaluation.metrics import (
+from scripts.scoring.curves import CurvePoint, best_point, plotted_scores
+from scripts.scoring.metrics import (
     CatError,
     CatLabelScores,
     CatScores,
@@ -88,7 +88,7 @@ def render_report(
 ) -> Report:
     """The HTML page and the PNG plots for an evaluation; at most max_examples error examples per
     task; explanations of the first misclassified texts, in order (or why there are none);
-    curves: the training curves (scripts/evaluation/curves.py), for their own section."""
+    curves: the training curves (scripts/scoring/curves.py), for their own section."""
     plots = make_plots(metrics=metrics, details=details)
     if curves:
         plots["training_curves.png"] = plot_training_curves(points=curves)

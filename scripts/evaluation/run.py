@@ -4,7 +4,7 @@ plots/*.png in one folder (the code behind scripts/evaluate.py).
     evaluate_model(model="training/model-best", data_path=Path("corpus/test.spacy"),
                    output_dir=Path("training"))
 
-The layout of metrics.json is documented at the top of scripts/evaluation/metrics.py.
+The layout of metrics.json is documented at the top of scripts/scoring/metrics.py.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from spacy.tokens import Doc, DocBin
 from scripts.common.device import activate, resolve_device
 from scripts.common.errors import UserError, info, one_line
 from scripts.common.files import sha256_of, write_bytes_atomic
-from scripts.evaluation.curves import CurvePoint, from_same_run, read_curves
 from scripts.evaluation.explain import Explanation, explain_texts
-from scripts.evaluation.metrics import (
+from scripts.evaluation.report import PLOT_NAMES, Report, render_report
+from scripts.scoring.curves import CurvePoint, from_same_run, read_curves
+from scripts.scoring.metrics import (
     CatError,
     DataInfo,
     Metrics,
@@ -33,7 +34,7 @@ from scripts.evaluation.metrics import (
     has_ent_annotation,
     words_doc,
 )
-from scripts.evaluation.model import (
+from scripts.scoring.pipeline import (
     Components,
     cat_decision_rule,
     find_components,
@@ -41,7 +42,6 @@ from scripts.evaluation.model import (
     load_pipeline,
     pipeline_name,
 )
-from scripts.evaluation.report import PLOT_NAMES, Report, render_report
 
 TRANSFORMER_FACTORIES = ("transformer", "curated_transformer")
 
@@ -126,7 +126,7 @@ def explain_errors(
         import lime  # noqa: F401
         import shap  # noqa: F401
     except ImportError as err:
-        return [], f"install {err.name} (pip install -r requirements-explain.txt) to see why"
+        return [], f"install {err.name} (pip install -r requirements/explain.txt) to see why"
     info(f"Explaining {len(errors)} misclassified texts")
     known = set(nlp.get_pipe(find_components(nlp).cats[-1]).labels)
     explanations = []

@@ -27,8 +27,8 @@ from scripts.evaluation.explain import (
     entity_labels,
     explain_texts,
 )
+from scripts.inference.batching import Batcher, Limits, check_limits
 from scripts.inference.predict import Predictor
-from scripts.inference.server import Batcher, Limits, check_limits
 
 MAX_EVALS_LIMIT = 5 * DEFAULT_MAX_EVALS  # what one request may ask for per text
 

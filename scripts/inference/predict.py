@@ -7,11 +7,11 @@
     #      "cats": {"requirements": 0.981, "benefits": 0.004, ...}}]
 
 annotate and serve predict through here, so their outputs agree; the pipeline is loaded and read
-as scripts.evaluate does (scripts.evaluation.model). The Label Studio helpers turn the same records
+as scripts.evaluate does (scripts.scoring.pipeline). The Label Studio helpers turn the same records
 into Label Studio predictions ("result" items of type labels and choices). Offsets are Python
 character offsets (code points), which is what Label Studio stores since it stopped counting UTF-16
 units; each span also carries its text, and its score where the pipeline has the entity_confidence
-component (scripts/common/entity_confidence.py); min_score drops the entities scored below it.
+component (scripts/scoring/entity_confidence.py); min_score drops the entities scored below it.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from spacy.tokens import Doc
 
 from scripts.common.cats import POSITIVE
 from scripts.common.device import activate, resolve_device
-from scripts.common.entity_confidence import entity_scores, has_entity_confidence
 from scripts.common.errors import UserError
-from scripts.evaluation.metrics import top_category
-from scripts.evaluation.model import (
+from scripts.scoring.entity_confidence import entity_scores, has_entity_confidence
+from scripts.scoring.metrics import top_category
+from scripts.scoring.pipeline import (
     cat_decision_rule,
     find_components,
     labels_of,
@@ -169,10 +169,18 @@ class LabelConfig:
     cat_labels: frozenset[str] | None = None
 
 
-@lru_cache(maxsize=32)
-def parse_label_config(xml: str | None) -> LabelConfig:
+def parse_label_config(xml: Any) -> LabelConfig:
     """Tag names from a labeling config; the defaults when there is none, e.g.
-    parse_label_config(None)."""
+    parse_label_config(None). UserError for anything but XML text."""
+    if xml is not None and not isinstance(xml, str):
+        raise UserError(f"the Label Studio labeling config is a JSON {type(xml).__name__}, not XML")
+    if xml is not None and unreadable_text(xml):
+        raise UserError(f"the Label Studio labeling config: {unreadable_text(xml)}")
+    return _parse_label_config(xml)
+
+
+@lru_cache(maxsize=32)  # Label Studio sends the same config with every request
+def _parse_label_config(xml: str | None) -> LabelConfig:
     if not xml or not xml.strip():
         return LabelConfig()
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from scripts.common.errors import UserError, info, one_line
+from scripts.inference.batching import Limits
 from scripts.inference.predict import load_predictor
 from scripts.inference.retraining import (
     LivePredictor,
@@ -28,7 +29,7 @@ from scripts.inference.retraining import (
     RetrainSettings,
     served_model,
 )
-from scripts.inference.server import Limits, create_app
+from scripts.inference.server import create_app
 from scripts.inference.serving import ServeOptions, configure_logging, metrics_available
 
 SETTINGS_ENV = "SPACY_SERVE_SETTINGS"

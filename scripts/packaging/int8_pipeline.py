@@ -1,4 +1,4 @@
-"""The int8 build of a pipeline: its transformer quantized (scripts/inference/int8.py) and put in
+"""The int8 build of a pipeline: its transformer quantized (scripts/packaging/int8.py) and put in
 place of the float32 one (scripts/common/spacy_internals.py), calibrated on a split's texts and
 scored on the test split.
 
@@ -17,7 +17,7 @@ from spacy.language import Language
 
 from scripts.common.errors import UserError, one_line
 from scripts.common.spacy_internals import CONVERTED_TRANSFORMER, swap_in_converted_transformer
-from scripts.inference.int8 import QUANTIZE, input_maxima, int8_linear_names, quantize_module
+from scripts.packaging.int8 import QUANTIZE, input_maxima, int8_linear_names, quantize_module
 from scripts.packaging.meta import SCORES, score
 
 INT8_SUFFIX = "int8"

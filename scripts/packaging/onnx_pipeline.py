@@ -1,5 +1,5 @@
 """The ONNX build of a pipeline: its transformer exported to ONNX, fused for onnxruntime, its
-weights quantized to int8, and run by scripts/inference/onnx_transformer.py in place of PyTorch
+weights quantized to int8, and run by scripts/packaging/onnx_transformer.py in place of PyTorch
 (scripts/common/spacy_internals.py puts the layer in); spaCy, the NER and the classifier unchanged.
 
     onnx_pipeline(spacy.load("training/model-best")).to_disk("model-onnx")
@@ -27,13 +27,13 @@ from spacy.language import Language
 
 from scripts.common.errors import UserError, one_line
 from scripts.common.spacy_internals import LAYER_TRANSFORMER, swap_in_transformer_layer
-from scripts.inference.onnx_transformer import (
+from scripts.packaging.meta import SCORES, score
+from scripts.packaging.onnx_transformer import (
     INPUT_NAMES,
     ONNX_LAYER,
     OUTPUT_NAME,
     onnx_transformer_layer,
 )
-from scripts.packaging.meta import SCORES, score
 
 ONNX_SUFFIX = "onnx"
 ONNX_REQUIREMENTS = ["onnxruntime>=1.20,<2"]
@@ -53,7 +53,7 @@ def check_onnx_inputs(*, test_path: Optional[Path]) -> Path:
         if importlib.util.find_spec(module) is None:
             raise UserError(
                 f"{module} is not installed, and the ONNX build needs it; "
-                "pip install -r requirements-onnx.txt"
+                "pip install -r requirements/onnx.txt"
             )
     return test_path
 

@@ -5,7 +5,7 @@
                      metrics_path=Path("training/metrics.json"), transformer="auto", lang="en")
 
 The default wheel ships no code from this repository but the entity_confidence component (which
-scores each entity): where the config names it, scripts/common/entity_confidence.py and
+scores each entity): where the config names it, scripts/scoring/entity_confidence.py and
 scripts/common/spacy_internals.py (its beam search) go into the wheel as its code. Otherwise the
 config must name only components and functions that spaCy, spacy-transformers and thinc register,
 or packaging stops and says which.
@@ -15,10 +15,10 @@ and entities, its greedy decoding run holding the GIL) and ships scripts/common/
 which defines it, as the wheel's code. It relies on spaCy internals.
 
 int8: build <lang>_<name>_int8 instead (scripts/packaging/int8_pipeline.py), shipping
-scripts/inference/int8.py and spacy_internals.py as the wheel's code.
+scripts/packaging/int8.py and spacy_internals.py as the wheel's code.
 
 onnx: build <lang>_<name>_onnx instead (scripts/packaging/onnx_pipeline.py), shipping
-scripts/inference/onnx_transformer.py and spacy_internals.py as the wheel's code, with onnxruntime
+scripts/packaging/onnx_transformer.py and spacy_internals.py as the wheel's code, with onnxruntime
 among its requirements.
 """
 
@@ -37,11 +37,11 @@ from typing import Any, Optional
 import srsly
 from spacy.util import load_config, registry
 
-from scripts.common import entity_confidence, spacy_internals
+from scripts.common import spacy_internals
 from scripts.common.base_model import resolve_base_model
 from scripts.common.errors import UserError
-from scripts.inference import int8 as int8_module
-from scripts.inference import onnx_transformer as onnx_module
+from scripts.packaging import int8 as int8_module
+from scripts.packaging import onnx_transformer as onnx_module
 from scripts.packaging.int8_pipeline import (
     INT8_SUFFIX,
     check_int8_inputs,
@@ -57,6 +57,7 @@ from scripts.packaging.onnx_pipeline import (
     onnx_description,
     onnx_staged,
 )
+from scripts.scoring import entity_confidence
 
 # The packages whose registered functions a wheel's config may name without shipping code.
 STOCK_PACKAGES = ("spacy", "spacy_transformers", "spacy_legacy", "thinc")

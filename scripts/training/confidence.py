@@ -1,5 +1,5 @@
 """Give a saved pipeline entity scores: the entity_confidence component added right after its
-entity recognizer (scripts/common/entity_confidence.py), for the train step and for pipelines
+entity recognizer (scripts/scoring/entity_confidence.py), for the train step and for pipelines
 trained before it added one.
 
     add_confidence(model_dir=Path("old/model-best"), output_dir=Path("training/model-scored"))
@@ -12,8 +12,9 @@ import tempfile
 from pathlib import Path
 
 from scripts.common import spacy_internals  # noqa: F401  registers what the component's config names
-from scripts.common.entity_confidence import add_entity_confidence
 from scripts.common.errors import UserError, one_line
+from scripts.common.files import replace_dir
+from scripts.scoring.entity_confidence import add_entity_confidence
 
 
 def add_confidence(*, model_dir: Path, output_dir: Path, ner: str = "ner") -> bool:
@@ -21,8 +22,6 @@ def add_confidence(*, model_dir: Path, output_dir: Path, ner: str = "ner") -> bo
     only for the train step's own scratch copy); False, and nothing written, where the pipeline
     already scores its entities."""
     import spacy
-
-    from scripts.training.run import replace_dir
 
     if not (model_dir / "config.cfg").is_file():
         raise UserError(

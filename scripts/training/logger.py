@@ -31,7 +31,7 @@ from spacy.util import SimpleFrozenList, registry
 
 from scripts.common.errors import UserError, info
 from scripts.common.files import write_bytes_atomic
-from scripts.evaluation.curves import curve_point
+from scripts.scoring.curves import curve_point
 
 LogStep = Callable[[Optional[Dict[str, Any]]], None]
 Setup = Callable[..., Tuple[LogStep, Callable[[], None]]]
@@ -71,7 +71,7 @@ class CurvesFile:
 @registry.loggers("ner_textcat.curves_logger.v1")
 def curves_logger(path: str, progress_bar: bool = False, tracker: Optional[Setup] = None) -> Setup:
     """spaCy's console log; every evaluation appended to the JSONL file at `path` (a fresh file
-    each run, read by scripts/evaluation/curves.py); and every step passed on to `tracker`, another
+    each run, read by scripts/scoring/curves.py); and every step passed on to `tracker`, another
     logger such as ner_textcat.mlflow_logger.v1, when there is one."""
     console = console_logger(progress_bar=progress_bar)
 
@@ -140,7 +140,7 @@ def mlflow_logger(
     require(
         "mlflow",
         logger="ner_textcat.mlflow_logger.v1",
-        install="pip install -r requirements-tracking.txt",
+        install="pip install -r requirements/tracking.txt",
     )
     make_tracker = registry.loggers.get("spacy.MLflowLogger.v2")
 

@@ -7,8 +7,8 @@ text classification alone (batchers), [components.textcat] and [components.textc
 the text classifiers' factories and scorers (textcat), [training.optimizer] the optimizer
 (optimizers), [training.logger] the logger of training curves and trackers (logger). Loading a
 trained pipeline needs none of them: training leaves spaCy's own factories in its config, and the
-entity_confidence component (scripts/common/entity_confidence.py), which
-scripts.evaluation.model registers.
+entity_confidence component (scripts/scoring/entity_confidence.py), which
+scripts.scoring.pipeline registers.
 """
 
 import scripts.training.batchers  # noqa: F401

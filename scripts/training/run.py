@@ -12,7 +12,6 @@ multi-label classifiers get their decision threshold tuned on the dev set
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,7 +21,7 @@ from thinc.api import Config
 
 from scripts.common.device import activate, resolve_device
 from scripts.common.errors import UserError, info
-from scripts.common.files import write_bytes_atomic
+from scripts.common.files import replace_dir, write_bytes_atomic
 from scripts.common.spacy_internals import parse_config_overrides
 
 TRAINED_PIPELINES = ("model-best", "model-last")
@@ -112,15 +111,3 @@ def use_stock_components(model_dir: Path) -> None:
     stock = stock_config(config)
     if stock != config:
         write_bytes_atomic(config_path, stock.to_str(interpolate=False).encode("utf8"))
-
-
-def replace_dir(source: Path, target: Path) -> None:
-    """Move source to target, replacing what was there, with the old copy removed only after."""
-    if target.exists():
-        retired = target.with_name(f".{target.name}.old")
-        shutil.rmtree(retired, ignore_errors=True)
-        os.replace(target, retired)
-        os.replace(source, target)
-        shutil.rmtree(retired)
-    else:
-        os.replace(source, target)

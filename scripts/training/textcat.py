@@ -48,7 +48,7 @@ from thinc.api import Config, Model
 from thinc.types import Floats2d
 
 from scripts.common.cats import POSITIVE
-from scripts.evaluation.metrics import top_category
+from scripts.scoring.metrics import top_category
 
 EXCLUSIVE_FACTORY = "training_textcat"
 MULTILABEL_FACTORY = "training_textcat_multilabel"

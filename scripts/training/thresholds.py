@@ -22,7 +22,7 @@ from thinc.api import Config
 
 from scripts.common.cats import POSITIVE
 from scripts.common.files import write_bytes_atomic
-from scripts.evaluation.metrics import (
+from scripts.scoring.metrics import (
     CURVE_GRID,
     CatRow,
     collect_cats,

@@ -60,7 +60,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from scripts.common.cats import POSITIVE
-from scripts.common.entity_confidence import entity_scores
+from scripts.scoring.entity_confidence import entity_scores
 
 FORMAT_VERSION = 1
 CURVE_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))

@@ -18,9 +18,10 @@ from spacy.language import Language
 from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
 
 # A trained pipeline's entity_confidence component and the beam search its config names.
-from scripts.common import entity_confidence, spacy_internals  # noqa: F401
+from scripts.common import spacy_internals  # noqa: F401
 from scripts.common.cats import POSITIVE
 from scripts.common.errors import UserError, one_line
+from scripts.scoring import entity_confidence  # noqa: F401
 
 
 @dataclass(frozen=True)
