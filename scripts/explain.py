@@ -80,7 +80,7 @@ def main(
     gpu_id: str = gpu_id_option(),
 ) -> None:
     """Print, per text and label, the words that pushed the score up (+) or down (-)."""
-    with reported_as_one_line(options=GPU_ID):
+    with reported_as_one_line(options=GPU_ID, project_step=True):
         texts = list(text)
         if texts_path is not None:
             texts += [r[text_field] for r in read_records(texts_path, text_field=text_field)]
