@@ -3,14 +3,18 @@
     python -m scripts.bench_train --train data/train.tsv --dev data/dev.tsv --test data/test.tsv \
         --components ner
 
-It runs the workflow's own stages (convert, config, train, evaluate) into --output and prints
-one JSON line. Training speed counts the words of every training pass, evaluation included in
-the time, as the training log reports them.
+It runs the workflow's own stages (scripts/workflow/stages.py: convert, config, labels, train,
+evaluate) into --output and prints one JSON line; their messages go to stderr. Training speed
+counts the words of every training pass, evaluation included in the time, as the training log
+reports them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -20,6 +24,8 @@ import typer
 from scripts.bench.recipe import bench_train
 from scripts.common.errors import reported_as_one_line
 from scripts.common.options import GPU_ID, gpu_id_option
+from scripts.common.spacy_internals import parse_config_overrides
+from scripts.convert import settings_from_words
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -47,20 +53,26 @@ def main(
 ) -> None:
     """Train and evaluate once; print quality, training words/s and wall time as one JSON line.
     Extra --section.key value arguments override the config, as for scripts.make_config."""
-    with reported_as_one_line(options=GPU_ID), tempfile.TemporaryDirectory() as tmp:
+    with (
+        reported_as_one_line(options=GPU_ID),
+        tempfile.TemporaryDirectory() as tmp,
+        contextlib.redirect_stdout(sys.stderr),  # stdout carries the result line alone
+    ):
+        settings = settings_from_words(
+            shlex.split(convert_options), lang=lang, option="--convert-options"
+        )
         result = bench_train(
             train=train,
             dev=dev,
             test=test,
             components=components,
             transformer=transformer,
-            lang=lang,
             max_epochs=max_epochs,
             gpu_id=gpu_id,
             seed=seed,
-            convert_options=convert_options,
+            settings=settings,
             output_dir=output_dir or Path(tmp),
-            config_overrides=list(ctx.args),
+            config_overrides=parse_config_overrides(ctx.args),
         )
         if output_dir is None:
             result["output"] = None  # the temporary folder is gone

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import typer
 
+from scripts.common.errors import UserError
 from scripts.corpus.conversion import (
     ConvertError,
     Settings,
@@ -21,6 +22,7 @@ from scripts.corpus.conversion import (
     convert_project,
     parse_file_list,
     parse_split,
+    unreadable_input,
 )
 from scripts.corpus.readers import READERS
 
@@ -32,6 +34,7 @@ FORMATS_EPILOG = "Formats (--format): " + "; ".join(
 
 @app.command(epilog=FORMATS_EPILOG)
 def main(
+    ctx: typer.Context,
     sources: Optional[list[Path]] = typer.Argument(
         None,
         help="Files or folders to convert and merge (a folder: its files, sorted; what it skips "
@@ -105,18 +108,7 @@ def main(
 ) -> None:
     """Convert annotations in the formats users bring into .spacy files, with a report of what was
     repaired or dropped."""
-    settings = Settings(
-        fmt=fmt,
-        lang=lang,
-        tag_column=tag_column,
-        token_column=token_column,
-        labels_file=Path(labels_file) if labels_file else None,
-        misaligned=misaligned,
-        encoding=encoding or None,
-        recursive=recursive,
-        lenient=lenient,
-        strict=strict,
-    )
+    settings = reader_settings(ctx.params)
     try:
         if train is not None or output_dir is not None:
             if sources or output is not None or split is not None:
@@ -154,12 +146,66 @@ def main(
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
     except (OSError, UnicodeError) as error:
-        where = getattr(error, "filename", None) or "input"
-        typer.echo(
-            f"{where}: {error.__class__.__name__}: {error}; check the file and its permissions",
-            err=True,
-        )
+        typer.echo(str(unreadable_input(error)), err=True)
         raise typer.Exit(1) from None
+
+
+# The options that say how files are read (Settings, less the language), by their names in main()
+READER_OPTIONS = (
+    "fmt",
+    "tag_column",
+    "token_column",
+    "labels_file",
+    "misaligned",
+    "encoding",
+    "recursive",
+    "lenient",
+    "strict",
+)
+
+
+def reader_settings(params: Mapping[str, Any]) -> Settings:
+    """Settings from main()'s parsed options, e.g. reader_settings(ctx.params)."""
+    return Settings(
+        fmt=params["fmt"],
+        lang=params["lang"],
+        tag_column=params["tag_column"],
+        token_column=params["token_column"],
+        labels_file=Path(params["labels_file"]) if params["labels_file"] else None,
+        misaligned=params["misaligned"],
+        encoding=params["encoding"] or None,
+        recursive=params["recursive"],
+        lenient=params["lenient"],
+        strict=params["strict"],
+    )
+
+
+def settings_from_words(words: list[str], *, lang: str, option: str) -> Settings:
+    """Reader options given as this command's words, parsed by its own parameters, for a command
+    that passes them on: settings_from_words(["--format", "iob"], lang="en",
+    option="--convert-options"); only the options of READER_OPTIONS are taken."""
+    command = typer.main.get_command(app)
+    shown = f"{option} '{' '.join(words)}'"
+    try:
+        with command.make_context("scripts.convert", list(words)) as ctx:
+            params = dict(ctx.params)
+            # By the enum's name: typer >= 0.20 parses with its own copy of click.
+            given = [
+                param
+                for param in command.params
+                if param.name not in READER_OPTIONS
+                and getattr(ctx.get_parameter_source(param.name), "name", "") == "COMMANDLINE"
+            ]
+    except Exception as err:
+        # click's UsageError (from click, or from typer's copy of it): one line, not a traceback
+        if not hasattr(err, "format_message"):
+            raise
+        raise UserError(f"{shown}: {err.format_message()}") from None
+    if given:
+        name = given[0].opts[0] if given[0].opts[0].startswith("-") else "SOURCE"
+        readers = [param.opts[0] for param in command.params if param.name in READER_OPTIONS]
+        raise UserError(f"{shown}: {name} is not a reader option; give only {', '.join(readers)}")
+    return reader_settings({**params, "lang": lang})
 
 
 if __name__ == "__main__":

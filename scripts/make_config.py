@@ -3,7 +3,8 @@
     python -m scripts.make_config configs/base.cfg training/config.cfg --components ner,textcat
 
 Extra `--section.key value` arguments override configs/base.cfg first, e.g.
-`--training.accumulate_gradient 2` or `--components.textcat.class_balance 0.3`.
+`--training.accumulate_gradient 2` or `--components.textcat.class_balance 0.3`; an empty value
+(`--training.batcher.size ''`) keeps configs/base.cfg's.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from scripts.common.base_model import MAX_UNKNOWN_SHARE
 from scripts.common.errors import reported_as_one_line
 from scripts.common.spacy_internals import parse_config_overrides
 from scripts.training.config import VALID_COMPONENTS, make_config
@@ -42,9 +44,15 @@ def main(
         "--logger",
         help="Experiment tracker, a section of configs/loggers.cfg: console, mlflow or wandb",
     ),
+    max_unknown: float = typer.Option(
+        MAX_UNKNOWN_SHARE,
+        "--max-unknown",
+        help="Stop when a larger share of the training text's word pieces is unknown to the base "
+        "model's tokenizer ([UNK]): it cannot read the language; 1.0 goes on anyway",
+    ),
 ) -> None:
     """Write the training config for the chosen components and base model; extra
-    --section.key value arguments override configs/base.cfg."""
+    --section.key value arguments override configs/base.cfg (an empty value keeps its own)."""
     with reported_as_one_line(project_step=True):
         make_config(
             base_path=base_path,
@@ -56,6 +64,7 @@ def main(
             max_epochs=max_epochs,
             overrides=parse_config_overrides(ctx.args),
             logger=logger,
+            max_unknown=max_unknown,
         )
 
 

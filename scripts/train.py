@@ -3,13 +3,15 @@
     python -m scripts.train training/config.cfg --output training --gpu-id auto
 
 Extra `--section.key value` arguments override the config. Multi-label classifiers get their
-threshold tuned on the dev set, and the entity recognizer the entity_confidence component that
-scores its entities (scripts/training/run.py).
+threshold tuned on the dev set, the entity recognizer the entity_confidence component that
+scores its entities, and both pipelines the package's --name and --version in their meta
+(scripts/training/run.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -36,6 +38,17 @@ def main(
         "--entity-confidence/--no-entity-confidence",
         help="Add the entity_confidence component after ner: a score per entity (doc.spans)",
     ),
+    name: Optional[str] = typer.Option(
+        None,
+        "--name",
+        help="Package name without the language prefix, into the pipelines' meta "
+        "(spaCy's 'pipeline' if not given)",
+    ),
+    version: Optional[str] = typer.Option(
+        None,
+        "--version",
+        help="Package version, into the pipelines' meta (spaCy's 0.0.0 if not given)",
+    ),
 ) -> None:
     """Train the pipeline; extra --section.key value arguments override the config."""
     with reported_as_one_line(options=GPU_ID, project_step=True):
@@ -46,6 +59,8 @@ def main(
             mixed_precision=parse_bool(mixed_precision, var="mixed_precision"),
             overrides=parse_overrides(ctx.args),
             entity_confidence=entity_confidence,
+            name=name,
+            version=version,
         )
 
 

@@ -84,3 +84,44 @@ def test_cli_prints_one_line_on_error():
         "✘ transformer ./no/such/model: no such directory; pass an existing model folder or a "
         "Hugging Face hub name such as roberta-base (--vars.transformer)"
     ]
+
+
+def test_unknown_word_pieces_are_counted_with_the_models_own_tokenizer(tiny_transformer):
+    # The tiny BERT's WordPiece vocabulary holds ASCII letters: "abc" is a, ##b, ##c; each
+    # Chinese character is a word of its own, and unknown.
+    counted = base_model.unknown_pieces(
+        str(tiny_transformer), ["abc 中文", "SQL!"], tokenizer_config={"use_fast": True}
+    )
+    assert (counted.token, counted.unknown, counted.pieces, counted.texts) == ("[UNK]", 2, 9, 2)
+    assert counted.share == pytest.approx(2 / 9)
+
+
+def test_a_tokenizer_without_an_unknown_token_is_not_checked(tmp_path):
+    # Byte-level BPE reads any text: it has no unknown token to count.
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel()
+    trainer = trainers.BpeTrainer(initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(["some text to learn from"], trainer=trainer)
+    PreTrainedTokenizerFast(tokenizer_object=bpe).save_pretrained(tmp_path)
+    assert base_model.unknown_pieces(str(tmp_path), ["中文"], tokenizer_config={}) is None
+
+
+def test_a_text_the_model_cannot_read_names_a_model_for_the_language():
+    counted = base_model.UnknownPieces(token="[UNK]", unknown=65, pieces=100, texts=384)
+    minilm = base_model.BaseModel(name="model", location="/m", source="local")
+    with pytest.raises(
+        UserError, match=r"65% .* of 384 training texts .*--vars.transformer bert-base-chinese"
+    ):
+        base_model.check_unknown_share(counted, model=minilm, lang="zh", max_share=0.1)
+    base_model.check_unknown_share(counted, model=minilm, lang="zh", max_share=0.7)
+    base_model.check_unknown_share(None, model=minilm, lang="zh", max_share=0.0)
+    # the table's own model for the language: the language is the likelier mistake
+    chinese = base_model.BaseModel(name="bert-base-chinese", location="x", source="hub")
+    with pytest.raises(
+        UserError,
+        match=r"check --vars.lang \('zh'\), or try a multilingual model such as xlm-roberta-base",
+    ):
+        base_model.check_unknown_share(counted, model=chinese, lang="zh", max_share=0.1)

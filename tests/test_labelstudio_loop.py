@@ -404,7 +404,19 @@ def test_retraining_swaps_in_a_new_model_version_that_a_restart_serves(studio, t
     assert studio.post("/predict", json={"texts": ["Python"]}).json()["model_version"] == (
         "en_tiny-0.0.1+ls1"
     )
-    assert (tmp_path / "runs/1/compare.txt").is_file()
+    run = tmp_path / "runs/1"
+    assert (run / "compare.txt").is_file()
+    # A run folder of the workflow's stages: its config reads and writes that folder only.
+    paths = spacy.util.load_config(run / "config.cfg", interpolate=False)["paths"]
+    assert {key: Path(paths[key]).parent for key in ("train", "dev", "labels", "curves")} == {
+        "train": run / "corpus",
+        "dev": run / "corpus",
+        "labels": run,
+        "curves": run,
+    }
+    assert (run / "curves.jsonl").stat().st_size > 0
+    for evaluation in ("eval-served", "eval-candidate"):
+        assert (run / evaluation / "metrics.json").is_file()
     restarted = load_predictor(served_model(tmp_path, "unused"), gpu_id="-1")
     assert restarted.version == "en_tiny-0.0.1+ls1"
 

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,13 @@ from typer.testing import CliRunner
 from scripts import make_config as make_config_command
 from scripts.common.errors import UserError
 from scripts.training import config as make_config
-from scripts.training.config import count_batches, parse_components, scale_schedule
+from scripts.training.config import (
+    EVALUATIONS,
+    batches_per_epoch,
+    count_batches,
+    parse_components,
+    scale_schedule,
+)
 
 BASE = Path(__file__).resolve().parent.parent / "configs" / "base.cfg"
 
@@ -45,9 +52,40 @@ def test_schedule_scales_with_the_corpus():
     large = scale_schedule(1_500)
     assert small.max_epochs > large.max_epochs >= 3
     assert small.warmup_steps == small.total_steps // 10
-    assert small.total_steps == small.max_epochs * 3
-    assert large.eval_frequency == 200 and small.eval_frequency == 5
+    assert (small.total_steps, small.eval_frequency) == (small.max_epochs * 3, 5)
+    assert (large.total_steps, large.eval_frequency) == (4_400, 200)  # 4,500 to whole evaluations
     assert scale_schedule(3, max_epochs=2).max_epochs == 2
+
+
+@pytest.mark.parametrize("batches", [1, 3, 11.6, 12, 67, 199.5, 1_500])
+def test_the_run_ends_on_an_evaluation_and_stops_after_a_quarter_of_it_without_progress(batches):
+    schedule = scale_schedule(batches)
+    evaluations = schedule.total_steps // schedule.eval_frequency
+    # spaCy evaluates at steps 0, eval_frequency, ... and stops after step max_steps
+    assert schedule.total_steps % schedule.eval_frequency == 0
+    assert abs(schedule.total_steps - schedule.max_epochs * batches) <= schedule.eval_frequency
+    assert evaluations >= EVALUATIONS
+    # whole evaluations, a quarter of them: 9 epochs of 67 batches (600 steps) stop after 150
+    assert schedule.patience % schedule.eval_frequency == 0
+    assert abs(schedule.patience - schedule.total_steps / 4) <= schedule.eval_frequency / 2
+
+
+def test_batches_per_epoch_are_averaged_over_shuffled_orders():
+    batcher = {
+        "@batchers": "spacy.batch_by_padded.v1",
+        "size": 100,
+        "buffer": 2,
+        "discard_oversize": False,
+        "get_length": None,
+    }
+    # Buffers of 2 documents: the two short ones share a batch when they meet in a buffer (3
+    # batches), not when each meets a long one (4).
+    lengths = (90, 90, 10, 10)
+    assert count_batches(lengths, batcher=batcher) == 3
+    assert count_batches((90, 10, 90, 10), batcher=batcher) == 4
+    average = batches_per_epoch(lengths, batcher=batcher)
+    assert 3 < average < 4
+    assert average == batches_per_epoch(lengths, batcher=batcher)  # seeded: the same each run
 
 
 def test_batches_are_counted_with_the_configured_batcher():
@@ -120,7 +158,10 @@ def test_epochs_follow_the_corpus_size_whatever_batcher_slices_it(tmp_path):
         25 * 33,
         25 * 33 // 10,
     )
-    assert load_config(output, interpolate=False)["training"]["max_epochs"] == 25
+    training = load_config(output, interpolate=False)["training"]
+    # counted in steps, whatever batches each shuffled epoch makes
+    assert (training["max_steps"], training["max_epochs"]) == (25 * 33, 0)
+    assert (training["eval_frequency"], training["patience"]) == (33, 33 * 6)
     assert scale_schedule(92, corpus_batches=60) == scale_schedule(92, max_epochs=10)
 
 
@@ -248,14 +289,46 @@ def lookup(config, dotted: str):
     return config
 
 
-def test_project_vars_default_to_the_base_config_values():
+def test_the_knobs_defaults_are_written_in_base_cfg_alone(tmp_path):
+    """project.yml passes each knob to the config step empty by default, and an empty override
+    keeps configs/base.cfg's value; --vars.batch_size 500 still reaches the config."""
+    import shlex
+
     import srsly
 
+    from scripts.common.spacy_internals import parse_config_overrides
+
     project = srsly.read_yaml(BASE.parent.parent / "project.yml")
-    base = load_config(BASE, interpolate=False)
+    script = " ".join(project["commands"][1]["script"])
     for var, setting in PROJECT_KNOBS.items():
-        assert project["vars"][var] == lookup(base, setting), var
-        assert f"--{setting} ${{vars.{var}}}" in " ".join(project["commands"][1]["script"]), var
+        assert project["vars"][var] == "", var
+        assert f"--{setting} '${{vars.{var}}}'" in script, var
+
+    def written(**values: str) -> dict:
+        # the config step's arguments as weasel splits them, with these vars
+        args = shlex.split(
+            " ".join(f"--{PROJECT_KNOBS[k]} '{values.get(k, '')}'" for k in PROJECT_KNOBS)
+        )
+        output = tmp_path / "config.cfg"
+        make_config.make_config(
+            base_path=BASE,
+            output=output,
+            components="ner,textcat",
+            transformer="auto",
+            lang="en",
+            train=write_corpus(tmp_path / "train.spacy"),
+            overrides=parse_config_overrides(args),
+        )
+        config = load_config(output, interpolate=False)
+        return {var: lookup(config, setting) for var, setting in PROJECT_KNOBS.items()}
+
+    base = load_config(BASE, interpolate=False)
+    assert written() == {var: lookup(base, setting) for var, setting in PROJECT_KNOBS.items()}
+    assert written(batch_size="500", discard_oversize="true") == {
+        **written(),
+        "batch_size": 500,
+        "discard_oversize": True,
+    }
 
 
 def test_gpu_memory_knobs_resolve_into_a_trainable_config(tmp_path):
@@ -355,3 +428,69 @@ def test_class_balance_out_of_range_stops_the_config_step_in_one_line(tmp_path):
             overrides={"components.textcat.class_balance": 2},
         )
     assert not (tmp_path / "c.cfg").exists()
+
+
+def write_texts(path: Path, texts: list[str], *, lang: str) -> Path:
+    nlp = spacy.blank(lang)
+    docs = []
+    for i, text in enumerate(texts):
+        doc = nlp.make_doc(text)
+        doc.cats = {"good": float(i % 2), "bad": float(1 - i % 2)}
+        docs.append(doc)
+    DocBin(docs=docs).to_disk(path)
+    return path
+
+
+def test_a_base_model_that_cannot_read_the_text_stops_the_config_step(tmp_path, tiny_transformer):
+    # The tiny BERT knows ASCII letters only: each Chinese character is one [UNK].
+    reviews = ["这家餐厅的菜很好吃", "服务太慢了", "价格合理 good value", "环境不错"] * 5
+    train = write_texts(tmp_path / "train.spacy", reviews, lang="zh")
+    options = dict(
+        base_path=BASE,
+        output=tmp_path / "config.cfg",
+        components="textcat",
+        transformer=str(tiny_transformer),
+        lang="zh",
+        train=train,
+    )
+    with pytest.raises(
+        UserError,
+        match=rf"base model {re.escape(str(tiny_transformer))}: 71% of the word pieces of 20 "
+        r"training texts are unknown to its tokenizer \(\[UNK\]\), over the 10% limit, so it "
+        r"cannot read this text; use a model for lang 'zh', e.g. "
+        r"--vars.transformer bert-base-chinese \(configs/base_models.json\), or go on anyway "
+        r"with --vars.max_unknown 1.0$",
+    ):
+        make_config.make_config(**options)
+    assert not (tmp_path / "config.cfg").exists()
+    make_config.make_config(**options, max_unknown=1.0)
+    assert (tmp_path / "config.cfg").is_file()
+
+
+def test_the_config_step_says_how_much_of_the_text_the_base_model_reads(
+    tmp_path, tiny_transformer, capsys
+):
+    train = write_texts(tmp_path / "train.spacy", ["Free lunch €5", "Python and SQL"], lang="en")
+    make_config.make_config(
+        base_path=BASE,
+        output=tmp_path / "config.cfg",
+        components="textcat",
+        transformer=str(tiny_transformer),
+        lang="en",
+        train=train,
+    )
+    # 22 word pieces, the euro sign the only one unknown
+    assert (
+        f"Base model: {tiny_transformer.name} (local); 4.5% of the training text's word pieces "
+        "unknown to its tokenizer" in capsys.readouterr().err
+    )
+    with pytest.raises(UserError, match=r"max_unknown 1.5 is not a share between 0 and 1"):
+        make_config.make_config(
+            base_path=BASE,
+            output=tmp_path / "config.cfg",
+            components="textcat",
+            transformer=str(tiny_transformer),
+            lang="en",
+            train=train,
+            max_unknown=1.5,
+        )

@@ -47,12 +47,13 @@ def write_config(path: Path, *, bert: Path, logger: str) -> Path:
         components=["ner", "textcat"],
         lang="en",
         transformer_location=str(bert),
+        # steps 0, 1 and 2: spaCy counts from 0 and stops after step max_steps
         schedule=Schedule(
             max_epochs=EVALUATIONS,
             eval_frequency=1,
             patience=100,
             warmup_steps=1,
-            total_steps=EVALUATIONS,
+            total_steps=EVALUATIONS - 1,
         ),
         tracker=tracker_block(logger),
     )
@@ -112,7 +113,7 @@ def test_mlflow_holds_the_same_metrics_as_the_curves_file(mlflow_run, monkeypatc
     experiment = client.get_experiment_by_name("ner_textcat")
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
-    assert run.data.params["training.max_epochs"] == str(EVALUATIONS)
+    assert run.data.params["training.max_steps"] == str(EVALUATIONS - 1)
 
     def history(key):
         metrics = client.get_metric_history(run.info.run_id, key)

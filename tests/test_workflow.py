@@ -1,14 +1,17 @@
-"""The whole workflow, end to end, as a user runs it: `spacy project run all`, then the wheel.
+"""The whole workflow, end to end, as a user runs it: `spacy project run all`, then the wheel;
+and project.yml's steps are the stages of scripts/workflow/stages.py, in its run folder layout.
 
 Training uses a tiny BERT built here (random weights) and one epoch, set through
 WEASEL_CONFIG_OVERRIDES, so the run takes seconds; the real defaults are exercised by
-`python -m spacy project run all` itself.
+`python -m spacy project run all` itself. scripts.bench_train runs the same stages through
+run_all() (tests/test_bench_train.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,13 +21,58 @@ from pathlib import Path
 
 import pytest
 import spacy
+import srsly
+from spacy.util import load_config
 
 from scripts.scoring.pipeline import load_pipeline
+from scripts.workflow.stages import BASE_CONFIG, STAGES, RunFolder
 from tests.helpers import PROJECT_ROOT, write_tiny_bert
 
-pytestmark = pytest.mark.slow  # spacy project run all, then a wheel in a fresh venv
-
 PROJECT_FILES = ["project.yml", "configs", "scripts", "assets"]
+PROJECT = srsly.read_yaml(PROJECT_ROOT / "project.yml")
+COMMANDS = {command["name"]: command for command in PROJECT["commands"]}
+
+
+def words_of(step: str) -> list[str]:
+    """The words of a step's one script line, after `python -m scripts.<command>`."""
+    [line] = COMMANDS[step]["script"]
+    return shlex.split(line)[3:]
+
+
+def option(words: list[str], name: str) -> str:
+    return words[words.index(name) + 1]
+
+
+def test_project_yml_runs_the_workflows_stages_in_its_order_then_packages():
+    assert PROJECT["workflows"]["all"] == [*STAGES, "package"]
+
+
+def test_project_yml_steps_read_and_write_the_project_run_folder():
+    run = RunFolder.project()
+    splits = [run.split(name).as_posix() for name in ("train", "dev", "test")]
+    convert = words_of("convert")
+    assert option(convert, "--output-dir") == run.corpus.as_posix()
+    assert COMMANDS["convert"]["outputs"][:3] == splits
+    config = words_of("config")
+    assert config[:2] == [str(BASE_CONFIG.relative_to(PROJECT_ROOT)), run.config.as_posix()]
+    assert option(config, "--train") == splits[0]
+    assert words_of("labels") == [run.config.as_posix(), run.labels.as_posix()]
+    train = words_of("train")
+    assert [train[0], option(train, "--output")] == [run.config.as_posix(), run.training.as_posix()]
+    assert run.model_best.as_posix() in COMMANDS["train"]["outputs"]
+    assert run.curves.as_posix() in COMMANDS["train"]["outputs"]
+    evaluate = words_of("evaluate")
+    assert evaluate[:2] == [run.model_best.as_posix(), splits[2]]
+    assert option(evaluate, "--output") == run.evaluation.as_posix()
+    assert option(evaluate, "--curves") == run.curves.as_posix()
+
+
+def test_the_base_config_points_at_the_project_run_folder():
+    """project.yml's config step keeps configs/base.cfg's [paths]; the workflow's config stage
+    writes the run folder's: for the project's folder they are the same."""
+    paths = load_config(BASE_CONFIG, interpolate=False)["paths"]
+    expected = RunFolder.project().config_paths()
+    assert {key: paths[key.removeprefix("paths.")] for key in expected} == expected
 
 
 def copy_project(target: Path) -> Path:
@@ -71,6 +119,7 @@ def run_project(project: Path, *args: str, overrides: str) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow  # spacy project run all, then a wheel in a fresh venv
 def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
     project = copy_project(tmp_path / "project")
     base_model = write_tiny_bert(tmp_path / "tiny-bert")
@@ -155,6 +204,7 @@ def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
     assert "held-out test split" in out["meta"]["description"]
 
 
+@pytest.mark.slow  # spacy project run all, three times
 def test_weasel_reruns_only_what_changed_and_new_vars_retrain_from_scratch(tmp_path):
     project = copy_project(tmp_path / "project")
     base_model = write_tiny_bert(tmp_path / "tiny-bert")

@@ -1,28 +1,23 @@
-"""The training benchmark behind scripts/bench_train.py: the workflow's own stages (convert, config,
-train, evaluate) run once into a folder, summed up as one JSON line of test quality, words/s and
-wall time.
+"""The training benchmark behind scripts/bench_train.py: the workflow (scripts/workflow/stages.py:
+convert, config, labels, train, evaluate) run once into a folder, summed up as one JSON line of test
+quality, words/s and wall time.
 
 Training speed counts the words of every training pass, evaluation included in the time, as the
-training log reports them.
+training log reports them; wall_seconds is the train stage's, from start to saved models.
 """
 
 from __future__ import annotations
 
-import json
-import shlex
-import subprocess
-import sys
 from pathlib import Path
-from timeit import default_timer
-from typing import List, NotRequired, Optional, TypedDict
+from typing import Any, List, Mapping, NotRequired, Optional, TypedDict
 
 from scripts.common.base_model import resolve_base_model
 from scripts.common.errors import UserError
-from scripts.common.files import PROJECT_ROOT
+from scripts.common.options import DEFAULT_GPU_ID
+from scripts.corpus.conversion import Settings, parse_file_list
 from scripts.scoring.curves import CurvePoint, read_curves
 from scripts.scoring.metrics import CatScores, EntScores, Metrics
-
-BASE_CONFIG = PROJECT_ROOT / "configs" / "base.cfg"
+from scripts.workflow.stages import RunFolder, run_all
 
 
 class EntsHeadline(TypedDict):
@@ -81,13 +76,6 @@ def textcat_headline(textcat: CatScores) -> TextcatHeadline:
     )
 
 
-def run_stage(name: str, args: list[str]) -> None:
-    """Run one workflow stage as the workflow does; a failure stops with the stage's own message."""
-    result = subprocess.run([sys.executable, "-m", *args], stdout=sys.stderr)
-    if result.returncode != 0:
-        raise UserError(f"the {name} stage failed (exit {result.returncode}); its message is above")
-
-
 def bench_train(
     *,
     train: str,
@@ -96,99 +84,34 @@ def bench_train(
     components: str,
     output_dir: Path,
     transformer: str = "auto",
-    lang: str = "en",
     max_epochs: int = 0,
-    gpu_id: str = "auto",
+    gpu_id: str = DEFAULT_GPU_ID,
     seed: int = 0,
-    convert_options: str = "",
-    config_overrides: Optional[list[str]] = None,
+    settings: Settings = Settings(),
+    config_overrides: Optional[Mapping[str, Any]] = None,
 ) -> TrainBenchResult:
-    """Convert, configure, train and evaluate into output_dir; the result line as a dict."""
-    corpus = output_dir / "corpus"
-    config = output_dir / "config.cfg"
-    run_stage(
-        "convert",
-        [
-            "scripts.convert",
-            "--train",
-            train,
-            "--dev",
-            dev,
-            "--test",
-            test,
-            "--lang",
-            lang,
-            "--seed",
-            str(seed),
-            "--output-dir",
-            str(corpus),
-            *shlex.split(convert_options),
-        ],
+    """The workflow's stages (run_all) into output_dir; the result line as a dict. train, dev and
+    test are comma-separated files, as the project's vars; settings.lang is the language."""
+    run = RunFolder.inside(output_dir)
+    result = run_all(
+        run=run,
+        train_files=parse_file_list(train),
+        dev_files=parse_file_list(dev),
+        test_files=parse_file_list(test),
+        components=components,
+        transformer=transformer,
+        seed=seed,
+        settings=settings,
+        max_epochs=max_epochs,
+        config_overrides=config_overrides,
+        gpu_id=gpu_id,
     )
-    run_stage(
-        "config",
-        [
-            "scripts.make_config",
-            str(BASE_CONFIG),
-            str(config),
-            "--components",
-            components,
-            "--transformer",
-            transformer,
-            "--lang",
-            lang,
-            "--train",
-            str(corpus / "train.spacy"),
-            "--max-epochs",
-            str(max_epochs),
-            *(config_overrides or []),
-        ],
-    )
-    curves_path = output_dir / "curves.jsonl"
-    started = default_timer()
-    run_stage(
-        "train",
-        [
-            "scripts.train",
-            str(config),
-            "--output",
-            str(output_dir),
-            "--gpu-id",
-            gpu_id,
-            "--paths.train",
-            str(corpus / "train.spacy"),
-            "--paths.dev",
-            str(corpus / "dev.spacy"),
-            "--paths.labels",
-            str(output_dir / "labels"),
-            "--paths.curves",
-            str(curves_path),
-        ],
-    )
-    train_wall = default_timer() - started
-    run_stage(
-        "evaluate",
-        [
-            "scripts.evaluate",
-            str(output_dir / "model-best"),
-            str(corpus / "test.spacy"),
-            "--output",
-            str(output_dir / "evaluation"),
-            "--gpu-id",
-            gpu_id,
-            "--curves",
-            str(curves_path),
-        ],
-    )
-    speed = speed_of(read_curves(path=curves_path))
-    metrics: Metrics = json.loads(
-        (output_dir / "evaluation" / "metrics.json").read_text(encoding="utf8")
-    )
-    base_model = resolve_base_model(transformer, lang=lang, check_hub=False).name
+    speed = speed_of(read_curves(path=run.curves))
+    base_model = resolve_base_model(transformer, lang=settings.lang, check_hub=False).name
     return summarize(
-        metrics=metrics,
+        metrics=result.metrics,
         speed=speed,
-        train_wall=train_wall,
+        train_wall=result.seconds["train"],
         components=components,
         output_dir=output_dir,
         base_model=base_model,

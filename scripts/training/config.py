@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,12 @@ from spacy.tokens import DocBin
 from spacy.util import load_config
 from thinc.api import Config
 
-from scripts.common.base_model import resolve_base_model
+from scripts.common.base_model import (
+    MAX_UNKNOWN_SHARE,
+    check_unknown_share,
+    resolve_base_model,
+    unknown_pieces,
+)
 from scripts.common.cats import POSITIVE
 from scripts.common.errors import UserError, info
 from scripts.common.files import PROJECT_ROOT
@@ -29,6 +35,15 @@ PADDED_BATCHER = "spacy.batch_by_padded.v1"
 DOCS_BATCHER = "ner_textcat.batch_by_docs.v1"
 LOGGERS_PATH = PROJECT_ROOT / "configs" / "loggers.cfg"
 CURVES_LOGGER = "ner_textcat.curves_logger.v1"
+# Training stops when the dev score has not improved for this share of the run ([training]
+# patience); the run is evaluated at least EVALUATIONS times, so the share is whole evaluations.
+PATIENCE_SHARE = 1 / 4
+EVALUATIONS = 12
+# Texts spread over the corpus whose word pieces the base model's tokenizer is checked on.
+TOKENIZER_SAMPLE = 2000
+# Shuffled orders of the corpus over which the batches per epoch are averaged: spaCy shuffles
+# every epoch, and the padded batcher's count depends on the order.
+SHUFFLES = 5
 
 
 @dataclass(frozen=True)
@@ -43,10 +58,14 @@ class CorpusStats:
     # Split (entities) or cut to their start (categories only) in training.
     docs_over_max_length: int = 0
     longest: int = 0  # tokens in the longest document
+    texts: tuple[str, ...] = ()  # up to TOKENIZER_SAMPLE texts spread over the corpus
 
 
 @dataclass(frozen=True)
 class Schedule:
+    """The run in steps (updates): it stops at total_steps ([training] max_steps), the last step
+    evaluated; max_epochs is the number of epochs chosen (or given) that the steps come from."""
+
     max_epochs: int
     eval_frequency: int
     patience: int
@@ -81,6 +100,7 @@ def read_corpus_stats(path: Path, *, max_length: int = 0) -> CorpusStats:
         raise UserError(
             f"{path}: the training corpus has no documents; check the train files given to convert"
         )
+    every = max(1, math.ceil(len(docs) / TOKENIZER_SAMPLE))
     return CorpusStats(
         docs=len(docs),
         words=sum(len(doc) for doc in docs),
@@ -90,6 +110,7 @@ def read_corpus_stats(path: Path, *, max_length: int = 0) -> CorpusStats:
         lengths=tuple(len(piece) for doc in docs for piece in split_long_doc(doc, max_length)),
         docs_over_max_length=sum(len(doc) > max_length for doc in docs) if max_length > 0 else 0,
         longest=max(len(doc) for doc in docs),
+        texts=tuple(doc.text for doc in docs[::every]),
     )
 
 
@@ -109,7 +130,7 @@ def choose_batcher(batcher: dict, components: list[str], overrides: dict[str, An
 
 
 def count_batches(lengths: tuple[int, ...], *, batcher: dict) -> int:
-    """Batches per epoch that the configured batcher makes from documents of these lengths."""
+    """Batches that the configured batcher makes from documents of these lengths, in this order."""
     from spacy.util import registry
 
     import scripts.training.batchers  # noqa: F401  registers ner_textcat.batch_by_docs.v1
@@ -122,6 +143,18 @@ def count_batches(lengths: tuple[int, ...], *, batcher: dict) -> int:
             f"[training.batcher] {err}; "
             "set --vars.batch_size (--training.batcher.size) to 1 or more"
         ) from err
+
+
+def batches_per_epoch(lengths: tuple[int, ...], *, batcher: dict, seed: int = 0) -> float:
+    """The batches an epoch makes on average: spaCy shuffles the corpus before each epoch, and
+    how the padded batcher packs documents depends on their order."""
+    rng = random.Random(seed)
+    counts = []
+    for _ in range(SHUFFLES):
+        order = list(lengths)
+        rng.shuffle(order)
+        counts.append(count_batches(tuple(order), batcher=batcher))
+    return sum(counts) / len(counts)
 
 
 def describe_batches(batcher: dict) -> str:
@@ -167,9 +200,10 @@ def padded_equivalent(batcher: dict) -> dict:
 
 
 def scale_schedule(
-    batches_per_epoch: int, *, max_epochs: int = 0, corpus_batches: int = 0
+    batches_per_epoch: float, *, max_epochs: int = 0, corpus_batches: float = 0
 ) -> Schedule:
-    """Epochs, evaluation, patience and warmup scaled to the corpus (max_epochs 0 = choose).
+    """Epochs, steps, evaluation, patience and warmup scaled to the corpus (max_epochs 0 =
+    choose), e.g. scale_schedule(12) -> 30 epochs, 360 steps, evaluation every 12 steps.
 
     corpus_batches is the corpus size in padded batches (padded_equivalent); 0 takes
     batches_per_epoch.
@@ -177,16 +211,25 @@ def scale_schedule(
     if max_epochs <= 0:
         # About 600 padded batches of text: small corpora need many passes, big ones few.
         max_epochs = min(30, max(3, math.ceil(600 / (corpus_batches or batches_per_epoch))))
-    total_steps = max_epochs * batches_per_epoch
-    eval_frequency = min(200, max(5, batches_per_epoch))
+    steps = max_epochs * batches_per_epoch
+    # About once an epoch, at most every 200 steps, and at least EVALUATIONS times a run.
+    eval_frequency = max(1, min(200, max(5, round(batches_per_epoch)), int(steps) // EVALUATIONS))
+    # A whole number of evaluation intervals: spaCy counts steps from 0 and evaluates every
+    # eval_frequency-th, so the run's last step (max_steps) is evaluated too.
+    evaluations = max(1, round(steps / eval_frequency))
+    total_steps = eval_frequency * evaluations
     return Schedule(
         max_epochs=max_epochs,
         eval_frequency=eval_frequency,
-        # Stop after about a third of the run (at least 5 evaluations) without improvement.
-        patience=max(5 * eval_frequency, total_steps // 3),
+        patience=eval_frequency * max(1, round(evaluations * PATIENCE_SHARE)),
         warmup_steps=max(1, total_steps // 10),
         total_steps=total_steps,
     )
+
+
+def decimal(value: float) -> str:
+    """A count for the summary line with one decimal where it has one: 11.6, 30."""
+    return f"{value:.1f}".removesuffix(".0")
 
 
 def tracker_block(name: str, *, loggers_path: Path = LOGGERS_PATH) -> dict:
@@ -224,7 +267,10 @@ def build_config(
     training = config["training"]
     if batcher is not None:
         training["batcher"] = batcher
-    training["max_epochs"] = schedule.max_epochs
+    # Counted in steps, whatever number of batches each shuffled epoch makes (max_epochs 0:
+    # as many as the steps take).
+    training["max_epochs"] = 0
+    training["max_steps"] = schedule.total_steps
     training["eval_frequency"] = schedule.eval_frequency
     training["patience"] = schedule.patience
     training["optimizer"]["learn_rate"]["warmup_steps"] = schedule.warmup_steps
@@ -303,12 +349,21 @@ def make_config(
     max_epochs: int = 0,
     overrides: Optional[dict[str, Any]] = None,
     logger: str = "console",
+    max_unknown: float = MAX_UNKNOWN_SHARE,
 ) -> Schedule:
     """Write the filled config; overrides ({"training.accumulate_gradient": 2}) change
-    configs/base.cfg first; logger names the experiment tracker (configs/loggers.cfg)."""
+    configs/base.cfg first, and one given as "" keeps its value there (so project.yml passes its
+    knobs empty by default and their defaults live in configs/base.cfg alone); logger names the
+    experiment tracker (configs/loggers.cfg); max_unknown: the largest share of the training
+    text's word pieces the base model's tokenizer may not know."""
     names = parse_components(components)
+    if not 0.0 <= max_unknown <= 1.0:
+        raise UserError(
+            f"max_unknown {max_unknown} is not a share between 0 and 1; "
+            f"pass e.g. --vars.max_unknown {MAX_UNKNOWN_SHARE}"
+        )
     tracker = tracker_block(logger)
-    overrides = overrides or {}
+    overrides = {key: value for key, value in (overrides or {}).items() if value != ""}
     base = load_config(base_path, overrides=overrides, interpolate=False)
     check_classifier_settings(base)
     stats = read_corpus_stats(train, max_length=int(base["corpora"]["train"]["max_length"]))
@@ -322,11 +377,21 @@ def make_config(
             "(--vars.max_length, 0 for no limit)"
         )
     base_model = resolve_base_model(transformer, lang=lang)
-    info(f"Base model: {base_model.name} ({base_model.source})")
+    tokenizer_config = dict(base["components"]["transformer"]["model"]["tokenizer_config"])
+    unknown = unknown_pieces(base_model.location, stats.texts, tokenizer_config=tokenizer_config)
+    check_unknown_share(unknown, model=base_model, lang=lang, max_share=max_unknown)
+    read = (
+        f"; {unknown.share:.1%} of the training text's word pieces unknown to its tokenizer"
+        if unknown is not None
+        else ""
+    )
+    info(f"Base model: {base_model.name} ({base_model.source}){read}")
     batcher = choose_batcher(base["training"]["batcher"], names, overrides)
-    batches = count_batches(stats.lengths, batcher=batcher)
+    batches = batches_per_epoch(stats.lengths, batcher=batcher)
     sizing = padded_equivalent(batcher)
-    corpus_batches = batches if sizing == batcher else count_batches(stats.lengths, batcher=sizing)
+    corpus_batches = (
+        batches if sizing == batcher else batches_per_epoch(stats.lengths, batcher=sizing)
+    )
     schedule = scale_schedule(batches, max_epochs=max_epochs, corpus_batches=corpus_batches)
     config = build_config(
         base,
@@ -345,7 +410,10 @@ def make_config(
     info(
         f"Wrote {output}: pipeline transformer,{','.join(names)}; "
         f"{stats.docs} training docs, {stats.words} words; "
-        f"{schedule.max_epochs} epochs of {batches} batches ({describe_batches(batcher)}), "
-        f"evaluation every {schedule.eval_frequency} steps, warmup {schedule.warmup_steps} steps"
+        f"{schedule.total_steps} steps: {decimal(schedule.total_steps / batches)} epochs of "
+        f"{decimal(batches)} batch{'' if batches == 1 else 'es'} on average "
+        f"({describe_batches(batcher)}), evaluation every {schedule.eval_frequency} steps, "
+        f"warmup {schedule.warmup_steps} steps, stop after {schedule.patience} steps without a "
+        "better dev score"
     )
     return schedule

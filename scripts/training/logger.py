@@ -1,5 +1,6 @@
 """Training loggers: the console log with every evaluation also appended to a JSONL file of
-training curves, passed on to an experiment tracker (MLflow, Weights & Biases) when one is named.
+training curves, passed on to an experiment tracker (MLflow, Weights & Biases) when one is named,
+and one line with a hint where training looks unstable (TrainingWatch).
 
 [training.logger] of training/config.cfg names them: the config step writes
 ner_textcat.curves_logger.v1 there, with the tracker the `logger` var picks from
@@ -35,6 +36,80 @@ from scripts.scoring.curves import curve_point
 
 LogStep = Callable[[Optional[Dict[str, Any]]], None]
 Setup = Callable[..., Tuple[LogStep, Callable[[], None]]]
+# A component's loss per step growing this many times from one evaluation to the next is
+# reported: the transformer's is the size of the gradients its heads send back.
+LOSS_JUMP = 5.0
+# The dev score falling this many evaluations running is reported.
+FALLS = 2
+STEADIER = (
+    "lower the learning rate (--training.optimizer.learn_rate.initial_rate) or clip the "
+    "gradients harder (--training.optimizer.max_grad_norm)"
+)
+
+
+class TrainingWatch:
+    """Says in one line, with a hint, where training looks unstable: a component's loss per step
+    LOSS_JUMP times or more what it was at the previous evaluation, or the dev score falling for
+    FALLS evaluations running.
+
+    watch = TrainingWatch(); for info in evaluations: print(*watch.check(info), sep="\n")
+    """
+
+    def __init__(self) -> None:
+        self.last_step: Optional[int] = None
+        self.last_losses: Dict[str, float] = {}  # per step, at the previous evaluation
+        self.scores: List[float] = []
+        self.checkpoints: List[Tuple[float, int]] = []  # spaCy's (score, step) of each evaluation
+
+    def check(self, info: Dict[str, Any]) -> List[str]:
+        step = int(info["step"])
+        # spaCy sums each loss since the previous evaluation; step 0 is one update
+        steps = step + 1 if self.last_step is None else max(1, step - self.last_step)
+        losses = {name: float(loss) / steps for name, loss in (info.get("losses") or {}).items()}
+        lines = []
+        # The step-0 evaluation follows a single update at the warm-up's zero learning rate: no
+        # baseline for a comparison.
+        if self.last_step is not None and self.last_step > 0:
+            for name, loss in losses.items():
+                before = self.last_losses.get(name, 0.0)
+                if before > 0 and loss >= LOSS_JUMP * before:
+                    lines.append(
+                        f"step {step}: the {name} loss per step grew {loss / before:.1f}x since "
+                        f"step {self.last_step} ({before:.4g} -> {loss:.4g}); if the dev score "
+                        f"suffers, {STEADIER}"
+                    )
+        self.last_step, self.last_losses = step, losses
+        self.checkpoints = list(info.get("checkpoints") or [])
+        if info.get("score") is not None:
+            self.scores.append(float(info["score"]))
+            recent = self.scores[-FALLS - 1 :]
+            falling = len(recent) == FALLS + 1 and all(a > b for a, b in zip(recent, recent[1:]))
+            # said once per decline: when it reaches FALLS evaluations, not at each one after
+            earlier = self.scores[-FALLS - 2 : -1]
+            said = len(earlier) == FALLS + 1 and all(a > b for a, b in zip(earlier, earlier[1:]))
+            if falling and not said:
+                # model-best is saved at every evaluation that equals the best: the last of them
+                best, best_step = max(self.checkpoints)
+                lines.append(
+                    f"step {step}: the dev score fell for {FALLS} evaluations running "
+                    f"({' -> '.join(f'{score:.3f}' for score in recent)}; model-best keeps "
+                    f"{best:.3f} from step {best_step}); if it goes on falling, {STEADIER}"
+                )
+        return lines
+
+    def stopped_early(self, *, max_steps: int, patience: int) -> Optional[str]:
+        """The line saying that early stopping ended the run, or None where it ran its course
+        (or ended otherwise)."""
+        if not self.checkpoints or not patience or self.last_step is None:
+            return None
+        # spaCy measures the patience from the first evaluation with the best score
+        first_best = -max((score, -step) for score, step in self.checkpoints)[1]
+        if self.last_step - first_best < patience or (max_steps and self.last_step >= max_steps):
+            return None
+        return (
+            f"Stopped at step {self.last_step} of {max_steps or 'no limit'}: the dev score has "
+            f"not improved since step {first_best} ([training] patience {patience})"
+        )
 
 
 class CurvesFile:
@@ -71,8 +146,9 @@ class CurvesFile:
 @registry.loggers("ner_textcat.curves_logger.v1")
 def curves_logger(path: str, progress_bar: bool = False, tracker: Optional[Setup] = None) -> Setup:
     """spaCy's console log; every evaluation appended to the JSONL file at `path` (a fresh file
-    each run, read by scripts/scoring/curves.py); and every step passed on to `tracker`, another
-    logger such as ner_textcat.mlflow_logger.v1, when there is one."""
+    each run, read by scripts/scoring/curves.py); every step passed on to `tracker`, another
+    logger such as ner_textcat.mlflow_logger.v1, when there is one; and a line under the table
+    where training looks unstable (TrainingWatch)."""
     console = console_logger(progress_bar=progress_bar)
 
     def setup(
@@ -82,17 +158,27 @@ def curves_logger(path: str, progress_bar: bool = False, tracker: Optional[Setup
         if tracker is not None:
             loggers.append(tracker(nlp, stdout, stderr))
         curves = CurvesFile(Path(path))
+        watch = TrainingWatch()
 
         def log_step(info: Optional[Dict[str, Any]]) -> None:
             if info is not None:
                 curves.append(info)  # first: a tracker that fails must not cost the line
             for log, _ in loggers:
                 log(info)
+            if info is not None:
+                for line in watch.check(info):  # below the table row it explains
+                    stdout.write(f"⚠ {line}\n")
 
         def finalize() -> None:
             curves.close()
             for _, close in loggers:
                 close()
+            training = nlp.config["training"]
+            stopped = watch.stopped_early(
+                max_steps=training["max_steps"], patience=training["patience"]
+            )
+            if stopped:
+                stdout.write(f"ℹ {stopped}\n")
 
         return log_step, finalize
 

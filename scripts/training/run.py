@@ -6,16 +6,18 @@
 After training, each saved pipeline's config names spaCy's own text classifiers instead of this
 project's training ones (scripts/training/textcat.py), so it loads with spaCy alone; then
 multi-label classifiers get their decision threshold tuned on the dev set
-(scripts/training/thresholds.py) and the entity recognizer its entity_confidence component
-(scripts/training/confidence.py), before model-best and model-last replace the previous ones.
+(scripts/training/thresholds.py), the entity recognizer its entity_confidence component
+(scripts/training/confidence.py) and both pipelines the package name and version the wheel
+will have, before model-best and model-last replace the previous ones.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Optional
 
 from thinc.api import Config
 
@@ -42,6 +44,26 @@ def parse_overrides(args: List[str]) -> dict[str, Any]:
     return parse_config_overrides(args)
 
 
+def check_package_name(*, name: Optional[str], version: Optional[str]) -> None:
+    """Refuse, before training, a name or version the package step could not build: the name
+    becomes the module <lang>_<name> (an identifier), the version a wheel's (PEP 440)."""
+    from packaging.version import InvalidVersion, Version
+
+    if name is not None and not (name.isidentifier() and name.isascii()):
+        raise UserError(
+            f"name '{name}' cannot name a Python package: use ASCII letters, digits and "
+            "underscores, not starting with a digit (--vars.name my_pipeline)"
+        )
+    if version is not None:
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise UserError(
+                f"version '{version}' is not a package version (PEP 440); "
+                "pass e.g. --vars.version 0.0.1"
+            ) from None
+
+
 def train(
     *,
     config_path: Path,
@@ -50,9 +72,13 @@ def train(
     mixed_precision: bool,
     overrides: dict,
     entity_confidence: bool = True,
+    name: Optional[str] = None,
+    version: Optional[str] = None,
 ) -> None:
     """Train into output/model-best and output/model-last, replacing them only on success;
-    entity_confidence: add the component that scores each entity after "ner"."""
+    entity_confidence: add the component that scores each entity after "ner"; name and version:
+    the package's (job_postings, 0.0.1), into both pipelines' meta (spaCy's own otherwise:
+    pipeline, 0.0.0)."""
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 
@@ -64,6 +90,7 @@ def train(
         raise UserError(
             f"{config_path}: config not found; run the config step first (spacy project run config)"
         )
+    check_package_name(name=name, version=version)
     device = resolve_device(gpu_id)
     if mixed_precision and device.gpu_id < 0:
         raise UserError(
@@ -80,23 +107,44 @@ def train(
         spacy_train(config_path, run_dir, use_gpu=device.gpu_id, overrides=overrides)
         config = load_config(config_path, overrides=overrides, interpolate=True)
         dev_path = Path(config["paths"]["dev"])
-        for name in TRAINED_PIPELINES:
-            use_stock_components(run_dir / name)
-        for name in TRAINED_PIPELINES:
-            for tuned in tune_thresholds(run_dir / name, dev_path):
+        for pipeline in TRAINED_PIPELINES:
+            use_stock_components(run_dir / pipeline)
+        for pipeline in TRAINED_PIPELINES:
+            for tuned in tune_thresholds(run_dir / pipeline, dev_path):
                 info(
-                    f"{name}: {tuned.component} threshold {tuned.threshold:.2f} "
+                    f"{pipeline}: {tuned.component} threshold {tuned.threshold:.2f} "
                     f"(was {tuned.previous:.2f}), dev macro F {tuned.macro_f:.3f} "
                     f"(was {tuned.macro_f_before:.3f}) on {tuned.n_docs} docs"
                 )
         if entity_confidence and "ner" in config["nlp"]["pipeline"]:
-            for name in TRAINED_PIPELINES:
-                add_confidence(model_dir=run_dir / name, output_dir=run_dir / name)
+            for pipeline in TRAINED_PIPELINES:
+                add_confidence(model_dir=run_dir / pipeline, output_dir=run_dir / pipeline)
             info("Added entity_confidence after ner: each entity gets a score (doc.spans)")
-        for name in TRAINED_PIPELINES:
-            replace_dir(run_dir / name, output / name)
+        for pipeline in TRAINED_PIPELINES:
+            set_package_name(run_dir / pipeline, name=name, version=version)
+        for pipeline in TRAINED_PIPELINES:
+            replace_dir(run_dir / pipeline, output / pipeline)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def set_package_name(
+    model_dir: Path, *, name: Optional[str] = None, version: Optional[str] = None
+) -> None:
+    """Write the package name and version into a saved pipeline's meta.json, where spacy.load
+    reads nlp.meta from, so that evaluation, serving and the wheel all call it
+    <lang>_<name>-<version>; None keeps the value there.
+
+    set_package_name(Path("training/model-best"), name="job_postings", version="0.0.1")
+    """
+    from spacy.util import load_meta
+
+    meta_path = model_dir / "meta.json"
+    meta = load_meta(meta_path)
+    changed = {key: value for key, value in (("name", name), ("version", version)) if value}
+    if any(meta.get(key) != value for key, value in changed.items()):
+        data = json.dumps({**meta, **changed}, indent=2, ensure_ascii=False) + "\n"
+        write_bytes_atomic(meta_path, data.encode("utf8"))
 
 
 def use_stock_components(model_dir: Path) -> None:

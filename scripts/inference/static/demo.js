@@ -1,7 +1,9 @@
-// The demo page: POST render {"text"} and show displaCy's entity markup and one bar per category.
+// The demo page: GET demo.json to fit the page to the model, then POST render {"text"} and show
+// displaCy's entity markup and one bar per category.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const MAX_LABELS_IN_HINT = 4;
 
 function setStatus(message, isError) {
   $("status").textContent = message;
@@ -63,8 +65,13 @@ async function analyse() {
     // displaCy's markup, rendered and escaped by the server
     $("entities").innerHTML = body.html;
     showCategories(body.cats, body.chosen);
-    const n = body.entities.length;
-    setStatus(`${n} ${n === 1 ? "entity" : "entities"} · ${body.model_version}`, false);
+    const found = [];
+    if (!$("entities-panel").hidden) {
+      const n = body.entities.length;
+      found.push(`${n} ${n === 1 ? "entity" : "entities"}`);
+    }
+    if (!$("cats-panel").hidden) found.push(body.chosen.length ? body.chosen.join(", ") : "no category");
+    setStatus([...found, body.model_version].join(" · "), false);
   } catch (err) {
     setStatus(`The server did not answer (${err.message}).`, true);
   } finally {
@@ -72,12 +79,27 @@ async function analyse() {
   }
 }
 
+function listed(labels) {
+  const shown = labels.slice(0, MAX_LABELS_IN_HINT).join(", ");
+  return labels.length > MAX_LABELS_IN_HINT ? `${shown}, …` : shown;
+}
+
+// The panels for what the model predicts, and a hint that names its labels.
 async function showModel() {
   try {
-    const health = await (await fetch("health")).json();
-    $("model").textContent = `${health.model_version} (${health.pipeline.join(", ")})`;
+    const model = await (await fetch("demo.json")).json();
+    $("model").textContent = `${model.model_version} (${model.pipeline.join(", ")})`;
+    const ents = model.entity_labels;
+    const cats = model.category_labels;
+    $("entities-panel").hidden = ents.length === 0;
+    $("cats-panel").hidden = cats.length === 0;
+    const does = [];
+    if (ents.length) does.push(`mark its entities (${listed(ents)})`);
+    if (cats.length) does.push(`score its categories (${listed(cats)})`);
+    if (does.length) $("text").placeholder = `Paste a text here to ${does.join(" and ")}.`;
   } catch (err) {
     $("model").textContent = "unknown";
+    $("entities-panel").hidden = $("cats-panel").hidden = false; // what the model answers
   }
 }
 
