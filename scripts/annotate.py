@@ -46,7 +46,7 @@ def main(
     engine: str = typer.Option(
         "local",
         "--engine",
-        help="local: this process; ray: Ray Data workers (pip install -r requirements-ray.txt)",
+        help="local: this process; ray: Ray Data workers (pip install -r requirements/ray.txt)",
     ),
     address: Optional[str] = typer.Option(
         None,

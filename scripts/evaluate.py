@@ -51,7 +51,7 @@ def main(
         "--explain",
         min=0,
         help="Misclassified texts whose words the report weighs for the predicted and gold label "
-        "(needs shap: pip install -r requirements-explain.txt; 0: none)",
+        "(needs shap: pip install -r requirements/explain.txt; 0: none)",
     ),
     explain_max_evals: int = typer.Option(
         100,

@@ -13,7 +13,7 @@ token of the pipeline's tokenizer (whitespace left out) and a removed word is de
 text. A label's SHAP values add up to its score minus its base (the score of a text with no words,
 one space); an entity's add up to its score. Cost: up to --max-evals texts scored by the pipeline
 per explained text, whatever the number of labels. Needs shap and lime: pip install -r
-requirements-explain.txt.
+requirements/explain.txt.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def main(
         except ImportError as err:
             raise UserError(
                 f"cannot import {err.name or 'shap or lime'} ({err}); "
-                "pip install -r requirements-explain.txt"
+                "pip install -r requirements/explain.txt"
             ) from None
         if output is not None:
             page = render_page(explanations, title=f"Explanations: {predictor.version}")

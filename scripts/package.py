@@ -7,7 +7,7 @@
 The default wheel holds spaCy's and spacy-transformers' own components, plus the entity_confidence
 component where the pipeline has it (its two files ship inside the wheel). --fast-ner, --fast-cpu
 and --onnx opt into components that need more code inside the wheel (scripts/packaging/wheel.py
-says which). --onnx needs onnxruntime (requirements-onnx.txt).
+says which). --onnx needs onnxruntime (requirements/onnx.txt).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main(
         "--onnx",
         help="Also build <lang>_<name>_onnx, whose transformer runs on ONNX Runtime with int8 "
         "weights, for fast CPU inference (ships code inside that wheel; needs "
-        "pip install -r requirements-onnx.txt)",
+        "pip install -r requirements/onnx.txt)",
     ),
     test_path: Path = typer.Option(
         Path("corpus/test.spacy"),

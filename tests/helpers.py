@@ -4,6 +4,7 @@ reader helpers."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import spacy
 from click.testing import Result
 from spacy.tokens import Doc, DocBin
@@ -24,6 +26,22 @@ from scripts.corpus.textfiles import split_lines
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def missing_extra(extra: str, *modules: str) -> str:
+    """Why a test of the optional extra requirements/<extra>.txt cannot run ("" when it can): the
+    README's test command installs requirements-dev.txt only, so such a test skips, naming what
+    to install, where any of the extra's modules is missing (.ci/run runs it both ways)."""
+    missing = [module for module in modules if importlib.util.find_spec(module) is None]
+    if not missing:
+        return ""
+    return f"{', '.join(missing)} not installed: pip install -r requirements/{extra}.txt"
+
+
+def needs_extra(extra: str, *modules: str) -> pytest.MarkDecorator:
+    """Skip the test (or, as pytestmark, the module) unless the extra's modules are installed."""
+    reason = missing_extra(extra, *modules)
+    return pytest.mark.skipif(bool(reason), reason=reason)
 
 
 def write_tiny_bert(path: Path) -> Path:

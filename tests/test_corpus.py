@@ -233,6 +233,7 @@ write_docbin(docs, Path(sys.argv[1]))
 """
 
 
+@pytest.mark.slow
 def test_bytes_identical_across_hash_seeds(tmp_path):
     outputs = []
     for seed in ("1", "2"):

@@ -34,7 +34,7 @@ def test_explicit_gpu_without_cupy_names_the_fix(no_gpu):
     with pytest.raises(
         UserError,
         match=r"gpu_id 0 cannot be used: cupy is not installed; "
-        r"pip install -r requirements-gpu.txt",
+        r"pip install -r requirements/gpu.txt",
     ):
         resolve_device("0")
 
@@ -58,7 +58,7 @@ def test_train_cli_refuses_an_unusable_gpu_in_one_line(tmp_path, no_gpu):
     )
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "pip install -r requirements-gpu.txt" in lines[0]
+    assert len(lines) == 1 and "pip install -r requirements/gpu.txt" in lines[0]
     assert not (tmp_path / "model-best").exists()
 
 

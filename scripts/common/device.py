@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from scripts.common.errors import UserError
 
 GPU_FIX = (
-    "pip install -r requirements-gpu.txt (cupy for your CUDA version), or set gpu_id -1 for the CPU"
+    "pip install -r requirements/gpu.txt (cupy for your CUDA version), or set gpu_id -1 for the CPU"
 )
 
 

@@ -44,3 +44,35 @@ def pipe_batch_size_option(*, what: str = "Texts") -> Any:
         min=1,
         help=f"{what} per nlp.pipe batch; default: the pipeline's [nlp] batch_size",
     )
+
+
+# The options of a Label Studio retraining, which scripts.serve spells --retrain-NAME and
+# scripts.retrain --NAME: one help text and bound each; the defaults are RetrainSettings'.
+RETRAIN_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "epochs": ("Epochs of a retraining; 0 chooses from the corpus size", {"min": 0}),
+    "margin": (
+        "Swap in a retrained model unless an overall figure drops by more than this",
+        {"min": 0.0},
+    ),
+    "test": (
+        "Gold file to compare the models on (any format scripts.convert reads); default: the "
+        "tasks whose id is a multiple of 5",
+        {},
+    ),
+    "with": (
+        ".spacy training data (e.g. corpus/train.spacy) a retraining adds to the annotations "
+        "(repeat or comma-separate); an annotated text is taken from the annotation",
+        {},
+    ),
+    "dev": (
+        ".spacy data that picks a retraining's model-best (e.g. corpus/dev.spacy); default: a "
+        "tenth of its training data",
+        {},
+    ),
+}
+
+
+def retrain_option(name: str, default: Any, *, prefix: str = "") -> Any:
+    """retrain_option("margin", RetrainSettings.margin, prefix="retrain-") -> --retrain-margin."""
+    help_text, bounds = RETRAIN_OPTIONS[name]
+    return typer.Option(default, f"--{prefix}{name}", help=help_text, **bounds)
