@@ -73,7 +73,7 @@ def test_unreachable_hub_model_fails_early_with_the_fix(monkeypatch):
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", offline)
     with pytest.raises(
         UserError,
-        match="suggests bert-base-german-cased for lang 'de'.*set transformer to a local model folder",
+        match="suggests bert-base-german-cased for lang 'de'.*set transformer to a local model",
     ) as caught:
         resolve_base_model("auto", lang="de")
     assert caught.value.setting == "transformer"
