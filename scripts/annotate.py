@@ -20,6 +20,13 @@ from typing import Optional
 import typer
 
 from scripts.common.errors import UserError, info, reported_as_one_line
+from scripts.common.options import (
+    GPU_ID,
+    gpu_id_option,
+    min_score_option,
+    model_argument,
+    pipe_batch_size_option,
+)
 from scripts.inference.annotation import Job, annotate_file
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -28,9 +35,7 @@ MAX_WARNINGS = 20  # records not predicted, listed one a line; the rest are coun
 
 @app.command()
 def main(
-    model: str = typer.Argument(
-        ..., help="Pipeline directory (training/model-best) or installed package name"
-    ),
+    model: str = model_argument(),
     input_path: Path = typer.Argument(
         ...,
         help="Texts: .jsonl/.json (a text field), .csv/.tsv (a text column) or plain text lines",
@@ -41,19 +46,14 @@ def main(
     engine: str = typer.Option(
         "local",
         "--engine",
-        help="local: this process; ray: Ray Data workers (pip install -r requirements-ray.txt)",
+        help="local: this process; ray: Ray Data workers (pip install -r requirements/ray.txt)",
     ),
     address: Optional[str] = typer.Option(
         None,
         "--address",
         help="Ray cluster address (e.g. auto or ray://host:10001); default: a local Ray",
     ),
-    batch_size: Optional[int] = typer.Option(
-        None,
-        "--batch-size",
-        min=1,
-        help="Records per batch; default: the pipeline's [nlp] batch_size",
-    ),
+    batch_size: Optional[int] = pipe_batch_size_option(what="Records"),
     fmt: str = typer.Option(
         "jsonl",
         "--format",
@@ -67,9 +67,7 @@ def main(
         "--label-config",
         help="Label Studio labeling config (XML) whose tag names the predictions use",
     ),
-    gpu_id: str = typer.Option(
-        "auto", "--gpu-id", help="local engine: 'auto', -1 for the CPU, or a GPU index"
-    ),
+    gpu_id: str = gpu_id_option(),
     workers: int = typer.Option(
         1, "--workers", min=1, help="ray engine: pipeline copies running in parallel"
     ),
@@ -88,16 +86,10 @@ def main(
         help="Stop before writing when a text cannot be predicted (default: write it with an "
         '"error" field and go on)',
     ),
-    min_score: float = typer.Option(
-        0.0,
-        "--min-score",
-        min=0.0,
-        max=1.0,
-        help="Leave out entities whose score is below this (0..1; needs entity_confidence)",
-    ),
+    min_score: float = min_score_option(),
 ) -> None:
     """Annotate INPUT with MODEL into OUTPUT; rerun the same command to resume."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         if label_config is not None and not label_config.is_file():
             raise UserError(
                 f"--label-config {label_config}: file not found; save the labeling config XML "

@@ -24,6 +24,7 @@ import typer
 
 from scripts.bench.faithfulness import deletion_check
 from scripts.common.errors import UserError, info, reported_as_one_line
+from scripts.common.options import GPU_ID, gpu_id_option, model_argument
 from scripts.evaluation.explain import DEFAULT_METHOD
 from scripts.evaluation.run import read_docs
 from scripts.inference.predict import load_predictor
@@ -34,9 +35,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    model: str = typer.Argument(
-        ..., help="Pipeline directory (training/model-best) or installed package name"
-    ),
+    model: str = model_argument(),
     data_path: Path = typer.Option(
         ..., "--data", help="Held-out texts as a .spacy DocBin, e.g. corpus/test.spacy"
     ),
@@ -51,12 +50,10 @@ def main(
     details: bool = typer.Option(
         False, "--details", help="Per-text lines for the texts that fail, with each word's drop"
     ),
-    gpu_id: str = typer.Option(
-        "-1", "--gpu-id", help="-1 for the CPU, 'auto' (GPU if usable), or a GPU index"
-    ),
+    gpu_id: str = gpu_id_option(),
 ) -> None:
     """Share of texts where deleting the top-k words beats deleting k random ones."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         predictor = load_predictor(model, gpu_id=gpu_id)
         if not predictor.cat_labels:
             raise UserError(f"the model '{model}' has no text classifier to explain")

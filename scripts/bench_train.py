@@ -19,6 +19,7 @@ import typer
 
 from scripts.bench.recipe import bench_train
 from scripts.common.errors import reported_as_one_line
+from scripts.common.options import GPU_ID, gpu_id_option
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -35,7 +36,7 @@ def main(
     transformer: str = typer.Option("auto", "--transformer", help="As the transformer var"),
     lang: str = typer.Option("en", "--lang", help="Language code"),
     max_epochs: int = typer.Option(0, "--max-epochs", help="Epochs; 0 scales them with the corpus"),
-    gpu_id: str = typer.Option("auto", "--gpu-id", help="'auto', -1 or a GPU index"),
+    gpu_id: str = gpu_id_option(),
     seed: int = typer.Option(0, "--seed", help="Seed of the dev/test split"),
     convert_options: str = typer.Option(
         "", "--convert-options", help="Extra options for scripts.convert, quoted"
@@ -46,7 +47,7 @@ def main(
 ) -> None:
     """Train and evaluate once; print quality, training words/s and wall time as one JSON line.
     Extra --section.key value arguments override the config, as for scripts.make_config."""
-    with reported_as_one_line(), tempfile.TemporaryDirectory() as tmp:
+    with reported_as_one_line(options=GPU_ID), tempfile.TemporaryDirectory() as tmp:
         result = bench_train(
             train=train,
             dev=dev,

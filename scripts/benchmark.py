@@ -23,6 +23,7 @@ import typer
 
 from scripts.bench.throughput import benchmark, load_texts
 from scripts.common.errors import UserError, info, reported_as_one_line
+from scripts.common.options import model_argument, pipe_batch_size_option
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -30,21 +31,14 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def main(
     ctx: typer.Context,
-    model: str = typer.Argument(
-        ..., help="Pipeline directory (training/model-best) or installed package name"
-    ),
+    model: str = model_argument(),
     texts_path: Optional[Path] = typer.Option(
         None, "--texts", help=".jsonl/.json/.csv/.txt texts; default: the sample corpus in assets/"
     ),
     text_field: str = typer.Option(
         "text", "--text-field", help="The field or column that holds the text"
     ),
-    batch_size: Optional[int] = typer.Option(
-        None,
-        "--batch-size",
-        min=1,
-        help="Texts per batch for both; default: the pipeline's [nlp] batch_size",
-    ),
+    batch_size: Optional[int] = pipe_batch_size_option(),
     device: str = typer.Option("cpu", "--device", help="cpu or gpu"),
     repeats: int = typer.Option(
         5, "--repeats", min=1, help="Timed passes of each; each batch's fastest counts"

@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from scripts.common.errors import reported_as_one_line
+from scripts.common.options import GPU_ID, gpu_id_option, model_argument
 from scripts.evaluation.run import evaluate_model, summary
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -20,9 +21,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    model: str = typer.Argument(
-        ..., help="Pipeline directory (e.g. training/model-best) or installed package name"
-    ),
+    model: str = model_argument(),
     data_path: Path = typer.Argument(
         ..., help="Gold data as a .spacy DocBin, e.g. corpus/test.spacy"
     ),
@@ -38,12 +37,7 @@ def main(
     batch_size: int = typer.Option(
         64, "--batch-size", "-b", help="Documents per batch for nlp.pipe"
     ),
-    gpu_id: str = typer.Option(
-        "auto",
-        "--gpu-id",
-        "-g",
-        help="'auto' (GPU if usable, else CPU), -1 for the CPU, or a GPU index",
-    ),
+    gpu_id: str = gpu_id_option(),
     max_examples: int = typer.Option(
         50, "--max-examples", help="Error examples per task in the report"
     ),
@@ -57,7 +51,7 @@ def main(
         "--explain",
         min=0,
         help="Misclassified texts whose words the report weighs for the predicted and gold label "
-        "(needs shap: pip install -r requirements-explain.txt; 0: none)",
+        "(needs shap: pip install -r requirements/explain.txt; 0: none)",
     ),
     explain_max_evals: int = typer.Option(
         100,
@@ -67,7 +61,7 @@ def main(
     ),
 ) -> None:
     """Score a trained pipeline on gold data; write metrics.json, report.html and PNG plots."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID, project_step=True):
         metrics = evaluate_model(
             model=model,
             data_path=data_path,

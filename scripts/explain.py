@@ -13,7 +13,7 @@ token of the pipeline's tokenizer (whitespace left out) and a removed word is de
 text. A label's SHAP values add up to its score minus its base (the score of a text with no words,
 one space); an entity's add up to its score. Cost: up to --max-evals texts scored by the pipeline
 per explained text, whatever the number of labels. Needs shap and lime: pip install -r
-requirements-explain.txt.
+requirements/explain.txt.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import typer
 
 from scripts.common.errors import UserError, info, reported_as_one_line
 from scripts.common.files import write_bytes_atomic
+from scripts.common.options import GPU_ID, gpu_id_option, model_argument
 from scripts.evaluation.explain import (
     DEFAULT_MAX_EVALS,
     DEFAULT_METHOD,
@@ -41,9 +42,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    model: str = typer.Argument(
-        ..., help="Pipeline directory (training/model-best) or installed package name"
-    ),
+    model: str = model_argument(),
     text: List[str] = typer.Option(
         [], "--text", "-t", help="A text to explain; repeat for several"
     ),
@@ -78,12 +77,10 @@ def main(
     top: int = typer.Option(
         10, "--top", min=0, help="Words printed per label, largest weights first (0: all)"
     ),
-    gpu_id: str = typer.Option(
-        "-1", "--gpu-id", help="-1 for the CPU, 'auto' (GPU if usable), or a GPU index"
-    ),
+    gpu_id: str = gpu_id_option(),
 ) -> None:
     """Print, per text and label, the words that pushed the score up (+) or down (-)."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         texts = list(text)
         if texts_path is not None:
             texts += [r[text_field] for r in read_records(texts_path, text_field=text_field)]
@@ -99,7 +96,7 @@ def main(
         except ImportError as err:
             raise UserError(
                 f"cannot import {err.name or 'shap or lime'} ({err}); "
-                "pip install -r requirements-explain.txt"
+                "pip install -r requirements/explain.txt"
             ) from None
         if output is not None:
             page = render_page(explanations, title=f"Explanations: {predictor.version}")

@@ -21,7 +21,7 @@ def main(
     output_dir: Path = typer.Argument(..., help="Folder for the label files (training/labels)"),
 ) -> None:
     """Collect the labels of every component from the training corpus, one JSON file each."""
-    with reported_as_one_line():
+    with reported_as_one_line(project_step=True):
         written = init_labels(config_path=config_path, output_dir=output_dir)
     typer.echo(f"✔ Labels for {', '.join(written)} in {output_dir}")
 

@@ -20,6 +20,7 @@ import typer
 from scripts.bench.loadtest import loadtest, parse_levels
 from scripts.bench.throughput import load_texts
 from scripts.common.errors import info, reported_as_one_line
+from scripts.common.options import GPU_ID, gpu_id_option
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -45,17 +46,13 @@ def main(
     texts_per_request: int = typer.Option(
         1, "--texts-per-request", min=1, help="Texts in each request"
     ),
-    gpu_id: str = typer.Option(
-        "-1",
-        "--gpu-id",
-        help="Device of the server started for MODEL: -1 (CPU), 'auto' or a GPU index",
-    ),
+    gpu_id: str = gpu_id_option(),
     workers: int = typer.Option(
         1, "--workers", min=1, help="Worker processes of the server started for MODEL"
     ),
 ) -> None:
     """Print one JSON line per concurrency level: requests/s, p50/p99 latency (ms) and errors."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         levels = parse_levels(concurrency)
         texts = load_texts(texts_path)
         clients = ", ".join(map(str, levels))

@@ -53,7 +53,10 @@ def main(
 ) -> None:
     """Write the training config for the chosen components and base model; extra
     --section.key value arguments override configs/base.cfg (an empty value keeps its own)."""
-    with reported_as_one_line():
+    with reported_as_one_line(
+        options={"transformer": "--transformer", "max_unknown": "--max-unknown"},
+        project_step=True,
+    ):
         make_config(
             base_path=base_path,
             output=output,

@@ -7,7 +7,7 @@
 The default wheel holds spaCy's and spacy-transformers' own components, plus the entity_confidence
 component where the pipeline has it (its two files ship inside the wheel). --fast-ner, --fast-cpu
 and --onnx opt into components that need more code inside the wheel (scripts/packaging/wheel.py
-says which). --onnx needs onnxruntime (requirements-onnx.txt).
+says which). --onnx needs onnxruntime (requirements/onnx.txt).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main(
         "--onnx",
         help="Also build <lang>_<name>_onnx, whose transformer runs on ONNX Runtime with int8 "
         "weights, for fast CPU inference (ships code inside that wheel; needs "
-        "pip install -r requirements-onnx.txt)",
+        "pip install -r requirements/onnx.txt)",
     ),
     test_path: Path = typer.Option(
         Path("corpus/test.spacy"),
@@ -84,7 +84,7 @@ def main(
         lang=lang,
         fast_ner=fast_ner,
     )
-    with reported_as_one_line():
+    with reported_as_one_line(project_step=True):
         if fast_cpu:  # before the float32 build, so that a missing split stops the command at once
             check_int8_inputs(test_path=test_path, calibration_path=calibration_path)
         if onnx:
@@ -92,12 +92,12 @@ def main(
         built = build()
     info(f"Built {built.wheel}; install it with: pip install {built.wheel}")
     if fast_cpu:
-        with reported_as_one_line():
+        with reported_as_one_line(project_step=True):
             int8 = build(int8=True, test_path=test_path, calibration_path=calibration_path)
         info(f"Built {int8.wheel} (int8, CPU); install it with: pip install {int8.wheel}")
         compare(built.metrics, int8.metrics, build="int8", test_path=test_path)
     if onnx:
-        with reported_as_one_line():
+        with reported_as_one_line(project_step=True):
             onnx_built = build(onnx=True, test_path=test_path)
         wheel = onnx_built.wheel
         info(f"Built {wheel} (ONNX Runtime, CPU); install it with: pip install {wheel}")

@@ -5,7 +5,7 @@ at equal epochs.
     python -m scripts.convert --train train.tsv --dev "" --test test.tsv --output-dir corpus
     python -m scripts.peer_hf_trainer corpus --task ner --epochs 3
 
-It needs `accelerate` (pip install -r requirements-peer.txt). How each task is trained and scored:
+It needs `accelerate` (pip install -r requirements/peer.txt). How each task is trained and scored:
 scripts/bench/peer_hf_trainer.py.
 """
 

@@ -16,6 +16,8 @@ from typing import Optional
 import typer
 
 from scripts.common.errors import fail, reported_as_one_line
+from scripts.common.options import GPU_ID, gpu_id_option, retrain_option
+from scripts.inference.annotation_check import MAX_CHARS
 from scripts.inference.retraining import (
     RetrainSettings,
     check_data_files,
@@ -37,29 +39,21 @@ def main(
     upto: Optional[int] = typer.Option(
         None, "--upto", min=0, help="Use the journal up to this line; default: all of it"
     ),
-    epochs: int = typer.Option(0, "--epochs", min=0, help="Epochs; 0 chooses from the corpus size"),
-    margin: float = typer.Option(
-        0.01, "--margin", min=0.0, help="Largest drop of an overall figure that still swaps"
-    ),
-    test: Optional[Path] = typer.Option(
-        None, "--test", help="Gold file to compare on (any format scripts.convert reads)"
-    ),
-    gpu_id: str = typer.Option("-1", "--gpu-id", help="'auto', -1 for the CPU, or a GPU index"),
-    with_data: Optional[list[str]] = typer.Option(
-        None,
-        "--with",
-        help=".spacy training data to train on with the annotations (repeat or comma-separate); "
-        "an annotated text is taken from the annotation",
-    ),
-    dev: Optional[list[str]] = typer.Option(
-        None,
-        "--dev",
-        help=".spacy data that picks model-best (repeat or comma-separate); "
-        "default: a tenth of the training data",
+    epochs: int = retrain_option("epochs", RetrainSettings.epochs),
+    margin: float = retrain_option("margin", RetrainSettings.margin),
+    test: Optional[Path] = retrain_option("test", None),
+    gpu_id: str = gpu_id_option(),
+    with_data: Optional[list[str]] = retrain_option("with", None),
+    dev: Optional[list[str]] = retrain_option("dev", None),
+    max_chars: int = typer.Option(
+        MAX_CHARS,
+        "--max-chars",
+        min=1,
+        help="Skip annotated texts longer than this (the server's --max-chars)",
     ),
 ) -> None:
     """Train a candidate on DIR's annotations and compare it with MODEL on held-out data."""
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         if not (data_dir / "annotations.jsonl").is_file():
             fail(f"{data_dir}: no annotations.jsonl; pass the --data-dir of scripts.serve")
         settings = RetrainSettings(
@@ -69,6 +63,7 @@ def main(
             gpu_id=gpu_id,
             with_data=file_list(with_data),
             dev=file_list(dev),
+            max_chars=max_chars,
         )
         check_data_files(settings, with_option="--with", dev_option="--dev")
         outcome = retrain(

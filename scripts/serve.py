@@ -27,8 +27,21 @@ from typing import List, Optional
 import typer
 
 from scripts.common.errors import reported_as_one_line
+from scripts.common.options import (
+    GPU_ID,
+    gpu_id_option,
+    min_score_option,
+    model_argument,
+    pipe_batch_size_option,
+    retrain_option,
+)
 from scripts.inference.batching import Limits
-from scripts.inference.retraining import RetrainSettings, check_data_files, file_list
+from scripts.inference.retraining import (
+    RETRAIN_TIMEOUT_S,
+    RetrainSettings,
+    check_data_files,
+    file_list,
+)
 from scripts.inference.workers import ServeSettings, serve
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -36,27 +49,26 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    model: str = typer.Argument(
-        ..., help="Pipeline directory (training/model-best) or installed package name"
-    ),
+    model: str = model_argument(),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every interface)"
     ),
     port: int = typer.Option(8000, "--port", help="TCP port"),
-    gpu_id: str = typer.Option(
-        "auto", "--gpu-id", help="'auto', -1 for the CPU, or a GPU index (one server per GPU)"
-    ),
-    batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", min=1, help="nlp.pipe batch size; default: the pipeline's own"
-    ),
+    gpu_id: str = gpu_id_option(),
+    batch_size: Optional[int] = pipe_batch_size_option(),
     max_texts: int = typer.Option(
         Limits.max_texts,
         "--max-texts",
         min=1,
-        help="Texts (or Label Studio tasks) per request; more answer 413",
+        help="Texts per request (more answer 413), and per batch of a Label Studio request, "
+        "which may hold any number of tasks",
     ),
     max_chars: int = typer.Option(
-        Limits.max_chars, "--max-chars", min=1, help="Characters per text; longer texts answer 413"
+        Limits.max_chars,
+        "--max-chars",
+        min=1,
+        help="Characters per text: a longer text answers 413, a longer annotated text is not "
+        "stored (422), a longer Label Studio task gets an empty prediction",
     ),
     workers: int = typer.Option(
         1,
@@ -88,39 +100,19 @@ def main(
         help="Retrain after this many new or changed annotations (with --data-dir); "
         "0: only on Start Training",
     ),
-    retrain_epochs: int = typer.Option(
-        0, "--retrain-epochs", min=0, help="Epochs of a retraining; 0 chooses from the data size"
-    ),
-    retrain_margin: float = typer.Option(
-        0.01,
-        "--retrain-margin",
+    retrain_epochs: int = retrain_option("epochs", RetrainSettings.epochs, prefix="retrain-"),
+    retrain_margin: float = retrain_option("margin", RetrainSettings.margin, prefix="retrain-"),
+    retrain_test: Optional[Path] = retrain_option("test", None, prefix="retrain-"),
+    retrain_with: Optional[list[str]] = retrain_option("with", None, prefix="retrain-"),
+    retrain_dev: Optional[list[str]] = retrain_option("dev", None, prefix="retrain-"),
+    retrain_timeout: float = typer.Option(
+        RETRAIN_TIMEOUT_S,
+        "--retrain-timeout",
         min=0.0,
-        help="Swap in a retrained model unless an overall figure drops by more than this",
+        help="Seconds a retraining may take before it is stopped and reported as failed "
+        "(the served model stays); 0: no limit",
     ),
-    retrain_test: Optional[Path] = typer.Option(
-        None,
-        "--retrain-test",
-        help="Gold file to compare the models on; default: the tasks whose id is a multiple of 5",
-    ),
-    retrain_with: Optional[list[str]] = typer.Option(
-        None,
-        "--retrain-with",
-        help=".spacy training data (e.g. corpus/train.spacy) a retraining adds to the annotations "
-        "(repeat or comma-separate); an annotated text is taken from the annotation",
-    ),
-    retrain_dev: Optional[list[str]] = typer.Option(
-        None,
-        "--retrain-dev",
-        help=".spacy data that picks a retraining's model-best (e.g. corpus/dev.spacy); "
-        "default: a tenth of its training data",
-    ),
-    min_score: float = typer.Option(
-        0.0,
-        "--min-score",
-        min=0.0,
-        max=1.0,
-        help="Leave out entities whose score is below this (0..1; needs entity_confidence)",
-    ),
+    min_score: float = min_score_option(),
 ) -> None:
     """Serve MODEL: POST /predict {"texts": [...]}, GET /health, GET /metrics, the demo page at
     GET /, and the Label Studio ML backend under /labelstudio."""
@@ -143,8 +135,10 @@ def main(
         gpu_id=gpu_id,
         with_data=file_list(retrain_with),
         dev=file_list(retrain_dev),
+        max_chars=max_chars,
+        timeout=retrain_timeout,
     )
-    with reported_as_one_line():
+    with reported_as_one_line(options=GPU_ID):
         check_data_files(retrain, with_option="--retrain-with", dev_option="--retrain-dev")
         serve(settings, host=host, port=port, data_dir=data_dir, retrain=retrain)
 

@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 
 from scripts.common.errors import reported_as_one_line
+from scripts.common.options import GPU_ID, gpu_id_option
 from scripts.training.run import parse_bool, parse_overrides, train
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -28,9 +29,7 @@ def main(
     output: Path = typer.Option(
         Path("training"), "--output", help="Folder for model-best and model-last"
     ),
-    gpu_id: str = typer.Option(
-        "auto", "--gpu-id", help="'auto' (GPU if usable, else CPU), -1 for the CPU, or a GPU index"
-    ),
+    gpu_id: str = gpu_id_option(),
     mixed_precision: str = typer.Option(
         "false", "--mixed-precision", help="fp16 mixed precision (GPU only): true or false"
     ),
@@ -52,7 +51,9 @@ def main(
     ),
 ) -> None:
     """Train the pipeline; extra --section.key value arguments override the config."""
-    with reported_as_one_line():
+    with reported_as_one_line(
+        options={**GPU_ID, "name": "--name", "version": "--version"}, project_step=True
+    ):
         train(
             config_path=config_path,
             output=output,

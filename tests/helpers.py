@@ -4,6 +4,7 @@ reader helpers."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import spacy
 from click.testing import Result
 from spacy.tokens import Doc, DocBin
@@ -20,9 +22,26 @@ from spacy.vocab import Vocab
 from typer.testing import CliRunner
 
 from scripts.corpus.readers import READERS, Log, ReadOptions
+from scripts.corpus.textfiles import split_lines
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def missing_extra(extra: str, *modules: str) -> str:
+    """Why a test of the optional extra requirements/<extra>.txt cannot run ("" when it can): the
+    README's test command installs requirements-dev.txt only, so such a test skips, naming what
+    to install, where any of the extra's modules is missing (.ci/run runs it both ways)."""
+    missing = [module for module in modules if importlib.util.find_spec(module) is None]
+    if not missing:
+        return ""
+    return f"{', '.join(missing)} not installed: pip install -r requirements/{extra}.txt"
+
+
+def needs_extra(extra: str, *modules: str) -> pytest.MarkDecorator:
+    """Skip the test (or, as pytestmark, the module) unless the extra's modules are installed."""
+    reason = missing_extra(extra, *modules)
+    return pytest.mark.skipif(bool(reason), reason=reason)
 
 
 def write_tiny_bert(path: Path) -> Path:
@@ -111,11 +130,22 @@ def build_tiny_pipeline(path: Path, *, bert: Path, steps: int = 20) -> Path:
 
 
 def read(text: str, fmt: str, *, lenient: bool = False, **options: Any) -> tuple[list[Doc], Log]:
-    """Docs and the log from reading `text` (lines split on \\n) with the named reader."""
+    """Docs and the log from reading `text` with the named reader, its lines split as a file's are
+    (at CRLF, CR or LF)."""
     log = Log(file="f", lenient=lenient)
-    lines = enumerate(text.split("\n"), 1)
+    lines = enumerate(split_lines(text, "\r", "\n"), 1)
     docs = list(READERS[fmt].read(lines, options=ReadOptions(**options), log=log))
     return docs, log
+
+
+LINE_ENDS = ("LF", "CRLF", "CR", "mixed")  # Unix; Windows; Excel for Mac's "CSV (Macintosh)"
+
+
+def with_line_ends(text: str, style: str) -> str:
+    """`text` with its LF line ends written in `style`: LF, CRLF, CR, or mixed (CR, CRLF, LF)."""
+    ends = {"LF": ["\n"], "CRLF": ["\r\n"], "CR": ["\r"], "mixed": ["\r", "\r\n", "\n"]}[style]
+    lines = text.split("\n")
+    return "".join(line + ends[i % len(ends)] for i, line in enumerate(lines[:-1])) + lines[-1]
 
 
 def ents(doc: Doc) -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ from scripts.annotate import app
 from scripts.common.errors import UserError
 from scripts.inference.annotation import Job, annotate_file, init_ray
 from scripts.inference.predict import predict_texts
-from tests.helpers import TEXTS
+from tests.helpers import TEXTS, needs_extra
 
 RECORDS = [
     {"id": i, "text": text, "source": "test", "meta": {"n": i}} for i, text in enumerate(TEXTS * 4)
@@ -210,14 +210,20 @@ def test_cli_reports_counts_and_one_line_errors(tmp_path, tiny_pipeline):
     )
 
 
+needs_ray = needs_extra("ray", "ray")
+
+
 @pytest.fixture(scope="module")
 def local_ray():
-    ray = pytest.importorskip("ray")
+    import ray
+
     init_ray(None, num_cpus=2)
     yield ray
     ray.shutdown()
 
 
+@pytest.mark.slow
+@needs_ray
 def test_ray_engine_writes_exactly_what_the_local_engine_writes(tmp_path, tiny_pipeline, local_ray):
     source = write_jsonl(tmp_path / "in.jsonl", RECORDS)
     annotate(tiny_pipeline, source, tmp_path / "local.jsonl", batch_size=3)
@@ -244,8 +250,9 @@ def test_ray_engine_writes_exactly_what_the_local_engine_writes(tmp_path, tiny_p
     assert (tmp_path / "ray.json").read_bytes() == (tmp_path / "local.json").read_bytes()
 
 
+@needs_ray
 def test_an_unreachable_cluster_names_the_token_setting_ray_start_needs(monkeypatch):
-    ray = pytest.importorskip("ray")
+    import ray
 
     def refuse(**options):
         raise ConnectionError(f"Failed to connect to Ray cluster at {options['address']}")

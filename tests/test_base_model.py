@@ -113,7 +113,7 @@ def test_a_text_the_model_cannot_read_names_a_model_for_the_language():
     counted = base_model.UnknownPieces(token="[UNK]", unknown=65, pieces=100, texts=384)
     minilm = base_model.BaseModel(name="model", location="/m", source="local")
     with pytest.raises(
-        UserError, match=r"65% .* of 384 training texts .*--vars.transformer bert-base-chinese"
+        UserError, match=r"65% .* of 384 training texts .*lang 'zh', e.g. bert-base-chinese"
     ):
         base_model.check_unknown_share(counted, model=minilm, lang="zh", max_share=0.1)
     base_model.check_unknown_share(counted, model=minilm, lang="zh", max_share=0.7)
@@ -122,6 +122,6 @@ def test_a_text_the_model_cannot_read_names_a_model_for_the_language():
     chinese = base_model.BaseModel(name="bert-base-chinese", location="x", source="hub")
     with pytest.raises(
         UserError,
-        match=r"check --vars.lang \('zh'\), or try a multilingual model such as xlm-roberta-base",
+        match=r"check lang \('zh'\), or set transformer to a multilingual model: xlm-roberta-base",
     ):
         base_model.check_unknown_share(counted, model=chinese, lang="zh", max_share=0.1)

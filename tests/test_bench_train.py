@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import spacy
 
 from scripts.scoring.metrics import CURVE_GRID
@@ -33,6 +34,7 @@ def write_split(path, n):
     return path
 
 
+@pytest.mark.slow
 def test_bench_train_prints_quality_and_speed_and_stores_a_tuned_threshold(tmp_path):
     bert = write_tiny_bert(tmp_path / "tiny-bert")
     splits = {

@@ -190,6 +190,7 @@ def running_server(predictor):
     thread.join(timeout=10)
 
 
+@pytest.mark.slow
 def test_loadtest_reports_each_level_and_counts_errors(running_server):
     texts = [text for text in TEXTS if text]
     levels = loadtest(

@@ -1,5 +1,5 @@
 """Corpus: cutting long runs, completing categories, splitting, writing DocBins atomically and
-deterministically."""
+deterministically, telling repeated texts apart."""
 
 import os
 import subprocess
@@ -13,9 +13,10 @@ from spacy.vocab import Vocab
 from scripts.common import files
 from scripts.corpus import docbins
 from scripts.corpus.docbins import READER_ATTRS, DocStore, complete_cats, write_docbin
+from scripts.corpus.repeats import RepeatedTexts
 from scripts.corpus.segment import MAX_DOC_TOKENS, MAX_SENTENCE_TOKENS, cut_points
 from scripts.corpus.split import SplitError, assign_splits, split_sizes, stratum
-from scripts.corpus.stats import textcat_mode
+from scripts.corpus.stats import summarize, textcat_mode
 from tests.helpers import PROJECT_ROOT
 
 
@@ -232,6 +233,7 @@ write_docbin(docs, Path(sys.argv[1]))
 """
 
 
+@pytest.mark.slow
 def test_bytes_identical_across_hash_seeds(tmp_path):
     outputs = []
     for seed in ("1", "2"):
@@ -249,3 +251,64 @@ def test_bytes_identical_across_hash_seeds(tmp_path):
 
 def test_constants_keep_batches_bounded():
     assert MAX_SENTENCE_TOKENS < MAX_DOC_TOKENS <= 2000
+
+
+def test_repeats_conflict_only_where_both_sides_have_that_kind_of_label():
+    vocab = Vocab()
+    words = ["Peter", "met", "Anna"]
+
+    def doc(ents=None, cats=None):
+        made = Doc(vocab, words=words, ents=ents)
+        made.cats = cats or {}
+        return made
+
+    repeats = RepeatedTexts()
+    for number, made in enumerate(
+        [
+            doc(["B-PER", "O", "O"], {"A": 1.0, "B": 0.0}),
+            doc(cats={"A": 1.0}),  # the same positive category; no NER annotation to disagree
+            doc(["B-PER", "O", "B-PER"]),  # one entity more: a conflict
+            doc(["B-PER", "O", "O"], {"B": 1.0}),  # another category: a conflict
+            doc(),
+        ],
+        1,
+    ):
+        repeats.place(made, summarize(made), where=("f.jsonl", number), output="all")
+    report = repeats.report()
+    assert (report["texts"], report["in_several_outputs"], report["conflicts"]) == (4, 0, 2)
+    assert [
+        (example["conflict"], [(side["doc"], side["labels"]) for side in example["occurrences"]])
+        for example in report["examples"]
+    ] == [
+        (
+            True,
+            [
+                (1, "some of the other's entities; categories A"),
+                (3, "entities the other lacks 'Anna' PER"),
+            ],
+        ),
+        (
+            True,
+            [(1, "entities 'Peter' PER; categories A"), (4, "entities 'Peter' PER; categories B")],
+        ),
+        (False, [(1, "entities 'Peter' PER; categories A"), (2, "categories A")]),
+        (False, [(1, "entities 'Peter' PER; categories A"), (5, "no labels")]),
+    ]
+
+
+def test_repeats_keep_pairs_split_between_outputs_before_pairs_within_one():
+    vocab = Vocab()
+    repeats = RepeatedTexts()
+    placed = [(f"text {i}", "pos", "train") for i in range(4)]
+    placed += [(f"text {i}", "neg", "train") for i in range(4)]  # four conflicts within train
+    placed += [("text 0", "neu", "test")]  # and one across train and test
+    for number, (text, label, output) in enumerate(placed, 1):
+        doc = Doc(vocab, words=text.split())
+        doc.cats = {label: 1.0}
+        repeats.place(doc, summarize(doc), where=("f.csv", number), output=output)
+    report = repeats.report()
+    assert (report["texts"], report["in_several_outputs"], report["conflicts"]) == (5, 1, 5)
+    assert [
+        [(side["doc"], side["output"]) for side in example["occurrences"]]
+        for example in report["examples"]
+    ] == [[(1, "train"), (9, "test")], [(2, "train"), (6, "train")], [(3, "train"), (7, "train")]]

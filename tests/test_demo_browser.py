@@ -27,6 +27,8 @@ from scripts.inference.predict import Predictor, describe_pipeline, predict_text
 from scripts.inference.server import create_app
 from scripts.inference.serving import ServeOptions
 
+pytestmark = pytest.mark.slow  # a server and a browser
+
 KEY = "demo-test-key"
 TEXT = "Python and SQL are required. We offer a yearly bonus."
 

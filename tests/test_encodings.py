@@ -10,7 +10,7 @@ import pytest
 from scripts.corpus import textfiles
 from scripts.corpus.readers import DataError, Log
 from scripts.corpus.textfiles import Encoding, file_encoding, numbered_lines
-from tests.helpers import load_docs, run_convert
+from tests.helpers import LINE_ENDS, load_docs, run_convert, with_line_ends
 
 ENCODINGS = {
     "utf-8": b"",
@@ -215,6 +215,71 @@ def test_numbered_lines_across_blocks(tmp_path, monkeypatch, encoding):
     assert list(numbered_lines(path, Log())) == expected
     monkeypatch.setattr(textfiles, "BLOCK_BYTES", 3)  # blocks that cut characters in two
     assert list(numbered_lines(path, Log())) == expected
+
+
+@pytest.mark.parametrize("fmt", sorted(SAMPLES))
+@pytest.mark.parametrize("ends", LINE_ENDS)
+def test_every_format_reads_the_same_with_every_kind_of_line_end(tmp_path, fmt, ends):
+    unix = SAMPLES[fmt].replace("\r\n", "\n")
+    plain = write(tmp_path / "plain.txt", unix)
+    other = write(tmp_path / "other.txt", with_line_ends(unix, ends))
+    first = run_convert(plain, "-o", tmp_path / "plain.spacy")
+    result = run_convert(other, "-o", tmp_path / "other.spacy")
+    assert first.exit_code == 0 and result.exit_code == 0, result.stderr
+    assert f"other.txt: {fmt} (" in result.stdout
+    assert (tmp_path / "other.spacy").read_bytes() == (tmp_path / "plain.spacy").read_bytes()
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, textfiles.BLOCK_BYTES])
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_numbered_lines_end_at_crlf_cr_or_lf_across_blocks(tmp_path, monkeypatch, encoding, block):
+    # LF then CR is two line ends; CR then LF is one, also when a block ends between them.
+    text = "a\rZürich\r\n\r\r\n😀\n\rb\x0cc\u2028d\re\r"
+    path = write(tmp_path / "f.txt", text, encoding)
+    monkeypatch.setattr(textfiles, "BLOCK_BYTES", block)
+    assert list(numbered_lines(path, Log())) == list(
+        enumerate(["a", "Zürich", "", "", "😀", "", "b\x0cc\u2028d", "e"], 1)
+    )
+
+
+def test_excel_for_mac_csv_names_mac_roman_and_reads_with_it(tmp_path):
+    # Excel for Mac's "CSV (Macintosh)": Mac Roman text, lines that end in CR alone.
+    source = tmp_path / "mac.csv"
+    source.write_bytes('text,label\rCafé crème,pos\r"Bad,\rreally",neg\r'.encode("mac_roman"))
+    result = run_convert(source, "-o", tmp_path / "o.spacy")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"{source}:2: bytes that are not UTF-8 (b'\\x8e' at byte 4; as Mac Roman (lines end in CR, "
+        "as on a Mac): 'é' in 'Café crème,pos'); save the file as UTF-8, or read it with "
+        "--encoding mac_roman\n"
+    )
+    result = run_convert(source, "-o", tmp_path / "o.spacy", "--encoding", "mac_roman")
+    assert result.exit_code == 0, result.stderr
+    assert "mac.csv: csv (a comma-separated table with 2 columns), 2 docs" in result.stdout
+    assert [(d.text, d.cats) for d in load_docs(tmp_path / "o.spacy")] == [
+        ("Café crème", {"neg": 0.0, "pos": 1.0}),
+        ("Bad,\nreally", {"neg": 1.0, "pos": 0.0}),
+    ]
+
+
+def test_lenient_skips_undecodable_lines_of_a_cr_file_by_their_number(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"a\tO\rb\xe9\tO\rc\tO\r")
+    log = Log(file="f.txt", lenient=True)
+    assert list(numbered_lines(path, log)) == [(1, "a\tO"), (3, "c\tO")]
+    (event,) = log.events.values()
+    assert (event.reason, event.count) == ("bytes that are not UTF-8", 1)
+    assert event.examples[0].startswith(
+        "f.txt:2: bytes that are not UTF-8 (b'\\xe9' at byte 2; as Mac"
+    )
+
+
+def test_damaged_utf16_with_cr_line_ends_names_its_line(tmp_path):
+    path = tmp_path / "f.txt"
+    damaged = "a\rb\r\nc\r".encode("utf-16-le") + b"\x00\xd8" + "\r".encode("utf-16-le")
+    path.write_bytes(codecs.BOM_UTF16_LE + damaged)
+    with pytest.raises(DataError, match=r"^4: bytes that are not utf-16-le \(b'\\x00\\xd8'\)"):
+        list(numbered_lines(path, Log()))
 
 
 @pytest.mark.parametrize(

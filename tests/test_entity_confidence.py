@@ -218,6 +218,7 @@ LOAD_SCORED = (
 )
 
 
+@pytest.mark.slow
 def test_the_default_wheel_ships_the_component_and_scores_outside_the_repo(
     scored_pipeline, tiny_pipeline, tmp_path
 ):

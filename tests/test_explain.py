@@ -1,5 +1,5 @@
 """Explanations (scripts/evaluation/explain.py, python -m scripts.explain, the deletion check and
-the evaluation report): offsets, weights, HTML and bad input. Needs shap (requirements-explain.txt,
+the evaluation report): offsets, weights, HTML and bad input. Needs shap (requirements/explain.txt,
 which CI installs)."""
 
 import json
@@ -23,10 +23,9 @@ from scripts.evaluation.explain import (
 )
 from scripts.evaluation.run import evaluate_model
 from scripts.explain import app
-from tests.helpers import TEXTS
+from tests.helpers import TEXTS, needs_extra
 
-pytest.importorskip("shap", reason="pip install -r requirements-explain.txt")  # CI installs it
-pytest.importorskip("lime", reason="pip install -r requirements-explain.txt")  # CI installs it
+pytestmark = needs_extra("explain", "shap", "lime")
 
 runner = CliRunner()
 ODD_TEXTS = [

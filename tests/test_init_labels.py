@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import spacy
 import srsly
 from spacy.tokens import DocBin
@@ -42,6 +43,7 @@ def write_training_config(tmp_path: Path, bert: Path) -> Path:
     return tmp_path / "config.cfg"
 
 
+@pytest.mark.slow
 def test_label_files_are_spacys_own(tmp_path, tiny_transformer):
     config_path = write_training_config(tmp_path, tiny_transformer)
     stale = tmp_path / "labels" / "textcat_multilabel.json"

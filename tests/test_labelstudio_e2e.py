@@ -1,15 +1,18 @@
 """The Label Studio loop against a real Label Studio: a project with the backend's labeling config,
 the backend connected (POST /api/ml), pre-annotations retrieved, annotations submitted, updated and
 deleted through Label Studio's API, a webhook that delivers them, a retraining, and predictions
-with the new model_version.
+with the new model_version. At scale: "Retrieve predictions" on a project of 1,000 tasks (one
+request) gives every task a prediction, and 500 annotations submitted by 16 annotators at once are
+each stored once.
 
 Label Studio's dependencies clash with the runtime's, so it lives in a virtual environment of its
-own: .ci/run installs it into .venvs/label-studio (requirements-labelstudio.txt); LABEL_STUDIO_BIN
+own: .ci/run installs it into .venvs/label-studio (requirements/labelstudio.txt); LABEL_STUDIO_BIN
 names another `label-studio` executable.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,13 +20,19 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
 
 from tests.helpers import PROJECT_ROOT, TRAIN
+
+pytestmark = pytest.mark.slow  # starts Label Studio and the backend, retrains
 
 VENV_BIN = PROJECT_ROOT / ".venvs" / "label-studio" / "bin" / "label-studio"
 TOKEN = "spacy-ner-textcat-e2e-token"
@@ -36,7 +45,7 @@ def label_studio_bin() -> Path:
     if not found:
         pytest.skip(
             "label-studio is not installed: python -m venv .venvs/label-studio && "
-            ".venvs/label-studio/bin/pip install -r requirements-labelstudio.txt (.ci/run does)"
+            ".venvs/label-studio/bin/pip install -r requirements/labelstudio.txt (.ci/run does)"
         )
     return Path(found)
 
@@ -141,7 +150,20 @@ def result_of(text: str, spans: list[tuple[int, int, str]], label: str) -> list[
     return items
 
 
-def test_label_studio_sends_annotations_and_gets_a_retrained_model(tmp_path, tiny_pipeline):
+@dataclass
+class Session:
+    """A running Label Studio with the backend connected to a project of the backend's config."""
+
+    call: Callable[..., Any]  # call(method, path, **httpx options) -> the JSON answer
+    backend: str  # the backend's base URL
+    project: int
+    journal: Path  # the backend's annotation journal
+
+
+@contextmanager
+def label_studio(tmp_path: Path, tiny_pipeline: Path, *serve_options: str) -> Iterator[Session]:
+    """Label Studio and `scripts.serve` (with serve_options) started, a project with the
+    backend's labeling config, the webhook for annotation events, and the ML backend connected."""
     binary = label_studio_bin()
     data = initialized_data(binary, tmp_path)
     studio_port, backend_port = free_port(), free_port()
@@ -156,8 +178,7 @@ def test_label_studio_sends_annotations_and_gets_a_retrained_model(tmp_path, tin
     )
     server = start(
         [sys.executable, "-m", "scripts.serve", str(served), "--port", str(backend_port),
-         "--gpu-id", "-1", "--data-dir", str(tmp_path / "ls-data"), "--retrain-every", "5",
-         "--retrain-epochs", "1", "--retrain-margin", "1"],
+         "--gpu-id", "-1", "--data-dir", str(tmp_path / "ls-data"), *serve_options],
         env=dict(os.environ),
         log=backend_log,
     )  # fmt: skip
@@ -171,7 +192,7 @@ def test_label_studio_sends_annotations_and_gets_a_retrained_model(tmp_path, tin
         wait_until_up(f"{backend}/health", server, backend_log, timeout=120)
         wait_until_up(f"{studio_url}/health", studio, studio_log, timeout=240)
         api = httpx.Client(
-            base_url=studio_url, headers={"Authorization": f"Token {TOKEN}"}, timeout=120
+            base_url=studio_url, headers={"Authorization": f"Token {TOKEN}"}, timeout=300
         )
 
         def call(method: str, path: str, **kw: Any) -> Any:
@@ -194,18 +215,39 @@ def test_label_studio_sends_annotations_and_gets_a_retrained_model(tmp_path, tin
             json={"url": f"{backend}/labelstudio", "project": pid, "title": "spaCy"},
         )
         assert ml["state"] == "CO", ml  # connected: /health and /setup answered
-        texts = [text for text, _, _ in TRAIN]
-        call("POST", f"/api/projects/{pid}/import", json=[{"text": text} for text in texts])
-        tasks = call("GET", "/api/tasks", params={"project": pid, "page_size": 100})
-        tasks = sorted(tasks["tasks"] if isinstance(tasks, dict) else tasks, key=lambda t: t["id"])
-        assert [t["data"]["text"] for t in tasks] == texts
+        yield Session(call, backend, pid, tmp_path / "ls-data" / "annotations.jsonl")
+    finally:
+        stop(studio)
+        stop(server)
 
-        call(
-            "POST",
-            "/api/dm/actions",
-            params={"id": "retrieve_tasks_predictions", "project": pid},
-            json={"selectedItems": {"all": True, "excluded": []}},
-        )
+
+def import_tasks(session: Session, texts: list[str]) -> list[dict[str, Any]]:
+    """Import one task per text; the tasks in import order."""
+    call, pid = session.call, session.project
+    call("POST", f"/api/projects/{pid}/import", json=[{"text": text} for text in texts])
+    tasks = call("GET", "/api/tasks", params={"project": pid, "page_size": len(texts) + 10})
+    tasks = sorted(tasks["tasks"] if isinstance(tasks, dict) else tasks, key=lambda t: t["id"])
+    assert [t["data"]["text"] for t in tasks] == texts
+    return tasks
+
+
+def retrieve_predictions(session: Session) -> None:
+    """The Data Manager's "Retrieve predictions" on every task of the project."""
+    session.call(
+        "POST",
+        "/api/dm/actions",
+        params={"id": "retrieve_tasks_predictions", "project": session.project},
+        json={"selectedItems": {"all": True, "excluded": []}},
+    )
+
+
+def test_label_studio_sends_annotations_and_gets_a_retrained_model(tmp_path, tiny_pipeline):
+    serve = ("--retrain-every", "5", "--retrain-epochs", "1", "--retrain-margin", "1")
+    with label_studio(tmp_path, tiny_pipeline, *serve) as session:
+        call, backend = session.call, session.backend
+        texts = [text for text, _, _ in TRAIN]
+        tasks = import_tasks(session, texts)
+        retrieve_predictions(session)
         predictions = call("GET", "/api/predictions", params={"task": tasks[0]["id"]})
         assert predictions and predictions[0]["model_version"] == "en_tiny-0.0.1"
         assert isinstance(predictions[0]["result"], list)
@@ -231,8 +273,7 @@ def test_label_studio_sends_annotations_and_gets_a_retrained_model(tmp_path, tin
             json={"result": result_of(text, spans, "responsibilities")},
         )
         call("DELETE", f"/api/annotations/{ids[-1]}")
-        journal = tmp_path / "ls-data" / "annotations.jsonl"
-        assert len(journal.read_text(encoding="utf8").splitlines()) == 8
+        assert len(session.journal.read_text(encoding="utf8").splitlines()) == 8
 
         deadline, health = time.monotonic() + 150, {}
         while time.monotonic() < deadline:
@@ -244,14 +285,48 @@ def test_label_studio_sends_annotations_and_gets_a_retrained_model(tmp_path, tin
         assert health["training"]["last"]["result"] == "swapped", health
         assert health["model_version"] == "en_tiny-0.0.1+ls1"
 
-        call(
-            "POST",
-            "/api/dm/actions",
-            params={"id": "retrieve_tasks_predictions", "project": pid},
-            json={"selectedItems": {"all": True, "excluded": []}},
-        )
+        retrieve_predictions(session)
         versions = {p["model_version"] for p in call("GET", "/api/predictions")}
         assert "en_tiny-0.0.1+ls1" in versions, versions
-    finally:
-        stop(studio)
-        stop(server)
+
+
+PROJECT_TASKS = 1000  # "Retrieve predictions" sends them all in one request
+BURST = 500  # annotations submitted at once
+SUBMITTERS = 16  # annotators submitting at the same time
+
+
+def test_label_studio_predicts_a_large_project_and_keeps_a_burst_of_annotations(
+    tmp_path, tiny_pipeline
+):
+    with label_studio(tmp_path, tiny_pipeline, "--max-texts", "64") as session:
+        call = session.call
+        texts = [f"{TRAIN[i % len(TRAIN)][0]} ({i})" for i in range(PROJECT_TASKS)]
+        tasks = import_tasks(session, texts)
+        started = time.monotonic()
+        retrieve_predictions(session)
+        seconds = time.monotonic() - started
+        predictions = call("GET", "/api/predictions", params={"project": session.project})
+        by_task = Counter(p["task"] for p in predictions)
+        assert sorted(by_task) == [t["id"] for t in tasks] and set(by_task.values()) == {1}
+        assert {p["model_version"] for p in predictions} == {"en_tiny-0.0.1"}
+        print(f"{PROJECT_TASKS} tasks predicted in {seconds:.1f} s")
+
+        def submit(i: int) -> int:
+            text, spans, label = TRAIN[i % len(TRAIN)]  # the task's text less its " (i)"
+            created = call(
+                "POST",
+                f"/api/tasks/{tasks[i]['id']}/annotations",
+                json={"result": result_of(text, spans, label), "was_cancelled": False},
+            )
+            return int(created["id"])
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=SUBMITTERS) as pool:
+            ids = list(pool.map(submit, range(BURST)))
+        seconds = time.monotonic() - started
+        lines = [json.loads(line) for line in session.journal.read_text().splitlines()]
+        stored = Counter(item["annotation"]["id"] for line in lines for item in line["put"])
+        assert sorted(stored) == sorted(ids) and set(stored.values()) == {1}
+        health = httpx.get(f"{session.backend}/health").json()
+        assert health["annotations"] == BURST and health["refused"]["count"] == 0
+        print(f"{BURST} annotations by {SUBMITTERS} submitters stored in {seconds:.1f} s")

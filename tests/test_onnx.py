@@ -24,12 +24,14 @@ from tests.helpers import (
     FLOAT_METRICS,
     TEXTS,
     TRAIN,
+    needs_extra,
     package_options,
     run_outside_repo,
     write_gold,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+# Building or running the ONNX pipeline needs the optional extra; refusing to build does not.
+needs_onnx = needs_extra("onnx", "onnxruntime", "onnx")
 
 # How far a category score of the ONNX build may be from float32's: float32 ONNX differs by
 # rounding only, int8 weights move scores a little (entities must stay the same on these texts).
@@ -53,6 +55,7 @@ def float_records(tiny_pipeline):
     return records
 
 
+@needs_onnx
 @pytest.mark.parametrize("quantize", [False, True], ids=["float32", "int8"])
 def test_the_onnx_pipeline_predicts_as_float32_and_saves_and_loads_alike(
     tiny_pipeline, tmp_path, float_records, quantize
@@ -77,12 +80,14 @@ def test_the_onnx_pipeline_predicts_as_float32_and_saves_and_loads_alike(
     assert copy.deepcopy(shim).to_bytes() == shim.to_bytes()
 
 
+@needs_onnx
 def test_the_onnx_pipeline_does_not_train(tiny_pipeline):
     nlp = onnx_pipeline(spacy.load(tiny_pipeline), quantize=False)
     with pytest.raises(ValueError, match="runs inference only; train the float32 pipeline"):
         nlp.get_pipe("transformer").model.begin_update([nlp.make_doc(TRAIN[0][0])])
 
 
+@needs_onnx
 def test_the_benchmark_measures_an_onnx_pipeline_against_pytorch_float32(tiny_pipeline, tmp_path):
     nlp = onnx_pipeline(spacy.load(tiny_pipeline))
     reference = reference_model(nlp.get_pipe("transformer").model)
@@ -107,6 +112,8 @@ LOAD_AND_PREDICT = (
 )
 
 
+@pytest.mark.slow
+@needs_onnx
 def test_onnx_wheel_loads_without_this_repository_and_carries_its_own_test_scores(
     tiny_pipeline, tmp_path, float_records
 ):

@@ -174,6 +174,7 @@ LOAD_BOTH = (
 )
 
 
+@pytest.mark.slow
 def test_the_default_wheel_ships_no_code_and_fast_ner_is_opt_in(tiny_pipeline, tmp_path):
     options = package_options(tiny_pipeline, tmp_path, metrics={"ents": None, "textcat": None})
     default = package_pipeline(**options, name="plain").wheel

@@ -18,6 +18,10 @@ from scripts.bench.peer_hf_trainer import (
     peer_train,
 )
 from scripts.peer_hf_trainer import app
+from tests.helpers import needs_extra
+
+# The Hugging Face Trainer needs accelerate, which the runtime does not install.
+needs_peer = needs_extra("peer", "accelerate")
 
 NLP = spacy.blank("en")
 RESULT_KEYS = {
@@ -122,8 +126,9 @@ def test_truncated_texts_count_only_the_words_the_model_sees(tiny_transformer: P
     assert encoded.words == 2 + 3  # "ab cd ef" fills the 6 pieces the long text keeps
 
 
+@pytest.mark.slow
+@needs_peer
 def test_ner_one_epoch_prints_one_json_line(tmp_path: Path, tiny_transformer: Path) -> None:
-    pytest.importorskip("accelerate")  # the Trainer needs it: pip install -r requirements-peer.txt
     corpus = ner_corpus(tmp_path / "corpus")
     result = CliRunner().invoke(
         app,
@@ -150,9 +155,10 @@ def test_ner_one_epoch_prints_one_json_line(tmp_path: Path, tiny_transformer: Pa
     assert all(0.0 <= line["ents"][key] <= 1.0 for key in ("p", "r", "f"))
 
 
+@pytest.mark.slow
+@needs_peer
 @pytest.mark.parametrize("task", ["textcat", "textcat_multilabel"])
 def test_textcat_one_epoch(tmp_path: Path, tiny_transformer: Path, task: str) -> None:
-    pytest.importorskip("accelerate")
     if task == "textcat":
         docs = [
             cats_doc("i love it", {"POS": 1.0, "NEG": 0.0}),

@@ -100,6 +100,7 @@ def test_int8_scores_stay_close_to_float(tiny_pipeline):
         assert max(abs(a["cats"][k] - b["cats"][k]) for k in a["cats"]) < 0.05
 
 
+@pytest.mark.slow
 def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_scores(
     tiny_pipeline, tmp_path
 ):
@@ -240,6 +241,7 @@ IMPORT_ALONE = (
 )
 
 
+@pytest.mark.slow
 def test_the_shipped_module_imports_on_its_own_without_this_repository(tmp_path):
     done = subprocess.run(
         [sys.executable, "-I", "-c", IMPORT_ALONE, str(PROJECT_ROOT / "scripts/packaging/int8.py")]

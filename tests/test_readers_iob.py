@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from scripts.corpus.readers import DataError
 from scripts.corpus.segment import MAX_DOC_TOKENS, MAX_SENTENCE_TOKENS
-from tests.helpers import ents, read
+from tests.helpers import LINE_ENDS, ents, read, with_line_ends
 
 
 def test_iob2_tab_separated():
@@ -144,6 +144,25 @@ def test_sentence_per_line_word_tag_and_word_pos_tag():
 def test_sentence_per_line_error():
     with pytest.raises(DataError, match="^1: item 'like' is not word|TAG"):
         read("I|O like", "iob")
+
+
+@pytest.mark.parametrize("ends", LINE_ENDS)
+def test_every_kind_of_line_end_reads_the_same(ends):
+    conll = "-DOCSTART- -X- O O\n\nEU\tB-ORG\nrejects\tO\n\nPeter\tB-PER\nBlackburn\tI-PER\n"
+    (doc,), _ = read(with_line_ends(conll, ends), "conll")
+    assert [s.text for s in doc.sents] == ["EU rejects", "Peter Blackburn"]
+    assert ents(doc) == [("EU", "ORG"), ("Peter Blackburn", "PER")]
+    (doc,), _ = read(
+        with_line_ends("EU|B-ORG rejects|O\nPeter|B-PER Blackburn|I-PER\n", ends), "iob"
+    )
+    assert [s.text for s in doc.sents] == ["EU rejects", "Peter Blackburn"]
+    assert ents(doc) == [("EU", "ORG"), ("Peter Blackburn", "PER")]
+
+
+def test_a_carriage_return_inside_a_token_line_ends_it_and_the_rest_is_refused():
+    with pytest.raises(DataError) as error:
+        read("EU\tB-ORG\nrej\rects\tO\n", "conll")
+    assert str(error.value).startswith("2: token line has 1 column(s) and no tag")
 
 
 words = st.text(alphabet="abcXYZ#.,'\"-", min_size=1, max_size=5).filter(

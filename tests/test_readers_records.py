@@ -6,7 +6,7 @@ import pytest
 
 from scripts.corpus.readers import DataError
 from scripts.corpus.readers.spans import OVERLAP_REASON, SPAN_KEY
-from tests.helpers import ents, read, reasons
+from tests.helpers import LINE_ENDS, ents, read, reasons, with_line_ends
 
 
 def jsonl(*records):
@@ -266,3 +266,27 @@ def test_lenient_skips_bad_records():
 def test_json_array_of_records():
     (doc,), _ = read('[\n {"text": "EU", "label": [[0, 2, "ORG"]]}\n]', "json")
     assert ents(doc) == [("EU", "ORG")]
+
+
+@pytest.mark.parametrize("ends", LINE_ENDS)
+def test_every_kind_of_line_end_reads_the_same(ends):
+    records = [
+        {"text": "EU rejects", "entities": [[0, 2, "ORG"]]},
+        {"text": "two\r\nlines", "cats": {"A": 1}},  # escaped in JSON: text, not line ends
+    ]
+    for fmt, text in (
+        ("jsonl", jsonl(*records) + "\n"),
+        ("json", json.dumps(records, indent=1) + "\n"),
+    ):
+        docs, _ = read(with_line_ends(text, ends), fmt)
+        assert [(d.text, ents(d), d.cats) for d in docs] == [
+            ("EU rejects", [("EU", "ORG")], {}),
+            ("two\r\nlines", [], {"A": 1.0}),
+        ]
+
+
+def test_a_carriage_return_between_the_values_of_a_json_line_ends_the_line():
+    # Python's open() and srsly.read_jsonl read JSON lines so; the record is refused by its line.
+    with pytest.raises(DataError) as error:
+        read('{"text": "ok", "cats": {"A": 1}}\n{"text": "a",\r"cats": {"A": 1}}', "jsonl")
+    assert str(error.value).startswith("2: invalid JSON (Expecting property name")

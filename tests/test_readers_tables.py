@@ -3,7 +3,7 @@
 import pytest
 
 from scripts.corpus.readers import DataError
-from tests.helpers import read, reasons
+from tests.helpers import LINE_ENDS, read, reasons, with_line_ends
 
 
 def cats(docs):
@@ -121,3 +121,47 @@ def test_text_label_header_line_and_its_repeat():
     assert cats(docs) == [("i feel fine", ["joy"]), ("meh", ["sadness"])]
     assert "f: line 1 (sentence;emotion) is a header: not read as a document" in log.notes
     assert log.total("warning") == 1
+
+
+# One table per reader, lines ending in LF, and the documents it holds; the quoted line break in
+# the csv and tsv tables becomes a CR, a CRLF or a mix of both below, like the line ends.
+TABLES = {
+    "csv": (
+        'text,label\n"Great, really",pos\n"two\nlines",neg\nplain,pos\n',
+        [("Great, really", ["pos"]), ("two\nlines", ["neg"]), ("plain", ["pos"])],
+    ),
+    "tsv": (
+        'text\tlabel\nGreat film\tpos\n"two\nlines"\tneg\n',
+        [("Great film", ["pos"]), ("two\nlines", ["neg"])],
+    ),
+    "text-label": ("great;pos\n\nbad;neg\n", [("great", ["pos"]), ("bad", ["neg"])]),
+    "fasttext": ("__label__pos great\n__label__neg bad", [("great", ["pos"]), ("bad", ["neg"])]),
+}
+
+
+@pytest.mark.parametrize("ends", LINE_ENDS)
+@pytest.mark.parametrize("fmt", sorted(TABLES))
+def test_every_kind_of_line_end_reads_the_same(fmt, ends):
+    text, expected = TABLES[fmt]
+    docs, _ = read(with_line_ends(text, ends), fmt)
+    assert cats(docs) == expected
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_a_line_break_of_any_kind_inside_quotes_is_one_newline_of_the_field(fmt):
+    sep = "," if fmt == "csv" else "\t"
+    text = f'text{sep}label\r\n"one\rtwo\r\nthree\n"{sep}pos\r\nfour{sep}neg\r\n'
+    docs, _ = read(text, fmt)
+    assert cats(docs) == [("one\ntwo\nthree", ["pos"]), ("four", ["neg"])]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_a_carriage_return_outside_quotes_ends_the_row_and_the_short_row_is_refused(fmt):
+    # As Python's csv module reads files opened with newline="": a bare CR ends a record.
+    sep = "," if fmt == "csv" else "\t"
+    with pytest.raises(DataError) as error:
+        read(f"text{sep}label\nGreat\rfilm{sep}pos\n", fmt)
+    assert str(error.value) == (
+        "2: row has 1 fields, expected 2; quote fields that contain the delimiter or line breaks "
+        '("...") and double the quotes inside'
+    )

@@ -153,6 +153,7 @@ def test_report_without_errors_says_none():
     assert "<h2>Text classification</h2>" not in page
 
 
+@pytest.mark.slow  # a headless browser
 @pytest.mark.parametrize("exclusive", [True, False], ids=["exclusive", "multilabel"])
 def test_report_renders_without_console_errors(tmp_path, exclusive):
     browser = find_browser()
@@ -179,6 +180,7 @@ def test_report_renders_without_console_errors(tmp_path, exclusive):
     )  # per-label bars for both tasks, and the confusion or threshold plot
 
 
+@pytest.mark.slow  # a headless browser
 def test_report_screenshot_shows_marks_and_plots(tmp_path):
     browser = find_browser()
     page = write_report(tmp_path, exclusive=True)
@@ -198,6 +200,7 @@ def test_report_screenshot_shows_marks_and_plots(tmp_path):
         )  # displaCy marks and the embedded PNG bars are on screen
 
 
+@pytest.mark.slow  # a headless browser
 def test_report_shows_the_explanations_of_misclassified_texts(tmp_path):
     browser = find_browser()
     page = write_report(tmp_path, exclusive=True, explain=True)

@@ -7,8 +7,6 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")  # fastapi.testclient runs on httpx
-pytest.importorskip("shap", reason="pip install -r requirements-explain.txt")  # CI installs it
-pytest.importorskip("lime", reason="pip install -r requirements-explain.txt")  # CI installs it
 
 from fastapi.testclient import TestClient
 
@@ -16,6 +14,9 @@ from scripts.evaluation.explain import explain_texts
 from scripts.inference import explain_route
 from scripts.inference.batching import Limits
 from scripts.inference.server import create_app
+from tests.helpers import needs_extra
+
+pytestmark = needs_extra("explain", "shap", "lime")
 
 TEXTS = ["Python and SQL  are required.", "", "Ünïcode 💡 café: free lunch."]
 

@@ -254,6 +254,7 @@ def worker_pids(temp: Path) -> set[str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_kind", ["directory", "package"])
 def test_two_workers_serve_one_port_and_metrics_add_up_across_them(
     tiny_pipeline, tmp_path, model_kind
@@ -299,6 +300,7 @@ def test_two_workers_serve_one_port_and_metrics_add_up_across_them(
     assert not list(temp.iterdir())  # the metrics folder is gone with the server
 
 
+@pytest.mark.slow
 def test_an_unset_api_key_variable_is_one_line(tiny_pipeline):
     env = {k: v for k, v in os.environ.items() if k != "NO_SUCH_KEY"}
     done = subprocess.run(
@@ -315,6 +317,7 @@ def test_an_unset_api_key_variable_is_one_line(tiny_pipeline):
     )
 
 
+@pytest.mark.slow
 def test_the_label_studio_loop_refuses_several_workers_in_one_line(tiny_pipeline, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "scripts.serve", str(tiny_pipeline), "--workers", "2"]

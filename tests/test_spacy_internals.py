@@ -334,6 +334,7 @@ IMPORT_ALONE = (
 )
 
 
+@pytest.mark.slow
 def test_the_module_imports_on_its_own_as_spacy_package_imports_it(tmp_path):
     path = Path(spacy_internals.__file__)
     assert path == PROJECT_ROOT / "scripts/common/spacy_internals.py"

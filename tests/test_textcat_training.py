@@ -230,6 +230,7 @@ def test_stock_pipeline_serializes_like_the_training_one(tmp_path):
         assert loaded.get_pipe(name).to_bytes(exclude=["vocab"]) == saved
 
 
+@pytest.mark.slow
 def test_trained_pipeline_loads_with_spacy_alone_and_predicts_the_same(tmp_path):
     nlp = trained_pipeline()
     before = [doc.cats for doc in nlp.pipe(TEXTS)]

@@ -21,7 +21,7 @@ from scripts.scoring.curves import best_point, from_same_run, read_curves
 from scripts.training.config import Schedule, build_config, tracker_block, write_filled_config
 from scripts.training.logger import CurvesFile, tracking_uri_of
 from scripts.training.run import train
-from tests.helpers import PROJECT_ROOT, TRAIN
+from tests.helpers import PROJECT_ROOT, TRAIN, missing_extra
 
 LABELS = ("requirements", "responsibilities", "benefits")
 EVALUATIONS = 3
@@ -65,7 +65,8 @@ def write_config(path: Path, *, bert: Path, logger: str) -> Path:
 def mlflow_run(tiny_transformer, tmp_path_factory):
     """A tiny pipeline trained by the train step's code with --vars.logger mlflow, into a
     curves file that held an older run's lines before."""
-    pytest.importorskip("mlflow")  # CI installs it: requirements-tracking.txt
+    if reason := missing_extra("tracking", "mlflow"):
+        pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("mlflow-run")
     corpus = write_corpus(tmp / "train.spacy")
     curves = tmp / "curves.jsonl"
@@ -87,6 +88,7 @@ def mlflow_run(tiny_transformer, tmp_path_factory):
     return tmp
 
 
+@pytest.mark.slow
 def test_every_evaluation_is_one_line_of_a_fresh_curves_file(mlflow_run):
     points = read_curves(path=mlflow_run / "curves.jsonl")
     assert [p["step"] for p in points] == list(range(EVALUATIONS))  # the older run's line is gone
@@ -101,6 +103,7 @@ def test_every_evaluation_is_one_line_of_a_fresh_curves_file(mlflow_run):
     assert [p["seconds"] for p in points] == sorted(p["seconds"] for p in points)
 
 
+@pytest.mark.slow
 def test_mlflow_holds_the_same_metrics_as_the_curves_file(mlflow_run, monkeypatch):
     from mlflow.tracking import MlflowClient
 
@@ -128,6 +131,7 @@ def test_mlflow_holds_the_same_metrics_as_the_curves_file(mlflow_run, monkeypatc
     assert history("ents_per_type.SKILL.f") == pytest.approx(per_type)
 
 
+@pytest.mark.slow
 def test_evaluate_draws_the_curves_into_plots_and_the_report(mlflow_run, tmp_path):
     evaluate_model(
         model=str(mlflow_run / "training" / "model-best"),
@@ -144,6 +148,7 @@ def test_evaluate_draws_the_curves_into_plots_and_the_report(mlflow_run, tmp_pat
     assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf8"))["warnings"] == []
 
 
+@pytest.mark.slow
 def test_curves_of_another_run_are_flagged_and_a_report_without_curves_has_no_section(
     mlflow_run, tmp_path
 ):

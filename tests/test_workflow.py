@@ -22,6 +22,8 @@ import spacy
 from scripts.scoring.pipeline import load_pipeline
 from tests.helpers import PROJECT_ROOT, write_tiny_bert
 
+pytestmark = pytest.mark.slow  # spacy project run all, then a wheel in a fresh venv
+
 PROJECT_FILES = ["project.yml", "configs", "scripts", "assets"]
 
 

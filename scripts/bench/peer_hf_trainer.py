@@ -2,7 +2,7 @@
 Hugging Face `transformers.Trainer` on the same corpus split, to compare with scripts.bench_train
 at equal epochs. Not part of the project's workflow.
 
-It needs `accelerate` (pip install -r requirements-peer.txt). It reads train/dev/test.spacy from
+It needs `accelerate` (pip install -r requirements/peer.txt). It reads train/dev/test.spacy from
 CORPUS_DIR, keeps the docs annotated for the task, trains with the Trainer's defaults (AdamW, linear
 decay, no warmup), keeps the epoch with the best F on dev (as our recipe keeps model-best), scores
 the test docs with scripts.scoring.metrics (the scorer scripts.evaluate uses), and prints one

@@ -186,13 +186,14 @@ def check_unknown_share(
     suggested = default_for_language(lang)
     if suggested == model.name:  # the table's own choice for lang: the language is likely wrong
         suggested = default_for_language("*")
-        advice = f"check --vars.lang ('{lang}'), or try a multilingual model such as {suggested}"
+        advice = f"check lang ('{lang}'), or set transformer to a multilingual model: {suggested}"
     else:
-        advice = f"use a model for lang '{lang}', e.g. --vars.transformer {suggested}"
+        advice = f"set transformer to a model for lang '{lang}', e.g. {suggested}"
     shown = model.location if model.source == "local" else model.name  # a folder: its path
     raise UserError(
         f"base model {shown}: {counted.share:.0%} of the word pieces of {counted.texts} "
         f"training texts are unknown to its tokenizer ({counted.token}), over the "
         f"{max_share:.0%} limit, so it cannot read this text; {advice} "
-        "(configs/base_models.json), or go on anyway with --vars.max_unknown 1.0"
+        "(configs/base_models.json), or max_unknown to 1.0 to go on anyway",
+        setting="transformer",
     )

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from scripts.common.errors import UserError
 
 GPU_FIX = (
-    "pip install -r requirements-gpu.txt (cupy for your CUDA version), "
-    "or pass --vars.gpu_id -1 for the CPU"
+    "pip install -r requirements/gpu.txt (cupy for your CUDA version), or set gpu_id -1 for the CPU"
 )
 
 
@@ -42,14 +41,15 @@ def resolve_device(gpu_id: str) -> Device:
         index = int(value)
     except ValueError:
         raise UserError(
-            f"gpu_id '{gpu_id}' is not 'auto', -1 or a GPU index; pass e.g. --vars.gpu_id 0"
+            f"gpu_id '{gpu_id}' is not 'auto', -1 or a GPU index; e.g. 0 for the first GPU",
+            setting="gpu_id",
         ) from None
     if index < 0:
         return Device(-1, "CPU (gpu_id -1)")
     count, why_none = _gpu_count()
     if index >= count:
         reason = why_none if count == 0 else f"only {count} GPU(s) visible"
-        raise UserError(f"gpu_id {index} cannot be used: {reason}; {GPU_FIX}")
+        raise UserError(f"gpu_id {index} cannot be used: {reason}; {GPU_FIX}", setting="gpu_id")
     return Device(index, _describe_gpu(index))
 
 

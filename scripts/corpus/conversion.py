@@ -7,7 +7,6 @@ repaired or dropped (the code behind scripts/convert.py).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from scripts.common.files import write_text_atomic
 from scripts.corpus.docbins import DocStore, category_names, complete_cats, write_if_changed
 from scripts.corpus.readers import NO_TEXT, READERS, DataError, Log, ReadOptions, detect_format
 from scripts.corpus.readers.spans import MISALIGNED_POLICIES, SPAN_KEY, Misaligned, shorten
+from scripts.corpus.repeats import RepeatedTexts, RepeatsReport, Where, format_repeats
 from scripts.corpus.split import SplitError, assign_splits, split_sizes, stratum
 from scripts.corpus.stats import (
     DocSummary,
@@ -104,12 +104,6 @@ class EventReport(TypedDict):
     examples: list[str]
 
 
-class DuplicatesReport(TypedDict):
-    texts: int
-    in_several_outputs: int
-    examples: list[str]
-
-
 class Report(TypedDict):
     lang: str
     seed: int
@@ -121,7 +115,7 @@ class Report(TypedDict):
     textcat: TextcatReport
     events: list[EventReport]
     notes: list[str]
-    duplicates: DuplicatesReport
+    duplicates: RepeatsReport
 
 
 @dataclass(frozen=True)
@@ -290,9 +284,7 @@ def parse_file_list(value: str) -> list[Path]:
 class Progress:
     log: Log
     sources: list[SourceReport] = field(default_factory=list)
-    seen: dict[bytes, set[str]] = field(default_factory=dict)  # text hash -> outputs holding it
-    duplicates: int = 0
-    duplicate_examples: list[str] = field(default_factory=list)
+    repeats: RepeatedTexts = field(default_factory=RepeatedTexts)
     # ("entity" | "category", label) -> where it was first seen, for the rare-label warnings
     first_seen: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -302,7 +294,7 @@ class ReadDoc(NamedTuple):
 
     doc: Doc
     summary: DocSummary
-    text_hash: bytes
+    where: Where
 
 
 @dataclass
@@ -311,7 +303,7 @@ class Pool:
 
     docs: DocStore
     summaries: list[DocSummary] = field(default_factory=list)
-    text_hashes: list[bytes] = field(default_factory=list)
+    wheres: list[Where] = field(default_factory=list)
 
 
 def run_job(
@@ -352,13 +344,13 @@ def run_job(
         for read in read_docs(source, fmt=fmt, options=options, progress=progress):
             pool.docs.add(read.doc)
             pool.summaries.append(read.summary)
-            pool.text_hashes.append(read.text_hash)
+            pool.wheres.append(read.where)
     for name, sources in direct.items():
         for source in sources:
             for read in read_docs(source, fmt=fmt, options=options, progress=progress):
                 outputs_docs[name].add(read.doc)
                 stats[name].add_summary(read.summary)
-                progress.seen[read.text_hash].add(name)
+                progress.repeats.place(read.doc, read.summary, where=read.where, output=name)
     labels = sorted(
         {label for docs in outputs_docs.values() for label in docs.labels} | pool.docs.labels
     )
@@ -475,22 +467,15 @@ def refuse_overwriting_sources(outputs: list[Path], sources: list[Path]) -> None
 def read_docs(
     source: Source, *, fmt: str, options: ReadOptions, progress: Progress
 ) -> Iterator[ReadDoc]:
-    """Read one source: each doc with its summary and text hash; repeated texts are counted."""
+    """Read one source: each doc with its summary and where it was read."""
     count = 0
     path = source.path
     try:
         for doc in read_source(source, fmt=fmt, options=options, progress=progress):
             count += 1
-            text_hash = hashlib.blake2b(doc.text.encode("utf8"), digest_size=8).digest()
-            if text_hash in progress.seen:
-                progress.duplicates += 1
-                if len(progress.duplicate_examples) < 3:
-                    progress.duplicate_examples.append(f"{path}: doc {count}: {shorten(doc.text)}")
-            else:
-                progress.seen[text_hash] = set()
             summary = summarize(doc)
             remember_labels(progress.first_seen, doc, summary, f"{path}: doc {count}")
-            yield ReadDoc(doc, summary, text_hash)
+            yield ReadDoc(doc, summary, (str(path), count))
     except DataError as error:
         raise ConvertError(error.format(str(path))) from None
     progress.sources[-1]["docs"] = count
@@ -604,14 +589,14 @@ def _route(
         frequency.add_summary(summary)
     keys = [stratum(summary.cats, frequency.categories) for summary in pool.summaries]
     assignment = assign_splits(keys, sizes=sizes, seed=seed)
-    for doc, index, summary, text_hash in zip(
-        pool.docs.pop_docs(), assignment, pool.summaries, pool.text_hashes
+    for doc, index, summary, where in zip(
+        pool.docs.pop_docs(), assignment, pool.summaries, pool.wheres
     ):
         name = SPLITS[index]
+        progress.repeats.place(doc, summary, where=where, output=name)
         doc.cats = complete_cats(doc.cats, labels)  # complete now, not in a second pass at the end
         outputs_docs[name].add(doc)
         stats[name].add_summary(summary)
-        progress.seen[text_hash].add(name)
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -642,11 +627,7 @@ def build_report(
         "textcat": {"mode": mode, "why": _textcat_why(mode, labels, total)},
         "events": _events(log, rare_label_warnings(total, progress.first_seen)),
         "notes": log.notes,
-        "duplicates": {
-            "texts": progress.duplicates,
-            "in_several_outputs": sum(1 for names in progress.seen.values() if len(names) > 1),
-            "examples": progress.duplicate_examples,
-        },
+        "duplicates": progress.repeats.report(),
     }
 
 
@@ -756,13 +737,7 @@ def format_report(report: Report, changed: dict[str, bool]) -> str:
     for event in report["events"]:
         lines.append(f"{event['kind'].capitalize()}: {event['count']} x {event['reason']}")
         lines.extend(f"    {example}" for example in event["examples"])
-    duplicates = report["duplicates"]
-    if duplicates["texts"] or duplicates["in_several_outputs"]:
-        lines.append(
-            f"Duplicate texts: {duplicates['texts']} repeated, "
-            f"{duplicates['in_several_outputs']} in more than one output"
-        )
-        lines.extend(f"    {example}" for example in duplicates["examples"])
+    lines.extend(format_repeats(report["duplicates"]))
     return "\n".join(lines)
 
 

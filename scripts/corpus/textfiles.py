@@ -1,5 +1,5 @@
 """Annotation files as text: the encoding is decided once per file (a byte-order mark, else
---encoding, else UTF-8), then its lines are streamed, numbered, without line ends.
+--encoding, else UTF-8), then its lines are streamed, numbered, without line ends (CRLF, LF or CR).
 
     encoding = file_encoding(Path("export.tsv"))   # Encoding("utf-16-le", bom=2, how="...")
     for number, text in numbered_lines(Path("export.tsv"), log, encoding=encoding): ...
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import AnyStr, BinaryIO, Iterator
 
 from scripts.corpus.readers.spans import DataError, Log, shorten
 
@@ -87,7 +88,9 @@ def _wide_without_bom(sample: bytes) -> str | None:
 def numbered_lines(
     path: Path, log: Log, *, encoding: Encoding | None = None
 ) -> Iterator[tuple[int, str]]:
-    """The file's lines, decoded, without byte-order mark and line ends (CRLF too), streamed."""
+    """The file's lines, decoded, without byte-order mark and line ends, streamed. A line ends at
+    CRLF (Windows), LF (Unix) or a lone CR (Excel for Mac's "CSV (Macintosh)"), mixed or not, as
+    Python's universal newlines read text; a line break inside a quoted CSV field is one too."""
     encoding = encoding or file_encoding(path)
     with open(path, "rb") as handle:
         handle.seek(encoding.bom)
@@ -98,72 +101,119 @@ def numbered_lines(
 
 
 def _ascii_newlines(codec: str) -> bool:
-    """Whether a line ends at byte 0x0A (UTF-8, CP-1252, Shift-JIS; not UTF-16 or EBCDIC)."""
+    """Whether CR and LF are the bytes 0x0D and 0x0A (UTF-8, CP-1252, Shift-JIS; not UTF-16 or
+    EBCDIC): then the bytes can be cut into lines before they are decoded."""
     return "\n\r".encode(codec) == b"\n\r"
+
+
+def _whole_lines(blocks: Iterator[AnyStr], cr: AnyStr, lf: AnyStr) -> Iterator[AnyStr]:
+    """The blocks cut again so that each piece ends with a line end (the last one may not). A CR
+    at the end of a block stays with the next piece: it may be the first half of a CRLF."""
+    rest = cr[:0]
+    for block in blocks:
+        data = rest + block
+        end = max(data.rfind(lf), data.rfind(cr, 0, len(data) - 1)) + 1
+        if end:
+            yield data[:end]
+        rest = data[end:]
+    if rest:
+        yield rest
+
+
+def split_lines(piece: AnyStr, cr: AnyStr, lf: AnyStr) -> list[AnyStr]:
+    """A piece's lines without their ends (CRLF, CR or LF); the end after the last line adds no
+    empty line. Unlike str.splitlines, form feeds and Unicode line separators stay in the line."""
+    lines = piece.replace(cr + lf, lf).replace(cr, lf).split(lf)
+    if not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def _byte_lines(handle: BinaryIO, encoding: Encoding, log: Log) -> Iterator[tuple[int, str]]:
     number = 0
-    block = handle.readlines(BLOCK_BYTES)
-    while block:
-        try:  # a block at once; a line ending never falls inside a character of these codecs
-            lines: list[str] | None = b"".join(block).decode(encoding.codec).split("\n")
+    for piece in _whole_lines(iter(partial(handle.read, BLOCK_BYTES), b""), b"\r", b"\n"):
+        try:  # a piece at once; a line end never falls inside a character of these codecs
+            lines = split_lines(piece.decode(encoding.codec), "\r", "\n")
         except UnicodeDecodeError:
-            lines = None
-        if lines is not None:
-            if block[-1].endswith(b"\n"):  # nothing follows the last line's ending
-                lines.pop()
-            for text in lines:
+            cr_only = b"\r" in piece and b"\n" not in piece
+            for raw in split_lines(piece, b"\r", b"\n"):
                 number += 1
-                yield number, text.removesuffix("\r")
-        else:
-            for raw in block:
-                number += 1
-                decoded = _decoded(raw, number, encoding, log)
+                decoded = _decoded(raw, number, encoding, log, cr_only=cr_only)
                 if decoded is not None:
-                    yield number, decoded.removesuffix("\n").removesuffix("\r")
-        block = handle.readlines(BLOCK_BYTES)
+                    yield number, decoded
+            continue
+        for text in lines:
+            number += 1
+            yield number, text
 
 
-def _decoded(raw: bytes, number: int, encoding: Encoding, log: Log) -> str | None:
+def _decoded(raw: bytes, number: int, encoding: Encoding, log: Log, *, cr_only: bool) -> str | None:
     """A line as text; None (with --lenient) for a line that is not in the file's encoding."""
     try:
         return raw.decode(encoding.codec)
     except UnicodeDecodeError as error:
-        log.skip(undecodable(raw, error.start, error.end, line=number, encoding=encoding))
+        log.skip(
+            undecodable(
+                raw, error.start, error.end, line=number, encoding=encoding, cr_only=cr_only
+            )
+        )
         return None
 
 
 def _decoded_lines(handle: BinaryIO, encoding: Encoding) -> Iterator[tuple[int, str]]:
-    """Lines of a file whose line ends are not byte 0x0A (UTF-16, UTF-32), decoded block by block.
-    A damaged file stops even with --lenient: past a bad byte, no line end can be trusted."""
+    """Lines of a file whose line ends are not the bytes 0x0D and 0x0A (UTF-16, UTF-32), decoded
+    block by block. A damaged file stops even with --lenient: past a bad byte, no line end can be
+    trusted."""
+    number = 0
+    for piece in _whole_lines(_decoded_blocks(handle, encoding), "\r", "\n"):
+        for text in split_lines(piece, "\r", "\n"):
+            number += 1
+            yield number, text
+
+
+def _decoded_blocks(handle: BinaryIO, encoding: Encoding) -> Iterator[str]:
     decoder = codecs.getincrementaldecoder(encoding.codec)()
-    number, rest = 0, ""
+    ends, after_cr = 0, False  # line ends so far, to number the line of a damaged byte
     while True:
         data = handle.read(BLOCK_BYTES)
         try:
-            lines = (rest + decoder.decode(data, final=not data)).split("\n")
+            text = decoder.decode(data, final=not data)
         except UnicodeDecodeError as error:
             before = error.object[: error.start].decode(encoding.codec, errors="replace")
-            line = number + rest.count("\n") + before.count("\n") + 1
             raise undecodable(
-                error.object, error.start, error.end, line=line, encoding=encoding, in_line=False
+                error.object,
+                error.start,
+                error.end,
+                line=ends + _line_ends(before, after_cr=after_cr) + 1,
+                encoding=encoding,
+                in_line=False,
             ) from None
-        rest = lines.pop()
-        for text in lines:
-            number += 1
-            yield number, text.removesuffix("\r")
+        ends += _line_ends(text, after_cr=after_cr)
+        after_cr = text.endswith("\r") if text else after_cr
+        yield text
         if not data:
-            break
-    if rest:
-        yield number + 1, rest.removesuffix("\r")
+            return
+
+
+def _line_ends(text: str, *, after_cr: bool) -> int:
+    """How many lines the text ends (a CRLF ends one), given whether the text before ended in CR."""
+    pairs = text.count("\r\n") + (after_cr and text.startswith("\n"))
+    return text.count("\n") + text.count("\r") - pairs
 
 
 def undecodable(
-    raw: bytes, start: int, end: int, *, line: int, encoding: Encoding, in_line: bool = True
+    raw: bytes,
+    start: int,
+    end: int,
+    *,
+    line: int,
+    encoding: Encoding,
+    in_line: bool = True,
+    cr_only: bool = False,
 ) -> DataError:
     """The error for raw[start:end], bytes the file's encoding cannot decode (raw: the line, or a
-    block of a UTF-16 file); for UTF-8, what they would read as in CP-1252/Latin-1."""
+    block of a UTF-16 file); for UTF-8, what they would read as in CP-1252/Latin-1, or in Mac Roman
+    when lines end in CR alone (`cr_only`), as in Excel for Mac's "CSV (Macintosh)"."""
     bad = raw[start : min(end, start + 8)]
     name = "UTF-8" if encoding.plain_utf8 else encoding.codec
     what = f"bytes that are not {name} ({bad!r}" + (f" at byte {start + 1}" if in_line else "")
@@ -174,28 +224,34 @@ def undecodable(
             else "the file is damaged: save it again as UTF-8"
         )
         return DataError(line, what + ")", fix, group=f"bytes that are not {name}")
-    guess = _as_cp1252(raw, start, end)
+    legacy = "mac_roman" if cr_only else "cp1252"
+    guess = _as_legacy(raw, start, end, legacy)
     if guess is None:
         fix = "save the file as UTF-8, or name its encoding with --encoding"
     else:
         what += f"; as {guess}"
-        fix = "save the file as UTF-8, or read it with --encoding cp1252"
+        fix = f"save the file as UTF-8, or read it with --encoding {legacy}"
     return DataError(line, what + ")", fix, group="bytes that are not UTF-8")
 
 
-def _as_cp1252(raw: bytes, start: int, end: int) -> str | None:
-    """What the bytes read as in CP-1252 (`CP-1252/Latin-1: 'é' in 'José B-PER'`), or None when
-    they are no printable characters there."""
+def _as_legacy(raw: bytes, start: int, end: int, codec: str) -> str | None:
+    """What the bytes read as in CP-1252 or Mac Roman (`CP-1252/Latin-1: 'é' in 'José B-PER'`), or
+    None when they are no printable characters there."""
     try:
-        chars = raw[start:end].decode("cp1252")
+        chars = raw[start:end].decode(codec)
     except UnicodeDecodeError:
         return None
     if not chars.isprintable():
         return None
-    line = raw.decode("cp1252", errors="replace").rstrip("\r\n")
-    # One byte is one character in CP-1252: byte offsets are character offsets.
+    line = raw.decode(codec, errors="replace")
+    # One byte is one character in these codecs: byte offsets are character offsets.
     context = shorten(line[max(0, start - 20) : end + 20], 50)
-    name = "CP-1252" if any(byte in _C1_BYTES for byte in raw[start:end]) else "CP-1252/Latin-1"
+    if codec == "mac_roman":
+        name = "Mac Roman (lines end in CR, as on a Mac)"
+    elif any(byte in _C1_BYTES for byte in raw[start:end]):
+        name = "CP-1252"
+    else:
+        name = "CP-1252/Latin-1"
     return f"{name}: {chars!r} in {context!r}"
 
 
@@ -209,9 +265,10 @@ def head_lines(path: Path, encoding: Encoding, *, limit: int = HEAD_LINES) -> li
     """The first non-blank lines (line ends and byte-order mark removed), for detecting the
     format; bytes the encoding cannot decode become U+FFFD here (reading reports them)."""
     lines: list[str] = []
-    with open(path, encoding=encoding.codec, errors="replace", newline="\n") as handle:
+    # Universal newlines: the line ends numbered_lines knows (CRLF, CR, LF) arrive as LF.
+    with open(path, encoding=encoding.codec, errors="replace") as handle:
         for number, line in enumerate(handle):
-            text = line.rstrip("\r\n")
+            text = line.removesuffix("\n")
             if number == 0:
                 text = text.removeprefix("\ufeff")
             if text.strip():

@@ -3,7 +3,9 @@
     rows = compare_metrics(a=read_metrics(path=run_a), b=read_metrics(path=run_b), margin=0.01)
     print(format_table(rows, margin=0.01))
 
-Only overall figures can be `worse`; scripts.compare turns that into its exit status.
+Only overall figures can be `worse`; scripts.compare turns that into its exit status. A label
+only B scores, one A counted as unknown (its model lacks it), is `new`: never worse, and a note
+says that the overall figures then cover different labels.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Row:
     b: Optional[float]
     overall: bool
     worse: bool
+    new: bool = False  # a label only B's model has
 
     @property
     def delta(self) -> Optional[float]:
@@ -85,13 +88,28 @@ def compare_metrics(*, a: Dict[str, Any], b: Dict[str, Any], margin: float) -> L
             set((a.get(task) or {}).get("per_label", {}))
             | set((b.get(task) or {}).get("per_label", {}))
         )
+        new = new_labels(a=a, b=b, task=task)
         for label in labels:
             for key in keys:
                 va, vb = _label(a, task, label, key), _label(b, task, label, key)
                 rows.append(
-                    Row(figure=f"{task}.{label}.{key}", a=va, b=vb, overall=False, worse=False)
+                    Row(
+                        figure=f"{task}.{label}.{key}",
+                        a=va,
+                        b=vb,
+                        overall=False,
+                        worse=False,
+                        new=label in new,
+                    )
                 )
     return rows
+
+
+def new_labels(*, a: Dict[str, Any], b: Dict[str, Any], task: str) -> List[str]:
+    """Labels B's model scores that A's model lacks (A counted them as unknown)."""
+    unknown = (a.get(task) or {}).get("unknown_labels") or {}
+    scored = (b.get(task) or {}).get("per_label") or {}
+    return sorted(label for label in scored if label in unknown)
 
 
 def _get(metrics: Dict[str, Any], task: str, key: str) -> Optional[float]:
@@ -113,6 +131,12 @@ def notes(*, a: Dict[str, Any], b: Dict[str, Any]) -> List[str]:
         found.append(
             "entities were scored on different tokenizations (--gold-preproc in one run only)"
         )
+    new = [label for task in OVERALL for label in new_labels(a=a, b=b, task=task)]
+    if new:
+        found.append(
+            f"B scores labels A's model lacks ({', '.join(new)}): B's overall figures include "
+            "them, A's do not"
+        )
     return found
 
 
@@ -125,7 +149,9 @@ def format_table(rows: List[Row], *, margin: float) -> str:
     for i, row in enumerate(rows):
         if i and row.overall != rows[i - 1].overall:
             lines.append("")
-        flag = f"  worse by more than {margin:.3f}" if row.worse else ""
+        flag = (
+            f"  worse by more than {margin:.3f}" if row.worse else "  new label" if row.new else ""
+        )
         figures = f"{fmt(row.a):>7}  {fmt(row.b):>7}  {fmt(row.delta, signed=True):>7}"
         lines.append(f"{row.figure:<{width}}  {figures}{flag}")
     return "\n".join(lines)

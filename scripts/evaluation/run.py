@@ -126,7 +126,7 @@ def explain_errors(
         import lime  # noqa: F401
         import shap  # noqa: F401
     except ImportError as err:
-        return [], f"install {err.name} (pip install -r requirements-explain.txt) to see why"
+        return [], f"install {err.name} (pip install -r requirements/explain.txt) to see why"
     info(f"Explaining {len(errors)} misclassified texts")
     known = set(nlp.get_pipe(find_components(nlp).cats[-1]).labels)
     explanations = []

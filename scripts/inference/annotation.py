@@ -234,7 +234,7 @@ def run_ray(
     try:
         import ray
     except ImportError:
-        raise UserError("--engine ray needs Ray: pip install -r requirements-ray.txt") from None
+        raise UserError("--engine ray needs Ray: pip install -r requirements/ray.txt") from None
     if Path(job.model).exists():  # workers do not share our working directory
         job = replace(job, model=str(Path(job.model).resolve()))
     # ASCII JSON: a lone surrogate in a text could not travel as an Arrow (UTF-8) string
@@ -245,7 +245,7 @@ def run_ray(
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # output line i is input record i
     context.enable_progress_bars = False  # ours counts documents
-    # max_restarts has no named parameter yet (requirements-ray.txt pins Ray below 2.64)
+    # max_restarts has no named parameter yet (requirements/ray.txt pins Ray below 2.64)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
         dataset = ray.data.from_items(rows).map_batches(

@@ -233,6 +233,8 @@ def event_name(payload: Any) -> str:
     action = payload.get("action")
     if not isinstance(action, str) or not action:
         raise BadEvent("the webhook body has no 'action'; point a Label Studio webhook at this URL")
+    if not action.isascii():  # Label Studio's actions are upper-case ASCII names
+        raise BadEvent(f"the webhook's 'action' {action!a} is not a Label Studio event name")
     return action
 
 
@@ -329,11 +331,12 @@ def _task(task: Any, *, where: str) -> dict[str, Any]:
     if not isinstance(task, dict):
         raise BadEvent(f"{where} is not an object with 'id' and 'data'")
     if not isinstance(task.get("data"), dict):
-        raise BadEvent(f"{where} {task.get('id')}: 'data' is missing or not an object")
+        raise BadEvent(f"{where} {task.get('id')!a}: 'data' is missing or not an object")
     return {"id": _id(task.get("id"), what=f"{where} id"), "data": task["data"]}
 
 
 def _id(value: Any, *, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+    digits = isinstance(value, str) and value.isascii() and value.isdigit()
+    if not (digits or isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         raise BadEvent(f"{what} is {json.dumps(value)[:40]}, not a Label Studio id (a number)")
     return int(value)

@@ -13,19 +13,29 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from scripts.common.errors import UserError
+from scripts.inference.annotation_check import MAX_CHARS
 from scripts.inference.predict import Prediction, unreadable_text
 from scripts.inference.serving import note_texts
+
+# Label Studio's own upload limit (DATA_UPLOAD_MAX_MEMORY_SIZE) is 250 MiB: any request it makes of
+# projects it holds fits.
+STUDIO_BODY_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
 class Limits:
     max_texts: int = 256  # texts (or Label Studio tasks) per request
-    max_chars: int = 100_000  # characters per text
+    max_chars: int = MAX_CHARS  # characters per text
 
     @property
     def max_body_bytes(self) -> int:
         # Generous: JSON escapes (\uXXXX) take up to six bytes a character, plus the label config.
         return self.max_texts * self.max_chars * 6 + 1_000_000
+
+    def body_limit(self, path: str) -> int:
+        """The largest body a route takes: Label Studio's routes take whole projects."""
+        studio = path.startswith("/labelstudio/")
+        return max(self.max_body_bytes, STUDIO_BODY_BYTES) if studio else self.max_body_bytes
 
 
 class TooLarge(Exception):

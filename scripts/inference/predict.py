@@ -169,10 +169,18 @@ class LabelConfig:
     cat_labels: frozenset[str] | None = None
 
 
-@lru_cache(maxsize=32)
-def parse_label_config(xml: str | None) -> LabelConfig:
+def parse_label_config(xml: Any) -> LabelConfig:
     """Tag names from a labeling config; the defaults when there is none, e.g.
-    parse_label_config(None)."""
+    parse_label_config(None). UserError for anything but XML text."""
+    if xml is not None and not isinstance(xml, str):
+        raise UserError(f"the Label Studio labeling config is a JSON {type(xml).__name__}, not XML")
+    if xml is not None and unreadable_text(xml):
+        raise UserError(f"the Label Studio labeling config: {unreadable_text(xml)}")
+    return _parse_label_config(xml)
+
+
+@lru_cache(maxsize=32)  # Label Studio sends the same config with every request
+def _parse_label_config(xml: str | None) -> LabelConfig:
     if not xml or not xml.strip():
         return LabelConfig()
     try:

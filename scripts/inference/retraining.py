@@ -5,21 +5,28 @@ One run (python -m scripts.retrain, in a subprocess of the server) writes into D
     corpus/                 the project's convert step on them (the Label Studio reader), plus
                             the --with data (.spacy) less every text an annotation or the
                             held-out data has, and the --dev data as the dev set
-    labels/, config.cfg     the served model's labels; the project's config step (same base model,
-                            components, --epochs)
+    labels/, config.cfg     the served model's labels and those the annotators added; the
+                            project's config step (same base model, components, --epochs)
     model-best/, model-last the project's train step
     eval-served/, eval-candidate/  scripts.evaluate of both models on the same held-out slice
-    result.json             {"result": "swapped" | "kept" | "failed", "reason", "model_version"}
+    eval-candidate-known/   the candidate on the labels the served model has, where the held-out
+                            slice has labels it lacks: what decides the swap
+    result.json             {"result": "swapped" | "kept" | "failed", "reason", "model_version",
+                            "skipped": {"count", "reasons", "examples"}, "labels_added"}
 
     outcome = retrain(data_dir=Path("ls-data"), model="training/model-best", run=1)
 
-The held-out slice is every task whose id is a multiple of 5 (at least one task), or --test; it
-is never trained on or used to pick model-best. The dev set that picks model-best is --dev, else
-a tenth of the annotations to train on and of the --with data. The candidate is swapped in when
-scripts.compare's check (compare_metrics) finds no overall figure worse than the served model's
-by more than the margin. The server (RetrainingLoop) runs one
-training at a time, queues at most one more, keeps serving meanwhile, and records in
-DIR/state.json which model it serves, so that a restart serves the last one swapped in.
+Records that cannot train (scripts/inference/annotation_check.py: the webhook refuses them, but a
+journal may hold some from before) are skipped and counted, never fatal. A label the annotators
+use that the served model lacks is added to the candidate ("labels added: TOOL"). The held-out
+slice is every task whose id is a multiple of 5 (at least one task), or --test; it is never
+trained on or used to pick model-best. The dev set that picks model-best is --dev, else a tenth of
+the annotations to train on and of the --with data. The candidate is swapped in when
+scripts.compare's check (compare_metrics) finds no overall figure worse than the served model's by
+more than the margin, on the labels the served model has: a label only the candidate has is new,
+not worse. The server (RetrainingLoop) runs one training at a time in a subprocess, stops it after
+--retrain-timeout, queues at most one more, keeps serving meanwhile, and records in DIR/state.json
+which model it serves, so that a restart serves the last one swapped in.
 """
 
 from __future__ import annotations
@@ -30,16 +37,21 @@ import logging
 import os
 import random
 import re
+import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from spacy.language import Language
 from spacy.tokens import Doc
 
 from scripts.common.errors import UserError, one_line
 from scripts.common.files import PROJECT_ROOT, write_bytes_atomic, write_text_atomic
+from scripts.common.options import DEFAULT_GPU_ID
+from scripts.evaluation.comparison import OVERALL, Row, compare_metrics, new_labels
+from scripts.inference.annotation_check import MAX_CHARS, Rules, Tally, check_annotation
 from scripts.inference.annotation_store import (
     AnnotationStore,
     BadEvent,
@@ -48,7 +60,8 @@ from scripts.inference.annotation_store import (
     parse_event,
     parse_tasks,
 )
-from scripts.inference.predict import Predictor
+from scripts.inference.predict import LabelConfig, Predictor, parse_label_config
+from scripts.training.config import TASK_COMPONENTS
 
 log = logging.getLogger("scripts.serve")
 STATE = "state.json"
@@ -56,8 +69,10 @@ RUNS = "runs"
 RESULT = "result.json"
 TEST_EVERY = 5  # tasks whose id is a multiple of this are held out
 DEV_SHARE = 0.1  # of the --with data, to pick model-best with the annotations' own share
-TASK_COMPONENTS = ("ner", "textcat", "textcat_multilabel")
+CAT_COMPONENTS = ("textcat", "textcat_multilabel")
 LOCAL_VERSION = re.compile(r"\+ls\d+$")
+# A CPU trains the default base model on a few thousand annotations within it; a GPU needs less.
+RETRAIN_TIMEOUT_S = 7200
 
 
 @dataclass(frozen=True)
@@ -66,9 +81,11 @@ class RetrainSettings:
     epochs: int = 0  # 0: the config step chooses from the corpus size
     margin: float = 0.01  # largest drop of an overall figure that still swaps
     test: Optional[Path] = None  # a fixed gold file instead of the held-out slice
-    gpu_id: str = "-1"
+    gpu_id: str = DEFAULT_GPU_ID
     with_data: tuple[Path, ...] = ()  # .spacy training data trained on with the annotations
     dev: tuple[Path, ...] = ()  # .spacy data that picks model-best; default: split off training
+    max_chars: int = MAX_CHARS  # a longer text is refused on arrival and skipped by a run
+    timeout: float = RETRAIN_TIMEOUT_S  # seconds a run may take (the server stops it); 0: no limit
 
 
 @dataclass(frozen=True)
@@ -77,9 +94,38 @@ class Outcome:
     reason: str
     model_version: str  # the candidate's ("" when none was trained)
     model: str = ""  # the candidate's folder, relative to DIR
+    skipped: dict[str, Any] = field(default_factory=lambda: Tally().as_dict())
+    labels_added: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, str]:
-        return {"result": self.result, "reason": self.reason, "model_version": self.model_version}
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "result": self.result,
+            "reason": self.reason,
+            "model_version": self.model_version,
+            "skipped": self.skipped,
+            "labels_added": list(self.labels_added),
+        }
+
+    @classmethod
+    def from_dict(cls, found: dict[str, Any]) -> Outcome:
+        """An Outcome from result.json (older files lack the last fields)."""
+        return cls(
+            str(found["result"]),
+            str(found["reason"]),
+            str(found.get("model_version", "")),
+            str(found.get("model", "")),
+            found.get("skipped") or Tally().as_dict(),
+            tuple(found.get("labels_added") or ()),
+        )
+
+
+@dataclass
+class RunFacts:
+    """What a run finds out on its way, reported whatever its result."""
+
+    skipped: Tally = field(default_factory=Tally)
+    labels_added: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 # ---- the served model, swappable ----------------------------------------------------------------
@@ -180,32 +226,117 @@ def usable(task: dict[str, Any]) -> bool:
     return any(not a.get("was_cancelled") for a in task["annotations"])
 
 
-def keep_known_labels(
-    tasks: list[dict[str, Any]], *, ent_labels: set[str], cat_labels: set[str]
-) -> int:
-    """Drop labels and choices the served model does not have (it trains on its own label set);
-    how many were dropped."""
-    dropped = 0
+def trainable_tasks(
+    tasks: list[dict[str, Any]], *, rules: Rules, skipped: Tally
+) -> list[dict[str, Any]]:
+    """The tasks with their annotations that can train (annotation_check); the others are left
+    out and counted in `skipped`: a journal written before the webhook checked them may hold some,
+    and one bad record must not stop the loop."""
+    kept = []
     for task in tasks:
+        annotations = []
         for annotation in task["annotations"]:
-            kept = []
-            for result in annotation.get("result") or []:
-                value = result.get("value") if isinstance(result, dict) else None
-                for key, known in (("labels", ent_labels), ("choices", cat_labels)):
-                    if isinstance(value, dict) and isinstance(value.get(key), list):
-                        names = [name for name in value[key] if name in known]
-                        dropped += len(value[key]) - len(names)
-                        result = {**result, "value": {**value, key: names}} if names else None
-                        break
-                if result is not None:
-                    kept.append(result)
-            annotation["result"] = kept
-    return dropped
+            problem = check_annotation(task, annotation, rules=rules)
+            if problem is None:
+                annotations.append(annotation)
+            else:
+                where = f"task {task['id']}, annotation {annotation.get('id')}"
+                skipped.add(problem.reason, f"{where}: {problem.detail}")
+        if usable({**task, "annotations": annotations}):
+            kept.append({**task, "annotations": annotations})
+    return kept
+
+
+def count_conversion_skips(report: dict[str, Any], skipped: Tally) -> None:
+    """Records the convert step skipped all the same (it runs with --lenient as a safety net
+    behind the check): counted like the others."""
+    for event in report["events"]:
+        if event["kind"] == "skipped":
+            example = event["examples"][0] if event["examples"] else event["reason"]
+            skipped.add(event["reason"], example, count=event["count"])
+
+
+def write_tasks(tasks: list[dict[str, Any]], path: Path) -> None:
+    """Label Studio's JSON export, one task a line, so that a conversion message's line number
+    names the task."""
+    lines = ",\n".join(json.dumps(task, ensure_ascii=False) for task in tasks)
+    write_text_atomic(f"[\n{lines}\n]\n", path)
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """The labels a candidate predicts: entity labels and categories."""
+
+    ents: tuple[str, ...]
+    cats: tuple[str, ...]
+
+
+def corpus_labels(corpus: Path, *, lang: str) -> tuple[set[str], set[str]]:
+    """The entity labels and categories of the documents to train on (train and dev)."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    vocab = spacy.blank(lang).vocab
+    docs = [
+        doc
+        for name in ("train", "dev")
+        for doc in DocBin().from_disk(corpus / f"{name}.spacy").get_docs(vocab)
+    ]
+    return {ent.label_ for doc in docs for ent in doc.ents}, {c for doc in docs for c in doc.cats}
+
+
+def plan_labels(
+    served: LabelSet,
+    *,
+    components: list[str],
+    used: tuple[set[str], set[str]],
+    facts: RunFacts,
+) -> LabelSet:
+    """The served model's labels plus those the annotators use that it lacks, each added to the
+    component that predicts its kind; a kind the served model has no component for is reported
+    as not learned."""
+    used_ents, used_cats = used
+    kinds = (
+        ("entities", "ner" in components, used_ents, served.ents, "an entity recognizer"),
+        (
+            "categories",
+            any(c in CAT_COMPONENTS for c in components),
+            used_cats,
+            served.cats,
+            "a text classifier",
+        ),
+    )
+    added: dict[str, tuple[str, ...]] = {}
+    for kind, learned, in_use, known, component in kinds:
+        added[kind] = tuple(sorted(in_use - set(known))) if learned else ()
+        facts.labels_added += added[kind]
+        if in_use and not learned:
+            facts.notes.append(
+                f"{kind} {', '.join(sorted(in_use))} not learned: the served model has no "
+                f"{component}"
+            )
+    return LabelSet(ents=served.ents + added["entities"], cats=served.cats + added["categories"])
+
+
+def write_label_data(labels_dir: Path, *, nlp: Language, labels: LabelSet) -> None:
+    """labels/<factory>.json as `spacy init labels` writes them for the served pipeline's task
+    components, with the added labels (add_label, as spaCy adds a label to a trained component):
+    what the config's [initialize] reads, so that the candidate has every label."""
+    labels_dir.mkdir(exist_ok=True)
+    for name in nlp.pipe_names:
+        factory = nlp.get_pipe_meta(name).factory
+        if factory not in TASK_COMPONENTS:
+            continue
+        pipe = nlp.get_pipe(name)
+        for label in labels.ents if factory == "ner" else labels.cats:
+            pipe.add_label(label)  # type: ignore[attr-defined]
+        data = pipe.label_data  # type: ignore[attr-defined]
+        write_text_atomic(json.dumps(data) + "\n", labels_dir / f"{factory}.json")
 
 
 def drop_unknown_labels(doc: Doc, *, ent_labels: set[str], cat_labels: set[str]) -> int:
-    """keep_known_labels for a Doc of --with/--dev data: an entity of a label the served model
-    lacks becomes missing annotation (not "no entity"), such a category is removed."""
+    """Only the given labels in a Doc (of --with/--dev data, or held out): an entity of another
+    label becomes missing annotation (not "no entity"), another category is removed."""
     unknown = [ent for ent in doc.ents if ent_labels and ent.label_ not in ent_labels]
     if unknown:
         doc.set_ents([], missing=unknown, default="unmodified")
@@ -340,17 +471,41 @@ def retrain(
     compare it with MODEL on the same held-out data, and write result.json."""
     run_dir = data_dir / RUNS / str(run)
     run_dir.mkdir(parents=True, exist_ok=True)
+    facts = RunFacts()
     try:
-        outcome = _retrain(data_dir, run_dir, model, run, upto, settings, echo)
+        outcome = _retrain(data_dir, run_dir, model, run, upto, settings, facts, echo)
     except UserError as err:
         outcome = Outcome("failed", one_line(err), "")
     except Exception as err:  # the server reports why; the traceback is in the run's log
         log.exception("retraining failed")
         outcome = Outcome("failed", f"{type(err).__name__}: {one_line(err)}", "")
-    write_text_atomic(
-        json.dumps({**outcome.as_dict(), "model": outcome.model}, indent=2) + "\n", run_dir / RESULT
-    )
+    outcome = with_facts(outcome, facts)
+    write_result(outcome, run_dir)
     return outcome
+
+
+def with_facts(outcome: Outcome, facts: RunFacts) -> Outcome:
+    """The outcome with what the run found out: skipped records, labels added, notes."""
+    reason = outcome.reason
+    if facts.labels_added:
+        reason += f"; labels added: {', '.join(facts.labels_added)}"
+    if facts.skipped.count:
+        reason += f"; {facts.skipped.count} annotations skipped as they cannot train (see skipped)"
+    reason += "".join(f"; {note}" for note in facts.notes)
+    return replace(
+        outcome,
+        reason=reason,
+        skipped=facts.skipped.as_dict(),
+        labels_added=tuple(facts.labels_added),
+    )
+
+
+def write_result(outcome: Outcome, run_dir: Path) -> None:
+    write_text_atomic(
+        json.dumps({**outcome.as_dict(), "model": outcome.model}, indent=2, ensure_ascii=False)
+        + "\n",
+        run_dir / RESULT,
+    )
 
 
 def _retrain(
@@ -360,76 +515,78 @@ def _retrain(
     run: int,
     upto: Optional[int],
     settings: RetrainSettings,
+    facts: RunFacts,
     echo: Callable[[str], None],
 ) -> Outcome:
     from scripts.corpus.conversion import ConvertError, Settings, convert_project
-    from scripts.evaluation.comparison import compare_metrics, format_table, notes
-    from scripts.evaluation.run import evaluate_model
     from scripts.inference.predict import describe_pipeline
     from scripts.scoring.pipeline import load_pipeline
     from scripts.training.config import make_config
     from scripts.training.run import train
 
     check_data_files(settings, with_option="--with", dev_option="--dev")
-    store = AnnotationStore.open(data_dir, upto=upto, repair=False)
-    tasks = [task for task in store.export() if usable(task)]
-    check_enough(len(tasks), fixed_test=settings.test is not None)
-    train_tasks, test_tasks = split_tasks(tasks, fixed_test=settings.test is not None)
     nlp = load_pipeline(model)
     served = describe_pipeline(nlp)
-    # factory -> what `spacy init labels` writes for it (the NER's moves, the categories)
-    label_data = {
-        nlp.get_pipe_meta(name).factory: nlp.get_pipe(name).label_data
+    components = [
+        nlp.get_pipe_meta(name).factory
         for name in nlp.pipe_names
         if nlp.get_pipe_meta(name).factory in TASK_COMPONENTS
-    }
-    components = list(label_data)
+    ]
     transformer = str(nlp.config["components"]["transformer"]["model"]["name"])
     lang, name = nlp.lang, nlp.meta.get("name", "pipeline")
     version = f"{base_version(nlp.meta.get('version', '0.0.0'))}+ls{run}"
-    del nlp
-    dropped = keep_known_labels(
-        tasks, ent_labels=set(served.ent_labels), cat_labels=set(served.cat_labels)
+    served_labels, served_version = LabelSet(served.ent_labels, served.cat_labels), served.version
+    store = AnnotationStore.open(data_dir, upto=upto, repair=False)
+    rules = Rules(
+        lang=lang,
+        max_chars=settings.max_chars,
+        one_category=served.exclusive and bool(served.cat_labels),
     )
+    tasks = trainable_tasks(store.export(), rules=rules, skipped=facts.skipped)
+    check_enough(len(tasks), fixed_test=settings.test is not None)
+    train_tasks, test_tasks = split_tasks(tasks, fixed_test=settings.test is not None)
     for split, chosen in (("train", train_tasks), ("test", test_tasks)):
         if chosen:
-            write_text_atomic(
-                json.dumps(chosen, ensure_ascii=False) + "\n", run_dir / f"{split}.json"
-            )
+            write_tasks(chosen, run_dir / f"{split}.json")
     echo(
         f"Run {run}: {len(train_tasks)} tasks to train on, "
-        f"{len(test_tasks) or settings.test} held out; {dropped} labels the model lacks dropped"
+        f"{len(test_tasks) or settings.test} held out; {facts.skipped.count} annotations skipped "
+        "as they cannot train"
     )
     corpus = run_dir / "corpus"
     try:
-        convert_project(
+        conversion = convert_project(
             train=[run_dir / "train.json"],
             dev=[],
             test=[settings.test or run_dir / "test.json"],
             output_dir=corpus,
-            settings=Settings(lang=lang),
+            settings=Settings(lang=lang, lenient=True),
             echo=echo,
         )
     except ConvertError as err:
         raise UserError(f"converting the annotations failed: {err}") from None
+    count_conversion_skips(dict(conversion.report), facts.skipped)
     if settings.test is None:
         held_out_without_entities(corpus, lang=lang)
+    labels = plan_labels(
+        served_labels, components=components, used=corpus_labels(corpus, lang=lang), facts=facts
+    )
+    if facts.labels_added:
+        echo(f"Labels added: {', '.join(facts.labels_added)}")
     if settings.with_data or settings.dev:
         add_data(
             corpus,
             settings=settings,
             lang=lang,
-            ent_labels=set(served.ent_labels),
-            cat_labels=set(served.cat_labels),
+            ent_labels=set(labels.ents),
+            cat_labels=set(labels.cats),
             echo=echo,
         )
     check_components(
         corpus / "train.spacy", components=components, lang=lang, with_data=settings.with_data
     )
-    labels = run_dir / "labels"
-    labels.mkdir(exist_ok=True)
-    for component, data in label_data.items():
-        write_text_atomic(json.dumps(data) + "\n", labels / f"{component}.json")
+    write_label_data(run_dir / "labels", nlp=nlp, labels=labels)
+    del nlp, served  # not kept in memory while the candidate trains
     config = run_dir / "config.cfg"
     make_config(
         base_path=PROJECT_ROOT / "configs" / "base.cfg",
@@ -442,7 +599,7 @@ def _retrain(
         overrides={
             "paths.train": str(corpus / "train.spacy"),
             "paths.dev": str(corpus / "dev.spacy"),
-            "paths.labels": str(labels),
+            "paths.labels": str(run_dir / "labels"),
         },
     )
     train(
@@ -459,22 +616,17 @@ def _retrain(
         json.dumps({**meta, "name": name, "version": version}, indent=2) + "\n", meta_path
     )
     model_version = f"{lang}_{name}-{version}"
-    metrics = {}
-    for label, path in (("served", model), ("candidate", str(candidate))):
-        metrics[label] = evaluate_model(
-            model=path,
-            data_path=corpus / "test.spacy",
-            output_dir=run_dir / f"eval-{label}",
-            gpu_id=settings.gpu_id,
-        )
-    rows = compare_metrics(a=metrics["served"], b=metrics["candidate"], margin=settings.margin)
-    table = format_table(rows, margin=settings.margin)
-    caveats = notes(a=metrics["served"], b=metrics["candidate"])
-    write_text_atomic(
-        table + "\n" + "".join(f"Note: {n}\n" for n in caveats), run_dir / "compare.txt"
+    rows = compare_on_held_out(
+        run_dir,
+        served=served_labels,
+        model=model,
+        candidate=candidate,
+        lang=lang,
+        settings=settings,
+        echo=echo,
     )
-    echo(table)
     relative = str(candidate.relative_to(data_dir))
+    held_out = len(test_tasks) or settings.test
     worse = [row for row in rows if row.worse]
     if worse:
         figures = ", ".join(
@@ -483,18 +635,99 @@ def _retrain(
         ) + (f" and {len(worse) - 3} more" if len(worse) > 3 else "")
         return Outcome(
             "kept",
-            f"{model_version} is worse than {served.version} by more than {settings.margin} on "
-            f"{len(test_tasks) or settings.test} held-out tasks: {figures}",
+            f"{model_version} is worse than {served_version} by more than {settings.margin} on "
+            f"{held_out} held-out tasks: {figures}",
             model_version,
             relative,
         )
     overall = ", ".join(f"{r.figure} {r.b:.3f}" for r in rows if r.overall and r.b is not None)
     return Outcome(
         "swapped",
-        f"no overall figure worse than {served.version} by more than {settings.margin} ({overall})",
+        f"no overall figure worse than {served_version} by more than {settings.margin} ({overall})",
         model_version,
         relative,
     )
+
+
+def compare_on_held_out(
+    run_dir: Path,
+    *,
+    served: LabelSet,
+    model: str,
+    candidate: Path,
+    lang: str,
+    settings: RetrainSettings,
+    echo: Callable[[str], None],
+) -> list[Row]:
+    """Evaluate both models on the held-out data and compare them (compare.txt). Where the
+    held-out data has labels the served model lacks, the overall figures that decide the swap
+    are the candidate's on the labels the served model has (a new label is new, not worse);
+    the per-label rows show the new labels too."""
+    from scripts.evaluation.comparison import format_table, notes
+    from scripts.evaluation.run import evaluate_model
+
+    corpus = run_dir / "corpus"
+
+    def evaluate(label: str, path: str, data: Path) -> dict[str, Any]:
+        return dict(
+            evaluate_model(
+                model=path,
+                data_path=data,
+                output_dir=run_dir / f"eval-{label}",
+                gpu_id=settings.gpu_id,
+            )
+        )
+
+    test = corpus / "test.spacy"
+    a, b = evaluate("served", model, test), evaluate("candidate", str(candidate), test)
+    known = None
+    if any(new_labels(a=a, b=b, task=task) for task in OVERALL):
+        test_known = known_labels_test(corpus, served=served, lang=lang)
+        known = evaluate("candidate-known", str(candidate), test_known)
+    rows = verdict_rows(served=a, candidate=b, known=known, margin=settings.margin)
+    table = format_table(rows, margin=settings.margin)
+    caveats = notes(a=a, b=known or b)
+    if known is not None:
+        caveats.append(
+            "B's overall figures are on the labels A's model has (eval-candidate-known): a label "
+            "only B has is new, not worse"
+        )
+    write_text_atomic(
+        table + "\n" + "".join(f"Note: {n}\n" for n in caveats), run_dir / "compare.txt"
+    )
+    echo(table)
+    return rows
+
+
+def verdict_rows(
+    *,
+    served: dict[str, Any],
+    candidate: dict[str, Any],
+    known: Optional[dict[str, Any]],
+    margin: float,
+) -> list[Row]:
+    """The comparison that decides the swap: overall figures of the candidate on the labels the
+    served model has (`known`, where the held-out data has others), per-label figures of its whole
+    evaluation, a label only it has marked new."""
+    rows = compare_metrics(a=served, b=candidate, margin=margin)
+    if known is None:
+        return rows
+    overall = [row for row in compare_metrics(a=served, b=known, margin=margin) if row.overall]
+    return overall + [row for row in rows if not row.overall]
+
+
+def known_labels_test(corpus: Path, *, served: LabelSet, lang: str) -> Path:
+    """corpus/test-known.spacy: the held-out data with only the served model's labels (the
+    others missing, as drop_unknown_labels makes them)."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    docs = list(DocBin().from_disk(corpus / "test.spacy").get_docs(spacy.blank(lang).vocab))
+    for doc in docs:
+        drop_unknown_labels(doc, ent_labels=set(served.ents), cat_labels=set(served.cats))
+    path = corpus / "test-known.spacy"
+    write_bytes_atomic(path, DocBin(docs=docs).to_bytes())
+    return path
 
 
 # ---- the server's side ------------------------------------------------------------------------
@@ -523,34 +756,70 @@ class RetrainingLoop:
         state = read_state(data_dir)
         self.trained_upto = int(state.get("trained_upto", 0))  # seq the last finished run saw
         self.counted_from = self.trained_upto  # seq the changes to count start after
-        self.last: Optional[dict[str, str]] = state.get("last")
+        self.last: Optional[dict[str, Any]] = state.get("last")
         self.since: Optional[str] = None
         self.training: Optional[asyncio.Task] = None
         self.queued = False
+        self.refused = 0  # annotations refused since the server started
+        self.last_refused: Optional[str] = None
 
     # -- routes
 
     async def webhook(self, payload: Any) -> dict[str, Any]:
+        """A Label Studio event: annotations stored (those that cannot train refused: Refused),
+        deletions applied, training started when due or asked for."""
         action = event_name(payload)
         change = parse_event(payload)
         if change is None:
             log.info("Label Studio event %s ignored: it carries no annotations", action)
             return {"status": f"ignored: {action} carries no annotations"}
-        stored = await self._store(change)
-        if action == "START_TRAINING":
-            return {"status": "ok", "stored": stored, "training": self.request()}
-        return {"status": "ok", "stored": stored, "training": self._maybe_train()}
+        stored, refused = await self._store(change, self.rules(payload))
+        training = self.request() if action == "START_TRAINING" else self._maybe_train()
+        answer = {"status": "ok", "stored": stored, "training": training}
+        return self._answer(action, answer, refused=refused, sent=len(change.put))
 
     async def train(self, payload: Any) -> dict[str, Any]:
-        """The ML backend's older /train call: {"annotations": [tasks], "project", ...}."""
+        """The ML backend's older /train call: {"annotations": [tasks], "label_config", ...}."""
         if not isinstance(payload, dict):
             raise BadEvent("the /train body is not a JSON object")
-        stored = await self._store(parse_tasks(payload.get("annotations") or [], event="train"))
-        return {"status": "ok", "stored": stored, "training": self.request()}
+        change = parse_tasks(payload.get("annotations") or [], event="train")
+        stored, refused = await self._store(change, self.rules(payload))
+        answer = {"status": "ok", "stored": stored, "training": self.request()}
+        return self._answer("train", answer, refused=refused, sent=len(change.put))
+
+    def rules(self, payload: dict[str, Any]) -> Rules:
+        """What an annotation must satisfy to be stored: the served pipeline's language,
+        --max-chars, and the project's labeling config where Label Studio sent it."""
+        return Rules(
+            lang=self.live.nlp.lang,
+            max_chars=self.settings.max_chars,
+            one_category=self.live.exclusive and bool(self.live.cat_labels),
+            label_config=label_config_of(payload),
+        )
+
+    def _answer(
+        self, event: str, answer: dict[str, Any], *, refused: list[str], sent: int
+    ) -> dict[str, Any]:
+        """The answer, or Refused (422) naming the annotations that were not stored (of `sent`
+        in the event)."""
+        if not refused:
+            return answer
+        self.refused += len(refused)
+        self.last_refused = refused[-1]
+        for line in refused:
+            log.warning("Label Studio %s: not stored: %s", event, line)
+        message = (
+            f"{event}: {refused[0]}; not stored"
+            if sent == 1
+            else f"{event}: {len(refused)} of {sent} annotations not stored, the first: "
+            f"{refused[0]}" + (f" (all {len(refused)} under 'refused')" if len(refused) > 1 else "")
+        )
+        raise Refused(message, answer={**answer, "refused": refused})
 
     def health(self) -> dict[str, Any]:
         return {
             "annotations": len(self.store.annotations),
+            "refused": {"count": self.refused, "last": self.last_refused},
             "training": {
                 "state": "training" if self.training else "idle",
                 "since": self.since,
@@ -562,8 +831,22 @@ class RetrainingLoop:
 
     # -- storing and triggering
 
-    async def _store(self, change: Change) -> int:
-        return await asyncio.to_thread(self.store.apply, change)
+    async def _store(self, change: Change, rules: Rules) -> tuple[int, list[str]]:
+        return await asyncio.to_thread(self._store_trainable, change, rules)
+
+    def _store_trainable(self, change: Change, rules: Rules) -> tuple[int, list[str]]:
+        """Store the annotations that can train; (how many it added or changed, one line for
+        each refused). A refused update leaves the annotation's stored version as it was."""
+        change = self.store.resolve(change)
+        kept, refused = [], []
+        for item in change.put:
+            problem = check_annotation(item["task"], item["annotation"], rules=rules)
+            if problem is None:
+                kept.append(item)
+            else:
+                where = f"task {item['task']['id']}, annotation {item['annotation']['id']}"
+                refused.append(f"{where}: {problem.detail}")
+        return self.store.apply(replace(change, put=tuple(kept))), refused
 
     def _maybe_train(self) -> str:
         every = self.settings.every
@@ -628,6 +911,7 @@ class RetrainingLoop:
             "--epochs", str(settings.epochs), "--margin", str(settings.margin),
             "--gpu-id", settings.gpu_id,
         ]  # fmt: skip
+        command += ["--max-chars", str(settings.max_chars)]
         if settings.test is not None:
             command += ["--test", str(settings.test.resolve())]
         for option, paths in (("--with", settings.with_data), ("--dev", settings.dev)):
@@ -639,21 +923,29 @@ class RetrainingLoop:
                 stdout=output,
                 stderr=output,
                 preexec_fn=lambda: os.nice(10),  # predictions come first on a busy machine
+                start_new_session=True,  # its own process group: stopped as a whole
             )
             try:
-                code = await process.wait()
-            except asyncio.CancelledError:
-                process.kill()
-                raise
+                code = await asyncio.wait_for(process.wait(), timeout=settings.timeout or None)
+            except (asyncio.TimeoutError, asyncio.CancelledError) as stopped:
+                await stop_process(process)
+                if isinstance(stopped, asyncio.CancelledError):
+                    raise
+                outcome = Outcome(
+                    "failed",
+                    f"the run took longer than --retrain-timeout {settings.timeout:g} s and was "
+                    f"stopped; {self.live.version} is still served: raise --retrain-timeout or "
+                    "lower --retrain-epochs",
+                    "",
+                )
+                write_result(outcome, run_dir)
+                return outcome
         result = run_dir / RESULT
         if not result.is_file():
             return Outcome(
                 "failed", f"the training process exited with {code}; see {run_dir}/train.log", ""
             )
-        found = json.loads(result.read_text(encoding="utf8"))
-        return Outcome(
-            found["result"], found["reason"], found.get("model_version", ""), found.get("model", "")
-        )
+        return Outcome.from_dict(json.loads(result.read_text(encoding="utf8")))
 
     def _write_state(self, outcome: Outcome, *, upto: int, served: str = "") -> None:
         state = read_state(self.data_dir)
@@ -662,6 +954,32 @@ class RetrainingLoop:
         state.update(trained_upto=upto, last=outcome.as_dict())
         write_text_atomic(json.dumps(state, indent=2) + "\n", self.data_dir / STATE)
         self.trained_upto = upto
+
+
+async def stop_process(process: asyncio.subprocess.Process) -> None:
+    """Kill a run's process group (the run and anything it started) and reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # it ended meanwhile
+        pass
+    await process.wait()
+
+
+class Refused(BadEvent):
+    """Annotations that cannot train, not stored: answered 422 with the one-line message and
+    `answer` (what was stored meanwhile, the refused ones one line each)."""
+
+    def __init__(self, message: str, *, answer: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
+def label_config_of(payload: dict[str, Any]) -> Optional[LabelConfig]:
+    """The project's labeling config Label Studio sends: project.label_config with a webhook,
+    label_config with /train; None when it sent none."""
+    project = payload.get("project")
+    xml = project.get("label_config") if isinstance(project, dict) else payload.get("label_config")
+    return None if xml is None or xml == "" else parse_label_config(xml)
 
 
 def next_run(data_dir: Path) -> int:

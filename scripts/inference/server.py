@@ -25,20 +25,27 @@ it on.
 
 Label Studio calls <backend URL>/health, /setup and /predict, and its /predict body ({"tasks":
 [...], "label_config": ...}) differs from ours, so its routes live under /labelstudio: connect the
-backend as http://HOST:PORT/labelstudio in the project's Model settings. Requests that arrive while
-a batch runs are joined into the next one (one nlp.pipe call at a time: no thread contention, and
-busy servers batch). A text that is not Unicode (a lone surrogate) answers 422 before it is
-batched, and a batch that fails anyway is retried request by request, so that only the request at
-fault fails.
+backend as http://HOST:PORT/labelstudio in the project's Model settings. "Retrieve predictions"
+sends every selected task in one request: /labelstudio/predict takes it whole (no --max-texts;
+the body may be up to STUDIO_BODY_BYTES, Label Studio's own upload limit) and works through it
+--max-texts tasks at a time, so that other requests are served in between; it stops when Label
+Studio stops waiting (ML_TIMEOUT_PREDICT, 100 s by default). A task whose text is longer than
+--max-chars or not Unicode gets an empty prediction and a line in the log, so that one task does
+not cost the others theirs. Requests that arrive while a batch runs are joined into the next one
+(one nlp.pipe call at a time: no thread contention, and busy servers batch). A text that is not
+Unicode (a lone surrogate) answers 422 before it is batched, and a batch that fails anyway is
+retried request by request, so that only the request at fault fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Optional
 
 from pydantic import BaseModel
+from starlette.requests import Request  # at module level: FastAPI resolves route annotations here
 
 from scripts.common.errors import UserError
 from scripts.inference.batching import Batcher, Limits, TooLarge, check_limits
@@ -51,10 +58,12 @@ from scripts.inference.predict import (
     labelstudio_prediction,
     parse_label_config,
     predict_texts,
+    unreadable_text,
 )
-from scripts.inference.retraining import LivePredictor, RetrainingLoop
+from scripts.inference.retraining import LivePredictor, Refused, RetrainingLoop
 from scripts.inference.serving import ServeOptions, install
 
+log = logging.getLogger("scripts.serve")
 NOT_STORED = (
     "ignored: annotations are not stored; serve with --data-dir DIR (and --retrain-every N) "
     "to keep them and retrain"
@@ -75,7 +84,7 @@ def create_app(
 ) -> Any:
     """The FastAPI app over one loaded pipeline (a LivePredictor: one that retraining swaps);
     options: API key, CORS, metrics (scripts/inference/serving.py)."""
-    from fastapi import APIRouter, Body, FastAPI, Request
+    from fastapi import APIRouter, Body, FastAPI
     from fastapi.responses import JSONResponse, PlainTextResponse
 
     batcher = Batcher(
@@ -98,18 +107,20 @@ def create_app(
     @app.middleware("http")
     async def refuse_huge_bodies(request: Request, call_next: Callable) -> Any:
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > limits.max_body_bytes:
-            detail = f"request body of {length} bytes is over the {limits.max_body_bytes} limit"
+        limit = limits.body_limit(request.url.path)
+        if length.isdigit() and int(length) > limit:
+            detail = f"request body of {length} bytes is over the {limit} limit"
             return JSONResponse({"detail": detail}, status_code=413)
         return await call_next(request)
 
     @app.exception_handler(TooLarge)
     async def too_large(request: Request, err: TooLarge) -> JSONResponse:
-        return JSONResponse({"detail": str(err)}, status_code=413)
+        return JSONResponse({"detail": printable(str(err))}, status_code=413)
 
     @app.exception_handler(UserError)
     async def bad_input(request: Request, err: UserError) -> JSONResponse:
-        return JSONResponse({"detail": str(err)}, status_code=422)
+        answer = err.answer if isinstance(err, Refused) else {}
+        return JSONResponse({"detail": printable(str(err)), **answer}, status_code=422)
 
     @app.get("/health")
     async def get_health() -> dict[str, Any]:
@@ -145,16 +156,34 @@ def create_app(
         return {"model_version": predictor.version}
 
     @studio.post("/predict")
-    async def studio_predict(payload: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    async def studio_predict(request: Request, payload: Any = Body(...)) -> dict[str, Any]:
         """{"tasks": [{"id", "data": {...}}], "label_config": XML} -> {"results": [one
         prediction per task]}"""
-        tasks = payload.get("tasks")
+        tasks = payload.get("tasks") if isinstance(payload, dict) else None
         if not isinstance(tasks, list):
             raise UserError("the Label Studio request has no 'tasks' list")
         label_config = parse_label_config(payload.get("label_config"))
         texts = [task_text(task, field=label_config.text_field) for task in tasks]
-        check_limits([t or "" for t in texts], limits=limits, what="tasks")
-        predictions = await batcher.submit([t for t in texts if t is not None])
+        texts = [None if t is None or unpredictable(t, limits) else t for t in texts]
+        unread = [task_name(task) for task, text in zip(tasks, texts) if text is None]
+        if unread:
+            log.warning(
+                "Label Studio predict: %d of %d tasks get an empty prediction (no text under %r, "
+                "longer than --max-chars %d, or not Unicode): %s",
+                len(unread), len(tasks), label_config.text_field, limits.max_chars,
+                ", ".join(unread[:10]) + (" ..." if len(unread) > 10 else ""),
+            )  # fmt: skip
+        wanted = [t for t in texts if t is not None]
+        predictions: list[Prediction] = []
+        for start in range(0, len(wanted), limits.max_texts):
+            if start and await request.is_disconnected():  # nobody reads the rest
+                log.warning(
+                    "Label Studio stopped waiting after %d of %d tasks (ML_TIMEOUT_PREDICT); "
+                    "select fewer tasks, or raise ML_TIMEOUT_PREDICT in Label Studio's environment",
+                    start, len(wanted),
+                )  # fmt: skip
+                return {"results": [], "model_version": predictor.version}
+            predictions += await batcher.submit(wanted[start : start + limits.max_texts])
         found = iter(predictions)
         results = [
             labelstudio_prediction(next(found), predictor=predictor, config=label_config)
@@ -189,6 +218,20 @@ def create_app(
     add_demo_routes(app, predictor=predictor, predict=predict_checked)
     install(app, options=options)
     return app
+
+
+def printable(message: str) -> str:
+    """A message that JSON can carry as UTF-8: a lone surrogate from the client escaped."""
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def unpredictable(text: str, limits: Limits) -> bool:
+    return len(text) > limits.max_chars or unreadable_text(text) is not None
+
+
+def task_name(task: Any) -> str:
+    task_id = task.get("id") if isinstance(task, dict) else None
+    return f"task {task_id}" if isinstance(task_id, int) else "a task without an id"
 
 
 def task_text(task: Any, *, field: str) -> Optional[str]:

@@ -53,7 +53,7 @@ def check_onnx_inputs(*, test_path: Optional[Path]) -> Path:
         if importlib.util.find_spec(module) is None:
             raise UserError(
                 f"{module} is not installed, and the ONNX build needs it; "
-                "pip install -r requirements-onnx.txt"
+                "pip install -r requirements/onnx.txt"
             )
     return test_path
 

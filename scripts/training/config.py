@@ -360,7 +360,8 @@ def make_config(
     if not 0.0 <= max_unknown <= 1.0:
         raise UserError(
             f"max_unknown {max_unknown} is not a share between 0 and 1; "
-            f"pass e.g. --vars.max_unknown {MAX_UNKNOWN_SHARE}"
+            f"e.g. {MAX_UNKNOWN_SHARE}, or 1.0 to check nothing",
+            setting="max_unknown",
         )
     tracker = tracker_block(logger)
     overrides = {key: value for key, value in (overrides or {}).items() if value != ""}

@@ -226,7 +226,7 @@ def mlflow_logger(
     require(
         "mlflow",
         logger="ner_textcat.mlflow_logger.v1",
-        install="pip install -r requirements-tracking.txt",
+        install="pip install -r requirements/tracking.txt",
     )
     make_tracker = registry.loggers.get("spacy.MLflowLogger.v2")
 

@@ -52,15 +52,16 @@ def check_package_name(*, name: Optional[str], version: Optional[str]) -> None:
     if name is not None and not (name.isidentifier() and name.isascii()):
         raise UserError(
             f"name '{name}' cannot name a Python package: use ASCII letters, digits and "
-            "underscores, not starting with a digit (--vars.name my_pipeline)"
+            "underscores, not starting with a digit, e.g. my_pipeline",
+            setting="name",
         )
     if version is not None:
         try:
             Version(version)
         except InvalidVersion:
             raise UserError(
-                f"version '{version}' is not a package version (PEP 440); "
-                "pass e.g. --vars.version 0.0.1"
+                f"version '{version}' is not a package version (PEP 440), e.g. 0.0.1",
+                setting="version",
             ) from None
 
 

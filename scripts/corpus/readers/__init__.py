@@ -162,10 +162,13 @@ def _detect_table(lines: list[str]) -> tuple[str | None, str]:
     for name, delimiter in (("tsv", "\t"), ("csv", ",")):
         if sum(delimiter in line for line in lines) < _MAJORITY * len(lines):
             continue
-        rows = list(csv.reader(lines, delimiter=delimiter))
+        kind = "tab" if delimiter == "\t" else "comma"
+        try:
+            rows = list(csv.reader(lines, delimiter=delimiter))
+        except csv.Error:  # a quote left open past csv's field limit: the reader says where
+            return name, f"a {kind}-separated table whose quotes do not close"
         widths = {len(row) for row in rows[:-1] or rows}
         if len(widths) == 1 and widths.pop() >= 2:
-            kind = "tab" if delimiter == "\t" else "comma"
             return name, f"a {kind}-separated table with {len(rows[0])} columns"
     return (
         None,

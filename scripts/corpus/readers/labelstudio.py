@@ -68,12 +68,26 @@ def _parse_task(
         annotation = choose_annotation(task, line, log)
         if annotation is None:
             return None
-        results = [r for r in annotation.get("result") or [] if isinstance(r, dict)]
-        text = _task_text(task["data"], results, line)
-        return _from_results(text, results, line, log, ignored)
+        return parse_annotation(task["data"], annotation, line=line, log=log, ignored=ignored)
     if any(_is_min_spans(v) or isinstance(v, dict) and "choices" in v for v in task.values()):
         return _parse_min(task, line, log)
     return fallback.parse(task, line)
+
+
+def parse_annotation(
+    data: dict[str, Any],
+    annotation: dict[str, Any],
+    *,
+    line: int,
+    log: Log,
+    ignored: Counter[str],
+) -> Annotated:
+    """One annotation of a task with data `data`, as this reader converts it: the text its results
+    point to, spans from results with start/end/labels, categories from choices; the types of the
+    results it cannot read are counted in `ignored`. DataError when no data key holds the text."""
+    results = [r for r in annotation.get("result") or [] if isinstance(r, dict)]
+    text = _task_text(data, results, line)
+    return _from_results(text, results, line, log, ignored)
 
 
 def choose_annotation(task: dict[str, Any], line: int, log: Log) -> dict[str, Any] | None:
@@ -104,6 +118,13 @@ def choose_annotation(task: dict[str, Any], line: int, log: Log) -> dict[str, An
 def _task_text(data: dict[str, Any], results: list[dict[str, Any]], line: int) -> str:
     """The data value the results point to (to_name), else the only string, else `text`."""
     strings = {k: v for k, v in data.items() if isinstance(v, str)}
+    if not strings:
+        kinds = ", ".join(f"{k}: {type(v).__name__}" for k, v in sorted(data.items()))
+        raise DataError(
+            line,
+            f"the task's data holds no text ({kinds or 'no data'})",
+            "the text to annotate must be a JSON string",
+        )
     for result in results:
         if isinstance(result.get("to_name"), str) and result["to_name"] in strings:
             return strings[result["to_name"]]
