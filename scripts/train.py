@@ -51,7 +51,9 @@ def main(
     ),
 ) -> None:
     """Train the pipeline; extra --section.key value arguments override the config."""
-    with reported_as_one_line(options=GPU_ID, project_step=True):
+    with reported_as_one_line(
+        options={**GPU_ID, "name": "--name", "version": "--version"}, project_step=True
+    ):
         train(
             config_path=config_path,
             output=output,
