@@ -6,8 +6,9 @@
 After training, each saved pipeline's config names spaCy's own text classifiers instead of this
 project's training ones (scripts/training/textcat.py), so it loads with spaCy alone; then
 multi-label classifiers get their decision threshold tuned on the dev set
-(scripts/training/thresholds.py) and the entity recognizer its entity_confidence component
-(scripts/training/confidence.py), before model-best and model-last replace the previous ones.
+(scripts/training/thresholds.py) and the entity recognizer its entity_confidence component,
+calibrated on the dev set and disabled by default (scripts/training/confidence.py), before
+model-best and model-last replace the previous ones.
 """
 
 from __future__ import annotations
@@ -52,12 +53,12 @@ def train(
     entity_confidence: bool = True,
 ) -> None:
     """Train into output/model-best and output/model-last, replacing them only on success;
-    entity_confidence: add the component that scores each entity after "ner"."""
+    entity_confidence: add the component that scores each entity after "ner" (disabled)."""
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 
     import scripts.training.registry  # noqa: F401  registers what the config names
-    from scripts.training.confidence import add_confidence
+    from scripts.training.confidence import add_confidence, calibrated
     from scripts.training.thresholds import tune_thresholds
 
     if not config_path.is_file():
@@ -91,8 +92,10 @@ def train(
                 )
         if entity_confidence and "ner" in config["nlp"]["pipeline"]:
             for name in TRAINED_PIPELINES:
-                add_confidence(model_dir=run_dir / name, output_dir=run_dir / name)
-            info("Added entity_confidence after ner: each entity gets a score (doc.spans)")
+                added = add_confidence(
+                    model_dir=run_dir / name, output_dir=run_dir / name, dev_path=dev_path
+                )
+                info(f"{name}: {added.name} after ner, disabled by default; {calibrated(added)}")
         for name in TRAINED_PIPELINES:
             replace_dir(run_dir / name, output / name)
     finally:
