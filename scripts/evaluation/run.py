@@ -73,7 +73,7 @@ def evaluate_model(
     device = resolve_device(gpu_id)
     info(f"Evaluating on {device.description}")
     activate(device)
-    nlp = load_pipeline(model)
+    nlp = load_pipeline(model, entity_scores=True)
     tasks, components = find_tasks(nlp=nlp, model=model)
     golds = read_docs(data_path=data_path, nlp=nlp)
     check_annotation(golds=golds, tasks=tasks, components=components, data_path=data_path)
