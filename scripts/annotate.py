@@ -89,7 +89,7 @@ def main(
     min_score: float = min_score_option(),
 ) -> None:
     """Annotate INPUT with MODEL into OUTPUT; rerun the same command to resume."""
-    with reported_as_one_line(options=GPU_ID):
+    with reported_as_one_line(options=GPU_ID, project_step=True):
         if label_config is not None and not label_config.is_file():
             raise UserError(
                 f"--label-config {label_config}: file not found; save the labeling config XML "

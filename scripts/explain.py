@@ -6,9 +6,9 @@ entity's, up or down.
         --output explained.html
     python -m scripts.explain training/model-best --text "Free lunch." --json --method lime
 
-Methods (--method): SHAP values from the shap package's Partition explainer (Owen values over a
-hierarchy of the words; the default), or LIME (the lime package's weighted linear fit on copies
-with random words deleted, the copies nearest the whole text weighing most). A word is a spaCy
+Methods (--method): LIME (the lime package's weighted linear fit on copies with random words
+deleted, the copies nearest the whole text weighing most; the default), or SHAP values from the
+shap package's Partition explainer (Owen values over a hierarchy of the words). A word is a spaCy
 token of the pipeline's tokenizer (whitespace left out) and a removed word is deleted from the
 text. A label's SHAP values add up to its score minus its base (the score of a text with no words,
 one space); an entity's add up to its score. Cost: up to --max-evals texts scored by the pipeline
@@ -80,7 +80,7 @@ def main(
     gpu_id: str = gpu_id_option(),
 ) -> None:
     """Print, per text and label, the words that pushed the score up (+) or down (-)."""
-    with reported_as_one_line(options=GPU_ID):
+    with reported_as_one_line(options=GPU_ID, project_step=True):
         texts = list(text)
         if texts_path is not None:
             texts += [r[text_field] for r in read_records(texts_path, text_field=text_field)]

@@ -138,7 +138,7 @@ def main(
         max_chars=max_chars,
         timeout=retrain_timeout,
     )
-    with reported_as_one_line(options=GPU_ID):
+    with reported_as_one_line(options=GPU_ID, project_step=True):
         check_data_files(retrain, with_option="--retrain-with", dev_option="--retrain-dev")
         serve(settings, host=host, port=port, data_dir=data_dir, retrain=retrain)
 

@@ -4,8 +4,8 @@
 
 Extra `--section.key value` arguments override the config. Multi-label classifiers get their
 threshold tuned on the dev set, the entity recognizer the entity_confidence component that
-scores its entities, and both pipelines the package's --name and --version in their meta
-(scripts/training/run.py).
+scores its entities (calibrated on the dev set, disabled by default), and both pipelines the
+package's --name and --version in their meta (scripts/training/run.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def main(
     entity_confidence: bool = typer.Option(
         True,
         "--entity-confidence/--no-entity-confidence",
-        help="Add the entity_confidence component after ner: a score per entity (doc.spans)",
+        help="Add the entity_confidence component after ner, calibrated on the dev set and "
+        "disabled by default: a score per entity (doc.spans) once turned on",
     ),
     name: Optional[str] = typer.Option(
         None,
@@ -51,7 +52,9 @@ def main(
     ),
 ) -> None:
     """Train the pipeline; extra --section.key value arguments override the config."""
-    with reported_as_one_line(options=GPU_ID, project_step=True):
+    with reported_as_one_line(
+        options={**GPU_ID, "name": "--name", "version": "--version"}, project_step=True
+    ):
         train(
             config_path=config_path,
             output=output,

@@ -72,9 +72,11 @@ def test_unreachable_hub_model_fails_early_with_the_fix(monkeypatch):
 
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", offline)
     with pytest.raises(
-        UserError, match="suggests bert-base-german-cased for lang 'de'.*pass a local model folder"
-    ):
+        UserError,
+        match="suggests bert-base-german-cased for lang 'de'.*set transformer to a local model",
+    ) as caught:
         resolve_base_model("auto", lang="de")
+    assert caught.value.setting == "transformer"
 
 
 def test_cli_prints_one_line_on_error():
@@ -82,7 +84,7 @@ def test_cli_prints_one_line_on_error():
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         "✘ transformer ./no/such/model: no such directory; pass an existing model folder or a "
-        "Hugging Face hub name such as roberta-base (--vars.transformer)"
+        "Hugging Face hub name such as roberta-base"
     ]
 
 
@@ -113,15 +115,16 @@ def test_a_text_the_model_cannot_read_names_a_model_for_the_language():
     counted = base_model.UnknownPieces(token="[UNK]", unknown=65, pieces=100, texts=384)
     minilm = base_model.BaseModel(name="model", location="/m", source="local")
     with pytest.raises(
-        UserError, match=r"65% .* of 384 training texts .*--vars.transformer bert-base-chinese"
-    ):
+        UserError, match=r"65% .* of 384 training texts .*e.g. transformer bert-base-chinese"
+    ) as caught:
         base_model.check_unknown_share(counted, model=minilm, lang="zh", max_share=0.1)
+    assert caught.value.setting == "transformer"
     base_model.check_unknown_share(counted, model=minilm, lang="zh", max_share=0.7)
     base_model.check_unknown_share(None, model=minilm, lang="zh", max_share=0.0)
     # the table's own model for the language: the language is the likelier mistake
     chinese = base_model.BaseModel(name="bert-base-chinese", location="x", source="hub")
     with pytest.raises(
         UserError,
-        match=r"check --vars.lang \('zh'\), or try a multilingual model such as xlm-roberta-base",
+        match=r"check lang \('zh'\), or try a multilingual model such as xlm-roberta-base",
     ):
         base_model.check_unknown_share(counted, model=chinese, lang="zh", max_share=0.1)

@@ -50,6 +50,7 @@ def test_benchmark_reports_both_speeds_their_ratio_and_memory(tiny_pipeline):
     assert result["peak_memory_mb"] > 50
 
 
+@pytest.mark.slow  # two benchmark runs, each timing every cut of the pipeline
 def test_breakdown_times_the_pipeline_cut_after_each_component(tiny_pipeline):
     texts = [text for text in TEXTS if text] * 3
     result = benchmark(

@@ -1,6 +1,7 @@
 """The README, BENCHMARKS.md and the guides in docs/ hold: every `python -m scripts.X` command they
 show parses with that command's options, every `spacy project run` names a real command and real
-vars, every relative link and #anchor resolves, and the README stays short."""
+vars, every `pip install -r` file exists, every relative link and #anchor resolves, and the README
+stays short."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.helpers import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 DOCS = [README, PROJECT_ROOT / "BENCHMARKS.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
-README_LIMIT = 16 * 1024  # the README says what to do; the detail lives in docs/
+README_LIMIT = 16_000  # bytes: the README says what to do; the detail lives in docs/
 # A word that stands for the reader's own: `scripts.benchmark <package> [--texts FILE]`,
 # `scripts.package ... --fast-ner`, `--workers N`, `project run STEP`
 PLACEHOLDER = re.compile(r"<\w+>.*|\[--.*|\.\.\.|[A-Z]+")
@@ -95,6 +96,12 @@ def test_the_documented_commands_are_found():
     commands = [c for path in DOCS for c in commands_in(path)]
     assert any("scripts.serve training/model-best" in c for c in commands)
     assert any("spacy project run explain . --vars.explain_text" in c for c in commands)
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_requirement_files_named_exist(path):
+    for name in re.findall(r"-r (\S+\.txt)", path.read_text(encoding="utf8")):
+        assert (PROJECT_ROOT / name).is_file(), f"{path.name}: pip install -r {name}: no such file"
 
 
 def heading_anchors(path: Path) -> set[str]:

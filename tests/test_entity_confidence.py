@@ -1,6 +1,7 @@
-"""entity_confidence: one score in [0, 1] per entity of doc.ents, the entities unchanged; the scores
-survive serialization, reach predict/annotate/Label Studio output, filter with --min-score, are
-evaluated (AUC, P/R/F by threshold) and travel inside the wheel."""
+"""entity_confidence: one score in [0, 1] per entity of doc.ents, the entities unchanged, calibrated
+on the dev set and saved disabled; the scores survive serialization, reach predict/annotate/Label
+Studio output (which turn them on), filter with --min-score, are evaluated (AUC, ECE, P/R/F by
+threshold) and travel inside the wheel, off until turned on."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
+from thinc.api import Config
 from typer.testing import CliRunner
 
 from scripts.common.errors import UserError
@@ -26,36 +28,66 @@ from scripts.inference.predict import (
     predict_texts,
 )
 from scripts.packaging.wheel import package_pipeline
+from scripts.scoring.calibration import fit_calibration
 from scripts.scoring.entity_confidence import (
     ENTITY_CONFIDENCE,
+    ENTITY_PROBABILITIES,
     SPANS_KEY,
     add_entity_confidence,
+    calibrated,
     entity_scores,
 )
-from scripts.scoring.metrics import ent_confidence
+from scripts.scoring.metrics import ent_confidence, match_ents
 from scripts.training.confidence import add_confidence
-from tests.helpers import TEXTS, TRAIN, package_options, run_outside_repo
+from tests.helpers import TEXTS, TRAIN, package_options, run_outside_repo, write_gold
 
 SENTENCES = [text for text in TEXTS if text] + [text for text, _, _ in TRAIN]
 
 
 @pytest.fixture(scope="module")
-def scored_pipeline(tiny_pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny pipeline with entity_confidence after its ner, as the train step saves it."""
+def dev_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_gold(tmp_path_factory.mktemp("dev") / "dev.spacy")
+
+
+@pytest.fixture(scope="module")
+def scored_pipeline(
+    tiny_pipeline: Path, dev_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny pipeline with entity_confidence after its ner, as the train step saves it:
+    calibrated on a dev set, disabled."""
     path = tmp_path_factory.mktemp("scored") / "model"
-    assert add_confidence(model_dir=tiny_pipeline, output_dir=path)
+    added = add_confidence(model_dir=tiny_pipeline, output_dir=path, dev_path=dev_path)
+    assert added.calibration is not None and added.calibration.n > 3
     return path
+
+
+def load_scoring(path: Path) -> spacy.Language:
+    nlp = spacy.load(path)
+    nlp.enable_pipe(ENTITY_CONFIDENCE)
+    return nlp
 
 
 def ent_tuples(doc: Doc) -> list[tuple[int, int, str]]:
     return [(ent.start, ent.end, ent.label_) for ent in doc.ents]
 
 
+def test_the_component_is_saved_disabled_and_plain_nlp_pipe_does_not_score(scored_pipeline):
+    nlp = spacy.load(scored_pipeline)
+    assert nlp.disabled == [ENTITY_CONFIDENCE]
+    assert nlp.pipe_names == ["transformer", "ner", "textcat"]
+    assert all(SPANS_KEY not in doc.spans for doc in nlp.pipe(SENTENCES))
+    # spaCy's enable= means "only these": with a component disabled in the config it refuses.
+    with pytest.raises(ValueError, match="E1042"):
+        spacy.load(scored_pipeline, enable=[ENTITY_CONFIDENCE])
+    on = spacy.load(scored_pipeline, config={"nlp": {"disabled": []}})
+    assert on.pipe_names == ["transformer", "ner", ENTITY_CONFIDENCE, "textcat"]
+
+
 def test_every_entity_gets_one_score_and_the_entities_stay_the_greedy_ones(
     tiny_pipeline, scored_pipeline
 ):
     plain = spacy.load(tiny_pipeline)
-    scored = spacy.load(scored_pipeline)
+    scored = load_scoring(scored_pipeline)
     assert scored.pipe_names == ["transformer", "ner", ENTITY_CONFIDENCE, "textcat"]
     docs = list(scored.pipe(SENTENCES))
     assert [ent_tuples(d) for d in docs] == [ent_tuples(d) for d in plain.pipe(SENTENCES)]
@@ -69,8 +101,32 @@ def test_every_entity_gets_one_score_and_the_entities_stay_the_greedy_ones(
     assert len({s for doc in docs for s in entity_scores(doc)}) > 1  # not one constant
 
 
+def test_the_scores_are_calibrated_on_the_dev_set_and_stored_in_the_config(
+    tiny_pipeline, scored_pipeline, dev_path
+):
+    scored = load_scoring(scored_pipeline)
+    config = scored.config["components"][ENTITY_CONFIDENCE]
+    scale, shift = config["scale"], config["shift"]
+    # The same fit, on the raw probabilities of the dev entities against their gold ones.
+    raw = spacy.load(tiny_pipeline)
+    add_entity_confidence(raw)
+    golds = list(DocBin().from_disk(dev_path).get_docs(raw.vocab))
+    right, probabilities = [], []
+    for gold, pred in zip(golds, raw.pipe(doc.text for doc in golds)):
+        record = match_ents(gold=gold, pred=pred, labels=raw.get_pipe("ner").labels)
+        right += [ent["kind"] == "correct" for ent in record.pred]
+        probabilities += [ent["score"] for ent in record.pred]
+    assert len(set(right)) == 2, "the test needs right and wrong dev entities"
+    fit = fit_calibration(right=right, probabilities=probabilities)
+    assert (scale, shift) == (pytest.approx(fit.scale), pytest.approx(fit.shift))
+    assert (scale, shift) != (1.0, 0.0) and fit.log_loss_after < fit.log_loss_before
+    for plain, doc in zip(raw.pipe(SENTENCES), scored.pipe(SENTENCES)):
+        expected = [calibrated(p, scale=scale, shift=shift) for p in entity_scores(plain)]
+        assert entity_scores(doc) == pytest.approx(expected)
+
+
 def test_scores_survive_to_bytes_and_docbin(scored_pipeline):
-    nlp = spacy.load(scored_pipeline)
+    nlp = load_scoring(scored_pipeline)
     docs = list(nlp.pipe(SENTENCES))
     again = [Doc(nlp.vocab).from_bytes(doc.to_bytes()) for doc in docs]
     assert [entity_scores(d) for d in again] == [entity_scores(d) for d in docs]
@@ -80,14 +136,42 @@ def test_scores_survive_to_bytes_and_docbin(scored_pipeline):
     assert [ent_tuples(d) for d in read] == [ent_tuples(d) for d in docs]
 
 
-def test_a_pipeline_without_the_component_has_no_scores_and_adding_it_twice_does_nothing(
+def test_a_pipeline_without_the_component_has_no_scores_and_adding_it_again_replaces_it(
     tiny_pipeline, scored_pipeline, tmp_path
 ):
     plain = spacy.load(tiny_pipeline)
     assert entity_scores(plain(SENTENCES[0])) is None
     assert add_entity_confidence(plain) and not add_entity_confidence(plain)
-    assert not add_confidence(model_dir=scored_pipeline, output_dir=tmp_path / "again")
-    assert not (tmp_path / "again").exists()
+    again = add_confidence(model_dir=scored_pipeline, output_dir=tmp_path / "again")
+    assert again.calibration is None  # no dev set: the uncalibrated probabilities
+    nlp = spacy.load(tmp_path / "again")
+    assert nlp.component_names == ["transformer", "ner", ENTITY_CONFIDENCE, "textcat"]
+    assert nlp.config["components"][ENTITY_CONFIDENCE]["scale"] == 1.0
+
+
+def test_a_pipeline_saved_with_an_older_entity_confidence_gets_the_current_one(
+    tiny_pipeline, tmp_path
+):
+    old = tmp_path / "old"
+    nlp = spacy.load(tiny_pipeline)
+    add_entity_confidence(nlp)
+    nlp.to_disk(old)
+    config = Config().from_disk(old / "config.cfg", interpolate=False)
+    # The component's config as the version with the beam search saved it.
+    config["components"][ENTITY_CONFIDENCE] = {
+        "factory": ENTITY_CONFIDENCE,
+        "ner": "ner",
+        "spans_key": SPANS_KEY,
+        "beam_width": 16,
+        "beam_density": 0.0001,
+        "probabilities": {"@misc": "ner_textcat.entity_beam_probabilities.v1"},
+    }
+    config.to_disk(old / "config.cfg", interpolate=False)
+    with pytest.raises(Exception, match="entity_beam_probabilities.v1"):
+        spacy.load(old)
+    add_confidence(model_dir=old, output_dir=tmp_path / "new")
+    block = spacy.load(tmp_path / "new").config["components"][ENTITY_CONFIDENCE]
+    assert block["probabilities"] == {"@misc": ENTITY_PROBABILITIES} and "beam_width" not in block
 
 
 def test_predict_records_and_labelstudio_regions_carry_the_scores(scored_pipeline):
@@ -115,7 +199,7 @@ def test_the_task_score_is_the_least_sure_decision():
 
 
 def test_min_score_leaves_out_the_entities_scored_below_it(scored_pipeline, tiny_pipeline):
-    nlp = spacy.load(scored_pipeline)
+    nlp = load_scoring(scored_pipeline)
     everything = predict_texts(describe_pipeline(nlp), SENTENCES)
     scores = sorted(ent["score"] for r in everything for ent in r["entities"])
     cut = scores[len(scores) // 2]
@@ -124,8 +208,10 @@ def test_min_score_leaves_out_the_entities_scored_below_it(scored_pipeline, tiny
         {**r, "entities": [ent for ent in r["entities"] if ent["score"] >= cut]} for r in everything
     ]
     assert 0 < sum(len(r["entities"]) for r in kept) < len(scores)
-    with pytest.raises(UserError, match="no entity_confidence component"):
+    with pytest.raises(UserError, match="runs no entity_confidence.*scripts.add_confidence"):
         describe_pipeline(spacy.load(tiny_pipeline), min_score=0.5)
+    with pytest.raises(UserError, match=r"nlp.enable_pipe\('entity_confidence'\)"):
+        describe_pipeline(spacy.load(scored_pipeline), min_score=0.5)
 
 
 def test_annotate_writes_scores_and_filters_with_min_score(scored_pipeline, tmp_path):
@@ -172,7 +258,7 @@ def test_auc_and_precision_recall_by_threshold_on_a_worked_example():
     assert ent_confidence(correct=[True], scores=[None], n_gold=1) is None
 
 
-def test_evaluation_reports_the_auc_and_plots_precision_recall_by_min_score(
+def test_evaluation_reports_the_auc_the_ece_and_plots_precision_recall_by_min_score(
     scored_pipeline, tmp_path
 ):
     nlp = spacy.blank("en")
@@ -188,7 +274,11 @@ def test_evaluation_reports_the_auc_and_plots_precision_recall_by_min_score(
     assert result is not None and result["n_correct"] + result["n_wrong"] > 0
     assert [row["threshold"] for row in result["by_threshold"]][:2] == [0.0, 0.05]
     assert (tmp_path / "ev/plots/ents_confidence.png").read_bytes().startswith(b"\x89PNG")
-    assert "Entity scores" in (tmp_path / "ev/report.html").read_text(encoding="utf8")
+    assert (tmp_path / "ev/plots/reliability.png").read_bytes().startswith(b"\x89PNG")
+    page = (tmp_path / "ev/report.html").read_text(encoding="utf8")
+    assert "Entity scores" in page and "Calibration" in page
+    assert result["ece"] is not None and 0.0 <= result["ece"] <= 1.0
+    assert sum(b["n"] for b in result["reliability"]) == result["n_correct"] + result["n_wrong"]
     written = json.loads((tmp_path / "ev/metrics.json").read_text(encoding="utf8"))
     assert written["ents"]["confidence"] == result
 
@@ -201,7 +291,8 @@ def test_add_confidence_command_writes_a_copy_and_never_over_its_input(tiny_pipe
     assert same.exit_code == 1 and "is the input pipeline" in same.output
     result = runner.invoke(app, [str(tiny_pipeline), str(tmp_path / "scored")])
     assert result.exit_code == 0, result.output
-    assert ENTITY_CONFIDENCE in spacy.load(tmp_path / "scored").pipe_names
+    assert "uncalibrated" in result.output
+    assert spacy.load(tmp_path / "scored").disabled == [ENTITY_CONFIDENCE]
     missing = runner.invoke(app, [str(tmp_path / "nothing"), str(tmp_path / "out")])
     assert missing.exit_code == 1 and len(missing.output.strip().splitlines()) == 1
 
@@ -209,13 +300,32 @@ def test_add_confidence_command_writes_a_copy_and_never_over_its_input(tiny_pipe
 LOAD_SCORED = (
     "import json, sys, spacy\n"
     "nlp = spacy.load('en_scored')\n"
-    "docs = list(nlp.pipe(json.loads(sys.argv[1])))\n"
-    "out = {'pipe_names': nlp.pipe_names,\n"
+    "texts = json.loads(sys.argv[1])\n"
+    "off = [sorted(d.spans) for d in nlp.pipe(texts)]\n"
+    "pipe_names = nlp.pipe_names\n"
+    "nlp.enable_pipe('entity_confidence')\n"
+    "docs = list(nlp.pipe(texts))\n"
+    "out = {'pipe_names': pipe_names, 'off': off,\n"
     "       'ents': [[(e.start, e.end, e.label_) for e in d.ents] for d in docs],\n"
     "       'scores': [list(d.spans['ents_scored'].attrs['scores']) for d in docs],\n"
     "       'repo': sorted(m for m in sys.modules if m.split('.')[0] == 'scripts')}\n"
     "print(json.dumps(out))\n"
 )
+
+
+@pytest.mark.slow
+def test_a_trained_pipeline_loads_outside_the_repo_with_the_component_excluded(
+    scored_pipeline, tmp_path
+):
+    script = (
+        "import json, sys, spacy\n"
+        "nlp = spacy.load(sys.argv[1], exclude=['entity_confidence'])\n"
+        "docs = list(nlp.pipe(json.loads(sys.argv[2])))\n"
+        "print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in docs]))\n"
+    )
+    ents = run_outside_repo(script, str(scored_pipeline), json.dumps(SENTENCES), cwd=tmp_path)
+    docs = spacy.load(scored_pipeline).pipe(SENTENCES)
+    assert ents == [[list(ent) for ent in ent_tuples(d)] for d in docs]
 
 
 @pytest.mark.slow
@@ -239,8 +349,9 @@ def test_the_default_wheel_ships_the_component_and_scores_outside_the_repo(
     ]
     out = run_outside_repo(LOAD_SCORED, json.dumps(SENTENCES), cwd=tmp_path, site=site)
     assert out["repo"] == []
-    assert ENTITY_CONFIDENCE in out["pipe_names"]
-    docs = list(spacy.load(scored_pipeline).pipe(SENTENCES))
+    assert out["pipe_names"] == ["transformer", "ner", "textcat"]  # scores off by default
+    assert out["off"] == [[] for _ in SENTENCES]
+    docs = list(load_scoring(scored_pipeline).pipe(SENTENCES))
     assert out["ents"] == [[list(ent) for ent in ent_tuples(d)] for d in docs]
     for scores, doc in zip(out["scores"], docs):
         assert scores == pytest.approx(entity_scores(doc), abs=1e-6)

@@ -164,6 +164,14 @@ def test_textcat_figures_by_hand(run):
     assert (tc["macro_f"], tc["micro_f"]) == (approx(2 / 3), approx(2 / 3))
     assert tc["macro_auc"] == approx(1.0)  # POS scores 0.9 > 0.6 > 0.2 order the gold perfectly
     assert (tc["n_docs"], tc["n_skipped"]) == (3, 2)
+    # The top scores: 0.9 (love, right), 0.8 (hate, right), 0.6 (boring, wrong), one per bin.
+    assert tc["ece"] == approx((0.1 + 0.2 + 0.6) / 3)
+    filled = [(b["lower"], b["n"], b["score"], b["right"]) for b in tc["reliability"] if b["n"]]
+    assert filled == [
+        (0.6, 1, approx(0.6), 0.0),
+        (0.8, 1, approx(0.8), 1.0),
+        (0.9, 1, approx(0.9), 1.0),
+    ]
 
 
 def test_model_and_data_are_described(run, model):
@@ -185,6 +193,7 @@ def test_outputs_are_written_without_leftovers(run):
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert sorted(p.name for p in (out / "plots").iterdir()) == [
         "ents_per_label.png",
+        "reliability.png",
         "textcat_confusion.png",
         "textcat_per_label.png",
     ]
@@ -240,6 +249,8 @@ def test_metrics_json_keeps_its_layout_and_key_order(run):
         "per_label",
         "confusion",
         "thresholds",
+        "ece",
+        "reliability",
         "n_skipped",
         "skipped",
         "unknown_labels",
@@ -257,7 +268,8 @@ def test_metrics_json_keeps_its_layout_and_key_order(run):
 def test_report_is_self_contained_and_shows_errors_in_context(run):
     page = (run[2] / "report.html").read_text()
     assert "http://" not in page and "https://" not in page
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 4
+    assert "<h2>Calibration</h2>" in page and "category scores" in page
     assert "LOC · missed" in page and "ORG · spurious" in page and "ORG · gold PER" in page
     assert "Scored on 2 documents; 3 skipped" in page
     assert "What a boring film." in page  # the misclassified text

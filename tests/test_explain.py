@@ -300,10 +300,10 @@ def make_keyword_ents(nlp: Language, name: str) -> KeywordEnts:
 
 @spacy.registry.misc("test_explain.keyword_probabilities.v1")
 def make_keyword_probabilities():
-    """In place of the beam search: each entity scores 0.9 when "code" is a word of the text,
-    else 0.6."""
+    """In place of the recognizer's action probabilities: each entity scores 0.9 when "code" is a
+    word of the text, else 0.6."""
 
-    def probabilities(ner, docs, *, beam_width, beam_density):
+    def probabilities(ner, docs):
         return [
             {
                 (e.start, e.end, e.label_): 0.9 if any(t.text == "code" for t in doc) else 0.6
@@ -391,8 +391,9 @@ def test_trained_pipeline_entities_are_explained_by_the_cli_and_the_page(tiny_pi
     from scripts.training.confidence import add_confidence
 
     scored = tmp_path / "scored"
-    assert add_confidence(model_dir=tiny_pipeline, output_dir=scored)
+    add_confidence(model_dir=tiny_pipeline, output_dir=scored)
     nlp = spacy.load(scored)
+    nlp.enable_pipe("entity_confidence")
     text = "Python and SQL are required."
     want = [(e.start_char, e.end_char, e.label_) for e in nlp(text).ents]
     assert want, "the tiny pipeline finds entities in its own training text"

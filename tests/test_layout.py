@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shlex
 from pathlib import Path
 
@@ -114,6 +115,7 @@ def test_every_script_dep_is_imported_by_the_step(step):
 def test_deps_and_outputs_name_real_project_paths():
     for step in STEPS:
         for dep in step["deps"]:
+            dep = re.sub(r"\$\{vars\.(\w+)\}", lambda m: str(PROJECT["vars"][m[1]]), dep)
             generated = dep.split("/")[0] in ("corpus", "training", "packages")
             assert generated or (PROJECT_ROOT / dep).exists(), f"{step['name']}: no {dep}"
 
@@ -186,6 +188,7 @@ STAGE_ORDER = {
     "workflow": 5,
     "inference": 6,
     "packaging": 6,
+    "tuning": 6,
     "bench": 7,
 }
 

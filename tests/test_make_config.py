@@ -169,8 +169,8 @@ def test_a_batch_size_the_batcher_refuses_is_one_line_and_writes_nothing(tmp_pat
     train = write_corpus(tmp_path / "train.spacy")
     output = tmp_path / "config.cfg"
     with pytest.raises(
-        UserError, match=r"\[training.batcher\] batch_by_docs: size \(0\) .* --vars.batch_size"
-    ):
+        UserError, match=r"\[training.batcher\] batch_by_docs: size \(0\) .* set batch_size to 1"
+    ) as caught:
         make_config.make_config(
             base_path=BASE,
             output=output,
@@ -181,6 +181,7 @@ def test_a_batch_size_the_batcher_refuses_is_one_line_and_writes_nothing(tmp_pat
             overrides={"training.batcher.size": 0},
         )
     assert not output.exists()
+    assert caught.value.setting == "batch_size"
 
 
 def test_a_batcher_the_user_names_is_kept(tmp_path):
@@ -221,8 +222,8 @@ def test_multilabel_data_refuses_exclusive_textcat(tmp_path):
     train = write_corpus(tmp_path / "train.spacy", multi=True)
     with pytest.raises(
         UserError,
-        match="3 documents have several positive labels.*--vars.components ner,textcat_multilabel",
-    ):
+        match="3 documents have several positive labels.*use the components ner,textcat_multilabel",
+    ) as caught:
         make_config.make_config(
             base_path=BASE,
             output=tmp_path / "c.cfg",
@@ -232,6 +233,7 @@ def test_multilabel_data_refuses_exclusive_textcat(tmp_path):
             train=train,
         )
     assert not (tmp_path / "c.cfg").exists()
+    assert caught.value.setting == "components"
 
 
 def test_component_without_annotation_is_refused(tmp_path):
@@ -458,11 +460,12 @@ def test_a_base_model_that_cannot_read_the_text_stops_the_config_step(tmp_path, 
         match=rf"base model {re.escape(str(tiny_transformer))}: 71% of the word pieces of 20 "
         r"training texts are unknown to its tokenizer \(\[UNK\]\), over the 10% limit, so it "
         r"cannot read this text; use a model for lang 'zh', e.g. "
-        r"--vars.transformer bert-base-chinese \(configs/base_models.json\), or go on anyway "
-        r"with --vars.max_unknown 1.0$",
-    ):
+        r"transformer bert-base-chinese \(configs/base_models.json\), or go on anyway "
+        r"with max_unknown 1.0$",
+    ) as caught:
         make_config.make_config(**options)
     assert not (tmp_path / "config.cfg").exists()
+    assert caught.value.setting == "transformer"
     make_config.make_config(**options, max_unknown=1.0)
     assert (tmp_path / "config.cfg").is_file()
 

@@ -10,11 +10,13 @@ from spacy.tokens import Doc, Span
 
 from scripts.scoring.metrics import (
     Tasks,
+    calibration_error,
     evaluate_docs,
     f_at,
     f_by_cut,
     find_threshold,
     format_score,
+    reliability,
     roc_auc,
 )
 
@@ -422,3 +424,35 @@ def test_averages_are_null_where_nothing_was_scored():
     preds = [make_doc("Acme hired Carol.", [("Acme", "ORG")])]
     ents = evaluate_docs(golds=only_spurious, preds=preds, tasks=ENT_TASKS).metrics["ents"]
     assert (ents["macro_p"], ents["weighted_p"]) == (0.0, None)
+
+
+def test_reliability_bins_and_the_expected_calibration_error_by_hand():
+    # 0.95 and 0.91 share the last bin (half right), 1.0 falls in it too; 0.05 is in the first.
+    bins = reliability(right=[True, False, True, False], scores=[0.95, 0.91, 1.0, 0.05])
+    assert [b["n"] for b in bins] == [1, 0, 0, 0, 0, 0, 0, 0, 0, 3]
+    assert (bins[0]["lower"], bins[0]["upper"], bins[9]["lower"], bins[9]["upper"]) == (
+        0.0,
+        0.1,
+        0.9,
+        1.0,
+    )
+    assert (bins[9]["score"], bins[9]["right"]) == (approx(2.86 / 3), approx(2 / 3))
+    assert bins[1]["score"] is None and bins[1]["right"] is None
+    # (1 * |0.05 - 0| + 3 * |0.9533 - 0.6667|) / 4
+    assert calibration_error(bins) == approx((0.05 + 3 * abs(2.86 / 3 - 2 / 3)) / 4)
+    assert calibration_error(reliability(right=[], scores=[])) is None
+    calibrated = reliability(right=[True] * 8 + [False] * 2, scores=[0.8] * 10)
+    assert calibration_error(calibrated) == approx(0.0)
+
+
+def test_multilabel_reliability_counts_every_scored_label():
+    golds = [make_doc("a", cats={"x": 1.0, "y": 0.0}), make_doc("b", cats={"x": 0.0})]
+    preds = [make_doc("a", cats={"x": 0.75, "y": 0.25}), make_doc("b", cats={"x": 0.35, "y": 0.9})]
+    tc = evaluate_docs(
+        golds=golds,
+        preds=preds,
+        tasks=Tasks(cat_labels=("x", "y"), exclusive=False, threshold=0.5),
+    ).metrics["textcat"]
+    # scored: a/x 0.75 (yes), a/y 0.25 (no), b/x 0.35 (no); b/y is not annotated
+    assert sum(b["n"] for b in tc["reliability"]) == 3
+    assert tc["ece"] == approx((0.25 + 0.25 + 0.35) / 3)

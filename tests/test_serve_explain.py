@@ -111,7 +111,7 @@ def test_explain_covers_the_entities_of_a_pipeline_that_scores_them(tiny_pipelin
     from scripts.inference.predict import load_predictor
     from scripts.training.confidence import add_confidence
 
-    assert add_confidence(model_dir=tiny_pipeline, output_dir=tmp_path / "scored")
+    add_confidence(model_dir=tiny_pipeline, output_dir=tmp_path / "scored")
     scored = load_predictor(str(tmp_path / "scored"), gpu_id="-1")
     text = "Python and SQL are required."
     with TestClient(create_app(scored)) as client:

@@ -17,6 +17,7 @@ import torch
 from spacy.language import Language
 from spacy.pipeline import EntityRecognizer
 from spacy.pipeline.transition_parser import Parser
+from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry
 from spacy_transformers.layers import TransformerModel
@@ -29,11 +30,13 @@ from transformers.modeling_outputs import BaseModelOutput
 from scripts.common import spacy_internals
 from scripts.common.spacy_internals import (
     CONVERTED_TRANSFORMER,
-    ENTITY_PROBABILITIES,
+    ENTITY_ACTION_PROBABILITIES,
+    ENTITY_BEAM_PROBABILITIES,
     FAST_NER,
     LAYER_TRANSFORMER,
     SPACY_NER,
     FastEntityRecognizer,
+    entity_action_probabilities,
     entity_beam_probabilities,
     hf_shim,
     parse_config_overrides,
@@ -129,13 +132,72 @@ def test_labels_of_preset_entities_get_actions_before_decoding(ner_nlp):
     assert ner._ensure_labels_are_added([doc]) == 0
 
 
-# spaCy: the beam search behind entity_confidence
+# spaCy: the greedy parse and the beam search behind entity_confidence
 
 
-def test_the_beam_methods_entity_confidence_relies_on_keep_their_signatures():
+def test_the_methods_entity_confidence_relies_on_keep_their_signatures():
     assert parameters(Parser.beam_parse) == ["self", "docs", "beam_width", "drop", "beam_density"]
     assert parameters(EntityRecognizer.scored_ents) == ["self", "beams"]
-    assert registry.misc.get(ENTITY_PROBABILITIES)() is entity_beam_probabilities
+    assert parameters(Parser.transition_states) == ["self", "states", "scores"]
+    assert registry.misc.get(ENTITY_ACTION_PROBABILITIES)() is entity_action_probabilities
+    beam = registry.misc.get(ENTITY_BEAM_PROBABILITIES)(beam_width=8, beam_density=0.0)
+    assert callable(beam) and parameters(beam) == ["ner", "docs"]
+
+
+def greedy_action_probabilities(ner: EntityRecognizer, doc: Doc) -> list[float]:
+    """The probability of each action of the greedy parse of a fresh doc, stepped as spaCy's
+    greedy loop steps it (the best valid action by the model's scores), with the softmax over the
+    valid actions at each step: one per token."""
+    names = [ner.moves.get_class_name(i) for i in range(ner.moves.n_moves)]
+    [state] = ner.moves.init_batch([doc])
+    step_model = ner.model.predict([doc])
+    found = []
+    while not state.is_final():
+        [scores] = step_model.predict([state])
+        valid = numpy.array([ner.moves.is_valid(state, name) for name in names])
+        shifted = numpy.exp(scores - scores[valid].max()) * valid
+        found.append(float(shifted.max() / shifted.sum()))
+        ner.transition_states([state], numpy.ascontiguousarray([scores], dtype="float32"))
+    step_model.clear_memory()
+    return found
+
+
+@pytest.fixture(scope="module")
+def trained_ner_nlp() -> Language:
+    """The CNN entity recognizer trained until it finds entities, some of several tokens."""
+    spacy.util.fix_random_seed(1)
+    nlp = spacy.blank("en")
+    nlp.add_pipe(SPACY_NER)
+    examples = [Example.from_dict(nlp.make_doc(TEXT), {"entities": ENTITIES})]
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(20):
+        nlp.update(examples, sgd=optimizer)
+    return nlp
+
+
+def test_action_probabilities_are_those_of_the_greedy_parse_multiplied_over_each_entity(
+    trained_ner_nlp,
+):
+    ner_nlp = trained_ner_nlp
+    ner = ner_nlp.get_pipe(SPACY_NER)
+    # Entities at the first and the last token (where no B is valid), beside a whitespace token.
+    texts = [TEXT, "Python", "We need SQL and  Python and a BSc at Acme Corp", "nothing here"]
+    docs = [ner(ner_nlp.make_doc(text)) for text in texts]
+    assert sum(len(doc.ents) for doc in docs) >= 3, "the test needs a recognizer that finds some"
+    before = [[(t.ent_iob_, t.ent_type_) for t in doc] for doc in docs]
+    found = entity_action_probabilities(ner, docs)
+    assert [[(t.ent_iob_, t.ent_type_) for t in doc] for doc in docs] == before
+    for doc, probabilities in zip(docs, found):
+        steps = greedy_action_probabilities(ner, ner_nlp.make_doc(doc.text))
+        assert len(steps) == len(doc)  # one action per token
+        expected = {
+            (e.start, e.end, e.label_): float(numpy.prod(steps[e.start : e.end])) for e in doc.ents
+        }
+        assert probabilities == pytest.approx(expected)
+        assert all(0.0 < p <= 1.0 for p in probabilities.values())
+    assert any(len(ent) > 1 for doc in docs for ent in doc.ents)
+    assert any(ent.end == len(doc) for doc in docs for ent in doc.ents)
+    assert len({p for probabilities in found for p in probabilities.values()}) > 2
 
 
 def test_the_recognizer_keeps_a_docs_entities_in_every_parse_of_its_beam(ner_nlp):
@@ -160,8 +222,8 @@ def test_beam_probabilities_score_a_doc_as_without_entities_and_leave_it_its_own
     assert found == pytest.approx(dict(fresh))
     assert found and all(0.0 <= p <= 1.0 + 1e-9 for p in found.values())
     # A beam of one is the greedy parse, each of its entities certain.
-    [greedy] = entity_beam_probabilities(
-        ner, [ner_nlp.make_doc(TEXT)], beam_width=1, beam_density=0.0
+    [greedy] = registry.misc.get(ENTITY_BEAM_PROBABILITIES)(beam_width=1, beam_density=0.0)(
+        ner, [ner_nlp.make_doc(TEXT)]
     )
     ents = ner(ner_nlp.make_doc(TEXT)).ents
     assert greedy == {(e.start, e.end, e.label_): pytest.approx(1.0) for e in ents}

@@ -296,6 +296,7 @@ def test_wandb_runs_offline_under_the_configured_folder(tmp_path, monkeypatch):
 def test_a_tracker_that_is_not_installed_stops_training_in_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb raises ImportError
     with pytest.raises(
-        UserError, match=r"needs the wandb package.*pip install wandb, or .*--vars.logger console"
-    ):
+        UserError, match=r"needs the wandb package.*pip install wandb, or train with logger console"
+    ) as caught:
         registry.loggers.get("ner_textcat.wandb_logger.v1")()
+    assert caught.value.setting == "logger"

@@ -122,6 +122,22 @@ def test_a_name_the_wheel_cannot_carry_stops_before_training(configured, name, v
     assert not (tmp / "refused" / "model-best").exists()
 
 
+def test_the_train_command_says_how_to_set_the_name(configured):
+    from typer.testing import CliRunner
+
+    from scripts.train import app
+
+    tmp, _ = configured
+    args = [str(tmp / "config.cfg"), "--output", str(tmp / "refused"), "--name", "my-model"]
+    result = CliRunner().invoke(app, args)
+    assert (result.exit_code, result.output) == (
+        1,
+        "✘ name 'my-model' cannot name a Python package: use ASCII letters, digits and "
+        "underscores, not starting with a digit, e.g. my_pipeline (set name with --name, or "
+        "--vars.name in spacy project run)\n",
+    )
+
+
 def evaluation(step: int, score: float, checkpoints: list, **losses: float) -> dict:
     """The info spaCy's training loop passes to a logger at an evaluation."""
     return {"step": step, "epoch": 0, "score": score, "losses": losses, "checkpoints": checkpoints}

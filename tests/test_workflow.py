@@ -176,8 +176,10 @@ def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
         "ents = [[(e.text, e.label_) for e in d.ents] for d in docs]\n"
         "ner = type(nlp.get_pipe('ner')).__name__\n"
         "cats = [d.cats for d in docs]\n"
-        "scores = [list(d.spans['ents_scored'].attrs['scores']) for d in docs]\n"
-        "out = {'pipeline': nlp.pipe_names, 'meta': nlp.meta, 'cats': cats, 'ents': ents}\n"
+        "pipeline = nlp.pipe_names\n"
+        "nlp.enable_pipe('entity_confidence')\n"
+        "scores = [list(d.spans['ents_scored'].attrs['scores']) for d in nlp.pipe(texts)]\n"
+        "out = {'pipeline': pipeline, 'meta': nlp.meta, 'cats': cats, 'ents': ents}\n"
         "print(json.dumps({**out, 'ner': ner, 'scores': scores}))\n"
     )
     loaded = subprocess.run(
@@ -189,7 +191,7 @@ def test_project_run_all_builds_a_wheel_that_works_in_a_fresh_venv(tmp_path):
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     out = json.loads(loaded.stdout)
-    assert out["pipeline"] == ["transformer", "ner", "entity_confidence", "textcat"]
+    assert out["pipeline"] == ["transformer", "ner", "textcat"]  # entity scores off by default
     assert out["ner"] == "EntityRecognizer"  # spaCy's own; the wheel ships entity_confidence only
     assert [len(scores) for scores in out["scores"]] == [len(ents) for ents in out["ents"]]
     assert all(
@@ -257,7 +259,8 @@ def test_weasel_reruns_only_what_changed_and_new_vars_retrain_from_scratch(tmp_p
     assert "Skipping 'train'" not in new.stdout
     nlp = load_pipeline(str(project / "training/model-best"))  # registers entity_confidence
     assert nlp.lang == "de"
-    assert nlp.pipe_names == ["transformer", "ner", "entity_confidence"]
+    assert nlp.component_names == ["transformer", "ner", "entity_confidence"]
+    assert nlp.disabled == ["entity_confidence"]
     assert set(nlp.get_pipe("ner").labels) == {"SKILL", "MAJOR"}
     assert (
         project / "packages/de_job_postings-0.0.1/dist/de_job_postings-0.0.1-py3-none-any.whl"

@@ -103,7 +103,8 @@ def resolve_base_model(value: str, *, lang: str, check_hub: bool = True) -> Base
     if path.exists() or _looks_like_path(name):
         raise UserError(
             f"transformer {name}: no such directory; pass an existing model folder or a "
-            f"Hugging Face hub name such as roberta-base (--vars.transformer)"
+            f"Hugging Face hub name such as roberta-base",
+            setting="transformer",
         )
     if check_hub:
         _check_hub_name(name, lang=lang, chosen_by_table=value in ("", "auto"))
@@ -127,7 +128,8 @@ def _check_hub_name(name: str, *, lang: str, chosen_by_table: bool) -> None:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
             f"{why} could not be loaded from the Hugging Face hub or its cache ({first_line}); "
-            f"check the name and the network, or pass a local model folder with --vars.transformer"
+            f"check the name and the network, or set transformer to a local model folder",
+            setting="transformer",
         ) from None
 
 
@@ -186,13 +188,14 @@ def check_unknown_share(
     suggested = default_for_language(lang)
     if suggested == model.name:  # the table's own choice for lang: the language is likely wrong
         suggested = default_for_language("*")
-        advice = f"check --vars.lang ('{lang}'), or try a multilingual model such as {suggested}"
+        advice = f"check lang ('{lang}'), or try a multilingual model such as {suggested}"
     else:
-        advice = f"use a model for lang '{lang}', e.g. --vars.transformer {suggested}"
+        advice = f"use a model for lang '{lang}', e.g. transformer {suggested}"
     shown = model.location if model.source == "local" else model.name  # a folder: its path
     raise UserError(
         f"base model {shown}: {counted.share:.0%} of the word pieces of {counted.texts} "
         f"training texts are unknown to its tokenizer ({counted.token}), over the "
         f"{max_share:.0%} limit, so it cannot read this text; {advice} "
-        "(configs/base_models.json), or go on anyway with --vars.max_unknown 1.0"
+        "(configs/base_models.json), or go on anyway with max_unknown 1.0",
+        setting="transformer",
     )

@@ -6,7 +6,7 @@ place, each with the reason; tests/test_spacy_internals.py fails the day a libra
 
 Besides spaCy's override parser it holds what a packaged pipeline may need, each needing this file
 inside the wheel (`spacy package --code`, which imports it on its own, outside any package): the
-entity recognizer's beam probabilities behind the "entity_confidence" component
+entity recognizer's action and beam probabilities behind the "entity_confidence" component
 (scripts/scoring/entity_confidence.py, which names them in its config), the "fast_ner" factory
 (scripts.package --fast-ner), the converted transformer architecture of the int8 build
 (scripts.package --fast-cpu) and the layer transformer architecture of the ONNX build
@@ -33,11 +33,13 @@ from transformers import AutoModel
 
 __all__ = [
     "CONVERTED_TRANSFORMER",
-    "ENTITY_PROBABILITIES",
+    "ENTITY_ACTION_PROBABILITIES",
+    "ENTITY_BEAM_PROBABILITIES",
     "FAST_NER",
     "LAYER_TRANSFORMER",
     "SPACY_NER",
     "FastEntityRecognizer",
+    "entity_action_probabilities",
     "entity_beam_probabilities",
     "hf_shim",
     "parse_config_overrides",
@@ -49,8 +51,146 @@ FAST_NER = "fast_ner"
 SPACY_NER = "ner"
 CONVERTED_TRANSFORMER = "ner_textcat.ConvertedTransformerModel.v1"
 LAYER_TRANSFORMER = "ner_textcat.LayerTransformerModel.v1"
-ENTITY_PROBABILITIES = "ner_textcat.entity_beam_probabilities.v1"
+ENTITY_ACTION_PROBABILITIES = "ner_textcat.entity_action_probabilities.v1"
+ENTITY_BEAM_PROBABILITIES = "ner_textcat.entity_beam_probabilities.v2"
 ENT_ATTRS = [ENT_IOB, ENT_TYPE, ENT_KB_ID, ENT_ID]
+# The kinds of the entity recognizer's actions (spaCy's BiluoPushDown): one action per token.
+BEGIN, IN, LAST, UNIT, OUT = "B", "I", "L", "U", "O"
+
+
+def entity_action_probabilities(
+    ner: EntityRecognizer, docs: list[Doc]
+) -> list[dict[tuple[int, int, str], float]]:
+    """For each doc, {(start token, end token, label): probability} of each of its entities (the
+    greedy parse's, doc.ents): the product of the probabilities the recognizer gave the actions
+    that made it, one per token (B, I..., L or U), each a softmax over the actions valid at that
+    step. The greedy parse is replayed with the same model, each step taking the action that made
+    doc.ents; only the steps on an entity's tokens are scored, and a doc's replay stops after its
+    last entity. The docs keep their entities.
+
+        entity_action_probabilities(nlp.get_pipe("ner"), docs)   # [{(0, 1, "SKILL"): 0.98}, ...]
+    """
+    moves = ActionTable(ner)
+    ents = [list(doc.ents) for doc in docs]
+    # The greedy parse's action for each token: the BILUO tag of doc.ents.
+    actions = [moves.actions(len(doc), doc_ents) for doc, doc_ents in zip(docs, ents)]
+    owner = [
+        {i: e for e, ent in enumerate(doc_ents) for i in range(ent.start, ent.end)}
+        for doc_ents in ents
+    ]
+    ends = [max((ent.end for ent in doc_ents), default=0) for doc_ents in ents]
+    log_found = [numpy.zeros(len(doc_ents)) for doc_ents in ents]
+    saved = [doc.to_array(ENT_ATTRS) for doc in docs]
+    try:
+        # Preset entities would be forced on the parse (every action certain): start it free.
+        for doc in docs:
+            doc.set_ents([], default="missing")
+        # The parser model's predict returns its step model (ParserStepModel), undocumented.
+        step_model = ner.model.predict(docs)
+        # A batch's parse states: only the transition system makes them (no public constructor).
+        pairs = [(state, d) for d, state in enumerate(ner.moves.init_batch(docs))]
+        while pairs := [(state, d) for state, d in pairs if not state.is_final()]:
+            # StateClass.B(0): the token the next action is for; undocumented.
+            tokens = [state.B(0) for state, _ in pairs]
+            wanted = [k for k, ((_, d), t) in enumerate(zip(pairs, tokens)) if t in owner[d]]
+            if wanted:
+                states = [pairs[k][0] for k in wanted]
+                taken = numpy.array([actions[pairs[k][1]][tokens[k]] for k in wanted])
+                scores = step_model.predict(states)
+                if not isinstance(scores, numpy.ndarray):  # cupy, with an upper layer on the GPU
+                    scores = scores.get()
+                log_p = log_softmax_at(scores, moves.valid(states, taken), taken)
+                for k, value in zip(wanted, log_p):
+                    d = pairs[k][1]
+                    log_found[d][owner[d][tokens[k]]] += value
+            # Forced: a score of 1 for the action taken, 0 for the rest; the best valid one wins.
+            forced = numpy.zeros((len(pairs), moves.n), dtype="float32")
+            forced[
+                numpy.arange(len(pairs)), [actions[d][t] for (_, d), t in zip(pairs, tokens)]
+            ] = 1
+            # Applies the best valid action to each state (what beam search uses); not documented.
+            ner.transition_states([state for state, _ in pairs], forced)
+            pairs = [(state, d) for (state, d), t in zip(pairs, tokens) if t + 1 < ends[d]]
+        step_model.clear_memory()
+    finally:
+        for doc, array in zip(docs, saved):
+            doc.from_array(ENT_ATTRS, array)
+    return [
+        {(ent.start, ent.end, ent.label_): float(numpy.exp(v)) for ent, v in zip(doc_ents, logs)}
+        for doc_ents, logs in zip(ents, log_found)
+    ]
+
+
+class ActionTable:
+    """The entity recognizer's actions (spaCy's BiluoPushDown: "B-LABEL", "I-LABEL", "L-LABEL",
+    "U-LABEL", "O", and "U-" for a blocked token) by class index, and which are valid."""
+
+    def __init__(self, ner: EntityRecognizer) -> None:
+        self.moves = ner.moves
+        self.names = [ner.moves.get_class_name(i) for i in range(ner.moves.n_moves)]
+        self.n = len(self.names)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        labelled = [name for name in self.names if "-" in name and name.split("-", 1)[1]]
+        self.begins = [self.index[n] for n in labelled if n.startswith(f"{BEGIN}-")]
+        self.units = [self.index[n] for n in labelled if n.startswith(f"{UNIT}-")]
+        # An action inside an entity (I or L): the entity's own I and L, the only ones that can be.
+        self.inside = {
+            self.index[n]: (self.index[f"{IN}-{n[2:]}"], self.index[f"{LAST}-{n[2:]}"])
+            for n in labelled
+            if n.startswith((f"{IN}-", f"{LAST}-"))
+        }
+
+    def actions(self, length: int, ents: list) -> numpy.ndarray:
+        """The class index of the action the recognizer takes at each token to make ents."""
+        taken = numpy.full(length, self.index[OUT], dtype="int64")
+        for ent in ents:
+            if len(ent) == 1:
+                taken[ent.start] = self.index[f"{UNIT}-{ent.label_}"]
+            else:
+                taken[ent.start] = self.index[f"{BEGIN}-{ent.label_}"]
+                taken[ent.start + 1 : ent.end - 1] = self.index[f"{IN}-{ent.label_}"]
+                taken[ent.end - 1] = self.index[f"{LAST}-{ent.label_}"]
+        return taken
+
+    def valid(self, states: list, taken: numpy.ndarray) -> numpy.ndarray:
+        """(states x actions) booleans: the actions spaCy's greedy loop chose among at each state,
+        by TransitionSystem.is_valid (undocumented). Inside an entity only its own I and L can
+        be; outside it O, every B and every U, whose validity does not depend on the label where
+        no entity is preset: one of each is asked (tests/test_spacy_internals.py checks this)."""
+        is_valid, names = self.moves.is_valid, self.names
+        valid = numpy.zeros((len(states), self.n), dtype="bool")
+        outside = []
+        for row, (state, action) in enumerate(zip(states, taken)):
+            columns = self.inside.get(int(action))
+            if columns is None:
+                outside.append(row)
+            else:
+                for column in columns:
+                    valid[row, column] = is_valid(state, names[column])
+        for column, group in ((self.index[OUT], [self.index[OUT]]), *self.representatives()):
+            found = numpy.array([is_valid(states[row], names[column]) for row in outside], bool)
+            valid[numpy.ix_(outside, group)] = found[:, None]
+        return valid
+
+    def representatives(self) -> list[tuple[int, list[int]]]:
+        """(one action, all actions of its kind) for the B and the U actions."""
+        return [(group[0], group) for group in (self.begins, self.units) if group]
+
+
+def log_softmax_at(
+    scores: numpy.ndarray, valid: numpy.ndarray, taken: numpy.ndarray
+) -> numpy.ndarray:
+    """Per row, log softmax(scores) over the valid columns, at the column `taken`."""
+    masked = numpy.where(valid, numpy.asarray(scores, dtype="float64"), -numpy.inf)
+    top = masked.max(axis=1, keepdims=True)
+    log_total = numpy.log(numpy.exp(masked - top).sum(axis=1)) + top[:, 0]
+    return masked[numpy.arange(len(taken)), taken] - log_total
+
+
+@registry.misc(ENTITY_ACTION_PROBABILITIES)
+def make_entity_action_probabilities() -> Callable[[EntityRecognizer, list[Doc]], list]:
+    """entity_action_probabilities, for a pipeline config to name (entity_confidence's)."""
+    return entity_action_probabilities
 
 
 def entity_beam_probabilities(
@@ -76,10 +216,19 @@ def entity_beam_probabilities(
     return [dict(found) for found in probabilities]
 
 
-@registry.misc(ENTITY_PROBABILITIES)
-def make_entity_beam_probabilities() -> Callable[..., list]:
-    """entity_beam_probabilities, for a pipeline config to name (entity_confidence's)."""
-    return entity_beam_probabilities
+@registry.misc(ENTITY_BEAM_PROBABILITIES)
+def make_entity_beam_probabilities(
+    beam_width: int = 16, beam_density: float = 0.0001
+) -> Callable[[EntityRecognizer, list[Doc]], list]:
+    """entity_beam_probabilities at this width and density, for a pipeline config to name
+    (entity_confidence's, in place of the default action probabilities: slower)."""
+
+    def probabilities(ner: EntityRecognizer, docs: list[Doc]) -> list:
+        return entity_beam_probabilities(
+            ner, docs, beam_width=beam_width, beam_density=beam_density
+        )
+
+    return probabilities
 
 
 class FastEntityRecognizer(EntityRecognizer):

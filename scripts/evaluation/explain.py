@@ -209,7 +209,9 @@ def explain_texts(
         raise UserError(
             f"the pipeline has nothing to explain (components: {', '.join(nlp.pipe_names)}): "
             "explanations cover category scores and entity scores; use a pipeline with textcat "
-            "or textcat_multilabel, or add entity scores with python -m scripts.add_confidence"
+            "or textcat_multilabel, or entity scores: turn them on with "
+            "nlp.enable_pipe('entity_confidence'), or add them with python -m "
+            "scripts.add_confidence"
         )
     if method not in METHODS:
         raise UserError(f"unknown method '{method}'; pass one of: {', '.join(METHODS)}")

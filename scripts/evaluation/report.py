@@ -31,6 +31,7 @@ from scripts.scoring.metrics import (
     EntMatch,
     EntScores,
     Metrics,
+    ReliabilityBin,
     ThresholdScores,
     format_score,
 )
@@ -42,6 +43,7 @@ PLOT_NAMES = (
     "textcat_thresholds.png",
     "training_curves.png",
     "ents_confidence.png",
+    "reliability.png",
 )
 GOLD_COLOURS = {"correct": "#d6e6ff", "error": "#7fb0ff"}
 PRED_COLOURS = {"correct": "#ffe6c7", "error": "#ffab57"}
@@ -102,6 +104,7 @@ def render_report(
             _textcat_section(metrics["textcat"], details.get("cat_errors", []), plots, max_examples)
             + _explained(details.get("cat_errors", []), explanations, explanations_missing)
         )
+    parts.append(_calibration_section(metrics, plots))
     if curves:
         parts.append(_curves_section(curves, plots))
     title = html.escape(f"Evaluation: {metrics.get('model', {}).get('name', 'model')}")
@@ -249,8 +252,10 @@ def _confidence_section(confidence: Optional[EntConfidence], plots: Dict[str, by
         "<h3>Entity scores</h3><p>Each predicted entity has a score (entity_confidence). ROC AUC "
         f"of the score telling the {confidence['n_correct']} correct predicted entities from the "
         f"{confidence['n_wrong']} wrong ones: <b>{format_score(confidence['auc'])}</b> (0.5: no "
-        "better than chance). Keeping only the entities scored at or above a threshold "
-        "(--min-score of scripts.annotate and scripts.serve) gives:</p>"
+        "better than chance); expected calibration error "
+        f"<b>{format_score(confidence.get('ece'))}</b> (see Calibration below). Keeping only the "
+        "entities scored at or above a threshold (--min-score of scripts.annotate and "
+        "scripts.serve) gives:</p>"
         + _img(plots, "ents_confidence.png", "entity precision, recall and F by --min-score")
         + _table(
             ["--min-score", "precision", "recall", "F", "entities kept"],
@@ -267,6 +272,38 @@ def _confidence_section(confidence: Optional[EntConfidence], plots: Dict[str, by
             left=0,
         )
     )
+
+
+def _calibration_section(metrics: Metrics, plots: Dict[str, bytes]) -> str:
+    """How far the scores are from how often they are right: ECE and the reliability plot."""
+    rows = [(name, format_score(ece), n) for name, _, ece, n in _calibrated_scores(metrics)]
+    if not rows:
+        return ""
+    return (
+        "<h2>Calibration</h2><p>Does a score of 0.8 come true 80% of the time? The scores are put "
+        "into ten bins of width 0.1; the expected calibration error (ECE) is the mean distance, "
+        "over all scores, between their bin's mean score and the fraction of it that is right "
+        "(0: calibrated). Entity scores: each predicted entity, right or wrong. Category scores: "
+        "the top label's score of each text (exclusive), or every label's score against its gold "
+        "yes/no (multi-label).</p>"
+        + _table(["scores", "ECE", "scores counted"], rows)
+        + _img(plots, "reliability.png", "fraction right against the score, per bin")
+    )
+
+
+def _calibrated_scores(
+    metrics: Metrics,
+) -> List[Tuple[str, List[ReliabilityBin], Optional[float], int]]:
+    """(name, reliability bins, ECE, number of scores) of the entity and category scores."""
+    found = []
+    confidence = (metrics.get("ents") or {}).get("confidence")
+    textcat = metrics.get("textcat")
+    for name, section in (("entity scores", confidence), ("category scores", textcat)):
+        bins = (section or {}).get("reliability") or []
+        n = sum(b["n"] for b in bins)
+        if n:
+            found.append((name, bins, (section or {}).get("ece"), n))
+    return found
 
 
 def _legend() -> str:
@@ -515,6 +552,11 @@ def make_plots(*, metrics: Metrics, details: Details) -> Dict[str, bytes]:
     confidence = (metrics.get("ents") or {}).get("confidence")
     if confidence:
         plots["ents_confidence.png"] = plot_min_score(confidence=confidence)
+    calibrated = _calibrated_scores(metrics)
+    if calibrated:
+        plots["reliability.png"] = plot_reliability(
+            series=[(name, bins, ece) for name, bins, ece, _ in calibrated]
+        )
     tc = metrics.get("textcat")
     if tc and tc["per_label"]:
         plots["textcat_per_label.png"] = plot_per_label(
@@ -679,4 +721,38 @@ def plot_min_score(*, confidence: EntConfidence) -> bytes:
     ax.set_title(f"Entities by score threshold (score AUC {format_score(confidence['auc'])})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def plot_reliability(series: Sequence[Tuple[str, List[ReliabilityBin], Optional[float]]]) -> bytes:
+    """Fraction right against the mean score of each bin, one line per kind of score, the
+    diagonal (calibrated) dashed; the bars below count the scores in each bin."""
+    fig = Figure(figsize=(7, 5.5))
+    ax, counts = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
+    width = 0.1 / max(1, len(series))
+    for k, (name, bins, ece) in enumerate(series):
+        filled = [b for b in bins if b["n"]]
+        ax.plot(
+            [b["score"] for b in filled],
+            [b["right"] for b in filled],
+            marker="o",
+            color=BAR_COLOURS[k % len(BAR_COLOURS)],
+            label=f"{name} (ECE {format_score(ece)})",
+        )
+        counts.bar(
+            [b["lower"] + width * (k + 0.5) for b in bins],
+            [b["n"] for b in bins],
+            width=width,
+            color=BAR_COLOURS[k % len(BAR_COLOURS)],
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("fraction right")
+    ax.set_title("Reliability: fraction right by score (10 bins)")
+    ax.legend(loc="upper left", fontsize="small")
+    ax.grid(alpha=0.3)
+    counts.set_xlabel("score")
+    counts.set_ylabel("scores")
+    counts.grid(alpha=0.3)
     return _png(fig)

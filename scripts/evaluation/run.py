@@ -73,7 +73,7 @@ def evaluate_model(
     device = resolve_device(gpu_id)
     info(f"Evaluating on {device.description}")
     activate(device)
-    nlp = load_pipeline(model)
+    nlp = load_pipeline(model, entity_scores=True)
     tasks, components = find_tasks(nlp=nlp, model=model)
     golds = read_docs(data_path=data_path, nlp=nlp)
     check_annotation(golds=golds, tasks=tasks, components=components, data_path=data_path)
@@ -334,14 +334,16 @@ def summary(metrics: Metrics, output_dir: Path) -> List[str]:
             c = e["confidence"]
             lines.append(
                 f"Entity scores: AUC {fmt(c['auc'])} telling the {c['n_correct']} correct from "
-                f"the {c['n_wrong']} wrong predicted entities (plots/ents_confidence.png)"
+                f"the {c['n_wrong']} wrong predicted entities, calibration error (ECE) "
+                f"{fmt(c.get('ece'))} (plots/ents_confidence.png, plots/reliability.png)"
             )
     if metrics["textcat"]:
         t = metrics["textcat"]
         lines.append(
             f"Textcat ({t['mode']}): accuracy {fmt(t['accuracy'])}  macro F {fmt(t['macro_f'])}  "
             f"micro F {fmt(t['micro_f'])}  weighted F {fmt(t['weighted_f'])}  "
-            f"macro AUC {fmt(t['macro_auc'])}  on {t['n_docs']} docs ({t['n_skipped']} skipped)"
+            f"macro AUC {fmt(t['macro_auc'])}  score ECE {fmt(t.get('ece'))}  on {t['n_docs']} "
+            f"docs ({t['n_skipped']} skipped)"
         )
     lines.append(
         f"Wrote {output_dir / 'metrics.json'}, {output_dir / 'report.html'} and "

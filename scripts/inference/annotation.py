@@ -15,7 +15,6 @@ JSON) keeps its line with an "error" field instead of predictions; --strict stop
 from __future__ import annotations
 
 import json
-import os
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -23,8 +22,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, TypedDict
 
-from scripts.common.errors import UserError, info, one_line
+from scripts.common.errors import UserError, info
 from scripts.common.files import write_bytes_atomic
+from scripts.common.ray_cluster import init_ray
 from scripts.inference.predict import (
     LabelConfig,
     LabelStudioPrediction,
@@ -271,37 +271,6 @@ def ray_lines(dataset: Any, *, shutdown: Optional[Callable[[], None]]) -> Iterat
     finally:
         if shutdown is not None:
             shutdown()
-
-
-def init_ray(address: Optional[str], **options: Any) -> None:
-    """Connect to the cluster at address, or start a local Ray; workers get this repo's scripts
-    package."""
-    import logging
-
-    import ray
-
-    import scripts
-
-    try:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            logging_level=logging.ERROR,
-            # the workers import scripts.*
-            runtime_env={"py_modules": [str(Path(scripts.__file__).parent)]},
-            **options,
-        )
-    except (ConnectionError, ValueError, RuntimeError) as err:
-        hint = "check --address"
-        # `ray start` turns token authentication on since Ray 2.59
-        if address and not os.environ.get("RAY_AUTH_MODE"):
-            hint += (
-                "; a cluster with token authentication also needs RAY_AUTH_MODE=token (and its "
-                "token in RAY_AUTH_TOKEN or ~/.ray/auth_token)"
-            )
-        where = address or "a new local instance"
-        raise UserError(f"cannot start or reach Ray at {where} ({one_line(err)}); {hint}") from None
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def chunked(records: Iterable[dict[str, Any]], *, size: int) -> Iterator[list[dict[str, Any]]]:

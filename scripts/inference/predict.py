@@ -7,11 +7,12 @@
     #      "cats": {"requirements": 0.981, "benefits": 0.004, ...}}]
 
 annotate and serve predict through here, so their outputs agree; the pipeline is loaded and read
-as scripts.evaluate does (scripts.scoring.pipeline). The Label Studio helpers turn the same records
-into Label Studio predictions ("result" items of type labels and choices). Offsets are Python
-character offsets (code points), which is what Label Studio stores since it stopped counting UTF-16
-units; each span also carries its text, and its score where the pipeline has the entity_confidence
-component (scripts/scoring/entity_confidence.py); min_score drops the entities scored below it.
+as scripts.evaluate does (scripts.scoring.pipeline), its entity scores turned on. The Label Studio
+helpers turn the same records into Label Studio predictions ("result" items of type labels and
+choices). Offsets are Python character offsets (code points), which is what Label Studio stores
+since it stopped counting UTF-16 units; each span also carries its text, and its score where the
+pipeline has the entity_confidence component (scripts/scoring/entity_confidence.py); min_score
+drops the entities scored below it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ from spacy.tokens import Doc
 from scripts.common.cats import POSITIVE
 from scripts.common.device import activate, resolve_device
 from scripts.common.errors import UserError
-from scripts.scoring.entity_confidence import entity_scores, has_entity_confidence
+from scripts.scoring.entity_confidence import (
+    entity_confidence_names,
+    entity_scores,
+    has_entity_confidence,
+)
 from scripts.scoring.metrics import top_category
 from scripts.scoring.pipeline import (
     cat_decision_rule,
@@ -73,9 +78,10 @@ class Predictor:
 
 
 def load_predictor(model: str, *, gpu_id: str = "-1", min_score: float = 0.0) -> Predictor:
-    """Load a pipeline directory or installed package, e.g. load_predictor("en_job_postings")."""
+    """Load a pipeline directory or installed package with its entity scores on (the
+    entity_confidence component it ships disabled), e.g. load_predictor("en_job_postings")."""
     activate(resolve_device(gpu_id))
-    return describe_pipeline(load_pipeline(model), min_score=min_score)
+    return describe_pipeline(load_pipeline(model, entity_scores=True), min_score=min_score)
 
 
 def describe_pipeline(nlp: Language, *, min_score: float = 0.0) -> Predictor:
@@ -83,9 +89,14 @@ def describe_pipeline(nlp: Language, *, min_score: float = 0.0) -> Predictor:
     if not 0.0 <= min_score <= 1.0:
         raise UserError(f"--min-score {min_score} is not between 0 and 1; pass e.g. 0.5")
     if min_score > 0 and not has_entity_confidence(nlp):
+        fix = (
+            "turn it on with nlp.enable_pipe('entity_confidence')"
+            if entity_confidence_names(nlp)
+            else "add it with python -m scripts.add_confidence"
+        )
         raise UserError(
-            f"--min-score needs entity scores, and the pipeline ({', '.join(nlp.pipe_names)}) has "
-            "no entity_confidence component; add it with python -m scripts.add_confidence"
+            f"--min-score needs entity scores, and the pipeline ({', '.join(nlp.pipe_names)}) "
+            f"runs no entity_confidence component; {fix}"
         )
     components = find_components(nlp)
     cat_labels: tuple[str, ...] = ()

@@ -747,6 +747,9 @@ class RetrainingLoop:
         self.queued = False
         self.refused = 0  # annotations refused since the server started
         self.last_refused: Optional[str] = None
+        # The first check builds the tokenizer, a second or more: at start, not in a webhook,
+        # which Label Studio gives up on after 1 s (WEBHOOK_TIMEOUT)
+        check_annotation({"id": 0, "data": {"text": "Ready."}}, {"id": 0}, rules=self.rules({}))
 
     # -- routes
 

@@ -6,9 +6,10 @@
 
 The default wheel ships no code from this repository but the entity_confidence component (which
 scores each entity): where the config names it, scripts/scoring/entity_confidence.py and
-scripts/common/spacy_internals.py (its beam search) go into the wheel as its code. Otherwise the
-config must name only components and functions that spaCy, spacy-transformers and thinc register,
-or packaging stops and says which.
+scripts/common/spacy_internals.py (the recognizer's action probabilities) go into the wheel as its
+code, and the component is disabled in the wheel's config (`nlp.enable_pipe` turns it on).
+Otherwise the config must name only components and functions that spaCy, spacy-transformers and
+thinc register, or packaging stops and says which.
 
 fast_ner: the packaged copy names the "fast_ner" factory instead of spaCy's "ner" (the same weights
 and entities, its greedy decoding run holding the GIL) and ships scripts/common/spacy_internals.py,
@@ -121,6 +122,11 @@ def package_pipeline(
         code: list[ModuleType] = []
         if entity_confidence.ENTITY_CONFIDENCE in factories(config):
             code += [spacy_internals, entity_confidence]
+            # Shipped disabled, as the train step saves it: nlp.pipe pays for the scores only
+            # where they are asked for (nlp.enable_pipe("entity_confidence")).
+            config["nlp"]["disabled"] = list(
+                dict.fromkeys([*config["nlp"].get("disabled", []), *scorers(config)])
+            )
         if fast_ner and use_fast_ner(config):
             code.append(spacy_internals)
         config.to_disk(staged / "config.cfg", interpolate=False)
@@ -213,6 +219,15 @@ def use_fast_ner(config: Any) -> bool:
     for block in blocks:
         block["factory"] = spacy_internals.FAST_NER
     return bool(blocks)
+
+
+def scorers(config: Any) -> list[str]:
+    """The names of a pipeline config's entity_confidence components."""
+    return [
+        name
+        for name, block in config["components"].items()
+        if block.get("factory") == entity_confidence.ENTITY_CONFIDENCE
+    ]
 
 
 def factories(config: Any) -> list[str]:

@@ -23,8 +23,10 @@ compute it on; a task the model does not have is null as a whole ("ents": null).
         "per_label": {LABEL: {"p", "r", "f", "support"}},
         "confidence": {       # null unless the pipeline scores its entities (entity_confidence)
           "auc",              # ROC AUC of the score telling correct predicted entities from wrong
+          "ece",              # expected calibration error of the scores (10 equal-width bins)
           "n_correct", "n_wrong",
           "by_threshold": [{"threshold", "p", "r", "f", "n_kept"}],  # keeping scores >= threshold
+          "reliability": [{"lower", "upper", "n", "score", "right"}],  # per bin, for the plot
         },
       },
       "textcat": {
@@ -38,6 +40,8 @@ compute it on; a task the model does not have is null as a whole ("ents": null).
         "per_label": {LABEL: {"p", "r", "f", "auc", "support", "n_docs"}},
         "confusion": {"labels": [...], "matrix": [[n gold i predicted j]]} | null,  # exclusive
         "thresholds": {LABEL: {"model", "best", "f_at_model", "f_at_best"}} | null,  # multilabel
+        "ece", "reliability",  # calibration of the scores: exclusive, the top label's score against
+                               # whether it is right; multilabel, every label's score against gold
       },
     }
 
@@ -47,8 +51,10 @@ only on the labels their doc.cats lists. Macro averages run over labels with gol
 predictions; weighted averages weigh each label by its support (gold positives), as sklearn's
 average="weighted" does (null where no label has support). Gold categories count as positive at
 >= scripts.common.cats.POSITIVE; multi-label predictions at >= the model's threshold.
-`Evaluation.details` holds what the report shows beyond numbers: error examples and threshold
-curves.
+The expected calibration error (ECE) puts the scores into 10 equal-width bins and sums, weighted
+by each bin's share of the scores, how far the bin's mean score is from the fraction of them that
+is right: 0 when a score of 0.8 is right 80% of the time. `Evaluation.details` holds what the
+report shows beyond numbers: error examples and threshold curves.
 """
 
 from collections import Counter
@@ -64,6 +70,7 @@ from scripts.scoring.entity_confidence import entity_scores
 
 FORMAT_VERSION = 1
 CURVE_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
+CALIBRATION_BINS = 10
 
 
 # ---------------------------------------------------------------- metrics.json, typed
@@ -91,11 +98,24 @@ class EntThresholdScores(TypedDict):
     n_kept: int  # predicted entities scored >= threshold
 
 
+class ReliabilityBin(TypedDict):
+    """The scores in [lower, upper) (the last bin holds 1.0 too): how many, their mean, and the
+    fraction of them that is right."""
+
+    lower: float
+    upper: float
+    n: int
+    score: Optional[float]  # null in an empty bin
+    right: Optional[float]
+
+
 class EntConfidence(TypedDict):
     auc: Optional[float]  # null unless there are both correct and wrong predicted entities
+    ece: Optional[float]
     n_correct: int
     n_wrong: int
     by_threshold: List[EntThresholdScores]
+    reliability: List[ReliabilityBin]
 
 
 class Averages(TypedDict):
@@ -160,6 +180,8 @@ class CatScores(Averages):
     per_label: Dict[str, CatLabelScores]
     confusion: Optional[Confusion]  # exclusive only
     thresholds: Optional[Dict[str, ThresholdScores]]  # multilabel only
+    ece: Optional[float]
+    reliability: List[ReliabilityBin]
     n_skipped: int
     skipped: SkippedDocs
     unknown_labels: Dict[str, int]
@@ -459,12 +481,45 @@ def ent_confidence(
         by_threshold.append(
             EntThresholdScores(threshold=threshold, p=p, r=r, f=f, n_kept=len(kept))
         )
+    bins = reliability(right=correct, scores=known)
     return EntConfidence(
         auc=roc_auc(golds=correct, scores=known),
+        ece=calibration_error(bins),
         n_correct=sum(correct),
         n_wrong=len(correct) - sum(correct),
         by_threshold=by_threshold,
+        reliability=bins,
     )
+
+
+def reliability(
+    *, right: Sequence[bool], scores: Sequence[float], n_bins: int = CALIBRATION_BINS
+) -> List[ReliabilityBin]:
+    """The scores in n_bins equal-width bins over [0, 1], each with its mean score and the
+    fraction of them that is right. Example: right [1, 0], scores [0.95, 0.91] -> the last bin
+    holds 2 with mean score 0.93, right 0.5."""
+    members: List[List[Tuple[float, bool]]] = [[] for _ in range(n_bins)]
+    for score, ok in zip(scores, right):
+        members[min(max(int(score * n_bins), 0), n_bins - 1)].append((score, bool(ok)))
+    return [
+        ReliabilityBin(
+            lower=round(i / n_bins, 6),
+            upper=round((i + 1) / n_bins, 6),
+            n=len(held),
+            score=sum(s for s, _ in held) / len(held) if held else None,
+            right=sum(ok for _, ok in held) / len(held) if held else None,
+        )
+        for i, held in enumerate(members)
+    ]
+
+
+def calibration_error(bins: Sequence[ReliabilityBin]) -> Optional[float]:
+    """The expected calibration error of reliability() bins: the mean over all scores of the
+    distance between their bin's mean score and its fraction right; None without scores."""
+    total = sum(b["n"] for b in bins)
+    if not total:
+        return None
+    return sum(b["n"] * abs((b["score"] or 0.0) - (b["right"] or 0.0)) for b in bins) / total
 
 
 def average_prf(*, counts: Dict[str, PRFScore], support: Dict[str, int]) -> Averages:
@@ -677,6 +732,7 @@ def _cat_scores(
         )
     aucs = [values["auc"] for values in per_label.values() if values["auc"] is not None]
     micro_p, micro_r, micro_f = _prf(sum(counts.values(), PRFScore()))
+    bins = cat_reliability(rows=rows, labels=list(counts), exclusive=mode == "exclusive")
     averages = average_prf(
         counts=counts, support={label: v["support"] for label, v in per_label.items()}
     )
@@ -698,10 +754,26 @@ def _cat_scores(
         per_label=per_label,
         confusion=confusion,
         thresholds=thresholds,
+        ece=calibration_error(bins),
+        reliability=bins,
         n_skipped=sum(skipped.values()),
         skipped=skipped,
         unknown_labels=dict(sorted((unknown or {}).items())),
     )
+
+
+def cat_reliability(
+    *, rows: Sequence[CatRow], labels: Sequence[str], exclusive: bool
+) -> List[ReliabilityBin]:
+    """reliability() of the category scores: exclusive, each document's top score against whether
+    its label is right (what a user reads as "how sure"); multi-label, each scored label's
+    probability against its gold yes/no."""
+    if exclusive:
+        right = [predicted_label(row, labels) == gold_label(row) for row in rows]
+        scores = [row.scores[predicted_label(row, labels)] for row in rows]
+        return reliability(right=right, scores=scores)
+    pairs = [(row.gold[label], row.scores[label]) for row in rows for label in row.gold]
+    return reliability(right=[g for g, _ in pairs], scores=[s for _, s in pairs])
 
 
 def roc_auc(*, golds: Sequence[bool], scores: Sequence[float]) -> Optional[float]:

@@ -1,7 +1,7 @@
 """A trained pipeline as evaluation and inference read it: loaded with one-line errors, the
 components that predict, their labels, and how its categories are decided.
 
-    nlp = load_pipeline("training/model-best")
+    nlp = load_pipeline("training/model-best", entity_scores=True)
     components = find_components(nlp)           # Components(ents=("ner",), cats=("textcat",))
     labels_of(nlp, components.ents)              # ("SKILL",)
     cat_decision_rule(nlp.get_pipe("textcat"), name="textcat")   # (True, 0.5): exclusive
@@ -21,7 +21,7 @@ from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
 from scripts.common import spacy_internals  # noqa: F401
 from scripts.common.cats import POSITIVE
 from scripts.common.errors import UserError, one_line
-from scripts.scoring import entity_confidence  # noqa: F401
+from scripts.scoring.entity_confidence import enable_entity_confidence
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,12 @@ class Components:
     cats: tuple[str, ...]
 
 
-def load_pipeline(model: str, *, overrides: Mapping[str, Any] | None = None) -> Language:
-    """spacy.load(model) with one-line errors; overrides as for spacy.load(config=...), e.g.
-    load_pipeline("training/model-best", overrides={"nlp.batch_size": 32})."""
+def load_pipeline(
+    model: str, *, overrides: Mapping[str, Any] | None = None, entity_scores: bool = False
+) -> Language:
+    """spacy.load(model) with one-line errors; overrides as for spacy.load(config=...);
+    entity_scores: turn on the entity_confidence component the pipeline ships disabled, where it
+    has one, e.g. load_pipeline("training/model-best", entity_scores=True)."""
     if not Path(model).exists() and not spacy.util.is_package(model):
         raise UserError(
             f"model not found: '{model}' is neither a directory nor an installed spaCy package; "
@@ -42,13 +45,16 @@ def load_pipeline(model: str, *, overrides: Mapping[str, Any] | None = None) -> 
             "train writes it) or an installed package (pip install packages/.../*.whl)"
         )
     try:
-        return spacy.load(model, config=dict(overrides or {}))
+        nlp = spacy.load(model, config=dict(overrides or {}))
     except Exception as err:  # config, IO and registry errors alike: one line for the user
         with_overrides = f" with overrides {dict(overrides)}" if overrides else ""
         raise UserError(
             f"cannot load the model '{model}'{with_overrides} ({one_line(err)}); pass a pipeline "
             "directory such as training/model-best, which holds config.cfg and meta.json"
         ) from None
+    if entity_scores:
+        enable_entity_confidence(nlp)
+    return nlp
 
 
 def find_components(nlp: Language) -> Components:

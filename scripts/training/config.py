@@ -78,8 +78,8 @@ def parse_components(value: str) -> list[str]:
     names = [name.strip() for name in value.split(",") if name.strip()]
     if ",".join(names) not in VALID_COMPONENTS:
         raise UserError(
-            f"components '{value}' is not supported; "
-            f"use one of: {' | '.join(VALID_COMPONENTS)} (--vars.components)"
+            f"components '{value}' is not supported; use one of: {' | '.join(VALID_COMPONENTS)}",
+            setting="components",
         )
     return names
 
@@ -140,8 +140,8 @@ def count_batches(lengths: tuple[int, ...], *, batcher: dict) -> int:
         return max(1, sum(1 for _ in make_batches([range(n) for n in lengths])))
     except ValueError as err:  # e.g. a size below 1 for ner_textcat.batch_by_docs.v1
         raise UserError(
-            f"[training.batcher] {err}; "
-            "set --vars.batch_size (--training.batcher.size) to 1 or more"
+            f"[training.batcher] {err}; set batch_size to 1 or more",
+            setting="batch_size",
         ) from err
 
 
@@ -171,19 +171,22 @@ def check_corpus_fits(components: list[str], stats: CorpusStats, *, corpus: Path
     if "ner" in components and stats.docs_with_ents == 0:
         raise UserError(
             f"{corpus}: components include ner but no document carries entity annotation; "
-            "add NER data or drop ner from --vars.components"
+            "add NER data or drop ner from the components",
+            setting="components",
         )
     textcat = next((c for c in components if c.startswith("textcat")), None)
     if textcat and stats.docs_with_cats == 0:
         raise UserError(
             f"{corpus}: components include {textcat} but no document carries categories; "
-            f"add labelled texts or drop {textcat} from --vars.components"
+            f"add labelled texts or drop {textcat} from the components",
+            setting="components",
         )
     if textcat == "textcat" and stats.docs_multi_label:
         raise UserError(
             f"{corpus}: {stats.docs_multi_label} documents have several positive labels, "
             "which exclusive textcat cannot learn; "
-            f"use --vars.components {'ner,' if 'ner' in components else ''}textcat_multilabel"
+            f"use the components {'ner,' if 'ner' in components else ''}textcat_multilabel",
+            setting="components",
         )
 
 
@@ -239,7 +242,8 @@ def tracker_block(name: str, *, loggers_path: Path = LOGGERS_PATH) -> dict:
     if name not in choices:
         raise UserError(
             f"logger '{name}' is not one of: {' | '.join(choices)} (the sections of "
-            f"{loggers_path.name}); pass e.g. --vars.logger mlflow"
+            f"{loggers_path.name}); e.g. mlflow",
+            setting="logger",
         )
     return dict(choices[name])
 
@@ -279,7 +283,8 @@ def build_config(
         if training["logger"].get("@loggers") != CURVES_LOGGER:
             raise UserError(
                 f"[training.logger] is {training['logger'].get('@loggers')}, which takes no "
-                f"experiment tracker; name {CURVES_LOGGER} there or pass --vars.logger console"
+                f"experiment tracker; name {CURVES_LOGGER} there or set logger console",
+                setting="logger",
             )
         training["logger"] = {**training["logger"], "tracker": tracker}
     return config
@@ -359,8 +364,8 @@ def make_config(
     names = parse_components(components)
     if not 0.0 <= max_unknown <= 1.0:
         raise UserError(
-            f"max_unknown {max_unknown} is not a share between 0 and 1; "
-            f"pass e.g. --vars.max_unknown {MAX_UNKNOWN_SHARE}"
+            f"max_unknown {max_unknown} is not a share between 0 and 1; e.g. {MAX_UNKNOWN_SHARE}",
+            setting="max_unknown",
         )
     tracker = tracker_block(logger)
     overrides = {key: value for key, value in (overrides or {}).items() if value != ""}

@@ -192,7 +192,8 @@ def require(module: str, *, logger: str, install: str) -> None:
     except ImportError:
         raise UserError(
             f"[training.logger.tracker] {logger} needs the {module} package, which is not "
-            f"installed; {install}, or train with --vars.logger console"
+            f"installed; {install}, or train with logger console",
+            setting="logger",
         ) from None
 
 

@@ -6,9 +6,10 @@
 After training, each saved pipeline's config names spaCy's own text classifiers instead of this
 project's training ones (scripts/training/textcat.py), so it loads with spaCy alone; then
 multi-label classifiers get their decision threshold tuned on the dev set
-(scripts/training/thresholds.py), the entity recognizer its entity_confidence component
-(scripts/training/confidence.py) and both pipelines the package name and version the wheel
-will have, before model-best and model-last replace the previous ones.
+(scripts/training/thresholds.py), the entity recognizer its entity_confidence component,
+calibrated on the dev set and disabled by default (scripts/training/confidence.py), and both
+pipelines the package name and version the wheel will have, before model-best and model-last
+replace the previous ones.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def parse_bool(value: str, *, var: str) -> bool:
         return True
     if lowered in ("false", "0", "no", ""):
         return False
-    raise UserError(f"{var} '{value}' is not true or false; pass e.g. --vars.{var} true")
+    raise UserError(f"{var} '{value}' is not true or false", setting=var)
 
 
 def parse_overrides(args: List[str]) -> dict[str, Any]:
@@ -52,15 +53,16 @@ def check_package_name(*, name: Optional[str], version: Optional[str]) -> None:
     if name is not None and not (name.isidentifier() and name.isascii()):
         raise UserError(
             f"name '{name}' cannot name a Python package: use ASCII letters, digits and "
-            "underscores, not starting with a digit (--vars.name my_pipeline)"
+            "underscores, not starting with a digit (e.g. my_pipeline)",
+            setting="name",
         )
     if version is not None:
         try:
             Version(version)
         except InvalidVersion:
             raise UserError(
-                f"version '{version}' is not a package version (PEP 440); "
-                "pass e.g. --vars.version 0.0.1"
+                f"version '{version}' is not a package version (PEP 440); e.g. 0.0.1",
+                setting="version",
             ) from None
 
 
@@ -76,14 +78,14 @@ def train(
     version: Optional[str] = None,
 ) -> None:
     """Train into output/model-best and output/model-last, replacing them only on success;
-    entity_confidence: add the component that scores each entity after "ner"; name and version:
-    the package's (job_postings, 0.0.1), into both pipelines' meta (spaCy's own otherwise:
-    pipeline, 0.0.0)."""
+    entity_confidence: add the component that scores each entity after "ner" (disabled); name
+    and version: the package's (job_postings, 0.0.1), into both pipelines' meta (spaCy's own
+    otherwise: pipeline, 0.0.0)."""
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 
     import scripts.training.registry  # noqa: F401  registers what the config names
-    from scripts.training.confidence import add_confidence
+    from scripts.training.confidence import add_confidence, calibrated
     from scripts.training.thresholds import tune_thresholds
 
     if not config_path.is_file():
@@ -95,7 +97,8 @@ def train(
     if mixed_precision and device.gpu_id < 0:
         raise UserError(
             "mixed_precision true needs a GPU and the device is the CPU; "
-            "pass --vars.mixed_precision false or --vars.gpu_id 0 on a GPU machine"
+            "set mixed_precision false, or gpu_id 0 on a GPU machine",
+            setting="mixed_precision",
         )
     info(f"Training on {device.description}{', mixed precision' if mixed_precision else ''}")
     activate(device)
@@ -118,8 +121,12 @@ def train(
                 )
         if entity_confidence and "ner" in config["nlp"]["pipeline"]:
             for pipeline in TRAINED_PIPELINES:
-                add_confidence(model_dir=run_dir / pipeline, output_dir=run_dir / pipeline)
-            info("Added entity_confidence after ner: each entity gets a score (doc.spans)")
+                added = add_confidence(
+                    model_dir=run_dir / pipeline, output_dir=run_dir / pipeline, dev_path=dev_path
+                )
+                info(
+                    f"{pipeline}: {added.name} after ner, disabled by default; {calibrated(added)}"
+                )
         for pipeline in TRAINED_PIPELINES:
             set_package_name(run_dir / pipeline, name=name, version=version)
         for pipeline in TRAINED_PIPELINES:
