@@ -84,7 +84,11 @@ def test_bench_train_prints_quality_and_speed_and_stores_a_tuned_threshold(tmp_p
     figures = json.loads(line)
     assert figures["components"] == "textcat_multilabel"
     assert figures["base_model"] == "tiny-bert"
-    assert figures["epochs"] == 1
+    # --max-epochs 1 schedules an average epoch's steps ([training] max_steps), the last one
+    # evaluated; an epoch that shuffles into fewer batches leaves a few for a second.
+    config = spacy.util.load_config(tmp_path / "run" / "config.cfg", interpolate=False)
+    assert figures["steps"] == config["training"]["max_steps"] > 0
+    assert figures["epochs"] in (1, 2)
     assert figures["train_words"] > 0 and figures["train_words_per_second"] > 0
     assert figures["textcat"]["mode"] == "multilabel"
     assert figures["textcat"]["n_docs"] == 9

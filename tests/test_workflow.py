@@ -21,15 +21,15 @@ from pathlib import Path
 
 import pytest
 import spacy
-import srsly
 from spacy.util import load_config
+from weasel.util import load_project_config
 
 from scripts.scoring.pipeline import load_pipeline
 from scripts.workflow.stages import BASE_CONFIG, STAGES, RunFolder
 from tests.helpers import PROJECT_ROOT, write_tiny_bert
 
 PROJECT_FILES = ["project.yml", "configs", "scripts", "assets"]
-PROJECT = srsly.read_yaml(PROJECT_ROOT / "project.yml")
+PROJECT = load_project_config(PROJECT_ROOT)  # the vars' defaults filled in, as weasel runs it
 COMMANDS = {command["name"]: command for command in PROJECT["commands"]}
 
 
