@@ -600,13 +600,8 @@ def _retrain(
         lang=lang,
         max_epochs=settings.epochs,
     )
-    stages.train(run=folder, gpu_id=settings.gpu_id)
+    stages.train(run=folder, gpu_id=settings.gpu_id, name=name, version=version)
     candidate = folder.model_best
-    meta_path = candidate / "meta.json"
-    meta = json.loads(meta_path.read_text(encoding="utf8"))
-    write_text_atomic(
-        json.dumps({**meta, "name": name, "version": version}, indent=2) + "\n", meta_path
-    )
     model_version = f"{lang}_{name}-{version}"
     rows = compare_on_held_out(
         folder, served=served_labels, model=model, lang=lang, settings=settings, echo=echo

@@ -22,6 +22,7 @@ from pathlib import Path
 from timeit import default_timer
 from typing import Any, Callable, Iterator, Mapping, Optional
 
+from scripts.common.base_model import MAX_UNKNOWN_SHARE
 from scripts.common.errors import UserError
 from scripts.common.files import PROJECT_ROOT
 from scripts.common.options import DEFAULT_GPU_ID
@@ -140,10 +141,12 @@ def config(
     logger: str = "console",
     overrides: Optional[Mapping[str, Any]] = None,
     base: Path = BASE_CONFIG,
+    max_unknown: float = MAX_UNKNOWN_SHARE,
 ) -> Schedule:
     """run.config: BASE cut to the components, base model and schedule set for run.corpus's
     training split, with [paths] pointing at the run folder; overrides change BASE first
-    ({"training.accumulate_gradient": 2})."""
+    ({"training.accumulate_gradient": 2}); max_unknown: the largest share of word pieces the
+    base model's tokenizer may not know."""
     return make_config(
         base_path=base,
         output=run.config,
@@ -154,6 +157,7 @@ def config(
         max_epochs=max_epochs,
         overrides={**run.config_paths(), **(overrides or {})},
         logger=logger,
+        max_unknown=max_unknown,
     )
 
 
@@ -169,9 +173,11 @@ def train(
     mixed_precision: bool = False,
     overrides: Optional[Mapping[str, Any]] = None,
     entity_confidence: bool = True,
+    name: Optional[str] = None,
+    version: Optional[str] = None,
 ) -> None:
     """run.config -> run.training's model-best and model-last (and curves.jsonl); overrides
-    change the config for this run only."""
+    change the config for this run only; name and version go into the pipelines' meta."""
     train_pipeline(
         config_path=run.config,
         output=run.training,
@@ -179,6 +185,8 @@ def train(
         mixed_precision=mixed_precision,
         overrides=dict(overrides or {}),
         entity_confidence=entity_confidence,
+        name=name,
+        version=version,
     )
 
 
@@ -215,8 +223,11 @@ def run_all(
     max_epochs: int = 0,
     logger: str = "console",
     config_overrides: Optional[Mapping[str, Any]] = None,
+    max_unknown: float = MAX_UNKNOWN_SHARE,
     gpu_id: str = DEFAULT_GPU_ID,
     mixed_precision: bool = False,
+    name: Optional[str] = None,
+    version: Optional[str] = None,
     base: Path = BASE_CONFIG,
     echo: Callable[[str], None] = print,
 ) -> RunResult:
@@ -243,11 +254,12 @@ def run_all(
             logger=logger,
             overrides=config_overrides,
             base=base,
+            max_unknown=max_unknown,
         )
     with timed("labels", seconds):
         labels(run=run)
     with timed("train", seconds):
-        train(run=run, gpu_id=gpu_id, mixed_precision=mixed_precision)
+        train(run=run, gpu_id=gpu_id, mixed_precision=mixed_precision, name=name, version=version)
     with timed("evaluate", seconds):
         metrics = evaluate(run=run, gpu_id=gpu_id)
     return RunResult(metrics=metrics, seconds=seconds)
