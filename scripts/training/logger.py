@@ -5,7 +5,7 @@ and one line with a hint where training looks unstable (TrainingWatch).
 [training.logger] of training/config.cfg names them: the config step writes
 ner_textcat.curves_logger.v1 there, with the tracker the `logger` var picks from
 configs/loggers.cfg as its `tracker` block. Like every [training] setting they are resolved when
-training only, never when a pipeline is loaded. scripts.bench_train swaps in speed_logger.
+training only, never when a pipeline is loaded.
 
     [training.logger]
     @loggers = "ner_textcat.curves_logger.v1"
