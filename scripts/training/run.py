@@ -53,7 +53,7 @@ def check_package_name(*, name: Optional[str], version: Optional[str]) -> None:
     if name is not None and not (name.isidentifier() and name.isascii()):
         raise UserError(
             f"name '{name}' cannot name a Python package: use ASCII letters, digits and "
-            "underscores, not starting with a digit (e.g. my_pipeline)",
+            "underscores, not starting with a digit, e.g. my_pipeline",
             setting="name",
         )
     if version is not None:
