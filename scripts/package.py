@@ -12,15 +12,13 @@ says which). --onnx needs onnxruntime (requirements/onnx.txt).
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from scripts.common.errors import info, reported_as_one_line
-from scripts.packaging.int8_pipeline import check_int8_inputs, int8_comparison
-from scripts.packaging.onnx_pipeline import check_onnx_inputs
+from scripts.packaging.engines import FLOAT32, INT8, ONNX, Engine, Splits, compare_scores
 from scripts.packaging.wheel import package_pipeline
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -73,42 +71,40 @@ def main(
 ) -> None:
     """Build packages/<lang>_<name>-<version>/dist/*.whl, and <lang>_<name>_int8 with --fast-cpu,
     <lang>_<name>_onnx with --onnx."""
-    build = partial(
-        package_pipeline,
-        model_dir=model_dir,
-        output_dir=output_dir,
-        name=name,
-        version=version,
-        metrics_path=metrics_path,
-        transformer=transformer,
-        lang=lang,
-        fast_ner=fast_ner,
-    )
+    engines = [FLOAT32] + [INT8] * fast_cpu + [ONNX] * onnx
+    splits = Splits(test=test_path, calibration=calibration_path)
     with reported_as_one_line(project_step=True):
-        if fast_cpu:  # before the float32 build, so that a missing split stops the command at once
-            check_int8_inputs(test_path=test_path, calibration_path=calibration_path)
-        if onnx:
-            check_onnx_inputs(test_path=test_path)
-        built = build()
-    info(f"Built {built.wheel}; install it with: pip install {built.wheel}")
-    if fast_cpu:
+        for engine in engines:  # before any build, so that a missing split stops at once
+            engine.check(splits)
+    float_metrics: dict[str, Any] = {}
+    for engine in engines:
         with reported_as_one_line(project_step=True):
-            int8 = build(int8=True, test_path=test_path, calibration_path=calibration_path)
-        info(f"Built {int8.wheel} (int8, CPU); install it with: pip install {int8.wheel}")
-        compare(built.metrics, int8.metrics, build="int8", test_path=test_path)
-    if onnx:
-        with reported_as_one_line(project_step=True):
-            onnx_built = build(onnx=True, test_path=test_path)
-        wheel = onnx_built.wheel
-        info(f"Built {wheel} (ONNX Runtime, CPU); install it with: pip install {wheel}")
-        compare(built.metrics, onnx_built.metrics, build="ONNX", test_path=test_path)
+            built = package_pipeline(
+                model_dir=model_dir,
+                output_dir=output_dir,
+                name=name,
+                version=version,
+                metrics_path=metrics_path,
+                transformer=transformer,
+                lang=lang,
+                fast_ner=fast_ner,
+                engine=engine,
+                splits=splits,
+            )
+        kind = f" ({engine.name}, CPU)" if engine.converted else ""
+        info(f"Built {built.wheel}{kind}; install it with: pip install {built.wheel}")
+        if not engine.converted:
+            float_metrics = built.metrics
+        else:
+            compare(float_metrics, built.metrics, engine=engine, test_path=test_path)
 
 
 def compare(
-    float_metrics: dict[str, Any], metrics: dict[str, Any], *, build: str, test_path: Path
+    float_metrics: dict[str, Any], metrics: dict[str, Any], *, engine: Engine, test_path: Path
 ) -> None:
-    """Print each test score of a build against the float32 one, and warn where it loses."""
-    lines, warnings = int8_comparison(float_metrics, metrics, build=build)
+    """Print each test score of a converted build against the float32 one, and warn where it
+    loses."""
+    lines, warnings = compare_scores(float_metrics, metrics, engine=engine)
     for line in lines:
         typer.echo(f"  {line} on {test_path}")
     for warning in warnings:

@@ -17,6 +17,7 @@ from scripts.bench.throughput import REFERENCE, benchmark, reference_model
 from scripts.common.errors import UserError
 from scripts.common.spacy_internals import LAYER_TRANSFORMER
 from scripts.inference.predict import describe_pipeline, predict_texts
+from scripts.packaging.engines import ONNX, Splits
 from scripts.packaging.onnx_pipeline import check_onnx_inputs, is_onnx, onnx_pipeline
 from scripts.packaging.onnx_transformer import ONNX_LAYER, OnnxShim
 from scripts.packaging.wheel import package_pipeline
@@ -118,11 +119,11 @@ def test_onnx_wheel_loads_without_this_repository_and_carries_its_own_test_score
     tiny_pipeline, tmp_path, float_records
 ):
     options = dict(
-        package_options(tiny_pipeline, tmp_path, metrics=FLOAT_METRICS), name="tiny", onnx=True
+        package_options(tiny_pipeline, tmp_path, metrics=FLOAT_METRICS), name="tiny", engine=ONNX
     )
     with pytest.raises(UserError, match="no test split to score the ONNX build on; pass --test"):
-        package_pipeline(**options, test_path=tmp_path / "missing.spacy")
-    packaged = package_pipeline(**options, test_path=write_gold(tmp_path / "test.spacy"))
+        package_pipeline(**options, splits=Splits(test=tmp_path / "missing.spacy"))
+    packaged = package_pipeline(**options, splits=Splits(test=write_gold(tmp_path / "test.spacy")))
     wheel = packaged.wheel
     assert wheel.name == "en_tiny_onnx-0.0.1-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as archive:

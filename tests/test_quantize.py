@@ -18,6 +18,7 @@ from scripts.common.errors import UserError
 from scripts.common.spacy_internals import CONVERTED_TRANSFORMER
 from scripts.evaluation.run import evaluate_model
 from scripts.inference.predict import describe_pipeline, predict_texts
+from scripts.packaging.engines import INT8, Splits, compare_scores
 from scripts.packaging.int8 import (
     ALPHA,
     QUANTIZE,
@@ -26,7 +27,7 @@ from scripts.packaging.int8 import (
     smooth_module,
     smoothing_scale,
 )
-from scripts.packaging.int8_pipeline import int8_comparison, quantize_pipeline
+from scripts.packaging.int8_pipeline import quantize_pipeline
 from scripts.packaging.wheel import package_pipeline
 from tests.helpers import (
     FLOAT_METRICS,
@@ -106,20 +107,20 @@ def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_s
 ):
     test_path = write_gold(tmp_path / "test.spacy")
     options = dict(
-        package_options(tiny_pipeline, tmp_path, metrics=FLOAT_METRICS), name="tiny", int8=True
+        package_options(tiny_pipeline, tmp_path, metrics=FLOAT_METRICS), name="tiny", engine=INT8
     )
     with pytest.raises(UserError, match="no test split to score the int8 build on; pass --test"):
         package_pipeline(
-            **options, test_path=tmp_path / "missing.spacy", calibration_path=test_path
+            **options, splits=Splits(test=tmp_path / "missing.spacy", calibration=test_path)
         )
     with pytest.raises(
         UserError, match="no texts to calibrate the int8 build on; pass --calibration"
     ):
         package_pipeline(
-            **options, test_path=test_path, calibration_path=tmp_path / "missing.spacy"
+            **options, splits=Splits(test=test_path, calibration=tmp_path / "missing.spacy")
         )
     packaged = package_pipeline(
-        **options, test_path=test_path, calibration_path=test_path
+        **options, splits=Splits(test=test_path, calibration=test_path)
     )  # calibrated on TRAIN's texts
     wheel = packaged.wheel
     assert wheel.name == "en_tiny_int8-0.0.1-py3-none-any.whl"
@@ -184,15 +185,17 @@ def test_fast_cpu_wheel_loads_without_this_repository_and_carries_its_own_test_s
     assert meta["performance"]["cats_macro_f"] == own["textcat"]["macro_f"] != 0.456
 
 
-def test_int8_comparison_warns_where_int8_loses_more_than_half_a_point():
+def test_a_converted_build_is_compared_with_float32_and_warned_of_more_than_half_a_point_lost():
     int8 = {"ents": {"f": 0.118}, "textcat": {"macro_f": 0.4575}}
-    lines, warnings = int8_comparison(FLOAT_METRICS, int8)
+    lines, warnings = compare_scores(FLOAT_METRICS, int8, engine=INT8)
     assert lines == [
         "entity F: int8 0.118 against float32 0.123 (-0.5 points)",
         "textcat macro F: int8 0.458 against float32 0.456 (+0.2 points)",
     ]
     assert warnings == []
-    lines, warnings = int8_comparison(FLOAT_METRICS, {"ents": {"f": 0.1}, "textcat": None})
+    lines, warnings = compare_scores(
+        FLOAT_METRICS, {"ents": {"f": 0.1}, "textcat": None}, engine=INT8
+    )
     assert lines == ["entity F: int8 0.100 against float32 0.123 (-2.3 points)"]
     assert warnings == [
         "the int8 build loses 2.3 points of entity F on the test split; "

@@ -20,9 +20,7 @@ from scripts.common.spacy_internals import CONVERTED_TRANSFORMER, swap_in_conver
 from scripts.packaging.int8 import QUANTIZE, input_maxima, int8_linear_names, quantize_module
 from scripts.packaging.meta import SCORES, score
 
-INT8_SUFFIX = "int8"
 INT8_CONVERT = {"@misc": QUANTIZE}
-INT8_TOLERANCE = 0.005  # F lost to int8 beyond which package warns
 CALIBRATION_TEXTS = 1000  # at most this many texts of the calibration split
 
 
@@ -93,21 +91,6 @@ def quantize_staged(staged: Path, *, calibration_path: Path) -> int:
     return len(texts)
 
 
-def score_staged(
-    staged: Path, *, test_path: Path, output_dir: Path, gold_preproc: bool
-) -> dict[str, Any]:
-    """The staged pipeline's test metrics, computed as the evaluate step does, on the CPU."""
-    from scripts.evaluation.run import evaluate_model
-
-    return evaluate_model(
-        model=str(staged),
-        data_path=test_path,
-        output_dir=output_dir,
-        gold_preproc=gold_preproc,
-        gpu_id="-1",
-    )
-
-
 def int8_description(*, float_metrics: dict[str, Any], calibration: str) -> str:
     """The sentences that open an int8 wheel's description: what changed, on what it was
     calibrated, and the float32 scores its own are to be read against."""
@@ -127,27 +110,3 @@ def int8_description(*, float_metrics: dict[str, Any], calibration: str) -> str:
             else "."
         )
     )
-
-
-def int8_comparison(
-    float_metrics: dict[str, Any], int8_metrics: dict[str, Any], *, build: str = "int8"
-) -> tuple[list[str], list[str]]:
-    """(lines, warnings): each test score of the int8 (or another: build names it) build against
-    the float32 one; a warning where it loses more than INT8_TOLERANCE."""
-    lines, warnings = [], []
-    for task, key, label in SCORES:
-        before = (float_metrics.get(task) or {}).get(key)
-        after = (int8_metrics.get(task) or {}).get(key)
-        if before is None or after is None:
-            continue
-        lines.append(
-            f"{label}: {build} {after:.3f} against float32 {before:.3f} "
-            f"({100 * (after - before):+.1f} points)"
-        )
-        # Rounded: 0.123 - 0.118 is half a point, not a hair more.
-        if round(before - after, 9) > INT8_TOLERANCE:
-            warnings.append(
-                f"the {build} build loses {100 * (before - after):.1f} points of {label} on the "
-                "test split; ship the float32 wheel where that matters"
-            )
-    return lines, warnings

@@ -35,8 +35,6 @@ from scripts.packaging.onnx_transformer import (
     onnx_transformer_layer,
 )
 
-ONNX_SUFFIX = "onnx"
-ONNX_REQUIREMENTS = ["onnxruntime>=1.20,<2"]
 OPSET = 17  # supported by every onnxruntime the requirement allows
 # Encoders whose graph onnxruntime.transformers' BERT fusion knows (others run unfused).
 FUSABLE = {"bert", "roberta", "xlm-roberta", "distilbert", "camembert", "electra", "mpnet"}

@@ -15,12 +15,9 @@ fast_ner: the packaged copy names the "fast_ner" factory instead of spaCy's "ner
 and entities, its greedy decoding run holding the GIL) and ships scripts/common/spacy_internals.py,
 which defines it, as the wheel's code. It relies on spaCy internals.
 
-int8: build <lang>_<name>_int8 instead (scripts/packaging/int8_pipeline.py), shipping
-scripts/packaging/int8.py and spacy_internals.py as the wheel's code.
-
-onnx: build <lang>_<name>_onnx instead (scripts/packaging/onnx_pipeline.py), shipping
-scripts/packaging/onnx_transformer.py and spacy_internals.py as the wheel's code, with onnxruntime
-among its requirements.
+engine: FLOAT32 packages the trained pipeline as it is; INT8 and ONNX (scripts/packaging/engines.py)
+build <lang>_<name>_int8 or <lang>_<name>_onnx from a converted copy, scored again on the test
+split, shipping the engine's code and requirements.
 """
 
 from __future__ import annotations
@@ -41,23 +38,8 @@ from spacy.util import load_config, registry
 from scripts.common import spacy_internals
 from scripts.common.base_model import resolve_base_model
 from scripts.common.errors import UserError
-from scripts.packaging import int8 as int8_module
-from scripts.packaging import onnx_transformer as onnx_module
-from scripts.packaging.int8_pipeline import (
-    INT8_SUFFIX,
-    check_int8_inputs,
-    int8_description,
-    quantize_staged,
-    score_staged,
-)
+from scripts.packaging.engines import FLOAT32, Engine, Splits
 from scripts.packaging.meta import build_meta, fast_ner_description
-from scripts.packaging.onnx_pipeline import (
-    ONNX_REQUIREMENTS,
-    ONNX_SUFFIX,
-    check_onnx_inputs,
-    onnx_description,
-    onnx_staged,
-)
 from scripts.scoring import entity_confidence
 
 # The packages whose registered functions a wheel's config may name without shipping code.
@@ -80,17 +62,13 @@ def package_pipeline(
     transformer: str,
     lang: str,
     fast_ner: bool = False,
-    int8: bool = False,
-    test_path: Optional[Path] = None,
-    calibration_path: Optional[Path] = None,
-    onnx: bool = False,
+    engine: Engine = FLOAT32,
+    splits: Splits = Splits(),
 ) -> Packaged:
     """Stage the model with its final meta, build the wheel offline.
     fast_ner: name the fast_ner factory instead of spaCy's "ner" and ship the code that defines it.
-    int8: build <lang>_<name>_int8 instead, with the transformer quantized for the CPU (calibrated
-    on calibration_path's texts) and scored on test_path.
-    onnx: build <lang>_<name>_onnx instead, with the transformer run by ONNX Runtime (int8
-    weights), scored on test_path."""
+    engine: FLOAT32, or a converted engine of scripts/packaging/engines.py (INT8, ONNX), which
+    builds <lang>_<name>_<suffix> from the staged copy, scored on splits.test."""
     if not (model_dir / "config.cfg").is_file():
         raise UserError(
             f"{model_dir}: no trained pipeline here; "
@@ -101,16 +79,10 @@ def package_pipeline(
             f"{metrics_path}: test metrics not found; "
             "run the evaluate step first (spacy project run evaluate)"
         )
-    int8_inputs = (
-        check_int8_inputs(test_path=test_path, calibration_path=calibration_path) if int8 else None
-    )
-    onnx_test = check_onnx_inputs(test_path=test_path) if onnx else None
+    engine.check(splits)
     metrics = json.loads(metrics_path.read_text(encoding="utf8"))
     base_model = resolve_base_model(transformer, lang=lang, check_hub=False)
-    if int8:
-        name = f"{name}_{INT8_SUFFIX}"
-    elif onnx:
-        name = f"{name}_{ONNX_SUFFIX}"
+    name = engine.package_name(name)
     package_name = f"{lang}_{name}"
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output_dir) as tmp:
@@ -132,26 +104,15 @@ def package_pipeline(
         config.to_disk(staged / "config.cfg", interpolate=False)
         components = [c for c in config["nlp"]["pipeline"] if c != "transformer"]
         model_meta = srsly.read_json(staged / "meta.json")
-        scores = metrics
-        calibration = ""
-        rescore_on: Optional[Path] = None  # a converted engine is scored again on the test split
-        if int8_inputs is not None:
-            rescore_on, calibration_split = int8_inputs
-            n_texts = quantize_staged(staged, calibration_path=calibration_split)
-            calibration = f"{n_texts} texts of {calibration_split.name}"
-            code += [spacy_internals, int8_module]
-        if onnx_test is not None:
-            rescore_on = onnx_test
-            onnx_staged(staged)
-            code += [spacy_internals, onnx_module]
-        if rescore_on is not None:
-            scores = score_staged(
-                staged,
-                test_path=rescore_on,
-                output_dir=Path(tmp) / "evaluation",
-                gold_preproc=bool(metrics.get("data", {}).get("gold_preproc")),
-            )
-        code = list(dict.fromkeys(code))
+        note = engine.build(staged, splits)
+        code = list(dict.fromkeys([*code, *engine.code]))
+        scores = engine.score(
+            staged,
+            splits,
+            float_metrics=metrics,
+            workdir=Path(tmp) / "evaluation",
+            gold_preproc=bool(metrics.get("data", {}).get("gold_preproc")),
+        )
         check_names_resolve(
             load_config(staged / "config.cfg", interpolate=False), shipped=code, model_dir=model_dir
         )
@@ -163,18 +124,11 @@ def package_pipeline(
             base_model=base_model,
             components=components,
         )
-        if int8_inputs is not None:
-            meta["description"] = (
-                int8_description(float_metrics=metrics, calibration=calibration)
-                + " "
-                + meta["description"]
-            )
-        if onnx_test is not None:
-            meta["description"] = (
-                onnx_description(float_metrics=metrics) + " " + meta["description"]
-            )
-            # spacy package adds what the config names; onnxruntime only the shipped code needs.
-            meta["requirements"] = list(meta.get("requirements") or []) + ONNX_REQUIREMENTS
+        meta["description"] = " ".join(
+            part for part in (engine.describe(metrics, note), meta["description"]) if part
+        )
+        # spacy package adds what the config names; the engine's shipped code may need more.
+        meta["requirements"] = [*(meta.get("requirements") or []), *engine.requirements]
         if spacy_internals in code and spacy_internals.FAST_NER in factories(config):
             meta["description"] += " " + fast_ner_description(spacy_version=spacy_version())
         srsly.write_json(staged / "meta.json", meta)
