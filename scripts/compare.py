@@ -1,7 +1,11 @@
 """Compare two evaluations (metrics.json from scripts.evaluate): deltas, overall and per label.
 
-    python -m scripts.compare training/evaluation-baseline training/evaluation --margin 0.01
+    python -m scripts.compare training/evaluation-baseline training/evaluation --margin 0.01 \
+        [--bootstrap 1000]
 
+--bootstrap N adds a paired bootstrap over both runs' predictions (predictions.spacy, which
+scripts.evaluate writes beside metrics.json) on the same test documents: whether each difference
+is significant, not only its size (scripts/scoring/bootstrap.py).
 Exit status: 0 when no overall figure of the second run is worse than the first by more than the
 margin, 1 when one is (for CI), 2 when a run cannot be read.
 """
@@ -9,6 +13,7 @@ margin, 1 when one is (for CI), 2 when a run cannot be read.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -16,8 +21,10 @@ from scripts.common.errors import UserError
 from scripts.evaluation.comparison import (
     compare_metrics,
     describe_run,
+    format_paired,
     format_table,
     notes,
+    paired_comparison,
     read_metrics,
 )
 
@@ -30,6 +37,20 @@ def main(
     run_b: Path = typer.Argument(..., help="Candidate: metrics.json or the folder holding it"),
     margin: float = typer.Option(
         0.01, "--margin", "-m", help="Largest drop (fraction, 0..1) that still passes"
+    ),
+    bootstrap: int = typer.Option(
+        0,
+        "--bootstrap",
+        min=0,
+        help="Draws of the test documents for a paired bootstrap of the two runs' predictions: "
+        "is each difference significant? e.g. 1000 (0: none)",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap's draws"),
+    data: Optional[Path] = typer.Option(
+        None,
+        "--data",
+        help="With --bootstrap: the test split both runs were scored on, where it is not at the "
+        "path their metrics.json names",
     ),
 ) -> None:
     """Print per-label deltas of B against A; exit 1 when an overall figure of B is worse by more
@@ -44,6 +65,15 @@ def main(
     typer.echo(format_table(rows, margin=margin))
     for note in notes(a=a, b=b):
         typer.echo(f"Note: {note}")
+    if bootstrap:
+        try:
+            found = paired_comparison(
+                run_a=run_a, run_b=run_b, a=a, b=b, n=bootstrap, seed=seed, data=data
+            )
+        except UserError as err:
+            typer.echo(f"✘ {err}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo("\n" + format_paired(found, n=bootstrap))
     worse = [row.figure for row in rows if row.worse]
     if worse:
         typer.echo(f"Worse: B is below A by more than {margin:.3f} on {', '.join(worse)}")

@@ -1,6 +1,7 @@
 """Evaluate a trained pipeline on gold data: metrics.json, report.html and plots/*.png in a folder.
 
-    python -m scripts.evaluate training/model-best corpus/test.spacy --output training/evaluation
+    python -m scripts.evaluate training/model-best corpus/test.spacy --output training/evaluation \
+        [--bootstrap 1000]
 
 The layout of metrics.json is documented at the top of scripts/scoring/metrics.py.
 """
@@ -59,6 +60,14 @@ def main(
         min=4,
         help="Texts the pipeline scores per explanation at most (more: finer, slower)",
     ),
+    bootstrap: int = typer.Option(
+        0,
+        "--bootstrap",
+        min=0,
+        help="Draws of the test documents (with replacement) for 95% intervals of every overall "
+        "figure, in metrics.json and the report, e.g. 1000 (0: none)",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap's draws"),
 ) -> None:
     """Score a trained pipeline on gold data; write metrics.json, report.html and PNG plots."""
     with reported_as_one_line(options=GPU_ID, project_step=True):
@@ -73,6 +82,8 @@ def main(
             curves_path=curves,
             explain=explain,
             explain_max_evals=explain_max_evals,
+            bootstrap=bootstrap,
+            seed=seed,
         )
     for warning in metrics["warnings"]:
         typer.echo(f"⚠ {warning}", err=True)

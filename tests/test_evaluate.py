@@ -199,6 +199,17 @@ def test_outputs_are_written_without_leftovers(run):
     ]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in (out / "plots").iterdir())
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "metrics.json",
+        "plots",
+        "predictions.spacy",
+        "report.html",
+    ]
+    predicted = list(
+        DocBin().from_disk(out / "predictions.spacy").get_docs(spacy.blank("en").vocab)
+    )
+    assert [doc.text for doc in predicted] == [doc.text for doc in FIXTURE]
+    assert [e.text for e in predicted[0].ents] == ["Alice", "Bob"]
 
 
 def test_metrics_json_keeps_its_layout_and_key_order(run):
@@ -213,7 +224,14 @@ def test_metrics_json_keeps_its_layout_and_key_order(run):
         "transformer",
         "ents_components",
         "textcat_component",
+        "tasks",
     ]
+    assert written["model"]["tasks"] == {
+        "ent_labels": ["GPE", "LOC", "ORG", "PER"],
+        "cat_labels": LABELS,
+        "exclusive": True,
+        "threshold": 0.5,
+    }
     assert list(written["ents"]) == [
         "p",
         "r",
@@ -438,3 +456,43 @@ def test_evaluate_and_predict_read_a_custom_cats_component_alike(tmp_path):
     )
     with pytest.raises(UserError, match="no 'exclusive_classes'"):
         describe_pipeline(undecided)
+
+
+def test_bootstrap_intervals_hold_each_figure_and_compare_tests_the_difference(model, tmp_path):
+    """--bootstrap gives every overall figure an interval around it, in metrics.json, the printed
+    summary and the report; compare --bootstrap pairs two evaluations on the same documents."""
+    docs = [doc for _ in range(8) for doc in FIXTURE]  # 40 docs: draws differ
+    data = write_docbin(tmp_path / "test.spacy", docs)
+    args = [str(model), str(data), "--bootstrap", "200", "--explain", "0"]
+    result = runner.invoke(app, [*args, "--output", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    drawn = metrics["bootstrap"]
+    assert (drawn["n"], drawn["level"], drawn["seed"]) == (200, 0.95, 0)
+    for task in ("ents", "textcat"):
+        for key, interval in drawn[task].items():
+            value = metrics[task][key] if "." not in key else None
+            if interval is not None and value is not None:
+                assert interval[0] <= value <= interval[1], (task, key)
+    low, high = drawn["ents"]["f"]
+    assert low < metrics["ents"]["f"] < high  # 16 annotated docs: not one point
+    assert f"f 0.500 [{low:.3f}, {high:.3f}]" in result.stdout
+    assert "How sure are these figures?" in (tmp_path / "a" / "report.html").read_text()
+    again = runner.invoke(app, [*args, "--output", str(tmp_path / "b")])
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["bootstrap"] == drawn
+
+    from scripts.compare import app as compare_app
+
+    compared = runner.invoke(
+        compare_app, [str(tmp_path / "a"), str(tmp_path / "b"), "--bootstrap", "100"]
+    )
+    assert compared.exit_code == 0, compared.output
+    assert "Paired bootstrap, 100 draws" in compared.stdout
+    assert "ents.f" in compared.stdout and "significant" not in compared.stdout  # same model
+    refused = runner.invoke(
+        compare_app,
+        [str(tmp_path / "a"), str(tmp_path / "b"), "--bootstrap", "100", "--data", str(model)],
+    )
+    assert refused.exit_code == 2
+    assert "not the test split both runs were scored on" in refused.output
+    assert again.exit_code == 0

@@ -8,6 +8,7 @@ training log reports them; wall_seconds is the train stage's, from start to save
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any, List, Mapping, NotRequired, Optional, TypedDict
 
@@ -155,3 +156,23 @@ def summarize(
     if metrics["textcat"]:
         result["textcat"] = textcat_headline(metrics["textcat"])
     return result
+
+
+def across_seeds(results: Mapping[int, TrainBenchResult]) -> dict[str, Any]:
+    """Mean and sample standard deviation of each headline figure over runs that differ only in
+    their training seed: {"seeds": [0, 1, 2], "ents.f": {"mean", "std", "values"}, ...}."""
+    found: dict[str, Any] = {"seeds": list(results)}
+    for task, keys in (("ents", ("p", "r", "f")), ("textcat", ("accuracy", "macro_f", "micro_f"))):
+        for key in keys:
+            values = [
+                value
+                for result in results.values()
+                if (value := (result.get(task) or {}).get(key)) is not None
+            ]
+            if values:
+                found[f"{task}.{key}"] = {
+                    "mean": round(statistics.fmean(values), 4),
+                    "std": round(statistics.stdev(values), 4) if len(values) > 1 else None,
+                    "values": values,
+                }
+    return found

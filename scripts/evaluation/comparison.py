@@ -13,28 +13,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from scripts.common.errors import UserError
-from scripts.scoring.metrics import format_score
+from scripts.common.files import sha256_of
+from scripts.scoring.bootstrap import OVERALL, PREDICTIONS, DocUnits, paired
+from scripts.scoring.metrics import Tasks, format_score
 
-AVERAGES = ("macro_p", "macro_r", "macro_f", "weighted_p", "weighted_r", "weighted_f")
-OVERALL = {
-    "ents": ("p", "r", "f", *AVERAGES),  # p, r, f: micro
-    "textcat": (
-        "accuracy",
-        "macro_f",
-        "micro_f",
-        "macro_auc",
-        "micro_p",
-        "micro_r",
-        "macro_p",
-        "macro_r",
-        "weighted_p",
-        "weighted_r",
-        "weighted_f",
-    ),
-}
 PER_LABEL = {"ents": ("f",), "textcat": ("f",)}
 EPSILON = 1e-9  # so that a drop of exactly the margin does not fail on float rounding
 
@@ -161,3 +146,86 @@ def describe_run(path: Path, metrics: Dict[str, Any]) -> str:
     """Where a run was read from and which model it scored, e.g. "eval/ (en_tiny 0.0.1)"."""
     model = metrics.get("model", {})
     return f"{path} ({model.get('name', '?')} {model.get('version', '?')})"
+
+
+def paired_comparison(
+    *,
+    run_a: Path,
+    run_b: Path,
+    a: Dict[str, Any],
+    b: Dict[str, Any],
+    n: int,
+    seed: int = 0,
+    data: Optional[Path] = None,
+) -> Dict[str, Any]:
+    """The paired bootstrap (scripts/scoring/bootstrap.py) of two evaluations: their
+    predictions.spacy on the same test documents (data, or the path metrics.json names)."""
+    from spacy.tokens import DocBin
+    from spacy.vocab import Vocab
+
+    if a.get("data", {}).get("sha256") != b.get("data", {}).get("sha256"):
+        raise UserError(
+            f"{run_a} and {run_b} were scored on different data (sha256 differs); the paired "
+            "bootstrap needs both evaluated on the same test split"
+        )
+    gold_path = data or Path(a.get("data", {}).get("path", ""))
+    if not gold_path.is_file() or sha256_of(gold_path) != a["data"]["sha256"]:
+        raise UserError(
+            f"{gold_path}: not the test split both runs were scored on (missing, or its sha256 "
+            "differs); pass it with --data"
+        )
+    vocab = Vocab()
+    golds = list(DocBin().from_disk(gold_path).get_docs(vocab))
+    units = []
+    for run, metrics in ((run_a, a), (run_b, b)):
+        folder = run if run.is_dir() else run.parent
+        predictions, tasks = folder / PREDICTIONS, metrics.get("model", {}).get("tasks")
+        if not predictions.is_file() or tasks is None:
+            raise UserError(
+                f"{folder}: no {PREDICTIONS} or no model.tasks in metrics.json, written by "
+                "scripts.evaluate since the paired bootstrap exists; evaluate the model again"
+            )
+        preds = list(DocBin().from_disk(predictions).get_docs(vocab))
+        if len(preds) != len(golds):
+            raise UserError(
+                f"{predictions} holds {len(preds)} documents, {gold_path} {len(golds)}; "
+                "evaluate the model again on this test split"
+            )
+        units.append(
+            DocUnits.of(
+                golds=golds,
+                preds=preds,
+                tasks=Tasks(
+                    ent_labels=none_or_tuple(tasks["ent_labels"]),
+                    cat_labels=none_or_tuple(tasks["cat_labels"]),
+                    exclusive=tasks["exclusive"],
+                    threshold=tasks["threshold"],
+                ),
+                tokenization=(metrics.get("ents") or {}).get("tokenization", "model"),
+            )
+        )
+    return paired(units[0], units[1], n=n, seed=seed)
+
+
+def none_or_tuple(labels: Optional[List[str]]) -> Optional[Tuple[str, ...]]:
+    return None if labels is None else tuple(labels)
+
+
+def format_paired(found: Dict[str, Any], *, n: int) -> str:
+    """One line per overall figure: A, B, B - A, its 95% interval, p, and whether it is
+    significant."""
+    rows = [(f"{task}.{key}", d) for task, figures in found.items() for key, d in figures.items()]
+    width = max([len("figure")] + [len(figure) for figure, _ in rows])
+    lines = [
+        f"Paired bootstrap, {n} draws of the test documents: is B - A real?",
+        f"{'figure':<{width}}  {'A':>7}  {'B':>7}  {'B - A':>7}  {'95% interval':>17}  {'p':>6}",
+    ]
+    for figure, d in rows:
+        interval = f"[{d['interval'][0]:+.3f}, {d['interval'][1]:+.3f}]"
+        verdict = "  significant" if d["significant"] else ""
+        lines.append(
+            f"{figure:<{width}}  {format_score(d['a']):>7}  {format_score(d['b']):>7}  "
+            f"{format_score(d['difference'], signed=True):>7}  {interval:>17}  "
+            f"{d['p']:>6.3f}{verdict}"
+        )
+    return "\n".join(lines)

@@ -18,6 +18,7 @@ from spacy import displacy
 
 from scripts.evaluation.explain import CSS as EXPLAIN_CSS
 from scripts.evaluation.explain import Explanation, explanation_html, legend_html
+from scripts.scoring.bootstrap import lookup
 from scripts.scoring.curves import CurvePoint, best_point, plotted_scores
 from scripts.scoring.metrics import (
     CatError,
@@ -105,6 +106,7 @@ def render_report(
             + _explained(details.get("cat_errors", []), explanations, explanations_missing)
         )
     parts.append(_calibration_section(metrics, plots))
+    parts.append(_intervals_section(metrics))
     if curves:
         parts.append(_curves_section(curves, plots))
     title = html.escape(f"Evaluation: {metrics.get('model', {}).get('name', 'model')}")
@@ -288,6 +290,28 @@ def _calibration_section(metrics: Metrics, plots: Dict[str, bytes]) -> str:
         "yes/no (multi-label).</p>"
         + _table(["scores", "ECE", "scores counted"], rows)
         + _img(plots, "reliability.png", "fraction right against the score, per bin")
+    )
+
+
+def _intervals_section(metrics: Metrics) -> str:
+    """Each overall figure with its bootstrap interval (scripts.evaluate --bootstrap N)."""
+    drawn = metrics.get("bootstrap")
+    if not drawn:
+        return ""
+    rows = []
+    for task, title in (("ents", "entities"), ("textcat", "categories")):
+        section = metrics.get(task)
+        for key, interval in (drawn.get(task) or {}).items():
+            value = lookup(section, key) if section else None
+            shown = "n/a" if interval is None else f"{interval[0]:.3f} to {interval[1]:.3f}"
+            rows.append((title, key, format_score(value), shown))
+    return (
+        f"<h2>How sure are these figures?</h2><p>{100 * drawn['level']:.0f}% intervals from "
+        f"{drawn['n']} bootstrap draws of the test documents (drawn with replacement, seed "
+        f"{drawn['seed']}): another test set of the same size and kind would most likely score "
+        "within them. Two runs whose intervals overlap may still differ: python -m "
+        "scripts.compare A B --bootstrap 1000 tests the difference on the same documents.</p>"
+        + _table(["task", "figure", "score", "interval"], rows, left=2)
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
@@ -21,6 +21,7 @@ from scripts.common.errors import UserError, info, one_line
 from scripts.common.files import sha256_of, write_bytes_atomic
 from scripts.evaluation.explain import Explanation, explain_texts
 from scripts.evaluation.report import PLOT_NAMES, Report, render_report
+from scripts.scoring.bootstrap import PREDICTIONS, DocUnits, intervals
 from scripts.scoring.curves import CurvePoint, from_same_run, read_curves
 from scripts.scoring.metrics import (
     CatError,
@@ -28,6 +29,7 @@ from scripts.scoring.metrics import (
     Metrics,
     ModelInfo,
     Tasks,
+    TasksInfo,
     evaluate_docs,
     format_score,
     has_cat_annotation,
@@ -58,12 +60,16 @@ def evaluate_model(
     curves_path: Optional[Path] = None,
     explain: int = 10,
     explain_max_evals: int = 100,
+    bootstrap: int = 0,
+    seed: int = 0,
 ) -> Metrics:
     """Run MODEL over DATA_PATH, score it, write metrics.json, report.html and plots/ to output_dir
     and return the metrics; the report explains the first `explain` misclassified texts
     (scripts.evaluation.explain, up to explain_max_evals texts scored each). Raises UserError for
     bad input; gpu_id is 'auto', -1 or a GPU index; curves_path: the train step's curves.jsonl,
-    drawn as plots/training_curves.png and in the report."""
+    drawn as plots/training_curves.png and in the report; bootstrap: draws of the test documents
+    for 95% intervals of the overall figures (scripts/scoring/bootstrap.py, seeded with seed;
+    0: none)."""
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(
             f"--output {output_dir} is a file; pass a folder for metrics.json, report.html and "
@@ -86,7 +92,7 @@ def evaluate_model(
     scores = evaluation.metrics
     metrics = Metrics(
         format=scores["format"],
-        model=describe_model(nlp=nlp, model=model, components=components),
+        model=describe_model(nlp=nlp, model=model, components=components, tasks=tasks),
         data=DataInfo(
             path=str(data_path),
             sha256=sha256_of(data_path),
@@ -98,6 +104,11 @@ def evaluate_model(
         ents=scores["ents"],
         textcat=scores["textcat"],
     )
+    if bootstrap:
+        info(f"Bootstrap: {bootstrap} draws of the {len(golds)} test documents")
+        tokenization = "gold" if gold_preproc else "model"
+        units = DocUnits.of(golds=golds, preds=preds, tasks=tasks, tokenization=tokenization)
+        metrics["bootstrap"] = intervals(units, n=bootstrap, seed=seed)
     explanations, missing = explain_errors(
         nlp=nlp,
         errors=evaluation.details.get("cat_errors", [])[:explain],
@@ -111,7 +122,7 @@ def evaluate_model(
         explanations=explanations,
         explanations_missing=missing,
     )
-    write_outputs(output_dir=output_dir, metrics=metrics, report=report)
+    write_outputs(output_dir=output_dir, metrics=metrics, report=report, preds=preds)
     return metrics
 
 
@@ -225,7 +236,7 @@ def predict(
     return preds
 
 
-def describe_model(*, nlp: Language, model: str, components: Components) -> ModelInfo:
+def describe_model(*, nlp: Language, model: str, components: Components, tasks: Tasks) -> ModelInfo:
     meta = nlp.meta
     return ModelInfo(
         name=pipeline_name(nlp),
@@ -236,6 +247,16 @@ def describe_model(*, nlp: Language, model: str, components: Components) -> Mode
         transformer=base_transformer(config=nlp.config),
         ents_components=list(components.ents),
         textcat_component=components.cats[0] if components.cats else None,
+        tasks=tasks_info(tasks),
+    )
+
+
+def tasks_info(tasks: Tasks) -> TasksInfo:
+    return TasksInfo(
+        ent_labels=None if tasks.ent_labels is None else list(tasks.ent_labels),
+        cat_labels=None if tasks.cat_labels is None else list(tasks.cat_labels),
+        exclusive=tasks.exclusive,
+        threshold=tasks.threshold,
     )
 
 
@@ -300,8 +321,12 @@ def curve_warnings(
     return []
 
 
-def write_outputs(*, output_dir: Path, metrics: Metrics, report: Report) -> None:
-    """Each file atomically; metrics.json last, so its presence means the whole run was written."""
+def write_outputs(
+    *, output_dir: Path, metrics: Metrics, report: Report, preds: Sequence[Doc] = ()
+) -> None:
+    """Each file atomically; metrics.json last, so its presence means the whole run was written.
+    preds: the predicted Docs, in the test split's order, as predictions.spacy (scripts.compare
+    --bootstrap pairs two runs' predictions)."""
     try:
         (output_dir / "plots").mkdir(parents=True, exist_ok=True)
         for name in PLOT_NAMES:
@@ -310,6 +335,9 @@ def write_outputs(*, output_dir: Path, metrics: Metrics, report: Report) -> None
             else:  # a plot from an earlier run of another model would be stale
                 (output_dir / "plots" / name).unlink(missing_ok=True)
         write_bytes_atomic(output_dir / "report.html", report.html.encode("utf8"))
+        if preds:
+            predictions = DocBin(store_user_data=True, docs=preds).to_bytes()
+            write_bytes_atomic(output_dir / PREDICTIONS, predictions)
         text = json.dumps(metrics, indent=2, ensure_ascii=False) + "\n"
         write_bytes_atomic(output_dir / "metrics.json", text.encode("utf8"))
     except OSError as err:
@@ -345,8 +373,35 @@ def summary(metrics: Metrics, output_dir: Path) -> List[str]:
             f"macro AUC {fmt(t['macro_auc'])}  score ECE {fmt(t.get('ece'))}  on {t['n_docs']} "
             f"docs ({t['n_skipped']} skipped)"
         )
+    if metrics.get("bootstrap"):
+        lines.extend(interval_lines(metrics))
     lines.append(
         f"Wrote {output_dir / 'metrics.json'}, {output_dir / 'report.html'} and "
         f"{output_dir / 'plots'}/"
     )
+    return lines
+
+
+def interval_lines(metrics: Metrics) -> List[str]:
+    """The headline figures with their bootstrap intervals, one line per task."""
+    drawn = metrics["bootstrap"]
+    lines = []
+    for task, title, keys in (
+        ("ents", "Entities", ("f", "macro_f")),
+        ("textcat", "Textcat", ("accuracy", "macro_f")),
+    ):
+        section: Dict[str, Any] = dict(metrics.get(task) or {})
+        ranges = drawn.get(task)
+        if not section or not ranges:
+            continue
+        figures = [
+            f"{key} {format_score(section[key])} [{low:.3f}, {high:.3f}]"
+            for key in keys
+            if ranges.get(key) is not None
+            for low, high in [ranges[key]]
+        ]
+        lines.append(
+            f"{title}, {100 * drawn['level']:.0f}% intervals ({drawn['n']} bootstrap draws of "
+            f"the documents): {'  '.join(figures)}"
+        )
     return lines

@@ -9,7 +9,8 @@ compute it on; a task the model does not have is null as a whole ("ents": null).
 
     {
       "format": 1,
-      "model": {"name", "version", "path", "pipeline", "transformer", ...},  # by scripts.evaluate
+      "model": {"name", "version", "path", "pipeline", "transformer", ...,  # by scripts.evaluate
+                "tasks": {"ent_labels", "cat_labels", "exclusive", "threshold"}},
       "data": {"path", "sha256", "n_docs", "gold_preproc"},                 # by scripts.evaluate
       "warnings": ["..."],
       "ents": {
@@ -43,6 +44,11 @@ compute it on; a task the model does not have is null as a whole ("ents": null).
         "ece", "reliability",  # calibration of the scores: exclusive, the top label's score against
                                # whether it is right; multilabel, every label's score against gold
       },
+      "bootstrap": {          # scripts.evaluate --bootstrap N only (scripts/scoring/bootstrap.py)
+        "n", "level", "seed", # draws of the test documents, 0.95, the generator's seed
+        "ents": {FIGURE: [low, high] | null},     # p, r, f, the averages, confidence.auc/.ece
+        "textcat": {FIGURE: [low, high] | null},  # accuracy, the averages, macro_auc, ece
+      },
     }
 
 Rules: a document without a task's annotation is not counted for that task (no entity annotation:
@@ -59,7 +65,7 @@ report shows beyond numbers: error examples and threshold curves.
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, NotRequired, Optional, Sequence, Tuple, TypedDict
+from typing import Any, Dict, Iterable, List, NotRequired, Optional, Sequence, Tuple, TypedDict
 
 from spacy.scorer import PRFScore, ROCAUCScore
 from spacy.tokens import Doc, Span
@@ -187,6 +193,15 @@ class CatScores(Averages):
     unknown_labels: Dict[str, int]
 
 
+class TasksInfo(TypedDict):
+    """What the model predicts (Tasks), as metrics.json records it."""
+
+    ent_labels: Optional[List[str]]
+    cat_labels: Optional[List[str]]
+    exclusive: bool
+    threshold: float
+
+
 class ModelInfo(TypedDict):
     name: str
     version: Optional[str]
@@ -196,6 +211,7 @@ class ModelInfo(TypedDict):
     transformer: Optional[str]
     ents_components: List[str]
     textcat_component: Optional[str]
+    tasks: NotRequired[TasksInfo]
 
 
 class DataInfo(TypedDict):
@@ -214,6 +230,7 @@ class Metrics(TypedDict):
     warnings: NotRequired[List[str]]
     ents: Optional[EntScores]
     textcat: Optional[CatScores]
+    bootstrap: NotRequired[Dict[str, Any]]  # scripts/scoring/bootstrap.py's intervals()
 
 
 # ---------------------------------------------------------------- details, for the report
