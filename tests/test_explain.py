@@ -70,7 +70,7 @@ def check_words(text: str, words: List[dict]) -> None:
     assert "".join(w["text"] for w in words) == "".join(text.split())
 
 
-@pytest.mark.parametrize("method", ["shap", "lime"])
+@pytest.mark.parametrize("method", [pytest.param("shap", marks=pytest.mark.slow), "lime"])
 def test_json_shape_and_offsets_on_unicode_and_double_spaces(predictor, method):
     explanations = explain_texts(predictor, ODD_TEXTS + TEXTS[3:4], max_evals=40, method=method)
     assert [e["text"] for e in explanations] == ODD_TEXTS + TEXTS[3:4]

@@ -71,6 +71,7 @@ def full_run(configured) -> Path:
     )
 
 
+@pytest.mark.slow
 def test_the_run_takes_the_steps_the_config_step_announced(configured, full_run):
     _, schedule = configured
     steps = [point["step"] for point in read_curves(path=full_run / "curves.jsonl")]
@@ -78,6 +79,7 @@ def test_the_run_takes_the_steps_the_config_step_announced(configured, full_run)
     assert steps == list(range(0, schedule.total_steps + 1, schedule.eval_frequency))
 
 
+@pytest.mark.slow
 def test_a_run_that_stops_learning_stops_after_the_patience(configured, capfd):
     tmp, schedule = configured
     # no learning at all: every evaluation ties with the first
@@ -90,6 +92,7 @@ def test_a_run_that_stops_learning_stops_after_the_patience(configured, capfd):
     ) in capfd.readouterr().out
 
 
+@pytest.mark.slow
 def test_both_pipelines_the_metrics_the_report_and_the_server_carry_one_name(full_run, tmp_path):
     for pipeline in TRAINED_PIPELINES:
         meta = json.loads((full_run / pipeline / "meta.json").read_text(encoding="utf8"))
