@@ -36,6 +36,8 @@ from scripts.scoring.entity_confidence import (
     add_entity_confidence,
     calibrated,
     entity_scores,
+    logit,
+    sigmoid,
 )
 from scripts.scoring.metrics import ent_confidence, match_ents
 from scripts.training.confidence import add_confidence
@@ -355,3 +357,25 @@ def test_the_default_wheel_ships_the_component_and_scores_outside_the_repo(
     assert out["ents"] == [[list(ent) for ent in ent_tuples(d)] for d in docs]
     for scores, doc in zip(out["scores"], docs):
         assert scores == pytest.approx(entity_scores(doc), abs=1e-6)
+
+
+def test_scores_bunched_at_one_are_calibrated_without_overshooting():
+    """Most scores at 1.0 (the greedy parse is sure) yet 30% wrong: a full Newton step from
+    (1, 0) overshoots to an enormous scale that makes every score 1.0 and the log loss worse.
+    The fit must lower the log loss and keep the order of the scores."""
+    probabilities = [1.0] * 30 + [0.999999] * 5 + [0.97, 0.9, 0.99, 0.6, 0.999, 0.95]
+    right = [i % 10 < 7 for i in range(len(probabilities))]
+    fit = fit_calibration(right=right, probabilities=probabilities)
+    assert fit.log_loss_after < fit.log_loss_before / 2
+    assert 0 < fit.scale < 1  # the scores were too sure: they are pulled in, in the same order
+    calibrated = [sigmoid(fit.scale * logit(p) + fit.shift) for p in probabilities]
+    assert calibrated[0] < 0.9
+    assert sorted(range(41), key=lambda i: probabilities[i]) == sorted(
+        range(41), key=lambda i: calibrated[i]
+    )
+
+
+def test_a_fit_that_cannot_lower_the_log_loss_keeps_the_scores():
+    fit = fit_calibration(right=[True, False], probabilities=[0.5, 0.5])
+    assert (fit.scale, fit.shift) == (1.0, 0.0)
+    assert fit.log_loss_after == fit.log_loss_before

@@ -40,18 +40,34 @@ def log_loss(*, right: Sequence[bool], probabilities: Sequence[float]) -> float:
     return total / max(1, len(right))
 
 
+def softplus(z: float) -> float:
+    """log(1 + exp(z)) without overflow."""
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+def objective(
+    scale: float, shift: float, *, xs: Sequence[float], ys: Sequence[float], prior: float
+) -> float:
+    """sum of the log loss of sigmoid(scale * x + shift) + prior / 2 * distance from (1, 0)^2."""
+    loss = sum(softplus(scale * x + shift) - y * (scale * x + shift) for x, y in zip(xs, ys))
+    return loss + prior / 2 * ((scale - 1.0) ** 2 + shift**2)
+
+
 def fit_calibration(
     *, right: Sequence[bool], probabilities: Sequence[float], prior: float = PRIOR
 ) -> Calibration:
     """The (scale, shift) with the least log loss on these outcomes under the prior, found by
-    Newton's method (the loss is convex); (1, 0) where there is nothing to fit on."""
+    Newton's method with a backtracking line search (the loss is convex; a full Newton step can
+    overshoot where the scores bunch at 0 or 1); (1, 0) where there is nothing to fit on, or
+    where the fit would not lower the log loss."""
     if len(right) != len(probabilities):
         raise ValueError(f"{len(right)} outcomes but {len(probabilities)} probabilities")
     xs = [logit(p) for p in probabilities]
     ys = [1.0 if ok else 0.0 for ok in right]
     scale, shift = 1.0, 0.0
+    current = objective(scale, shift, xs=xs, ys=ys, prior=prior)
     for _ in range(MAX_STEPS if xs else 0):
-        # gradient and Hessian of sum(log loss) + prior / 2 * ((scale - 1)^2 + shift^2)
+        # gradient and Hessian of the objective
         g_scale, g_shift = prior * (scale - 1.0), prior * shift
         h_ss, h_sb, h_bb = prior, 0.0, prior
         for x, y in zip(xs, ys):
@@ -65,14 +81,24 @@ def fit_calibration(
         det = h_ss * h_bb - h_sb * h_sb
         step_scale = (h_bb * g_scale - h_sb * g_shift) / det
         step_shift = (h_ss * g_shift - h_sb * g_scale) / det
-        scale, shift = scale - step_scale, shift - step_shift
-        if max(abs(step_scale), abs(step_shift)) < 1e-9:
+        size = 1.0
+        while size > 1e-6:  # halve the step until the objective goes down
+            trial = objective(
+                scale - size * step_scale, shift - size * step_shift, xs=xs, ys=ys, prior=prior
+            )
+            if trial <= current:
+                break
+            size /= 2
+        else:
+            break  # no step lowers it: at the minimum, as far as floats tell
+        scale, shift = scale - size * step_scale, shift - size * step_shift
+        improvement, current = current - trial, trial
+        if improvement < 1e-12 * max(1.0, abs(current)):
             break
-    after = [sigmoid(scale * x + shift) for x in xs]
+    before = log_loss(right=right, probabilities=probabilities)
+    after = log_loss(right=right, probabilities=[sigmoid(scale * x + shift) for x in xs])
+    if after > before:  # the prior's pull alone can do that on a tiny set: keep the scores
+        scale, shift, after = 1.0, 0.0, before
     return Calibration(
-        scale=scale,
-        shift=shift,
-        n=len(xs),
-        log_loss_before=log_loss(right=right, probabilities=probabilities),
-        log_loss_after=log_loss(right=right, probabilities=after),
+        scale=scale, shift=shift, n=len(xs), log_loss_before=before, log_loss_after=after
     )
