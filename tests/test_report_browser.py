@@ -175,9 +175,9 @@ def test_report_renders_without_console_errors(tmp_path, exclusive):
         assert text in dom, text
     assert "<script>alert" not in dom  # the document text is escaped, not run
     assert ("Confusion matrix" in dom) == exclusive and ("F by threshold" in dom) == (not exclusive)
-    assert (
-        dom.count("<img ") == 3
-    )  # per-label bars for both tasks, and the confusion or threshold plot
+    # per-label bars for both tasks, the confusion or threshold plot, and the reliability plot
+    assert dom.count("<img ") == 4
+    assert 'alt="fraction right against the score, per bin"' in dom
 
 
 @pytest.mark.slow  # a headless browser
