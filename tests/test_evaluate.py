@@ -463,12 +463,12 @@ def test_bootstrap_intervals_hold_each_figure_and_compare_tests_the_difference(m
     summary and the report; compare --bootstrap pairs two evaluations on the same documents."""
     docs = [doc for _ in range(8) for doc in FIXTURE]  # 40 docs: draws differ
     data = write_docbin(tmp_path / "test.spacy", docs)
-    args = [str(model), str(data), "--bootstrap", "200", "--explain", "0"]
+    args = [str(model), str(data), "--bootstrap", "100", "--explain", "0"]
     result = runner.invoke(app, [*args, "--output", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     drawn = metrics["bootstrap"]
-    assert (drawn["n"], drawn["level"], drawn["seed"]) == (200, 0.95, 0)
+    assert (drawn["n"], drawn["level"], drawn["seed"]) == (100, 0.95, 0)
     for task in ("ents", "textcat"):
         for key, interval in drawn[task].items():
             value = metrics[task][key] if "." not in key else None
@@ -484,14 +484,14 @@ def test_bootstrap_intervals_hold_each_figure_and_compare_tests_the_difference(m
     from scripts.compare import app as compare_app
 
     compared = runner.invoke(
-        compare_app, [str(tmp_path / "a"), str(tmp_path / "b"), "--bootstrap", "100"]
+        compare_app, [str(tmp_path / "a"), str(tmp_path / "b"), "--bootstrap", "50"]
     )
     assert compared.exit_code == 0, compared.output
-    assert "Paired bootstrap, 100 draws" in compared.stdout
+    assert "Paired bootstrap, 50 draws" in compared.stdout
     assert "ents.f" in compared.stdout and "significant" not in compared.stdout  # same model
     refused = runner.invoke(
         compare_app,
-        [str(tmp_path / "a"), str(tmp_path / "b"), "--bootstrap", "100", "--data", str(model)],
+        [str(tmp_path / "a"), str(tmp_path / "b"), "--bootstrap", "50", "--data", str(model)],
     )
     assert refused.exit_code == 2
     assert "not the test split both runs were scored on" in refused.output
