@@ -18,6 +18,7 @@ from typing import Optional
 import typer
 
 from scripts.common.errors import UserError
+from scripts.common.options import bootstrap_option, bootstrap_seed_option
 from scripts.evaluation.comparison import (
     compare_metrics,
     describe_run,
@@ -38,14 +39,11 @@ def main(
     margin: float = typer.Option(
         0.01, "--margin", "-m", help="Largest drop (fraction, 0..1) that still passes"
     ),
-    bootstrap: int = typer.Option(
-        0,
-        "--bootstrap",
-        min=0,
-        help="Draws of the test documents for a paired bootstrap of the two runs' predictions: "
-        "is each difference significant? e.g. 1000 (0: none)",
+    bootstrap: int = bootstrap_option(
+        what="a paired bootstrap of the two runs' predictions, which says whether each "
+        "difference is significant"
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap's draws"),
+    seed: int = bootstrap_seed_option(),
     data: Optional[Path] = typer.Option(
         None,
         "--data",

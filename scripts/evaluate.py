@@ -14,7 +14,13 @@ from typing import Optional
 import typer
 
 from scripts.common.errors import reported_as_one_line
-from scripts.common.options import GPU_ID, gpu_id_option, model_argument
+from scripts.common.options import (
+    GPU_ID,
+    bootstrap_option,
+    bootstrap_seed_option,
+    gpu_id_option,
+    model_argument,
+)
 from scripts.evaluation.run import evaluate_model, summary
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -60,14 +66,10 @@ def main(
         min=4,
         help="Texts the pipeline scores per explanation at most (more: finer, slower)",
     ),
-    bootstrap: int = typer.Option(
-        0,
-        "--bootstrap",
-        min=0,
-        help="Draws of the test documents (with replacement) for 95% intervals of every overall "
-        "figure, in metrics.json and the report, e.g. 1000 (0: none)",
+    bootstrap: int = bootstrap_option(
+        what="95% intervals of every overall figure, in metrics.json and the report"
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap's draws"),
+    seed: int = bootstrap_seed_option(),
 ) -> None:
     """Score a trained pipeline on gold data; write metrics.json, report.html and PNG plots."""
     with reported_as_one_line(options=GPU_ID, project_step=True):

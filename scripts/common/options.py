@@ -46,6 +46,20 @@ def pipe_batch_size_option(*, what: str = "Texts") -> Any:
     )
 
 
+def bootstrap_option(*, what: str) -> Any:
+    """--bootstrap N of scripts/scoring/bootstrap.py; `what` says what the draws give."""
+    return typer.Option(
+        0,
+        "--bootstrap",
+        min=0,
+        help=f"Draws of the test documents (with replacement) for {what}, e.g. 1000 (0: none)",
+    )
+
+
+def bootstrap_seed_option() -> Any:
+    return typer.Option(0, "--seed", help="Seed of the bootstrap's draws")
+
+
 # The options of a Label Studio retraining, which scripts.serve spells --retrain-NAME and
 # scripts.retrain --NAME: one help text and bound each; the defaults are RetrainSettings'.
 RETRAIN_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -105,6 +105,18 @@ class DocUnits:
     def __len__(self) -> int:
         return len(self.records)
 
+    @property
+    def task_names(self) -> Tuple[str, ...]:
+        """The sections of metrics.json the model's tasks fill: "ents", "textcat" or both."""
+        return tuple(
+            name
+            for name, labels in (
+                ("ents", self.tasks.ent_labels),
+                ("textcat", self.tasks.cat_labels),
+            )
+            if labels is not None
+        )
+
     def figures(self, indices: Sequence[int]) -> Dict[str, Dict[str, Optional[float]]]:
         """The overall figures of the documents at indices (repeats count again)."""
         found: Dict[str, Dict[str, Optional[float]]] = {}
@@ -157,7 +169,7 @@ def intervals(units: DocUnits, *, n: int, seed: int = 0) -> Dict[str, Any]:
                 if value is not None:
                     samples.setdefault(task, {}).setdefault(key, []).append(value)
     found: Dict[str, Any] = {"n": n, "level": LEVEL, "seed": seed}
-    for task in units.figures(range(len(units))):
+    for task in units.task_names:
         found[task] = {
             key: percentiles(samples.get(task, {}).get(key, []), n) for key in FIGURES[task]
         }
