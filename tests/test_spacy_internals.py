@@ -32,6 +32,7 @@ from scripts.common.spacy_internals import (
     CONVERTED_TRANSFORMER,
     ENTITY_ACTION_PROBABILITIES,
     ENTITY_BEAM_PROBABILITIES,
+    ENTITY_BOUNDARY_PROBABILITIES,
     FAST_NER,
     LAYER_TRANSFORMER,
     SPACY_NER,
@@ -40,6 +41,7 @@ from scripts.common.spacy_internals import (
     entity_beam_probabilities,
     hf_shim,
     parse_config_overrides,
+    parse_probabilities,
     swap_in_converted_transformer,
     swap_in_transformer_layer,
 )
@@ -198,6 +200,28 @@ def test_action_probabilities_are_those_of_the_greedy_parse_multiplied_over_each
     assert any(len(ent) > 1 for doc in docs for ent in doc.ents)
     assert any(ent.end == len(doc) for doc in docs for ent in doc.ents)
     assert len({p for probabilities in found for p in probabilities.values()}) > 2
+
+
+def test_the_parse_probability_is_every_greedy_step_multiplied_and_the_boundary_adds_one(
+    trained_ner_nlp,
+):
+    ner = trained_ner_nlp.get_pipe(SPACY_NER)
+    texts = [TEXT, "nothing here at all", "We need SQL and  Python and a BSc at Acme Corp"]
+    docs = [ner(trained_ner_nlp.make_doc(text)) for text in texts]
+    assert not docs[1].ents and docs[2].ents, "the test needs a doc with entities and one without"
+    before = [[(t.ent_iob_, t.ent_type_) for t in doc] for doc in docs]
+    steps = [greedy_action_probabilities(ner, trained_ner_nlp.make_doc(t)) for t in texts]
+    assert parse_probabilities(ner, docs) == pytest.approx([float(numpy.prod(s)) for s in steps])
+    with_boundary = entity_action_probabilities(ner, docs, left_boundary=True)
+    assert [[(t.ent_iob_, t.ent_type_) for t in doc] for doc in docs] == before
+    for doc, doc_steps, found in zip(docs, steps, with_boundary):
+        inside = {i for e in doc.ents for i in range(e.start, e.end)}
+        expected = {}
+        for e in doc.ents:
+            first = e.start - 1 if e.start > 0 and e.start - 1 not in inside else e.start
+            expected[(e.start, e.end, e.label_)] = float(numpy.prod(doc_steps[first : e.end]))
+        assert found == pytest.approx(expected)
+    assert registry.misc.get(ENTITY_BOUNDARY_PROBABILITIES)()(ner, docs) == with_boundary
 
 
 def test_the_recognizer_keeps_a_docs_entities_in_every_parse_of_its_beam(ner_nlp):

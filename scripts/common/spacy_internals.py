@@ -35,6 +35,7 @@ __all__ = [
     "CONVERTED_TRANSFORMER",
     "ENTITY_ACTION_PROBABILITIES",
     "ENTITY_BEAM_PROBABILITIES",
+    "ENTITY_BOUNDARY_PROBABILITIES",
     "FAST_NER",
     "LAYER_TRANSFORMER",
     "SPACY_NER",
@@ -42,6 +43,7 @@ __all__ = [
     "entity_action_probabilities",
     "entity_beam_probabilities",
     "hf_shim",
+    "parse_probabilities",
     "parse_config_overrides",
     "swap_in_converted_transformer",
     "swap_in_transformer_layer",
@@ -52,6 +54,7 @@ SPACY_NER = "ner"
 CONVERTED_TRANSFORMER = "ner_textcat.ConvertedTransformerModel.v1"
 LAYER_TRANSFORMER = "ner_textcat.LayerTransformerModel.v1"
 ENTITY_ACTION_PROBABILITIES = "ner_textcat.entity_action_probabilities.v1"
+ENTITY_BOUNDARY_PROBABILITIES = "ner_textcat.entity_action_probabilities.v2"
 ENTITY_BEAM_PROBABILITIES = "ner_textcat.entity_beam_probabilities.v2"
 ENT_ATTRS = [ENT_IOB, ENT_TYPE, ENT_KB_ID, ENT_ID]
 # The kinds of the entity recognizer's actions (spaCy's BiluoPushDown): one action per token.
@@ -59,27 +62,58 @@ BEGIN, IN, LAST, UNIT, OUT = "B", "I", "L", "U", "O"
 
 
 def entity_action_probabilities(
-    ner: EntityRecognizer, docs: list[Doc]
+    ner: EntityRecognizer, docs: list[Doc], *, left_boundary: bool = False
 ) -> list[dict[tuple[int, int, str], float]]:
     """For each doc, {(start token, end token, label): probability} of each of its entities (the
     greedy parse's, doc.ents): the product of the probabilities the recognizer gave the actions
     that made it, one per token (B, I..., L or U), each a softmax over the actions valid at that
-    step. The greedy parse is replayed with the same model, each step taking the action that made
-    doc.ents; only the steps on an entity's tokens are scored, and a doc's replay stops after its
-    last entity. The docs keep their entities.
+    step; with left_boundary, also the action (O) at the token before it, which kept the entity
+    from starting earlier. The docs keep their entities.
 
         entity_action_probabilities(nlp.get_pipe("ner"), docs)   # [{(0, 1, "SKILL"): 0.98}, ...]
     """
-    moves = ActionTable(ner)
     ents = [list(doc.ents) for doc in docs]
-    # The greedy parse's action for each token: the BILUO tag of doc.ents.
-    actions = [moves.actions(len(doc), doc_ents) for doc, doc_ents in zip(docs, ents)]
     owner = [
         {i: e for e, ent in enumerate(doc_ents) for i in range(ent.start, ent.end)}
         for doc_ents in ents
     ]
-    ends = [max((ent.end for ent in doc_ents), default=0) for doc_ents in ents]
-    log_found = [numpy.zeros(len(doc_ents)) for doc_ents in ents]
+    if left_boundary:  # the token before an entity, where it is outside every entity
+        for doc_owner, doc_ents in zip(owner, ents):
+            for e, ent in enumerate(doc_ents):
+                if ent.start > 0 and ent.start - 1 not in doc_owner:
+                    doc_owner[ent.start - 1] = e
+    log_found = replay_log_probabilities(ner, docs, owner, [len(doc_ents) for doc_ents in ents])
+    return [
+        {(ent.start, ent.end, ent.label_): float(numpy.exp(v)) for ent, v in zip(doc_ents, logs)}
+        for doc_ents, logs in zip(ents, log_found)
+    ]
+
+
+def parse_probabilities(ner: EntityRecognizer, docs: list[Doc]) -> list[float]:
+    """For each doc, the probability of its greedy parse as a whole (the entities of doc.ents,
+    and no entity elsewhere): the product over all its tokens of the probability the recognizer
+    gave the action taken. For a doc without entities, how sure the recognizer is that it has
+    none, e.g. parse_probabilities(nlp.get_pipe("ner"), [nlp("no names here")]) -> [0.97]."""
+    every_token = [dict.fromkeys(range(len(doc)), 0) for doc in docs]
+    log_found = replay_log_probabilities(ner, docs, every_token, [1] * len(docs))
+    return [float(numpy.exp(logs[0])) for logs in log_found]
+
+
+def replay_log_probabilities(
+    ner: EntityRecognizer, docs: list[Doc], slots: list[dict[int, int]], n_slots: list[int]
+) -> list[numpy.ndarray]:
+    """Replay the greedy parse that made each doc's doc.ents with the same model, each step taking
+    the action that made them, and sum the log probability of the action taken (a softmax over
+    the actions valid at that step) at each token of slots[d] into the slot it names; a doc's
+    replay stops after its last such token. Per doc, the n_slots[d] sums. The docs keep their
+    entities."""
+    if not docs:
+        return []
+    moves = ActionTable(ner)
+    # The greedy parse's action for each token: the BILUO tag of doc.ents.
+    actions = [moves.actions(len(doc), list(doc.ents)) for doc in docs]
+    ends = [max(doc_slots, default=-1) + 1 for doc_slots in slots]
+    log_found = [numpy.zeros(n) for n in n_slots]
     saved = [doc.to_array(ENT_ATTRS) for doc in docs]
     try:
         # Preset entities would be forced on the parse (every action certain): start it free.
@@ -88,11 +122,11 @@ def entity_action_probabilities(
         # The parser model's predict returns its step model (ParserStepModel), undocumented.
         step_model = ner.model.predict(docs)
         # A batch's parse states: only the transition system makes them (no public constructor).
-        pairs = [(state, d) for d, state in enumerate(ner.moves.init_batch(docs))]
+        pairs = [(state, d) for d, state in enumerate(ner.moves.init_batch(docs)) if ends[d]]
         while pairs := [(state, d) for state, d in pairs if not state.is_final()]:
             # StateClass.B(0): the token the next action is for; undocumented.
             tokens = [state.B(0) for state, _ in pairs]
-            wanted = [k for k, ((_, d), t) in enumerate(zip(pairs, tokens)) if t in owner[d]]
+            wanted = [k for k, ((_, d), t) in enumerate(zip(pairs, tokens)) if t in slots[d]]
             if wanted:
                 states = [pairs[k][0] for k in wanted]
                 taken = numpy.array([actions[pairs[k][1]][tokens[k]] for k in wanted])
@@ -102,7 +136,7 @@ def entity_action_probabilities(
                 log_p = log_softmax_at(scores, moves.valid(states, taken), taken)
                 for k, value in zip(wanted, log_p):
                     d = pairs[k][1]
-                    log_found[d][owner[d][tokens[k]]] += value
+                    log_found[d][slots[d][tokens[k]]] += value
             # Forced: a score of 1 for the action taken, 0 for the rest; the best valid one wins.
             forced = numpy.zeros((len(pairs), moves.n), dtype="float32")
             forced[
@@ -115,10 +149,7 @@ def entity_action_probabilities(
     finally:
         for doc, array in zip(docs, saved):
             doc.from_array(ENT_ATTRS, array)
-    return [
-        {(ent.start, ent.end, ent.label_): float(numpy.exp(v)) for ent, v in zip(doc_ents, logs)}
-        for doc_ents, logs in zip(ents, log_found)
-    ]
+    return log_found
 
 
 class ActionTable:
@@ -189,8 +220,20 @@ def log_softmax_at(
 
 @registry.misc(ENTITY_ACTION_PROBABILITIES)
 def make_entity_action_probabilities() -> Callable[[EntityRecognizer, list[Doc]], list]:
-    """entity_action_probabilities, for a pipeline config to name (entity_confidence's)."""
+    """entity_action_probabilities, for a pipeline config to name (entity_confidence's, in
+    pipelines saved before the left boundary counted)."""
     return entity_action_probabilities
+
+
+@registry.misc(ENTITY_BOUNDARY_PROBABILITIES)
+def make_entity_boundary_probabilities() -> Callable[[EntityRecognizer, list[Doc]], list]:
+    """entity_action_probabilities with the left boundary: the action at the token before each
+    entity counts too (entity_confidence's default)."""
+
+    def probabilities(ner: EntityRecognizer, docs: list[Doc]) -> list:
+        return entity_action_probabilities(ner, docs, left_boundary=True)
+
+    return probabilities
 
 
 def entity_beam_probabilities(

@@ -11,8 +11,9 @@ disabled (spaCy's `[nlp] disabled`), so that plain `nlp.pipe` pays nothing for i
 
 The entities stay the recognizer's own (greedy) ones: the component only adds their scores. The
 score of an entity starts from the probability the recognizer gave the actions that made it (the
-softmax of its scores for the action taken at each of the entity's tokens, multiplied; the config's
-`probabilities`), and is then calibrated: score = sigmoid(scale * logit(probability) + shift), with
+softmax of its scores for the action taken at each of the entity's tokens and at the token before
+it, which kept the entity from starting earlier, multiplied; the config's `probabilities`), and is
+then calibrated: score = sigmoid(scale * logit(probability) + shift), with
 scale and shift fitted on the dev set so that entities scored 0.8 are right about 80% of the time
 (scripts/scoring/calibration.py). Scores live in a SpanGroup, as spaCy's span categorizer keeps its
 own (`attrs["scores"]`), so they travel with Doc.to_bytes and DocBin.
@@ -33,8 +34,10 @@ from spacy.util import minibatch
 
 ENTITY_CONFIDENCE = "entity_confidence"
 SPANS_KEY = "ents_scored"
-# Defined in scripts/common/spacy_internals.py (registry.misc), named here by its string only.
-ENTITY_PROBABILITIES = "ner_textcat.entity_action_probabilities.v1"
+# Defined in scripts/common/spacy_internals.py (registry.misc), named here by its string only:
+# the greedy parse's action probabilities with the left boundary (v1, without it, is what
+# pipelines saved before it name).
+ENTITY_PROBABILITIES = "ner_textcat.entity_action_probabilities.v2"
 # Keeps logit() finite: a probability of exactly 0 or 1 still ranks below or above the rest.
 EPSILON = 1e-7
 DEFAULT_CONFIG = {
