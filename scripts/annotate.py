@@ -26,6 +26,7 @@ from scripts.common.options import (
     min_score_option,
     model_argument,
     pipe_batch_size_option,
+    uncertainty_option,
 )
 from scripts.inference.annotation import Job, annotate_file
 
@@ -87,6 +88,7 @@ def main(
         '"error" field and go on)',
     ),
     min_score: float = min_score_option(),
+    uncertainty: str = uncertainty_option(),
 ) -> None:
     """Annotate INPUT with MODEL into OUTPUT; rerun the same command to resume."""
     with reported_as_one_line(options=GPU_ID, project_step=True):
@@ -102,6 +104,7 @@ def main(
             batch_size=batch_size,
             label_config=label_config.read_text(encoding="utf8") if label_config else None,
             min_score=min_score,
+            uncertainty=uncertainty,
         )
         summary = annotate_file(
             job=job,

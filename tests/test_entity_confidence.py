@@ -21,7 +21,6 @@ from scripts.common.errors import UserError
 from scripts.evaluation.run import evaluate_model
 from scripts.inference.predict import (
     LabelConfig,
-    confidence,
     describe_pipeline,
     labelstudio_prediction,
     load_predictor,
@@ -188,16 +187,10 @@ def test_predict_records_and_labelstudio_regions_carry_the_scores(scored_pipelin
     task = labelstudio_prediction(record, predictor=predictor, config=LabelConfig())
     regions = [item for item in task["result"] if item["type"] == "labels"]
     assert [item["score"] for item in regions] == [ent["score"] for ent in record["entities"]]
-    top_cat = max(record["cats"].values())
-    assert task["score"] == min([top_cat] + [ent["score"] for ent in record["entities"]])
-
-
-def test_the_task_score_is_the_least_sure_decision():
-    cats = {"a": 0.7, "b": 0.3}
-    assert confidence(cats, exclusive=True, entity_scores=[0.9, 0.4]) == 0.4
-    assert confidence(cats, exclusive=True, entity_scores=[0.9]) == 0.7
-    assert confidence({}, exclusive=True, entity_scores=[0.8, 0.6]) == 0.6
-    assert confidence({}, exclusive=True, entity_scores=[]) is None
+    first, second = sorted(record["cats"].values(), reverse=True)[:2]
+    # The least sure decision: the categories' margin or the lowest entity score.
+    least = min([first - second] + [ent["score"] for ent in record["entities"]])
+    assert task["score"] == pytest.approx(least, abs=1e-6)
 
 
 def test_min_score_leaves_out_the_entities_scored_below_it(scored_pipeline, tiny_pipeline):

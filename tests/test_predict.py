@@ -10,7 +10,6 @@ import spacy
 from scripts.common.errors import UserError
 from scripts.inference.predict import (
     LabelConfig,
-    confidence,
     describe_pipeline,
     labelstudio_config,
     labelstudio_prediction,
@@ -68,7 +67,8 @@ def test_labelstudio_prediction_uses_the_config_names_and_filters_unknown_labels
     )
     assert config.text_field == "content"
     prediction = labelstudio_prediction(record, predictor=predictor, config=config)
-    assert prediction["model_version"] == "en_tiny-0.0.1" and prediction["score"] == 0.9
+    # The task score: 1 - the margin rule's uncertainty, 1 - (0.9 - 0.1); the entities are unscored.
+    assert prediction["model_version"] == "en_tiny-0.0.1" and prediction["score"] == 0.8
     labels, choices = prediction["result"]
     assert (
         labels["from_name"] == "ner" and labels["to_name"] == "body" and labels["type"] == "labels"
@@ -91,12 +91,10 @@ def test_bad_labeling_config_is_a_user_error():
         parse_label_config("<View></View>")
 
 
-def test_multilabel_decisions_and_confidence():
+def test_multilabel_decisions():
     cats = {"a": 0.7, "b": 0.2, "c": 0.55}
     assert predicted_labels(cats, exclusive=False, threshold=0.5) == ["a", "c"]
     assert predicted_labels(cats, exclusive=True, threshold=0.5) == ["a"]
-    assert confidence(cats, exclusive=False) == 0.55 and confidence(cats, exclusive=True) == 0.7
-    assert confidence({}, exclusive=True) is None
 
 
 def test_read_records_from_jsonl_csv_and_text(tmp_path):

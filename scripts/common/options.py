@@ -37,6 +37,15 @@ def min_score_option() -> Any:
     )
 
 
+def uncertainty_option() -> Any:
+    return typer.Option(
+        "margin",
+        "--uncertainty",
+        help="How a Label Studio prediction's score (1 - uncertainty; lowest: label first) is "
+        "found: margin, entropy or least-confident (docs/label-studio.md)",
+    )
+
+
 def pipe_batch_size_option(*, what: str = "Texts") -> Any:
     return typer.Option(
         None,

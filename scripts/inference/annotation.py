@@ -37,6 +37,7 @@ from scripts.inference.predict import (
     read_records,
     unreadable_text,
 )
+from scripts.scoring.uncertainty import MARGIN
 
 ENGINES = ("local", "ray")
 FORMATS = ("jsonl", "labelstudio")
@@ -54,6 +55,7 @@ class Job:
     batch_size: Optional[int] = None
     label_config: Optional[str] = None  # Label Studio labeling config XML; None: the defaults
     min_score: float = 0.0  # entities scored below it are left out
+    uncertainty: str = MARGIN  # the rule of a Label Studio prediction's score
 
 
 class LabelStudioTask(TypedDict):
@@ -150,6 +152,7 @@ def annotate_chunk(predictor: Predictor, records: list[dict[str, Any]], *, job: 
             predictor,
             [r[job.text_field] for r, problem in zip(records, problems) if problem is None],
             batch_size=len(records) or None,
+            parse_scores=job.fmt == "labelstudio",  # the task score of a text without entities
         )
     )
     config = parse_label_config(job.label_config) if job.fmt == "labelstudio" else LabelConfig()
@@ -191,7 +194,9 @@ def run_local(
     *, job: Job, chunks: Iterable[list[dict[str, Any]]], gpu_id: str
 ) -> Iterator[list[str]]:
     # now, before the progress bar starts
-    predictor = load_predictor(job.model, gpu_id=gpu_id, min_score=job.min_score)
+    predictor = load_predictor(
+        job.model, gpu_id=gpu_id, min_score=job.min_score, uncertainty=job.uncertainty
+    )
     return (annotate_chunk(predictor, records, job=job) for records in chunks)
 
 
@@ -205,7 +210,10 @@ class RayAnnotator:
         torch.set_num_threads(max(1, threads))
         self.job = job
         self.predictor = load_predictor(
-            job.model, gpu_id="0" if use_gpu else "-1", min_score=job.min_score
+            job.model,
+            gpu_id="0" if use_gpu else "-1",
+            min_score=job.min_score,
+            uncertainty=job.uncertainty,
         )
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import json
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Iterator, NotRequired, Sequence, TypedDict
 
@@ -44,6 +45,7 @@ from scripts.scoring.pipeline import (
     load_pipeline,
     pipeline_name,
 )
+from scripts.scoring.uncertainty import MARGIN, RULES, no_entity_probabilities, uncertainty
 
 SCORE_DIGITS = 6  # enough for any threshold; keeps records short and byte-stable
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -62,6 +64,9 @@ class Prediction(TypedDict):
 
     entities: list[Entity]
     cats: dict[str, float]
+    # predict_texts(parse_scores=True), a text without entities: the probability the recognizer
+    # gave "no entity here" (scripts/scoring/uncertainty.py), for Label Studio's task score.
+    parse_score: NotRequired[float]
 
 
 @dataclass(frozen=True)
@@ -75,17 +80,27 @@ class Predictor:
     exclusive: bool  # textcat (one label per text) rather than textcat_multilabel
     threshold: float  # textcat_multilabel: a label is predicted at >= threshold
     min_score: float = 0.0  # entities scored below it are left out
+    uncertainty: str = MARGIN  # how a Label Studio prediction's score is found (its rules)
 
 
-def load_predictor(model: str, *, gpu_id: str = "-1", min_score: float = 0.0) -> Predictor:
+def load_predictor(
+    model: str, *, gpu_id: str = "-1", min_score: float = 0.0, uncertainty: str = MARGIN
+) -> Predictor:
     """Load a pipeline directory or installed package with its entity scores on (the
     entity_confidence component it ships disabled), e.g. load_predictor("en_job_postings")."""
     activate(resolve_device(gpu_id))
-    return describe_pipeline(load_pipeline(model, entity_scores=True), min_score=min_score)
+    nlp = load_pipeline(model, entity_scores=True)
+    return describe_pipeline(nlp, min_score=min_score, uncertainty=uncertainty)
 
 
-def describe_pipeline(nlp: Language, *, min_score: float = 0.0) -> Predictor:
+def describe_pipeline(
+    nlp: Language, *, min_score: float = 0.0, uncertainty: str = MARGIN
+) -> Predictor:
     """What a loaded pipeline predicts, e.g. describe_pipeline(spacy.load("en_job_postings"))."""
+    if uncertainty not in RULES:
+        raise UserError(
+            f"--uncertainty {uncertainty!r} is not a rule; pass one of {', '.join(RULES)}"
+        )
     if not 0.0 <= min_score <= 1.0:
         raise UserError(f"--min-score {min_score} is not between 0 and 1; pass e.g. 0.5")
     if min_score > 0 and not has_entity_confidence(nlp):
@@ -107,8 +122,9 @@ def describe_pipeline(nlp: Language, *, min_score: float = 0.0) -> Predictor:
         cat_labels = tuple(pipe.labels)
         exclusive, threshold = cat_decision_rule(pipe, name=name)
     version = f"{pipeline_name(nlp)}-{nlp.meta.get('version', '0.0.0')}"
+    ent_labels = labels_of(nlp, components.ents)
     return Predictor(
-        nlp, version, labels_of(nlp, components.ents), cat_labels, exclusive, threshold, min_score
+        nlp, version, ent_labels, cat_labels, exclusive, threshold, min_score, uncertainty
     )
 
 
@@ -130,20 +146,36 @@ def doc_to_prediction(doc: Doc, *, min_score: float = 0.0) -> Prediction:
 
 
 def predict_texts(
-    predictor: Predictor, texts: Sequence[str], *, batch_size: int | None = None
+    predictor: Predictor,
+    texts: Sequence[str],
+    *,
+    batch_size: int | None = None,
+    parse_scores: bool = False,
 ) -> list[Prediction]:
     """One prediction per text, in order; batch_size None is the pipeline's own [nlp] batch_size;
-    entities scored below predictor.min_score are left out."""
+    entities scored below predictor.min_score are left out. parse_scores: a text without
+    entities also gets its "parse_score", where the pipeline scores its entities (Label Studio's
+    task scores need it; plain records leave it out, since it costs a replay of the parse)."""
     # An empty text gets no entities and zero scores without running the pipeline: spaCy's textcat
     # scores an empty doc differently depending on its batch mates, and the output must not.
     nonempty = [text for text in texts if text]
-    docs = iter(predictor.nlp.pipe(nonempty, batch_size=batch_size or predictor.nlp.batch_size))
-    return [
-        doc_to_prediction(next(docs), min_score=predictor.min_score)
-        if text
-        else empty_prediction(predictor)
-        for text in texts
-    ]
+    size = batch_size or predictor.nlp.batch_size
+    found: Iterator[Doc] = iter(predictor.nlp.pipe(nonempty, batch_size=size))
+    parse: Iterator[float | None] = repeat(None)
+    if parse_scores:
+        docs = list(found)
+        found, parse = iter(docs), iter(no_entity_probabilities(predictor.nlp, docs))
+    predictions = []
+    for text in texts:
+        if not text:
+            predictions.append(empty_prediction(predictor))
+            continue
+        prediction = doc_to_prediction(next(found), min_score=predictor.min_score)
+        probability = next(parse)
+        if probability is not None:
+            prediction["parse_score"] = round(probability, SCORE_DIGITS)
+        predictions.append(prediction)
+    return predictions
 
 
 def empty_prediction(predictor: Predictor) -> Prediction:
@@ -291,25 +323,30 @@ def labelstudio_prediction(
             )
         )
     output = LabelStudioPrediction(model_version=predictor.version, result=result)
-    score = confidence(cats, exclusive=predictor.exclusive, entity_scores=ent_scores)
+    score = task_score(prediction, predictor=predictor, entity_scores=ent_scores)
     if score is not None:
         output["score"] = score
     return output
 
 
-def confidence(
-    cats: dict[str, float], *, exclusive: bool, entity_scores: Sequence[float] = ()
+def task_score(
+    prediction: Prediction, *, predictor: Predictor, entity_scores: Sequence[float] | None = None
 ) -> float | None:
-    """What Label Studio sorts tasks by, the least sure decision on the text: the lowest of the
-    entity scores and the category confidence (the top probability, or the least sure yes/no of a
-    multi-label model). Sorted ascending, the most uncertain tasks come first (uncertainty
-    sampling). None with neither categories nor entity scores."""
-    sure = list(entity_scores)
-    if cats and exclusive:
-        sure.append(max(cats.values()))
-    elif cats:
-        sure += [max(score, round(1 - score, SCORE_DIGITS)) for score in cats.values()]
-    return min(sure) if sure else None
+    """What Label Studio sorts tasks by and its uncertainty sampling serves lowest first: the
+    certainty, 1 - the text's uncertainty by predictor.uncertainty's rule
+    (scripts/scoring/uncertainty.py). None with neither categories nor entity scores."""
+    ents = prediction["entities"]
+    if entity_scores is None:
+        entity_scores = [ent["score"] for ent in ents if "score" in ent]
+    found = uncertainty(
+        prediction["cats"],
+        exclusive=predictor.exclusive,
+        threshold=predictor.threshold,
+        entity_scores=entity_scores,
+        parse_probability=prediction.get("parse_score"),
+        rule=predictor.uncertainty,
+    )
+    return None if found is None else round(1.0 - found, SCORE_DIGITS)
 
 
 def predicted_labels(cats: dict[str, float], *, exclusive: bool, threshold: float) -> list[str]:
