@@ -34,6 +34,7 @@ from scripts.common.options import (
     model_argument,
     pipe_batch_size_option,
     retrain_option,
+    uncertainty_option,
 )
 from scripts.inference.batching import Limits
 from scripts.inference.retraining import (
@@ -113,6 +114,29 @@ def main(
         "(the served model stays); 0: no limit",
     ),
     min_score: float = min_score_option(),
+    uncertainty: str = uncertainty_option(),
+    label_studio_url: Optional[str] = typer.Option(
+        None,
+        "--label-studio-url",
+        help="Label Studio's URL (http://localhost:8080): after start-up and each swap, predict "
+        "the unlabelled tasks and import the predictions there (docs/label-studio.md)",
+    ),
+    label_studio_token_env: Optional[str] = typer.Option(
+        None,
+        "--label-studio-token-env",
+        help="Environment variable holding a Label Studio API token (Account & Settings)",
+    ),
+    label_studio_projects: Optional[List[int]] = typer.Option(
+        None,
+        "--label-studio-project",
+        help="A project id to push to from start-up (the projects that connect the backend "
+        "join by themselves); repeatable",
+    ),
+    uncertainty_sampling: bool = typer.Option(
+        False,
+        "--uncertainty-sampling",
+        help="Also set the projects' sampling to 'Uncertainty sampling' (least certain first)",
+    ),
 ) -> None:
     """Serve MODEL: POST /predict {"texts": [...]}, GET /health, GET /metrics, the demo page at
     GET /, and the Label Studio ML backend under /labelstudio."""
@@ -126,6 +150,11 @@ def main(
         api_key_env=api_key_env,
         workers=workers,
         min_score=min_score,
+        uncertainty=uncertainty,
+        label_studio_url=label_studio_url,
+        label_studio_token_env=label_studio_token_env,
+        label_studio_projects=tuple(label_studio_projects or ()),
+        uncertainty_sampling=uncertainty_sampling,
     )
     retrain = RetrainSettings(
         every=retrain_every,

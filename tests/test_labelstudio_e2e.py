@@ -31,12 +31,14 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
+from scripts.inference.labelstudio_push import LabelStudioApi
 from tests.helpers import PROJECT_ROOT, TRAIN
 
 pytestmark = pytest.mark.slow  # starts Label Studio and the backend, retrains
 
 VENV_BIN = PROJECT_ROOT / ".venvs" / "label-studio" / "bin" / "label-studio"
 TOKEN = "spacy-ner-textcat-e2e-token"
+TOKEN_ENV = "LABEL_STUDIO_E2E_TOKEN"
 USER = {"LABEL_STUDIO_USERNAME": "e2e@example.com", "LABEL_STUDIO_PASSWORD": "e2e-password"}
 EVENTS = ["ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
 
@@ -159,17 +161,23 @@ class Session:
     backend: str  # the backend's base URL
     project: int
     journal: Path  # the backend's annotation journal
+    studio: str  # Label Studio's base URL
 
 
 @contextmanager
-def label_studio(tmp_path: Path, tiny_pipeline: Path, *serve_options: str) -> Iterator[Session]:
+def label_studio(
+    tmp_path: Path, tiny_pipeline: Path, *serve_options: str, push: bool = False
+) -> Iterator[Session]:
     """Label Studio and `scripts.serve` (with serve_options) started, a project with the
-    backend's labeling config, the webhook for annotation events, and the ML backend connected."""
+    backend's labeling config, the webhook for annotation events, and the ML backend connected.
+    push: the backend also pushes its predictions to Label Studio (--label-studio-url)."""
     binary = label_studio_bin()
     scratch = ram_disk_dir() or tmp_path
     data = initialized_data(binary, scratch)
     studio_port, backend_port = free_port(), free_port()
     studio_url, backend = f"http://127.0.0.1:{studio_port}", f"http://127.0.0.1:{backend_port}"
+    if push:
+        serve_options += ("--label-studio-url", studio_url, "--label-studio-token-env", TOKEN_ENV)
     backend_log, studio_log = tmp_path / "backend.log", tmp_path / "studio.log"
     served = tmp_path / "served"  # the test pipeline with entity scores, as training makes them
     subprocess.run(
@@ -181,7 +189,7 @@ def label_studio(tmp_path: Path, tiny_pipeline: Path, *serve_options: str) -> It
     server = start(
         [sys.executable, "-m", "scripts.serve", str(served), "--port", str(backend_port),
          "--gpu-id", "-1", "--data-dir", str(tmp_path / "ls-data"), *serve_options],
-        env=dict(os.environ),
+        env={**os.environ, TOKEN_ENV: TOKEN},
         log=backend_log,
     )  # fmt: skip
     studio = start(
@@ -217,7 +225,7 @@ def label_studio(tmp_path: Path, tiny_pipeline: Path, *serve_options: str) -> It
             json={"url": f"{backend}/labelstudio", "project": pid, "title": "spaCy"},
         )
         assert ml["state"] == "CO", ml  # connected: /health and /setup answered
-        yield Session(call, backend, pid, tmp_path / "ls-data" / "annotations.jsonl")
+        yield Session(call, backend, pid, tmp_path / "ls-data" / "annotations.jsonl", studio_url)
     finally:
         stop(studio)
         stop(server)
@@ -337,3 +345,93 @@ def test_label_studio_predicts_a_large_project_and_keeps_a_burst_of_annotations(
         assert sorted(stored) == sorted(ids) and set(stored.values()) == {1}
         health = httpx.get(f"{session.backend}/health").json()
         assert health["annotations"] == BURST and health["refused"]["count"] == 0
+
+
+# Unlabelled tasks for the uncertainty test: job-posting sentences the tiny model scores apart.
+POOL = [
+    "Experience with Python and Docker is a plus.",
+    "You will review pull requests every week.",
+    "We offer a yearly training budget.",
+    "SQL and Excel are required for this role.",
+    "Our team works from Berlin and Lisbon.",
+    "Free gym membership and lunch on Fridays.",
+    "You will design data pipelines in Python.",
+    "A degree in statistics is required.",
+    "Flexible hours and remote days.",
+    "Maintain the services that run our Python APIs.",
+    "Knowledge of Kubernetes is an advantage.",
+    "Report to the head of engineering.",
+]
+
+
+def test_after_a_retraining_label_studio_serves_the_least_certain_task_first(
+    tmp_path, tiny_pipeline
+):
+    serve = ("--retrain-every", "5", "--retrain-epochs", "1", "--retrain-margin", "1")
+    # One epoch leaves the tiny model's categories even (the margin rule would call every task
+    # equally unsure); least-confident ranks them by their lowest entity score.
+    serve += ("--uncertainty", "least-confident", "--uncertainty-sampling")
+    with label_studio(tmp_path, tiny_pipeline, *serve, push=True) as s:
+        call, backend, pid = s.call, s.backend, s.project
+        tasks = import_tasks(s, [text for text, _, _ in TRAIN[:5]] + POOL)
+        for task, (text, spans, label) in zip(tasks, TRAIN[:5]):
+            call(
+                "POST",
+                f"/api/tasks/{task['id']}/annotations",
+                json={"result": result_of(text, spans, label), "was_cancelled": False},
+            )
+        deadline, health = time.monotonic() + 240, {}
+        while time.monotonic() < deadline:
+            health = httpx.get(f"{backend}/health").json()
+            last_push = health["push"]["last"] or {}
+            if health["push"]["state"] == "failed":
+                break
+            if (
+                health["training"]["state"] == "idle"
+                and health["training"]["last"]
+                and health["push"]["state"] == "idle"
+                and last_push.get("model_version") == health["model_version"]
+            ):
+                break
+            time.sleep(1)
+        assert health["training"]["last"]["result"] == "swapped", health
+        version = health["model_version"]
+        assert version == "en_tiny-0.0.1+ls1" and health["push"]["last"]["tasks"] == {
+            str(pid): len(POOL)
+        }, health
+
+        # Every unlabelled task has one prediction of the new model, with its task score.
+        unlabelled = {t["id"] for t in tasks[5:]}
+        fresh = [
+            p
+            for p in call("GET", "/api/predictions", params={"project": pid})
+            if p["model_version"] == version
+        ]
+        assert sorted(p["task"] for p in fresh) == sorted(unlabelled)
+        score = {p["task"]: p["score"] for p in fresh}
+        assert all(0.0 <= value <= 1.0 for value in score.values())
+        assert len(set(score.values())) > 1, "the test needs tasks the model scores apart"
+        project = call("GET", f"/api/projects/{pid}")
+        assert project["model_version"] == version
+        assert project["sampling"] == "Uncertainty sampling"
+
+        # The Data Manager sorted by prediction score lists them in the backend's order.
+        query = json.dumps({"ordering": ["tasks:predictions_score"]})
+        listed = call(
+            "GET", "/api/tasks", params={"project": pid, "page_size": 100, "query": query}
+        )
+        listed = listed["tasks"] if isinstance(listed, dict) else listed
+        order = [t["id"] for t in listed if t["id"] in unlabelled]
+        assert [score[i] for i in order] == sorted(score.values())
+
+        # Label Studio's labelling stream serves the least certain task next.
+        following = call("GET", f"/api/projects/{pid}/next")
+        assert score[following["id"]] == min(score.values()), (following["id"], score)
+
+        # A Personal Access Token (Label Studio 1.20+) works as well as the legacy token.
+        personal = call("POST", "/api/token/")["token"]
+        api = LabelStudioApi(s.studio, personal)
+        assert api.personal and api.project(pid)["model_version"] == version
+        assert len(api.unlabelled_tasks(pid)) == len(POOL)
+        with pytest.raises(RuntimeError, match="refused the Personal Access Token"):
+            LabelStudioApi(s.studio, personal[:-4] + "abcd").project(pid)

@@ -746,6 +746,7 @@ class RetrainingLoop:
         self.training: Optional[asyncio.Task] = None
         self.queued = False
         self.refused = 0  # annotations refused since the server started
+        self.on_swap: Optional[Callable[[], None]] = None  # called after a model is swapped in
         self.last_refused: Optional[str] = None
         # The first check builds the tokenizer, a second or more: at start, not in a webhook,
         # which Label Studio gives up on after 1 s (WEBHOOK_TIMEOUT)
@@ -868,6 +869,8 @@ class RetrainingLoop:
                 predictor = await asyncio.to_thread(self.load, source)
                 self._write_state(outcome, upto=upto, served=predictor.version)
                 self.live.swap(predictor, source=source)
+                if self.on_swap is not None:
+                    self.on_swap()
             else:
                 self._write_state(outcome, upto=upto)
             self.last = outcome.as_dict()

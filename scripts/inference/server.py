@@ -42,7 +42,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, AsyncIterator, Callable, Optional
 
 from pydantic import BaseModel
@@ -52,6 +54,7 @@ from scripts.common.errors import UserError
 from scripts.inference.batching import Batcher, Limits, TooLarge, check_limits
 from scripts.inference.demo import add_demo_routes
 from scripts.inference.explain_route import add_explain_route
+from scripts.inference.labelstudio_push import PredictionPush, PushSettings
 from scripts.inference.predict import (
     Prediction,
     Predictor,
@@ -82,6 +85,7 @@ def create_app(
     batch_size: Optional[int] = None,
     options: ServeOptions = ServeOptions(),
     retraining: Optional[RetrainingLoop] = None,
+    push: Optional[PushSettings] = None,
 ) -> Any:
     """The FastAPI app over one loaded pipeline (a LivePredictor: one that retraining swaps);
     options: API key, CORS, metrics (scripts/inference/serving.py)."""
@@ -90,18 +94,45 @@ def create_app(
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse
 
-    batcher = Batcher(
-        lambda texts: predict_texts(predictor, texts, batch_size=batch_size),
-        max_texts=limits.max_texts,
+    # One pipeline, one batch at a time: the two batchers take turns.
+    turn = threading.Lock()
+
+    def run_pipeline(
+        texts: list[str], *, parse_scores: bool = False, served: Optional[Predictor] = None
+    ) -> list[Prediction]:
+        with turn:
+            return predict_texts(
+                served or predictor, texts, batch_size=batch_size, parse_scores=parse_scores
+            )
+
+    batcher = Batcher(run_pipeline, max_texts=limits.max_texts)
+    # Label Studio's tasks, batched among themselves: their task score also needs how sure the
+    # recognizer is of a text without entities (parse_scores), which plain records leave out.
+    studio_batcher = Batcher(
+        lambda texts: run_pipeline(texts, parse_scores=True), max_texts=limits.max_texts
     )
+
+    # Fresh predictions of the unlabelled tasks in Label Studio, at start-up and after each swap.
+    pusher = None
+    if push is not None:
+        pusher = PredictionPush(
+            replace(push, max_chars=push.max_chars or limits.max_chars),
+            predictor=lambda: getattr(predictor, "current", predictor),
+            predict=lambda served, texts: run_pipeline(texts, parse_scores=True, served=served),
+        )
+        if retraining is not None:
+            retraining.on_swap = pusher.start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(batcher.run())
+        tasks = [asyncio.create_task(b.run()) for b in (batcher, studio_batcher)]
+        if pusher is not None:
+            pusher.start()
         if retraining is not None:
             retraining.resume()
         yield
-        task.cancel()
+        for task in tasks:
+            task.cancel()
         if retraining is not None:
             await retraining.stop()
 
@@ -140,6 +171,7 @@ def create_app(
             "pipeline": predictor.nlp.pipe_names,
             "model_class": "spaCy",
             **(retraining.health() if retraining is not None else {}),
+            **({"push": pusher.health()} if pusher is not None else {}),
         }
 
     @app.post("/predict")
@@ -163,6 +195,8 @@ def create_app(
     @studio.post("/setup")
     async def setup(payload: dict[str, Any] = Body(...)) -> dict[str, Any]:
         parse_label_config(payload.get("schema"))  # a config we cannot read fails on connecting
+        if pusher is not None and payload.get("project") is not None:
+            pusher.add_project(payload["project"])
         return {"model_version": predictor.version}
 
     @studio.post("/predict")
@@ -193,7 +227,7 @@ def create_app(
                     start, len(wanted),
                 )  # fmt: skip
                 return {"results": [], "model_version": predictor.version}
-            predictions += await batcher.submit(wanted[start : start + limits.max_texts])
+            predictions += await studio_batcher.submit(wanted[start : start + limits.max_texts])
         found = iter(predictions)
         results = [
             labelstudio_prediction(next(found), predictor=predictor, config=label_config)
@@ -205,6 +239,9 @@ def create_app(
 
     @studio.post("/webhook")  # newer: annotation events, START_TRAINING
     async def webhook(payload: Any = Body(...)) -> dict[str, Any]:
+        project = payload.get("project") if isinstance(payload, dict) else None
+        if pusher is not None and isinstance(project, dict) and project.get("id") is not None:
+            pusher.add_project(project["id"])
         if retraining is None:
             return {"status": NOT_STORED}
         return await retraining.webhook(payload)

@@ -22,7 +22,8 @@ from typing import Any, Optional
 
 from scripts.common.errors import UserError, info, one_line
 from scripts.inference.batching import Limits
-from scripts.inference.predict import load_predictor
+from scripts.inference.labelstudio_push import PushSettings
+from scripts.inference.predict import Predictor, load_predictor
 from scripts.inference.retraining import (
     LivePredictor,
     RetrainingLoop,
@@ -31,6 +32,7 @@ from scripts.inference.retraining import (
 )
 from scripts.inference.server import create_app
 from scripts.inference.serving import ServeOptions, configure_logging, metrics_available
+from scripts.scoring.uncertainty import MARGIN
 
 SETTINGS_ENV = "SPACY_SERVE_SETTINGS"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -54,6 +56,13 @@ class ServeSettings:
     api_key_env: Optional[str] = None
     workers: int = 1
     min_score: float = 0.0  # entities scored below it are left out
+    uncertainty: str = MARGIN  # the rule of a Label Studio prediction's score
+    # Pushing predictions to Label Studio (scripts/inference/labelstudio_push.py): its URL, the
+    # environment variable holding an API token, projects to push to at start-up, sampling mode.
+    label_studio_url: Optional[str] = None
+    label_studio_token_env: Optional[str] = None
+    label_studio_projects: tuple[int, ...] = ()
+    uncertainty_sampling: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -61,7 +70,45 @@ class ServeSettings:
     @classmethod
     def from_json(cls, text: str) -> "ServeSettings":
         values = json.loads(text)
-        return cls(**{**values, "cors_origins": tuple(values.get("cors_origins", ()))})
+        return cls(
+            **{
+                **values,
+                "cors_origins": tuple(values.get("cors_origins", ())),
+                "label_studio_projects": tuple(values.get("label_studio_projects", ())),
+            }
+        )
+
+
+def push_settings(settings: ServeSettings) -> Optional[PushSettings]:
+    """What the Label Studio push needs, or None without --label-studio-url; a UserError when the
+    token's environment variable is missing or empty."""
+    if not settings.label_studio_url:
+        if settings.label_studio_token_env or settings.label_studio_projects:
+            raise UserError(
+                "--label-studio-token-env and --label-studio-project need --label-studio-url, "
+                "e.g. --label-studio-url http://localhost:8080"
+            )
+        if settings.uncertainty_sampling:
+            raise UserError(
+                "--uncertainty-sampling sets it through Label Studio's API: add "
+                "--label-studio-url URL --label-studio-token-env NAME"
+            )
+        return None
+    name = settings.label_studio_token_env
+    token = os.environ.get(name, "").strip() if name else ""
+    if not token:
+        where = f"the environment variable {name} is not set or empty" if name else "no token"
+        raise UserError(
+            f"--label-studio-url {settings.label_studio_url}: {where}; copy the Access Token "
+            "from Label Studio's Account & Settings, export LABEL_STUDIO_TOKEN=<it> and pass "
+            "--label-studio-token-env LABEL_STUDIO_TOKEN"
+        )
+    return PushSettings(
+        url=settings.label_studio_url,
+        token=token,
+        projects=settings.label_studio_projects,
+        uncertainty_sampling=settings.uncertainty_sampling,
+    )
 
 
 def api_key_from(name: Optional[str]) -> Optional[str]:
@@ -89,18 +136,23 @@ def build_app(
     source = served_model(data_dir, settings.model) if data_dir is not None else settings.model
     if source != settings.model:
         info(f"Serving {source}, the last model retraining swapped in under {data_dir}")
-    predictor = LivePredictor(
-        load_predictor(source, gpu_id=settings.gpu_id, min_score=settings.min_score), source=source
-    )
+
+    def load(path: str) -> Predictor:
+        return load_predictor(
+            path,
+            gpu_id=settings.gpu_id,
+            min_score=settings.min_score,
+            uncertainty=settings.uncertainty,
+        )
+
+    predictor = LivePredictor(load(source), source=source)
     retraining = None
     if data_dir is not None:
         retraining = RetrainingLoop(
             live=predictor,
             data_dir=data_dir,
             settings=retrain,
-            load=lambda path: load_predictor(
-                path, gpu_id=settings.gpu_id, min_score=settings.min_score
-            ),
+            load=load,
         )
         stored = len(retraining.store.annotations)
         info(f"Keeping Label Studio's annotations in {data_dir} ({stored} stored)")
@@ -114,6 +166,7 @@ def build_app(
         batch_size=settings.batch_size,
         options=options,
         retraining=retraining,
+        push=push_settings(settings),
     )
 
 
@@ -152,6 +205,11 @@ def serve(
     import uvicorn
 
     api_key_from(settings.api_key_env)  # an unset key fails now, in one line
+    if push_settings(settings) is not None and settings.workers > 1:
+        raise UserError(
+            f"--label-studio-url with --workers {settings.workers}: one process pushes the "
+            "predictions; serve Label Studio with --workers 1"
+        )
     if data_dir is not None and settings.workers > 1:
         # one journal, one training at a time and one swapped model: a single process owns them
         raise UserError(
