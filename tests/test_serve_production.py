@@ -19,11 +19,14 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from scripts.common.errors import UserError
 from scripts.inference.batching import Limits
 from scripts.inference.demo import render_entities
+from scripts.inference.labelstudio_push import PushSettings
 from scripts.inference.predict import predict_texts
 from scripts.inference.server import create_app
 from scripts.inference.serving import ServeOptions
+from scripts.inference.workers import ServeSettings, push_settings
 from tests.helpers import PROJECT_ROOT, TEXTS
 
 KEY = "s3cret-key-for-tests"
@@ -330,3 +333,30 @@ def test_the_label_studio_loop_refuses_several_workers_in_one_line(tiny_pipeline
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "--data-dir with --workers 2: the Label Studio loop runs in one process" in done.stderr
     assert not (tmp_path / "ls").exists()  # refused before anything is written
+
+
+def test_the_label_studio_push_needs_its_url_and_a_token_each_said_in_one_line(monkeypatch):
+    monkeypatch.delenv("NO_SUCH_TOKEN", raising=False)
+    url = "http://localhost:8080"
+    assert push_settings(ServeSettings(model="m")) is None
+    with pytest.raises(UserError, match="NO_SUCH_TOKEN is not set or empty; copy the Access"):
+        push_settings(
+            ServeSettings(model="m", label_studio_url=url, label_studio_token_env="NO_SUCH_TOKEN")
+        )
+    with pytest.raises(UserError, match="no token; copy the Access Token"):
+        push_settings(ServeSettings(model="m", label_studio_url=url))
+    with pytest.raises(UserError, match="need --label-studio-url"):
+        push_settings(ServeSettings(model="m", label_studio_projects=(3,)))
+    with pytest.raises(UserError, match="--uncertainty-sampling sets it through"):
+        push_settings(ServeSettings(model="m", uncertainty_sampling=True))
+    monkeypatch.setenv("LS_TEST_TOKEN", " abc \n")
+    settings = ServeSettings(
+        model="m",
+        label_studio_url=url,
+        label_studio_token_env="LS_TEST_TOKEN",
+        label_studio_projects=(3, 4),
+        uncertainty_sampling=True,
+    )
+    found = push_settings(ServeSettings.from_json(settings.to_json()))
+    assert found == PushSettings(url=url, token="abc", projects=(3, 4), uncertainty_sampling=True)
+    assert "abc" not in settings.to_json()  # the settings travel to workers without the token
