@@ -156,14 +156,16 @@ class PredictionPush:
 
     def add_project(self, project: Any) -> None:
         """A project Label Studio called from ("3" or "3.1700000000" from /setup, or an id):
-        pushed to from now on, and now if it is new."""
+        pushed to from now on, and after the push under way if it is new."""
         try:
             number = int(str(project).split(".")[0])
         except ValueError:
             return
         if number not in self.projects:
             self.projects.append(number)
-            self.start()
+            self.wanted.set()  # the same model: a push under way goes on, and one more follows
+            if self.thread is None:
+                self.start()
 
     def health(self) -> dict[str, Any]:
         return dict(self.status)
@@ -210,17 +212,22 @@ class PredictionPush:
     def _push_project(
         self, project: int, *, predictor: Predictor, generation: int
     ) -> Optional[int]:
-        """Predict and import the project's unlabelled tasks; set its model version (and
-        sampling). The number of tasks, or None when a newer model came meanwhile."""
+        """Predict and import the project's unlabelled tasks that have no prediction of this
+        model yet; set its model version (and sampling). The number of tasks predicted, or None
+        when a newer model came meanwhile."""
         config = parse_label_config(self.api.project(project).get("label_config"))
         limit = self.settings.max_chars
-        tasks = [
+        version = predictor.version
+        readable = [
             task
             for task in self.api.unlabelled_tasks(project)
             if isinstance(text := task.get("data", {}).get(config.text_field), str)
             and text
             and (not limit or len(text) <= limit)
         ]
+        # Pushed before (an earlier push, a restart): not again. Label Studio lists the versions
+        # of a task's predictions as "v1, v2".
+        tasks = [task for task in readable if version not in versions_of(task)]
         self.status["total"] = self.status.get("total", 0) + len(tasks)
         for start in range(0, len(tasks), self.settings.batch):
             if self._stale(generation):
@@ -241,10 +248,15 @@ class PredictionPush:
             self.status["done"] = self.status.get("done", 0) + len(batch)
         if self._stale(generation):
             return None
-        if not tasks:  # Label Studio takes a model version only where predictions carry it
+        if not readable:  # Label Studio takes a model version only where predictions carry it
             return 0
-        fields: dict[str, Any] = {"model_version": predictor.version}
+        fields: dict[str, Any] = {"model_version": version}
         if self.settings.uncertainty_sampling:
             fields["sampling"] = UNCERTAINTY_SAMPLING
         self.api.set_project(project, **fields)
         return len(tasks)
+
+
+def versions_of(task: dict[str, Any]) -> set[str]:
+    """The model versions of a task's predictions, from Label Studio's task list."""
+    return {v.strip() for v in str(task.get("predictions_model_versions") or "").split(",")} - {""}
