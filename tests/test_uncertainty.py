@@ -14,7 +14,9 @@ from scripts.common.spacy_internals import parse_probabilities
 from scripts.inference.predict import (
     LabelConfig,
     describe_pipeline,
+    labelstudio_config,
     labelstudio_prediction,
+    parse_label_config,
     predict_texts,
 )
 from scripts.scoring.uncertainty import (
@@ -105,3 +107,29 @@ def test_label_studio_task_scores_rank_texts_without_entities_by_their_parse(sco
         else:
             assert "parse_score" not in record
     assert no_entity_probabilities(spacy.load(scored), docs) == [None] * len(docs)  # scores off
+
+
+def test_the_task_score_counts_only_what_the_project_labels(predictor):
+    record = {
+        "entities": [{"start": 0, "end": 6, "label": "SKILL", "text": "Python", "score": 0.3}],
+        "cats": {"requirements": 0.9, "responsibilities": 0.05, "benefits": 0.05},
+    }
+    both = parse_label_config(labelstudio_config(predictor))
+    only_cats = parse_label_config(
+        '<View><Text name="text" value="$text"/><Choices name="section" toName="text">'
+        '<Choice value="requirements"/></Choices></View>'
+    )
+    only_ents = parse_label_config(
+        '<View><Labels name="label" toName="text"><Label value="SKILL"/></Labels>'
+        '<Text name="text" value="$text"/></View>'
+    )
+
+    def score(record, config):
+        return labelstudio_prediction(record, predictor=predictor, config=config)["score"]
+
+    assert score(record, both) == approx(0.3)  # the entity is the least sure decision
+    assert score(record, only_cats) == approx(0.85)  # margin 0.9 - 0.05
+    assert score(record, only_ents) == approx(0.3)
+    empty = {"entities": [], "cats": record["cats"], "parse_score": 0.2}
+    assert score(empty, both) == approx(0.2) and score(empty, only_cats) == approx(0.85)
+    assert score({**empty, "cats": {}}, only_ents) == approx(0.2)

@@ -323,27 +323,37 @@ def labelstudio_prediction(
             )
         )
     output = LabelStudioPrediction(model_version=predictor.version, result=result)
-    score = task_score(prediction, predictor=predictor, entity_scores=ent_scores)
+    # Only what the project labels counts: its config may leave the entities or the categories out.
+    score = task_score(
+        {**prediction, "cats": prediction["cats"] if config.cats_from else {}},
+        predictor=predictor,
+        entity_scores=ent_scores,
+        with_entities=bool(config.ner_from),
+    )
     if score is not None:
         output["score"] = score
     return output
 
 
 def task_score(
-    prediction: Prediction, *, predictor: Predictor, entity_scores: Sequence[float] | None = None
+    prediction: Prediction,
+    *,
+    predictor: Predictor,
+    entity_scores: Sequence[float] | None = None,
+    with_entities: bool = True,
 ) -> float | None:
     """What Label Studio sorts tasks by and its uncertainty sampling serves lowest first: the
     certainty, 1 - the text's uncertainty by predictor.uncertainty's rule
-    (scripts/scoring/uncertainty.py). None with neither categories nor entity scores."""
-    ents = prediction["entities"]
+    (scripts/scoring/uncertainty.py); with_entities False leaves the entities out. None with
+    neither categories nor entity scores."""
     if entity_scores is None:
-        entity_scores = [ent["score"] for ent in ents if "score" in ent]
+        entity_scores = [ent["score"] for ent in prediction["entities"] if "score" in ent]
     found = uncertainty(
         prediction["cats"],
         exclusive=predictor.exclusive,
         threshold=predictor.threshold,
-        entity_scores=entity_scores,
-        parse_probability=prediction.get("parse_score"),
+        entity_scores=entity_scores if with_entities else None,
+        parse_probability=prediction.get("parse_score") if with_entities else None,
         rule=predictor.uncertainty,
     )
     return None if found is None else round(1.0 - found, SCORE_DIGITS)
