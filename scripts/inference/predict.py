@@ -45,7 +45,7 @@ from scripts.scoring.pipeline import (
     load_pipeline,
     pipeline_name,
 )
-from scripts.scoring.uncertainty import MARGIN, RULES, no_entity_probabilities, uncertainty
+from scripts.scoring.uncertainty import MARGIN, check_rule, no_entity_probabilities, uncertainty
 
 SCORE_DIGITS = 6  # enough for any threshold; keeps records short and byte-stable
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -97,10 +97,10 @@ def describe_pipeline(
     nlp: Language, *, min_score: float = 0.0, uncertainty: str = MARGIN
 ) -> Predictor:
     """What a loaded pipeline predicts, e.g. describe_pipeline(spacy.load("en_job_postings"))."""
-    if uncertainty not in RULES:
-        raise UserError(
-            f"--uncertainty {uncertainty!r} is not a rule; pass one of {', '.join(RULES)}"
-        )
+    try:
+        check_rule(uncertainty)
+    except ValueError as err:
+        raise UserError(str(err)) from None
     if not 0.0 <= min_score <= 1.0:
         raise UserError(f"--min-score {min_score} is not between 0 and 1; pass e.g. 0.5")
     if min_score > 0 and not has_entity_confidence(nlp):

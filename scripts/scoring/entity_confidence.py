@@ -13,8 +13,8 @@ The entities stay the recognizer's own (greedy) ones: the component only adds th
 score of an entity starts from the probability the recognizer gave the actions that made it (the
 softmax of its scores for the action taken at each of the entity's tokens and at the token before
 it, which kept the entity from starting earlier, multiplied; the config's `probabilities`), and is
-then calibrated: score = sigmoid(scale * logit(probability) + shift), with
-scale and shift fitted on the dev set so that entities scored 0.8 are right about 80% of the time
+then calibrated: score = sigmoid(scale * logit(probability) + shift), with scale and shift fitted
+on the dev set so that entities scored 0.8 are right about 80% of the time
 (scripts/scoring/calibration.py). Scores live in a SpanGroup, as spaCy's span categorizer keeps its
 own (`attrs["scores"]`), so they travel with Doc.to_bytes and DocBin.
 
