@@ -31,7 +31,8 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
-from scripts.inference.labelstudio_push import LabelStudioApi
+from scripts.inference.labelstudio_push import LabelStudioApi, PredictionPush, PushSettings
+from scripts.inference.predict import predict_texts
 from tests.helpers import PROJECT_ROOT, TRAIN
 
 pytestmark = pytest.mark.slow  # starts Label Studio and the backend, retrains
@@ -435,3 +436,27 @@ def test_after_a_retraining_label_studio_serves_the_least_certain_task_first(
         assert len(api.unlabelled_tasks(pid)) == len(POOL)
         with pytest.raises(RuntimeError, match="refused the Personal Access Token"):
             LabelStudioApi(s.studio, personal[:-4] + "abcd").project(pid)
+
+
+def test_a_push_covers_every_page_of_a_large_project_once(tmp_path, tiny_pipeline, predictor):
+    """The push itself, run here against the real Label Studio: 1,000 unlabelled tasks (two
+    pages of its task list) get one prediction each, and a second push adds none."""
+    with label_studio(tmp_path, tiny_pipeline) as session:
+        call, pid = session.call, session.project
+        texts = [f"{TRAIN[i % len(TRAIN)][0]} ({i})" for i in range(PROJECT_TASKS)]
+        tasks = import_tasks(session, texts)
+        push = PredictionPush(
+            PushSettings(url=session.studio, token=TOKEN, projects=(pid,)),
+            predictor=lambda: predictor,
+            predict=lambda served, batch: predict_texts(served, batch, parse_scores=True),
+        )
+        push.push_now()
+        assert push.health()["state"] == "idle", push.health()
+        assert push.health()["last"]["tasks"] == {pid: PROJECT_TASKS}
+        push.push_now()  # every task has its prediction of this model already
+        assert push.health()["last"]["tasks"] == {pid: 0}
+        predictions = call("GET", "/api/predictions", params={"project": pid})
+        by_task = Counter(p["task"] for p in predictions)
+        assert sorted(by_task) == [t["id"] for t in tasks] and set(by_task.values()) == {1}
+        assert {p["model_version"] for p in predictions} == {predictor.version}
+        assert call("GET", f"/api/projects/{pid}")["model_version"] == predictor.version

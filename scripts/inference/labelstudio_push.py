@@ -97,13 +97,14 @@ class LabelStudioApi:
         return self.call("GET", f"/api/projects/{project}")
 
     def unlabelled_tasks(self, project: int) -> list[dict[str, Any]]:
-        """Every task of the project without an annotation, in Label Studio's order."""
+        """Every task of the project without an annotation, in Label Studio's order, with its
+        predictions (fields=all: the default fields leave them and their versions out)."""
         found, page = [], 1
         while True:
             answer = self.call(
                 "GET",
                 "/api/tasks/",
-                params={"project": project, "page": page, "page_size": PAGE_SIZE},
+                params={"project": project, "page": page, "page_size": PAGE_SIZE, "fields": "all"},
             )
             tasks = answer.get("tasks", []) if isinstance(answer, dict) else answer
             found += [
@@ -153,6 +154,10 @@ class PredictionPush:
         if self.thread is None:
             self.thread = threading.Thread(target=self._loop, name="labelstudio-push", daemon=True)
             self.thread.start()
+
+    def push_now(self) -> None:
+        """One push for the model served now, in this thread (what the background thread runs)."""
+        self._push(self.generation)
 
     def add_project(self, project: Any) -> None:
         """A project Label Studio called from ("3" or "3.1700000000" from /setup, or an id):
@@ -225,8 +230,7 @@ class PredictionPush:
             and text
             and (not limit or len(text) <= limit)
         ]
-        # Pushed before (an earlier push, a restart): not again. Label Studio lists the versions
-        # of a task's predictions as "v1, v2".
+        # Pushed before (an earlier push, a restart): not again.
         tasks = [task for task in readable if version not in versions_of(task)]
         self.status["total"] = self.status.get("total", 0) + len(tasks)
         for start in range(0, len(tasks), self.settings.batch):
@@ -259,4 +263,4 @@ class PredictionPush:
 
 def versions_of(task: dict[str, Any]) -> set[str]:
     """The model versions of a task's predictions, from Label Studio's task list."""
-    return {v.strip() for v in str(task.get("predictions_model_versions") or "").split(",")} - {""}
+    return {str(p.get("model_version")) for p in task.get("predictions") or [] if p}
