@@ -12,6 +12,7 @@ from scripts.common.errors import UserError
 from scripts.training import config as make_config
 from scripts.training.config import (
     EVALUATIONS,
+    MIN_PATIENCE_STEPS,
     batches_per_epoch,
     count_batches,
     parse_components,
@@ -65,9 +66,15 @@ def test_the_run_ends_on_an_evaluation_and_stops_after_a_quarter_of_it_without_p
     assert schedule.total_steps % schedule.eval_frequency == 0
     assert abs(schedule.total_steps - schedule.max_epochs * batches) <= schedule.eval_frequency
     assert evaluations >= EVALUATIONS
-    # whole evaluations, a quarter of them: 9 epochs of 67 batches (600 steps) stop after 150
+    # whole evaluations, a quarter of them: 9 epochs of 67 batches (600 steps) stop after 150;
+    # never fewer than MIN_PATIENCE_STEPS, nor more than the run (a short run runs to its end)
     assert schedule.patience % schedule.eval_frequency == 0
-    assert abs(schedule.patience - schedule.total_steps / 4) <= schedule.eval_frequency / 2
+    quarter = schedule.total_steps / 4
+    if quarter >= MIN_PATIENCE_STEPS:
+        assert abs(schedule.patience - quarter) <= schedule.eval_frequency / 2
+    else:
+        least = min(schedule.total_steps, MIN_PATIENCE_STEPS)
+        assert least <= schedule.patience < least + schedule.eval_frequency
 
 
 def test_batches_per_epoch_are_averaged_over_shuffled_orders():

@@ -82,13 +82,23 @@ def test_the_run_takes_the_steps_the_config_step_announced(configured, full_run)
 @pytest.mark.slow
 def test_a_run_that_stops_learning_stops_after_the_patience(configured, capfd):
     tmp, schedule = configured
+    # six texts make a run shorter than MIN_PATIENCE_STEPS: its patience is the whole run
+    assert schedule.patience == schedule.total_steps
+    patience = 2 * schedule.eval_frequency
     # no learning at all: every evaluation ties with the first
-    flat = run(tmp, "flat", overrides={"training.optimizer.learn_rate.initial_rate": 0.0})
+    flat = run(
+        tmp,
+        "flat",
+        overrides={
+            "training.optimizer.learn_rate.initial_rate": 0.0,
+            "training.patience": patience,
+        },
+    )
     steps = [point["step"] for point in read_curves(path=flat / "curves.jsonl")]
-    assert steps[-1] == schedule.patience < schedule.total_steps
+    assert steps[-1] == patience < schedule.total_steps
     assert (
-        f"Stopped at step {schedule.patience} of {schedule.total_steps}: the dev score has not "
-        f"improved since step 0 ([training] patience {schedule.patience})"
+        f"Stopped at step {patience} of {schedule.total_steps}: the dev score has not "
+        f"improved since step 0 ([training] patience {patience})"
     ) in capfd.readouterr().out
 
 

@@ -38,6 +38,10 @@ CURVES_LOGGER = "ner_textcat.curves_logger.v1"
 # Training stops when the dev score has not improved for this share of the run ([training]
 # patience); the run is evaluated at least EVALUATIONS times, so the share is whole evaluations.
 PATIENCE_SHARE = 1 / 4
+# ... but not before this many steps (or the whole run, if shorter): a small corpus's recognizer
+# finds no entity in its few dev documents for its first dozens of steps, and a quarter of a short
+# run stopped it there, at step 0's score.
+MIN_PATIENCE_STEPS = 60
 EVALUATIONS = 12
 # Texts spread over the corpus whose word pieces the base model's tokenizer is checked on.
 TOKENIZER_SAMPLE = 2000
@@ -224,10 +228,18 @@ def scale_schedule(
     return Schedule(
         max_epochs=max_epochs,
         eval_frequency=eval_frequency,
-        patience=eval_frequency * max(1, round(evaluations * PATIENCE_SHARE)),
+        patience=eval_frequency * patience_evaluations(evaluations, eval_frequency),
         warmup_steps=max(1, total_steps // 10),
         total_steps=total_steps,
     )
+
+
+def patience_evaluations(evaluations: int, eval_frequency: int) -> int:
+    """Evaluations without a better dev score that stop a run: a quarter of them, at least
+    MIN_PATIENCE_STEPS' worth, at most the whole run (no early stop)."""
+    share = round(evaluations * PATIENCE_SHARE)
+    least = math.ceil(MIN_PATIENCE_STEPS / eval_frequency)
+    return min(evaluations, max(1, share, least))
 
 
 def decimal(value: float) -> str:
