@@ -21,6 +21,7 @@ annotations; a restart serves the last one swapped in (scripts/inference/retrain
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -29,14 +30,16 @@ import typer
 from scripts.common.errors import reported_as_one_line
 from scripts.common.options import (
     GPU_ID,
+    MODEL_HELP,
+    cold_start_option,
     gpu_id_option,
     min_score_option,
-    model_argument,
     pipe_batch_size_option,
     retrain_option,
     uncertainty_option,
 )
 from scripts.inference.batching import Limits
+from scripts.inference.cold_start import cold_start_spec, served_model_path
 from scripts.inference.retraining import (
     RETRAIN_TIMEOUT_S,
     RetrainSettings,
@@ -50,7 +53,9 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    model: str = model_argument(),
+    model: Optional[str] = typer.Argument(
+        None, help=f"{MODEL_HELP}; left out with --cold-start", show_default=False
+    ),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every interface)"
     ),
@@ -137,11 +142,22 @@ def main(
         "--uncertainty-sampling",
         help="Also set the projects' sampling to 'Uncertainty sampling' (least certain first)",
     ),
+    cold_start: bool = typer.Option(
+        False,
+        "--cold-start",
+        help="Serve before anything is annotated, without MODEL: entities from --patterns, "
+        "--categories by zero-shot similarity; the first retraining trains the real pipeline",
+    ),
+    labels: Optional[List[str]] = cold_start_option("labels"),
+    categories: Optional[List[str]] = cold_start_option("categories"),
+    patterns: Optional[Path] = cold_start_option("patterns"),
+    lang: str = cold_start_option("lang"),
+    transformer: str = cold_start_option("transformer"),
 ) -> None:
     """Serve MODEL: POST /predict {"texts": [...]}, GET /health, GET /metrics, the demo page at
     GET /, and the Label Studio ML backend under /labelstudio."""
     settings = ServeSettings(
-        model=model,
+        model=model or "",
         gpu_id=gpu_id,
         batch_size=batch_size,
         max_texts=max_texts,
@@ -169,7 +185,18 @@ def main(
     )
     with reported_as_one_line(options=GPU_ID, project_step=True):
         check_data_files(retrain, with_option="--retrain-with", dev_option="--retrain-dev")
-        serve(settings, host=host, port=port, data_dir=data_dir, retrain=retrain)
+        spec = cold_start_spec(
+            labels=labels,
+            categories=categories,
+            patterns=patterns,
+            lang=lang,
+            transformer=transformer,
+        )
+        with served_model_path(
+            model, cold_start=cold_start, spec=spec, data_dir=data_dir
+        ) as source:
+            settings = replace(settings, model=source)
+            serve(settings, host=host, port=port, data_dir=data_dir, retrain=retrain)
 
 
 if __name__ == "__main__":

@@ -99,3 +99,35 @@ def retrain_option(name: str, default: Any, *, prefix: str = "") -> Any:
     """retrain_option("margin", RetrainSettings.margin, prefix="retrain-") -> --retrain-margin."""
     help_text, bounds = RETRAIN_OPTIONS[name]
     return typer.Option(default, f"--{prefix}{name}", help=help_text, **bounds)
+
+
+# The cold-start model's options (scripts.cold_start, and scripts.serve with --cold-start):
+# name -> (default, help).
+COLD_START_OPTIONS: dict[str, tuple[Any, str]] = {
+    "labels": (
+        None,
+        "Entity labels to annotate, comma-separated or repeated (A,B); with --patterns, those "
+        "of the patterns when left out",
+    ),
+    "categories": (
+        None,
+        "Categories to annotate, one per text: x,y, or x=description for each (repeat the "
+        "option; a description may hold commas); zero-shot until the first retraining",
+    ),
+    "patterns": (
+        None,
+        "Entity ruler patterns, JSONL as spaCy and Prodigy read them: each line a label and a "
+        "pattern, a phrase or a list of token dicts",
+    ),
+    "lang": ("en", "Language code of the cold-start model"),
+    "transformer": (
+        "auto",
+        "Base model the first retraining trains on (as the transformer var)",
+    ),
+}
+
+
+def cold_start_option(name: str) -> Any:
+    """cold_start_option("labels") -> --labels."""
+    default, help_text = COLD_START_OPTIONS[name]
+    return typer.Option(default, f"--{name}", help=help_text)

@@ -32,6 +32,7 @@ from spacy.tokens import Doc
 from scripts.common.cats import POSITIVE
 from scripts.common.device import activate, resolve_device
 from scripts.common.errors import UserError
+from scripts.inference.cold_start import cold_start_plan
 from scripts.scoring.entity_confidence import (
     entity_confidence_names,
     entity_scores,
@@ -123,6 +124,9 @@ def describe_pipeline(
         exclusive, threshold = cat_decision_rule(pipe, name=name)
     version = f"{pipeline_name(nlp)}-{nlp.meta.get('version', '0.0.0')}"
     ent_labels = labels_of(nlp, components.ents)
+    cold = cold_start_plan(nlp)
+    if cold is not None:  # its entity ruler knows only the labels that have patterns
+        ent_labels = tuple(sorted({*ent_labels, *cold.labels}))
     return Predictor(
         nlp, version, ent_labels, cat_labels, exclusive, threshold, min_score, uncertainty
     )

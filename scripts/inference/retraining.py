@@ -61,6 +61,7 @@ from scripts.inference.annotation_store import (
     parse_event,
     parse_tasks,
 )
+from scripts.inference.cold_start import TRAINED_NAME, cold_start_plan
 from scripts.inference.predict import LabelConfig, Predictor, parse_label_config
 from scripts.training.config import TASK_COMPONENTS
 
@@ -339,6 +340,21 @@ def write_label_data(labels_dir: Path, *, nlp: Language, labels: LabelSet) -> No
         write_text_atomic(json.dumps(data) + "\n", labels_dir / f"{factory}.json")
 
 
+def untrained(lang: str, components: list[str], labels: LabelSet) -> Language:
+    """A blank pipeline with the task components and labels, initialized (spaCy's default
+    models, untrained; the entity recognizer's moves are complete only then): what a cold-start
+    model's first retraining writes its label files from."""
+    import spacy
+
+    nlp = spacy.blank(lang)
+    for component in components:
+        pipe = nlp.add_pipe(component)
+        for label in labels.ents if component == "ner" else labels.cats:
+            pipe.add_label(label)  # type: ignore[attr-defined]
+    nlp.initialize()
+    return nlp
+
+
 def drop_unknown_labels(doc: Doc, *, ent_labels: set[str], cat_labels: set[str]) -> int:
     """Only the given labels in a Doc (of --with/--dev data, or held out): an entity of another
     label becomes missing annotation (not "no entity"), another category is removed."""
@@ -531,15 +547,21 @@ def _retrain(
     check_data_files(settings, with_option="--with", dev_option="--dev")
     nlp = load_pipeline(model)
     served = describe_pipeline(nlp)
-    components = [
-        nlp.get_pipe_meta(name).factory
-        for name in nlp.pipe_names
-        if nlp.get_pipe_meta(name).factory in TASK_COMPONENTS
-    ]
-    transformer = str(nlp.config["components"]["transformer"]["model"]["name"])
-    lang, name = nlp.lang, nlp.meta.get("name", "pipeline")
+    cold = cold_start_plan(nlp)
+    if cold is not None:  # the first retraining trains what the cold-start model stands for
+        components, transformer, name = list(cold.components), cold.transformer, TRAINED_NAME
+        served_labels = LabelSet(cold.labels, cold.categories)
+    else:
+        components = [
+            nlp.get_pipe_meta(name).factory
+            for name in nlp.pipe_names
+            if nlp.get_pipe_meta(name).factory in TASK_COMPONENTS
+        ]
+        transformer = str(nlp.config["components"]["transformer"]["model"]["name"])
+        name = nlp.meta.get("name", "pipeline")
+        served_labels = LabelSet(served.ent_labels, served.cat_labels)
+    lang, served_version = nlp.lang, served.version
     version = f"{base_version(nlp.meta.get('version', '0.0.0'))}+ls{run}"
-    served_labels, served_version = LabelSet(served.ent_labels, served.cat_labels), served.version
     store = AnnotationStore.open(data_dir, upto=upto, repair=False)
     rules = Rules(
         lang=lang,
@@ -591,7 +613,11 @@ def _retrain(
         folder.split("train"), components=components, lang=lang, with_data=settings.with_data
     )
     # The labels stage's files, from the served model and the labels added, not from the corpus
-    write_label_data(folder.labels, nlp=nlp, labels=labels)
+    write_label_data(
+        folder.labels,
+        nlp=nlp if cold is None else untrained(lang, components, labels),
+        labels=labels,
+    )
     del nlp, served  # not kept in memory while the candidate trains
     stages.config(
         run=folder,

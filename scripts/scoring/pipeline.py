@@ -21,6 +21,9 @@ from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
 from scripts.common import spacy_internals  # noqa: F401
 from scripts.common.cats import POSITIVE
 from scripts.common.errors import UserError, one_line
+
+# The cold-start model's zero-shot categories (scripts/inference/cold_start.py).
+from scripts.scoring import zero_shot  # noqa: F401
 from scripts.scoring.entity_confidence import enable_entity_confidence
 
 
