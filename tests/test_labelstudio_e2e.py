@@ -42,6 +42,7 @@ TOKEN = "spacy-ner-textcat-e2e-token"
 TOKEN_ENV = "LABEL_STUDIO_E2E_TOKEN"
 USER = {"LABEL_STUDIO_USERNAME": "e2e@example.com", "LABEL_STUDIO_PASSWORD": "e2e-password"}
 EVENTS = ["ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
+EVENTS += ["TASKS_CREATED"]  # a push predicts the tasks imported after the backend connected
 
 
 def label_studio_bin() -> Path:
@@ -167,11 +168,12 @@ class Session:
 
 @contextmanager
 def label_studio(
-    tmp_path: Path, tiny_pipeline: Path, *serve_options: str, push: bool = False
+    tmp_path: Path, tiny_pipeline: Path | None, *serve_options: str, push: bool = False
 ) -> Iterator[Session]:
     """Label Studio and `scripts.serve` (with serve_options) started, a project with the
     backend's labeling config, the webhook for annotation events, and the ML backend connected.
-    push: the backend also pushes its predictions to Label Studio (--label-studio-url)."""
+    push: the backend also pushes its predictions to Label Studio (--label-studio-url).
+    tiny_pipeline None: no model, serve_options start a --cold-start."""
     binary = label_studio_bin()
     scratch = ram_disk_dir() or tmp_path
     data = initialized_data(binary, scratch)
@@ -180,15 +182,18 @@ def label_studio(
     if push:
         serve_options += ("--label-studio-url", studio_url, "--label-studio-token-env", TOKEN_ENV)
     backend_log, studio_log = tmp_path / "backend.log", tmp_path / "studio.log"
-    served = tmp_path / "served"  # the test pipeline with entity scores, as training makes them
-    subprocess.run(
-        [sys.executable, "-m", "scripts.add_confidence", str(tiny_pipeline), str(served)],
-        cwd=PROJECT_ROOT,
-        check=True,
-        capture_output=True,
-    )
+    served: list[str] = []
+    if tiny_pipeline is not None:
+        # the test pipeline with entity scores, as training makes them
+        served.append(str(tmp_path / "served"))
+        subprocess.run(
+            [sys.executable, "-m", "scripts.add_confidence", str(tiny_pipeline), served[0]],
+            cwd=PROJECT_ROOT,
+            check=True,
+            capture_output=True,
+        )
     server = start(
-        [sys.executable, "-m", "scripts.serve", str(served), "--port", str(backend_port),
+        [sys.executable, "-m", "scripts.serve", *served, "--port", str(backend_port),
          "--gpu-id", "-1", "--data-dir", str(tmp_path / "ls-data"), *serve_options],
         env={**os.environ, TOKEN_ENV: TOKEN},
         log=backend_log,
@@ -460,3 +465,74 @@ def test_a_push_covers_every_page_of_a_large_project_once(tmp_path, tiny_pipelin
         assert sorted(by_task) == [t["id"] for t in tasks] and set(by_task.values()) == {1}
         assert {p["model_version"] for p in predictions} == {predictor.version}
         assert call("GET", f"/api/projects/{pid}")["model_version"] == predictor.version
+
+
+def test_a_cold_start_predicts_from_patterns_and_names_until_a_retraining_replaces_it(
+    tmp_path, tiny_transformer
+):
+    """serve --cold-start: Label Studio gets the cold-start model's predictions on every task
+    (pattern entities, zero-shot categories, a task score) and serves the least certain first;
+    annotations then train the real pipeline, which is swapped in and pushed in turn."""
+    patterns = tmp_path / "patterns.jsonl"
+    patterns.write_text(
+        '{"label": "SKILL", "pattern": "Python"}\n{"label": "SKILL", "pattern": "SQL"}\n',
+        encoding="utf8",
+    )
+    serve = ("--cold-start", "--labels", "SKILL", "--patterns", str(patterns))
+    serve += ("--categories", "requirements=skills the candidate must have")
+    serve += ("--categories", "responsibilities=the work the candidate will do")
+    serve += ("--categories", "benefits=what the employer offers: leave, lunch, money")
+    serve += ("--transformer", str(tiny_transformer), "--uncertainty-sampling")
+    serve += ("--retrain-every", "5", "--retrain-epochs", "1", "--retrain-margin", "1")
+    with label_studio(tmp_path, None, *serve, push=True) as s:
+        call, backend, pid = s.call, s.backend, s.project
+        tasks = import_tasks(s, [text for text, _, _ in TRAIN[:5]] + POOL)
+
+        def pushed(version: str, tasks: int) -> dict:
+            deadline, health = time.monotonic() + 240, {}
+            while time.monotonic() < deadline:
+                health = httpx.get(f"{backend}/health").json()
+                last = health["push"]["last"] or {}
+                if health["push"]["state"] == "failed":
+                    break
+                if (
+                    health["push"]["state"] == "idle"
+                    and last.get("model_version") == version
+                    and last["tasks"] == {str(pid): tasks}
+                ):
+                    return health
+                time.sleep(1)
+            raise AssertionError(f"no push of {version} to {tasks} tasks: {health}")
+
+        # the backend connected before the import: the import's webhook starts a push
+        cold = "en_cold_start-0.0.0"
+        pushed(cold, len(tasks))
+        predictions = call("GET", "/api/predictions", params={"project": pid})
+        assert sorted(p["task"] for p in predictions) == sorted(t["id"] for t in tasks)
+        assert {p["model_version"] for p in predictions} == {cold}
+        by_task = {p["task"]: p for p in predictions}
+        first = by_task[tasks[0]["id"]]  # "Python and SQL are required."
+        spans = [r["value"]["text"] for r in first["result"] if r["type"] == "labels"]
+        assert spans == ["Python", "SQL"]
+        assert any(r["type"] == "choices" for r in first["result"])
+        score = {task: p["score"] for task, p in by_task.items()}
+        assert len(set(score.values())) > 1
+        assert call("GET", f"/api/projects/{pid}")["model_version"] == cold
+        following = call("GET", f"/api/projects/{pid}/next")
+        assert score[following["id"]] == min(score.values())
+
+        for task, (text, spans, label) in zip(tasks, TRAIN[:5]):
+            call(
+                "POST",
+                f"/api/tasks/{task['id']}/annotations",
+                json={"result": result_of(text, spans, label), "was_cancelled": False},
+            )
+        health = pushed("en_pipeline-0.0.0+ls1", len(POOL))
+        assert health["training"]["last"]["result"] == "swapped", health
+        assert health["model_version"] == "en_pipeline-0.0.0+ls1"
+        fresh = [
+            p
+            for p in call("GET", "/api/predictions", params={"project": pid})
+            if p["model_version"] == "en_pipeline-0.0.0+ls1"
+        ]
+        assert sorted(p["task"] for p in fresh) == sorted(t["id"] for t in tasks[5:])

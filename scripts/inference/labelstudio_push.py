@@ -159,15 +159,18 @@ class PredictionPush:
         """One push for the model served now, in this thread (what the background thread runs)."""
         self._push(self.generation)
 
-    def add_project(self, project: Any) -> None:
+    def add_project(self, project: Any, *, tasks_added: bool = False) -> None:
         """A project Label Studio called from ("3" or "3.1700000000" from /setup, or an id):
-        pushed to from now on, and after the push under way if it is new."""
+        pushed to from now on, and after the push under way if it is new, or if tasks_added
+        (tasks were imported: those without a prediction of the served model get one)."""
         try:
             number = int(str(project).split(".")[0])
         except ValueError:
             return
-        if number not in self.projects:
+        new = number not in self.projects
+        if new:
             self.projects.append(number)
+        if new or tasks_added:
             self.wanted.set()  # the same model: a push under way goes on, and one more follows
             if self.thread is None:
                 self.start()

@@ -241,7 +241,7 @@ def create_app(
     async def webhook(payload: Any = Body(...)) -> dict[str, Any]:
         project = payload.get("project") if isinstance(payload, dict) else None
         if pusher is not None and isinstance(project, dict) and project.get("id") is not None:
-            pusher.add_project(project["id"])
+            pusher.add_project(project["id"], tasks_added=payload.get("action") == "TASKS_CREATED")
         if retraining is None:
             return {"status": NOT_STORED}
         return await retraining.webhook(payload)
