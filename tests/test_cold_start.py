@@ -76,6 +76,10 @@ def test_categories_are_comma_separated_or_one_with_its_description():
         ('{"label": "SKILL", "pattern": 3}', 'patterns.jsonl:2: "pattern" is neither'),
         ('{"label": "SKILL", "pattern": []}', 'patterns.jsonl:2: "pattern" is neither'),
         (
+            '{"label": "SKILL", "pattern": [{"LOWERR": "go"}]}',
+            "patterns.jsonl:2: spaCy's Matcher refuses the token pattern \\(token 1, LOWERR: extra",
+        ),
+        (
             '{"label": "BRAND", "pattern": "Nike"}',
             "patterns.jsonl:2: label BRAND is not one of --labels SKILL; add it to --labels",
         ),

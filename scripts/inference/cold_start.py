@@ -21,6 +21,7 @@ Patterns are the JSONL that spaCy's entity ruler and Prodigy read, one per line:
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,9 +29,11 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 import spacy
+from spacy.errors import MatchPatternError
 from spacy.language import Language
+from spacy.vocab import Vocab
 
-from scripts.common.errors import UserError
+from scripts.common.errors import UserError, one_line
 from scripts.common.files import replace_dir
 from scripts.scoring.zero_shot import ENCODER, ZERO_SHOT
 
@@ -38,6 +41,7 @@ COLD_START = "cold_start"  # the pipeline's name and its meta key
 RULER = "entity_ruler"
 TRAINED_NAME = "pipeline"  # the name of the pipeline the first retraining trains
 COLD_START_DIR = "cold-start"  # the folder under the server's --data-dir
+VOCAB = Vocab()  # what token patterns are checked with
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,8 @@ def read_patterns(path: Path, *, labels: Sequence[str]) -> list[dict[str, Any]]:
             raise UserError(
                 f'{where}: "pattern" is neither a phrase nor token dicts; {PATTERN_SHAPE}'
             )
+        if isinstance(shape, list):
+            check_token_pattern(shape, where=where)
         if labels and pattern["label"] not in labels:
             raise UserError(
                 f"{where}: label {pattern['label']} is not one of --labels "
@@ -133,6 +139,30 @@ def read_patterns(path: Path, *, labels: Sequence[str]) -> list[dict[str, Any]]:
             )
         patterns.append({key: pattern[key] for key in ("label", "pattern", "id") if key in pattern})
     return patterns
+
+
+def check_token_pattern(tokens: list[dict[str, Any]], *, where: str) -> None:
+    """A one-line UserError where spaCy's Matcher refuses a token pattern (an unknown attribute,
+    a wrong operator), which the entity ruler would refuse without saying which line."""
+    from spacy.matcher import Matcher
+
+    try:
+        Matcher(VOCAB, validate=True).add("pattern", [tokens])
+    except (MatchPatternError, ValueError) as err:
+        # "- [pattern -> 0 -> LOWERR] extra fields not permitted" -> "token 1, LOWERR: extra ..."
+        problems = [
+            re.sub(
+                r"^\[pattern -> (\d+)(?: -> )?([^\]]*)\] ",
+                lambda m: f"token {int(m[1]) + 1}{', ' + m[2] if m[2] else ''}: ",
+                line.strip().removeprefix("- "),
+            )
+            for line in str(err).splitlines()
+            if line.strip().startswith("- [pattern")
+        ] or [one_line(err)]
+        raise UserError(
+            f"{where}: spaCy's Matcher refuses the token pattern ({'; '.join(problems)}); fix "
+            "the line (token attributes: https://spacy.io/usage/rule-based-matching)"
+        ) from None
 
 
 PATTERN_SHAPE = (
