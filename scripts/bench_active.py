@@ -27,6 +27,7 @@ from scripts.bench.active import (
     STRATEGIES,
     Plan,
     draw_curves,
+    mean_curves,
     read_rounds,
     run_strategies,
     saving,
@@ -92,6 +93,9 @@ def main(
         write_bytes_atomic(output / CURVES_FILE, draw_curves(every, title=title))
         found_saving = saving(every)
         write_text_atomic(json.dumps(found_saving, indent=2) + "\n", output / "saving.json")
+        for curve in mean_curves(every):  # the table behind the curves, on stderr
+            points = ", ".join(f"{n}: {s:.3f}" for n, s in zip(curve.annotations, curve.mean))
+            print(f"{curve.strategy} (mean of {curve.seeds} seeds): {points}", file=sys.stderr)
     print(json.dumps({"saving": found_saving, "curves": str(output / CURVES_FILE)}))
 
 
