@@ -88,6 +88,16 @@ def test_the_saving_is_read_off_the_mean_curves_over_seeds():
     assert found["saving"] == pytest.approx(0.4)
     assert found["uncertainty_at_target"] == pytest.approx(0.8)
     assert found["seeds"] == 2
+    # between 20 (mean 0.45) and 30 (0.6): straight, the curve reaches 0.6 at 30 exactly
+    assert found["interpolated_annotations"] == pytest.approx(30.0)
+
+
+def test_the_interpolated_saving_lies_between_two_measured_rounds():
+    found = saving(rounds_of(RANDOM, [0.1, 0.3, 0.5]) + rounds_of(UNCERTAINTY, [0.1, 0.4, 0.6]))
+    # uncertainty: 0.4 at 20, 0.6 at 30; the target 0.5 halfway, at 25 of random's 30
+    assert found["uncertainty_annotations"] == 30 and found["saving"] == pytest.approx(0.0)
+    assert found["interpolated_annotations"] == pytest.approx(25.0)
+    assert found["interpolated_saving"] == pytest.approx(1 / 6)
 
 
 def test_no_saving_when_uncertainty_never_reaches_the_random_orders_last_score():

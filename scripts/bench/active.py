@@ -358,6 +358,10 @@ class Saving(TypedDict):
     random_annotations: Optional[int]  # annotations of that round
     uncertainty_annotations: Optional[int]  # the first round where uncertainty's mean reaches it
     saving: Optional[float]  # 1 - uncertainty_annotations / random_annotations; None: not reached
+    # where uncertainty's mean curve, drawn straight between its rounds, crosses the target, and
+    # the saving that makes: an estimate between two measured rounds
+    interpolated_annotations: Optional[float]
+    interpolated_saving: Optional[float]
     uncertainty_at_target: Optional[float]  # uncertainty's mean at random_annotations
     seeds: int
 
@@ -373,6 +377,8 @@ def saving(rounds: Sequence[Round]) -> Saving:
         saving=None,
         uncertainty_at_target=None,
         seeds=len({r["seed"] for r in rounds}),
+        interpolated_annotations=None,
+        interpolated_saving=None,
     )
     if RANDOM not in curves or UNCERTAINTY not in curves or not curves[RANDOM].annotations:
         return found
@@ -380,11 +386,21 @@ def saving(rounds: Sequence[Round]) -> Saving:
     found["target"], found["random_annotations"] = chance.mean[-1], chance.annotations[-1]
     at = dict(zip(active.annotations, active.mean))
     found["uncertainty_at_target"] = at.get(chance.annotations[-1])
+    target, last = chance.mean[-1], chance.annotations[-1]
+    before: Optional[tuple[int, float]] = None
     for size, score in zip(active.annotations, active.mean):
-        if score >= chance.mean[-1] - 1e-9:
+        if score >= target - 1e-9:
             found["uncertainty_annotations"] = size
-            found["saving"] = 1.0 - size / chance.annotations[-1]
+            found["saving"] = 1.0 - size / last
+            crossing = float(size)
+            if before is not None and score > before[1]:
+                crossing = before[0] + (size - before[0]) * (target - before[1]) / (
+                    score - before[1]
+                )
+            found["interpolated_annotations"] = round(crossing, 1)
+            found["interpolated_saving"] = 1.0 - crossing / last
             break
+        before = (size, score)
     return found
 
 
