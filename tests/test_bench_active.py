@@ -180,6 +180,7 @@ def test_a_run_prints_each_round_keeps_it_per_seed_and_draws_the_curves(tmp_path
     ]
     assert {r["seed"] for r in rounds} == {1} and {r["figure"] for r in rounds} == {"cats_macro_f"}
     assert rounds[0]["score"] == rounds[2]["score"]  # round 1 is one training for both
+    assert rounds[0]["words"] == rounds[2]["words"] > 0
     assert all(0.0 <= r["score"] <= 1.0 for r in rounds)
     for seed in (0, 1):
         kept = (output / f"seed-{seed}" / "rounds.jsonl").read_text(encoding="utf8").splitlines()

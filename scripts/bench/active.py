@@ -75,6 +75,7 @@ class Round(TypedDict):
     strategy: str
     round: int  # from 1
     annotations: int  # documents labelled so far
+    words: int  # their tokens: what the annotators read (the uncertain texts may be longer)
     score: Optional[float]  # the test figure (figure names it); None: nothing to score
     figure: str  # "ents_f" or "cats_macro_f"
     seed: int
@@ -202,6 +203,7 @@ def run_strategies(
 class Trained:
     model: Path  # model-best of the round, kept until the next round has used it
     annotations: int
+    words: int
     score: Optional[float]
     figure: str
     seconds: float
@@ -255,7 +257,8 @@ def train_round(
         explain=0,
     )
     figure, score = headline(metrics, components=plan.components)
-    return Trained(run.model_best, len(labelled), score, figure, default_timer() - started)
+    words = sum(len(ordered[i]) for i in labelled)
+    return Trained(run.model_best, len(labelled), words, score, figure, default_timer() - started)
 
 
 def headline(metrics: Metrics, *, components: str) -> tuple[str, Optional[float]]:
@@ -284,6 +287,7 @@ def record(output: Path, *, plan: Plan, strategy: str, number: int, done: Traine
         strategy=strategy,
         round=number,
         annotations=done.annotations,
+        words=done.words,
         score=done.score,
         figure=done.figure,
         seed=plan.seed,
