@@ -17,6 +17,13 @@ annotations; a restart serves the last one swapped in (scripts/inference/retrain
 
     python -m scripts.serve training/model-best --data-dir ls-data --retrain-every 50 \\
         --retrain-with corpus/train.spacy --retrain-dev corpus/dev.spacy
+
+Before anything is annotated, --cold-start serves entity ruler patterns and zero-shot categories
+instead of MODEL, until the first retraining trains the pipeline (scripts/inference/cold_start.py):
+
+    python -m scripts.serve --cold-start --labels BRAND --patterns patterns.jsonl \\
+        --categories "POSITIVE=a happy customer" --categories "NEGATIVE=a complaint" \\
+        --data-dir ls-data --retrain-every 50
 """
 
 from __future__ import annotations
