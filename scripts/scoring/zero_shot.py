@@ -3,11 +3,12 @@ that of each category's name or description, with a sentence encoder (by default
 all-MiniLM-L6-v2, offline). What the cold-start model (scripts/inference/cold_start.py) predicts
 categories with until a first retraining trains a text classifier.
 
+    import scripts.scoring.zero_shot  # registers the factory (scripts.scoring.pipeline does)
     nlp = spacy.blank("en")
     nlp.add_pipe("zero_shot_categories", config={
         "labels": ["BUG", "DOCS"],
         "descriptions": {"DOCS": "a problem with the documentation"}})
-    nlp("The tutorial has a typo").cats        # {"BUG": 0.2, "DOCS": 0.8}
+    nlp("The tutorial has a typo").cats        # DOCS above 0.5, BUG the rest
 
 The encoder embeds a text as the mean of its last layer's word-piece vectors, normalized (the
 sentence-transformers recipe), cut at max_length word pieces. One label per text: the scores are
