@@ -5,7 +5,6 @@ retraining that trains the real pipeline and swaps it in."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -174,16 +173,6 @@ def test_the_cold_start_command_writes_a_pipeline_scripts_evaluate_can_score(tmp
     assert (output / "meta.json").is_file()  # the earlier model is still there
 
 
-def wait_for_training(client, *, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        health = client.get("/health").json()
-        if health["training"]["state"] == "idle" and health["training"]["last"]:
-            return health
-        time.sleep(0.5)
-    raise AssertionError(f"training did not finish: {health}")
-
-
 @pytest.mark.slow
 def test_the_first_retraining_trains_the_real_pipeline_and_swaps_it_in(tmp_path, tiny_transformer):
     pytest.importorskip("fastapi")
@@ -196,7 +185,7 @@ def test_the_first_retraining_trains_the_real_pipeline_and_swaps_it_in(tmp_path,
         served_model,
     )
     from scripts.inference.server import create_app
-    from tests.test_labelstudio_loop import created
+    from tests.test_labelstudio_loop import created, wait_for_training
 
     spec = cold_start_spec(
         labels=["SKILL"],
@@ -226,7 +215,7 @@ def test_the_first_retraining_trains_the_real_pipeline_and_swaps_it_in(tmp_path,
             ]
             answer = client.post("/labelstudio/train", json={"annotations": tasks}).json()
             assert answer["training"] == "started"
-            health = wait_for_training(client)
+            health = wait_for_training(client, timeout=300)
             last = health["training"]["last"]
             assert last["result"] == "swapped", last
             assert health["model_version"] == "en_pipeline-0.0.0+ls1"
