@@ -33,6 +33,7 @@ from spacy.errors import MatchPatternError
 from spacy.language import Language
 from spacy.vocab import Vocab
 
+from scripts.common.base_model import resolve_base_model
 from scripts.common.errors import UserError, one_line
 from scripts.common.files import replace_dir
 from scripts.scoring.zero_shot import ENCODER, ZERO_SHOT
@@ -219,7 +220,8 @@ def build_cold_start(spec: ColdStart, *, output: Path) -> Path:
                 "encoder": spec.encoder,
             },
         )
-        nlp.get_pipe("zero_shot").load()  # type: ignore[attr-defined]  # a missing encoder fails now
+        # a missing or corrupt encoder fails now; the served copy loads it at its first text
+        resolve_base_model(spec.encoder, lang=spec.lang, check_hub=False)
     components = (("ner",) if labels else ()) + (("textcat",) if spec.categories else ())
     nlp.meta.update(
         name=COLD_START,
