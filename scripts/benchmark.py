@@ -4,6 +4,7 @@
     python -m scripts.benchmark en_job_postings --texts texts.jsonl --batch-size 64 --device cpu
     python -m scripts.benchmark training/model-best --components.transformer.max_batch_items 8192
     python -m scripts.benchmark en_job_postings --breakdown     # also words/s up to each component
+    python -m scripts.benchmark en_job_postings_int8 --float32-bare  # int8 over float32's bare pass
 
 The bare pass runs the Hugging Face model and tokenizer that the pipeline's transformer component
 holds, on the same texts in the same sub-batches, without spaCy: the ratio is what spaCy adds around
@@ -53,6 +54,12 @@ def main(
         "--breakdown",
         help="Also time the pipeline cut after each component: what each one costs",
     ),
+    float32_bare: bool = typer.Option(
+        False,
+        "--float32-bare",
+        help="Run the bare pass on the float32 model of the same config (random weights), so "
+        "that an int8 build's ratio is its speed over float32",
+    ),
 ) -> None:
     """Print one JSON line: words/s of nlp.pipe and of the bare transformer, their ratio, peak
     memory, device."""
@@ -79,6 +86,7 @@ def main(
             overrides=overrides,
             baseline=baseline,
             breakdown=breakdown,
+            float32_bare=float32_bare,
         )
     print(json.dumps(result), flush=True)
     sys.stdout.flush()

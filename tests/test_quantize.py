@@ -14,14 +14,17 @@ import pytest
 import spacy
 import torch
 
+from scripts.bench.throughput import REFERENCE, bare_transformer, benchmark
 from scripts.common.errors import UserError
-from scripts.common.spacy_internals import CONVERTED_TRANSFORMER
+from scripts.common.spacy_internals import CONVERTED_TRANSFORMER, swap_in_converted_transformer
 from scripts.evaluation.run import evaluate_model
 from scripts.inference.predict import describe_pipeline, predict_texts
 from scripts.packaging.engines import INT8, Splits, compare_scores
 from scripts.packaging.int8 import (
     ALPHA,
     QUANTIZE,
+    QUANTIZE_V1,
+    Int8Linear,
     SmoothedLinear,
     quantize_module,
     smooth_module,
@@ -61,10 +64,10 @@ def inv_scales(nlp) -> list[torch.Tensor]:
 def test_quantized_pipeline_saves_and_loads_as_int8_with_its_smoothing(tiny_pipeline, tmp_path):
     nlp = quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION)
     assert (
-        int8_linears(nlp) == 2 * 5 + 1
-    )  # per BERT layer: q, k, v, attention output, feed-forward in; the pooler
+        int8_linears(nlp) == 2 * 6 + 1
+    )  # per BERT layer: q, k, v, attention output, feed-forward in and out; the pooler
     scales = [scale.clone() for scale in inv_scales(nlp)]
-    assert len(scales) == 11 and all(
+    assert len(scales) == 13 and all(
         not torch.equal(scale, torch.ones_like(scale)) for scale in scales
     )
     model_config = nlp.config["components"]["transformer"]["model"]
@@ -73,10 +76,35 @@ def test_quantized_pipeline_saves_and_loads_as_int8_with_its_smoothing(tiny_pipe
     expected = predict_texts(describe_pipeline(nlp), TEXTS)
     nlp.to_disk(tmp_path / "int8")
     loaded = spacy.load(tmp_path / "int8")
-    assert int8_linears(loaded) == 11
+    assert int8_linears(loaded) == 13
+    for module in loaded.get_pipe("transformer").model.transformer.modules():
+        if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
+            # 8-bit activations, 7-bit weights: a uint8 x int8 pair summed cannot overflow int16
+            assert isinstance(module, Int8Linear)
+            weights = module.weight().int_repr()
+            assert weights.min() >= -64 and weights.max() <= 63 and weights.abs().max() >= 60
     assert all(torch.equal(a, b) for a, b in zip(inv_scales(loaded), scales, strict=True))
     assert predict_texts(describe_pipeline(loaded), TEXTS) == expected
-    assert quantize_pipeline(loaded) is loaded and int8_linears(loaded) == 11  # twice is once
+    assert quantize_pipeline(loaded) is loaded and int8_linears(loaded) == 13  # twice is once
+
+
+def test_an_int8_pipeline_built_before_v2_loads_with_its_feed_forward_outputs_float32(
+    tiny_pipeline, tmp_path
+):
+    nlp = spacy.load(tiny_pipeline)
+    model = nlp.get_pipe("transformer").model.transformer
+    quantized = quantize_module(model, version=1)
+    swap_in_converted_transformer(
+        nlp, component="transformer", model=quantized, convert={"@misc": QUANTIZE_V1}
+    )
+    assert int8_linears(nlp) == 2 * 5 + 1
+    expected = predict_texts(describe_pipeline(nlp), TEXTS)
+    nlp.to_disk(tmp_path / "int8-v1")
+    loaded = spacy.load(tmp_path / "int8-v1")
+    assert int8_linears(loaded) == 11
+    transformer = loaded.get_pipe("transformer").model.transformer
+    assert not any(isinstance(m, Int8Linear) for m in transformer.modules())
+    assert predict_texts(describe_pipeline(loaded), TEXTS) == expected
 
 
 def test_loading_int8_weights_is_quiet_and_leaves_the_process_warning_filters_alone(
@@ -86,9 +114,24 @@ def test_loading_int8_weights_is_quiet_and_leaves_the_process_warning_filters_al
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = spacy.load(tmp_path / "int8")
-    assert int8_linears(loaded) == 11
+    assert int8_linears(loaded) == 13
     assert not [w for w in caught if "TypedStorage" in str(w.message)]
     assert not [f for f in warnings.filters if f[1] is not None and "TypedStorage" in f[1].pattern]
+
+
+def test_the_benchmark_times_an_int8_pipeline_against_float32_when_asked(tiny_pipeline, tmp_path):
+    nlp = quantize_pipeline(spacy.load(tiny_pipeline), calibration=CALIBRATION)
+    own, _, _, is_own = bare_transformer(nlp)
+    assert is_own and own is nlp.get_pipe("transformer").model.transformer
+    reference, _, _, is_own = bare_transformer(nlp, float32=True)
+    assert not is_own and reference is not own
+    assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in reference.modules())
+    assert reference.config.hidden_size == own.config.hidden_size
+    nlp.to_disk(tmp_path / "int8")
+    texts = [t for t in TEXTS if t]
+    assert "bare_model" not in benchmark(model=str(tmp_path / "int8"), texts=texts, repeats=1)
+    result = benchmark(model=str(tmp_path / "int8"), texts=texts, repeats=1, float32_bare=True)
+    assert result["bare_model"] == REFERENCE and result["ratio"] > 0
 
 
 def test_int8_scores_stay_close_to_float(tiny_pipeline):
@@ -218,11 +261,17 @@ def test_smoothing_keeps_the_float_output_and_cuts_the_int8_error_of_an_outlier_
     def error(quantized):
         return float((quantized(x) - expected).norm() / expected.norm())
 
-    plain, smooth = (
-        error(quantize_module(copy.deepcopy(model))),
-        error(quantize_module(copy.deepcopy(model), input_max=input_max)),
-    )
-    assert smooth < plain / 3, (plain, smooth)
+    errors = {
+        version: (
+            error(quantize_module(copy.deepcopy(model), version=version)),
+            error(quantize_module(copy.deepcopy(model), input_max=input_max, version=version)),
+        )
+        for version in (1, 2)
+    }
+    (plain_v1, smooth_v1), (plain, smooth) = errors[1], errors[2]
+    assert smooth_v1 < plain_v1 / 3, errors[1]
+    # v2's 8-bit activations leave the unsmoothed layer half v1's error; smoothing halves it again
+    assert plain < plain_v1 * 0.6 and smooth < plain / 2, errors
 
 
 def test_a_quiet_calibration_channel_cannot_be_blown_up():
@@ -258,7 +307,7 @@ def test_the_shipped_module_imports_on_its_own_without_this_repository(tmp_path)
     assert done.stdout.split() == ["quantize_module", "[]"]
 
 
-def test_feed_forward_outputs_stay_float32_in_bert_and_distilbert_naming():
+def test_v1_keeps_feed_forward_outputs_float32_in_bert_and_distilbert_naming():
     from scripts.packaging.int8 import int8_linear_names
 
     class Block(torch.nn.Module):
@@ -279,9 +328,17 @@ def test_feed_forward_outputs_stay_float32_in_bert_and_distilbert_naming():
     distil.layer[0].ffn = Block(["lin1", "lin2"])
     model = torch.nn.Module()
     model.encoder, model.transformer = encoder, distil
-    assert int8_linear_names(model) == [
+    assert int8_linear_names(model, version=1) == [
         "encoder.layer.0.attention.output.dense",
         "encoder.layer.0.intermediate.dense",
         "transformer.layer.0.q_lin",
         "transformer.layer.0.ffn.lin1",
+    ]
+    assert int8_linear_names(model) == [
+        "encoder.layer.0.attention.output.dense",
+        "encoder.layer.0.intermediate.dense",
+        "encoder.layer.0.output.dense",
+        "transformer.layer.0.q_lin",
+        "transformer.layer.0.ffn.lin1",
+        "transformer.layer.0.ffn.lin2",
     ]

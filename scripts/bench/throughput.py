@@ -12,9 +12,10 @@ tokenizer, alignment, the NER and the classifier). Texts longer than the span ge
 the pipeline more (overlapping windows) and are cut at the model's maximum length in the bare
 pass. A pipeline whose transformer runs on ONNX Runtime holds no PyTorch model: its bare pass runs
 the PyTorch float32 model of the same architecture, built from the same config with random weights
-(the time of a forward pass does not depend on the weights). Both are timed `repeats` times,
-taking turns batch by batch, and each batch counts with its fastest time (timeit's rule: load
-from elsewhere only ever adds time).
+(the time of a forward pass does not depend on the weights); float32_bare=True does the same for
+any pipeline, so that an int8 build's ratio is its speed over float32 in one run. Both are timed
+`repeats` times, taking turns batch by batch, and each batch counts with its fastest time
+(timeit's rule: load from elsewhere only ever adds time).
 """
 
 from __future__ import annotations
@@ -140,11 +141,11 @@ def load_texts(path: Optional[Path], *, text_field: str = "text") -> list[str]:
     return texts
 
 
-def bare_transformer(nlp: Any) -> tuple[Any, Any, int, bool]:
+def bare_transformer(nlp: Any, *, float32: bool = False) -> tuple[Any, Any, int, bool]:
     """(Hugging Face model, tokenizer, max_batch_items, whether the model is the pipeline's own) of
     the pipeline's transformer component, through spacy-transformers' TransformerModel properties
-    and the component's cfg; for an ONNX transformer, the float32 PyTorch model of the same config
-    (reference_model)."""
+    and the component's cfg; for an ONNX transformer, or any with float32, the float32 PyTorch
+    model of the same config (reference_model)."""
     names = [name for name in nlp.pipe_names if nlp.get_pipe_meta(name).factory == "transformer"]
     if not names:
         raise UserError(
@@ -153,9 +154,13 @@ def bare_transformer(nlp: Any) -> tuple[Any, Any, int, bool]:
         )
     component = nlp.get_pipe(names[0])
     model = component.model.transformer
-    own = model is not None
-    if not own:
+    own = model is not None and not float32
+    if model is None:
         model = reference_model(component.model)
+    elif float32:  # e.g. an int8 model: its config, float32 layers
+        from transformers import AutoModel
+
+        model = AutoModel.from_config(model.config).eval()
     return model, component.model.tokenizer, int(component.cfg["max_batch_items"]), own
 
 
@@ -255,11 +260,14 @@ def benchmark(
     overrides: Optional[Mapping[str, Any]] = None,
     baseline: Optional[str] = None,
     breakdown: bool = False,
+    float32_bare: bool = False,
 ) -> BenchmarkResult:
     """Time nlp.pipe and the bare forward pass on the same texts (and nlp.pipe of a baseline
     pipeline, e.g. the float32 one an int8 build came from); return the figures benchmark prints.
     With breakdown, also time the pipeline cut after each component (transformer; transformer and
-    ner; ...), so that the words/s lost to each component after the transformer can be read off."""
+    ner; ...), so that the words/s lost to each component after the transformer can be read off.
+    With float32_bare, the bare pass runs the float32 model of the transformer's config (REFERENCE)
+    even where the pipeline holds another (an int8 build)."""
     import torch
 
     from scripts.common.device import activate, resolve_device
@@ -269,7 +277,7 @@ def benchmark(
     activate(resolve_device("0" if device == "gpu" else "-1"))
     nlp = load(model, overrides=overrides)
     other = load(baseline, overrides=overrides) if baseline else None
-    hf_model, tokenizer, max_batch_items, own_model = bare_transformer(nlp)
+    hf_model, tokenizer, max_batch_items, own_model = bare_transformer(nlp, float32=float32_bare)
     torch_device = "cuda" if device == "gpu" else "cpu"
     size = batch_size or nlp.batch_size
     words = sum(len(text.split()) for text in texts)
