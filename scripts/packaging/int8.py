@@ -16,9 +16,9 @@ trained on job descriptions); v1 pipelines, built before, keep those layers floa
 
 One scale per activation matrix is what costs accuracy: a few input channels of a transformer's
 linear layers are much larger than the rest, and one scale leaves the others few levels. So each
-quantized layer first divides its input channel-wise by s and has its weight
-columns multiplied by s (SmoothQuant, Xiao et al. 2022), which leaves the float32 result unchanged
-and moves part of the activation range into the per-channel weight scales:
+quantized layer first divides its input channel-wise by s and has its weight columns multiplied by
+s (SmoothQuant, Xiao et al. 2022), which leaves the float32 result unchanged and moves part of the
+activation range into the per-channel weight scales:
 s = max|x|^ALPHA / max|W|^(1 - ALPHA), with max|x| per channel measured on calibration texts.
 
 A saved int8 pipeline names spacy_internals' converted transformer architecture with QUANTIZE as its
@@ -66,7 +66,7 @@ def int8_linear_names(model: torch.nn.Module, *, version: int = 2) -> list[str]:
 
 class Int8Linear(torch.ao.nn.quantized.dynamic.Linear):
     """torch's dynamic int8 Linear with its activations quantized in 8 bits, not 7 (its weights
-    come in 7, WEIGHT_OBSERVER)."""
+    come in 7: int8_qconfig)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         packed = self._packed_params._packed_params
