@@ -69,6 +69,9 @@ class Int8Linear(torch.ao.nn.quantized.dynamic.Linear):
     come in 7: int8_qconfig)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # torch's Linear passes reduce_range=True to this op with no public switch, so this forward
+        # is torch's own with False, reading the packed weights the same private way (pinned torch;
+        # tests/test_quantize.py fails if the attribute or the 8-bit activations' effect goes).
         packed = self._packed_params._packed_params
         return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
 
